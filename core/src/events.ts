@@ -1,0 +1,43 @@
+import type { Assignment } from './assign.ts';
+import type { Event } from './schemas.ts';
+
+export interface ExposureContext {
+  unitId: string;
+  route: string;
+  requestId: string;
+  ts: number;
+  latencyMs?: number;
+  status?: number;
+  attributes?: Record<string, string | number | boolean>;
+}
+
+/**
+ * The exposure event for one request (SPEC §5): one event listing every running, non-forced
+ * assignment, or none when there is nothing to analyse. Forced and holdout units are never
+ * exposed, which is what keeps them out of the analysis.
+ */
+export function exposureEvent(assignments: readonly Assignment[], ctx: ExposureContext, eventId: string): Event | null {
+  const analysed = assignments.filter((a) => !a.forced).map((a) => ({ experiment: a.experiment, variant: a.variant }));
+  if (analysed.length === 0) return null;
+  const event: Event = { eventId, type: 'exposure', ts: ctx.ts, unitId: ctx.unitId, route: ctx.route, requestId: ctx.requestId, assignments: analysed };
+  if (ctx.latencyMs !== undefined) event.latencyMs = ctx.latencyMs;
+  if (ctx.status !== undefined) event.status = ctx.status;
+  if (ctx.attributes && Object.keys(ctx.attributes).length > 0) event.attributes = ctx.attributes;
+  return event;
+}
+
+/** `exp=variant,exp2=variant` (SPEC §4 `x-ab-assignments`). */
+export function formatAssignmentsHeader(assignments: readonly Pick<Assignment, 'experiment' | 'variant'>[]): string {
+  let out = '';
+  for (const a of assignments) out += (out ? ',' : '') + a.experiment + '=' + a.variant;
+  return out;
+}
+
+export function parseAssignmentsHeader(header: string | undefined): { experiment: string; variant: string }[] {
+  if (!header) return [];
+  return header
+    .split(',')
+    .map((pair) => pair.trim().split('='))
+    .filter((p): p is [string, string] => p.length === 2 && p[0] !== '' && p[1] !== '')
+    .map(([experiment, variant]) => ({ experiment, variant }));
+}

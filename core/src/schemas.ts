@@ -1,0 +1,247 @@
+import { z } from 'zod';
+import { BUCKETS } from './hash.ts';
+
+export const KEY_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+export const EVENT_TYPE_PATTERN = /^[a-z][a-z0-9_]{0,63}$/;
+
+export const Key = z.string().regex(KEY_PATTERN, 'must match ^[a-z0-9][a-z0-9._-]{0,63}$');
+
+const JsonValue: z.ZodType<unknown> = z.json();
+export const Params = z.record(z.string().min(1).max(128), JsonValue);
+export type Params = z.infer<typeof Params>;
+
+const HttpUrl = z
+  .string()
+  .url()
+  .refine((u) => /^https?:\/\//.test(u), 'must be an http(s) URL');
+
+// ---------------------------------------------------------------- targeting
+
+export const TargetingOp = z.enum(['eq', 'neq', 'in', 'nin', 'gt', 'gte', 'lt', 'lte', 'exists']);
+export type TargetingOp = z.infer<typeof TargetingOp>;
+
+const Scalar = z.union([z.string(), z.number(), z.boolean()]);
+
+export const TargetingRule = z
+  .strictObject({
+    attribute: z.string().min(1).max(128),
+    op: TargetingOp,
+    value: z.union([Scalar, z.array(Scalar)]).optional(),
+  })
+  .superRefine((rule, ctx) => {
+    const needs = (ok: boolean, what: string) => {
+      if (!ok) ctx.addIssue({ code: 'custom', path: ['value'], message: `op "${rule.op}" needs ${what}` });
+    };
+    switch (rule.op) {
+      case 'in':
+      case 'nin':
+        needs(Array.isArray(rule.value), 'an array value');
+        break;
+      case 'gt':
+      case 'gte':
+      case 'lt':
+      case 'lte':
+        needs(typeof rule.value === 'number' && Number.isFinite(rule.value), 'a number value');
+        break;
+      case 'eq':
+      case 'neq':
+        needs(rule.value !== undefined && !Array.isArray(rule.value), 'a single value');
+        break;
+      case 'exists':
+        needs(rule.value === undefined || typeof rule.value === 'boolean', 'no value or a boolean');
+        break;
+    }
+  });
+export type TargetingRule = z.infer<typeof TargetingRule>;
+
+// ---------------------------------------------------------------- routes
+
+export const Fallback = z.union([
+  z.strictObject({ upstream: HttpUrl }),
+  z.strictObject({
+    status: z.number().int().min(100).max(599).default(200),
+    body: JsonValue,
+    headers: z.record(z.string(), z.string()).optional(),
+  }),
+]);
+export type Fallback = z.infer<typeof Fallback>;
+
+export const RouteInput = z.strictObject({
+  upstream: HttpUrl,
+  path: z.string().startsWith('/').default('/'),
+  defaultParams: Params.default({}),
+  timeoutMs: z.number().int().min(1).max(120_000).default(1000),
+  fallback: Fallback.optional(),
+});
+export type RouteInput = z.input<typeof RouteInput>;
+export const Route = RouteInput.extend({ key: Key, updatedAt: z.string() });
+export type Route = z.infer<typeof Route>;
+
+// ---------------------------------------------------------------- metrics
+
+const EventRef = z.strictObject({
+  event: z.string().regex(EVENT_TYPE_PATTERN, 'must be an event type'),
+  field: z.literal('value').optional(),
+});
+
+export const MetricDefinition = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('proportion'), event: EventRef.shape.event, description: z.string().max(500).optional() }),
+  z.strictObject({ type: z.literal('mean'), event: EventRef.shape.event, description: z.string().max(500).optional() }),
+  z.strictObject({ type: z.literal('ratio'), numerator: EventRef, denominator: EventRef, description: z.string().max(500).optional() }),
+]);
+export type MetricDefinition = z.infer<typeof MetricDefinition>;
+export type BuiltInMetric = { key: 'error_rate' | 'latency_ms'; type: 'proportion' | 'mean'; builtIn: true; description: string };
+export type Metric = (MetricDefinition & { key: string; builtIn?: false }) | BuiltInMetric;
+
+/**
+ * Always available as guardrails, computed by the aggregator from the gateway's own exposure
+ * events (SPEC §5): `error_rate` is the share of exposed units with an exposure answered >= 500,
+ * `latency_ms` the per-unit mean of the exposures' `latencyMs`.
+ */
+export const BUILT_IN_METRICS: Record<BuiltInMetric['key'], BuiltInMetric> = {
+  error_rate: { key: 'error_rate', type: 'proportion', builtIn: true, description: 'Share of exposed units that saw an upstream error (status >= 500)' },
+  latency_ms: { key: 'latency_ms', type: 'mean', builtIn: true, description: 'Mean gateway latency of a unit\'s exposures, in milliseconds' },
+};
+
+// ---------------------------------------------------------------- experiments
+
+export const ExperimentStatus = z.enum(['draft', 'running', 'paused', 'released', 'rolled_back', 'archived']);
+export type ExperimentStatus = z.infer<typeof ExperimentStatus>;
+
+/** Percentages with at most two decimals; compared in hundredths so 33.33+33.33+33.34 sums exactly. */
+export const Weight = z
+  .number()
+  .min(0)
+  .max(100)
+  .refine((w) => Math.abs(w * 100 - Math.round(w * 100)) < 1e-6, 'at most two decimals');
+
+export const Variant = z.strictObject({
+  key: Key,
+  name: z.string().max(200).optional(),
+  weight: Weight,
+  params: Params.default({}),
+  upstream: HttpUrl.optional(),
+});
+export type Variant = z.infer<typeof Variant>;
+
+export const Allocation = z
+  .strictObject({ start: z.number().int().min(0).max(BUCKETS), end: z.number().int().min(0).max(BUCKETS) })
+  .refine((a) => a.start < a.end, { message: 'start must be below end', path: ['end'] });
+export type Allocation = z.infer<typeof Allocation>;
+
+export function hundredths(weight: number): number {
+  return Math.round(weight * 100);
+}
+
+function checkVariants(
+  def: { variants: Variant[]; overrides?: Record<string, string> },
+  ctx: z.RefinementCtx,
+): void {
+  const seen = new Set<string>();
+  def.variants.forEach((v, i) => {
+    if (seen.has(v.key)) ctx.addIssue({ code: 'custom', path: ['variants', i, 'key'], message: `duplicate variant "${v.key}"` });
+    seen.add(v.key);
+  });
+  const total = def.variants.reduce((sum, v) => sum + hundredths(v.weight), 0);
+  if (total !== 100 * 100) {
+    ctx.addIssue({ code: 'custom', path: ['variants'], message: `weights must sum to exactly 100 (got ${total / 100})` });
+  }
+  for (const [unit, variant] of Object.entries(def.overrides ?? {})) {
+    if (!seen.has(variant)) {
+      ctx.addIssue({ code: 'custom', path: ['overrides', unit], message: `unknown variant "${variant}"` });
+    }
+  }
+}
+
+const ExperimentFields = {
+  key: Key,
+  name: z.string().min(1).max(200).optional(),
+  hypothesis: z.string().max(2000).optional(),
+  route: Key,
+  layer: Key.optional(),
+  trafficPercent: z.number().gt(0).max(100).optional(),
+  allocation: Allocation.optional(),
+  salt: z.string().max(64).default(''),
+  targeting: z.array(TargetingRule).max(50).default([]),
+  variants: z.array(Variant).min(2).max(20),
+  overrides: z.record(z.string().min(1).max(256), Key).default({}),
+  metrics: z
+    .strictObject({ primary: Key.optional(), guardrails: z.array(Key).max(20).default([]) })
+    .default({ guardrails: [] }),
+};
+
+/** What a PM submits (SPEC §4 definition). Unknown fields are rejected. */
+export const ExperimentDefinition = z.strictObject(ExperimentFields).superRefine(checkVariants);
+export type ExperimentDefinition = z.infer<typeof ExperimentDefinition>;
+export type ExperimentDefinitionInput = z.input<typeof ExperimentDefinition>;
+
+/** What the service stores and publishes. */
+export const Experiment = z
+  .strictObject({
+    ...ExperimentFields,
+    layer: Key,
+    allocation: Allocation,
+    trafficPercent: z.number().gt(0).max(100),
+    status: ExperimentStatus,
+    version: z.number().int().min(1),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+    startedAt: z.string().optional(),
+    releasedVariant: Key.optional(),
+    releasedAt: z.string().optional(),
+  })
+  .superRefine(checkVariants);
+export type Experiment = z.infer<typeof Experiment>;
+
+export const RampRequest = z.strictObject({ weights: z.record(Key, Weight) });
+export const PromoteRequest = z.strictObject({ variant: Key });
+
+// ---------------------------------------------------------------- config snapshot
+
+export const Holdout = z.strictObject({ percent: z.number().min(0).max(100), salt: z.string().max(64).default('') });
+export type Holdout = z.infer<typeof Holdout>;
+
+export const ConfigSnapshot = z.object({
+  version: z.number().int().min(0),
+  routes: z.record(z.string(), Route),
+  experiments: z.array(Experiment),
+  metrics: z.record(z.string(), z.any()),
+  holdout: Holdout.nullable().default(null),
+});
+export type ConfigSnapshot = z.infer<typeof ConfigSnapshot>;
+
+// ---------------------------------------------------------------- events
+
+export const AssignmentRef = z.strictObject({ experiment: Key, variant: Key });
+export type AssignmentRef = z.infer<typeof AssignmentRef>;
+
+export const Event = z.strictObject({
+  eventId: z.string().uuid(),
+  type: z.string().regex(EVENT_TYPE_PATTERN, 'must match ^[a-z][a-z0-9_]{0,63}$'),
+  ts: z.number().int().min(0),
+  unitId: z.string().min(1).max(256),
+  route: z.string().max(64).optional(),
+  requestId: z.string().max(128).optional(),
+  assignments: z.array(AssignmentRef).max(100).default([]),
+  value: z.number().finite().optional(),
+  latencyMs: z.number().finite().min(0).optional(),
+  status: z.number().int().min(0).max(999).optional(),
+  attributes: z.record(z.string(), Scalar).optional(),
+});
+export type Event = z.infer<typeof Event>;
+
+/** What a client may send to the gateway's /v1/events; the gateway fills in the rest. */
+export const ClientEvent = z.strictObject({
+  eventId: z.string().uuid().optional(),
+  type: z.string().regex(EVENT_TYPE_PATTERN, 'must match ^[a-z][a-z0-9_]{0,63}$').refine((t) => t !== 'exposure', 'exposure events are written by the gateway'),
+  ts: z.number().int().min(0).optional(),
+  unitId: z.string().min(1).max(256),
+  route: z.string().max(64).optional(),
+  requestId: z.string().max(128).optional(),
+  value: z.number().finite().optional(),
+  attributes: z.record(z.string(), Scalar).optional(),
+});
+export type ClientEvent = z.infer<typeof ClientEvent>;
+
+export const EVENTS_TOPIC = 'bunryu.events';
+export const MAX_EVENTS_PER_CALL = 500;

@@ -1,0 +1,87 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { assign, type AssignableConfig, type AssignableExperiment } from '../src/index.ts';
+
+const experiment = (over: Partial<AssignableExperiment>): AssignableExperiment => ({
+  key: 'exp',
+  route: 'r',
+  status: 'running',
+  allocation: { start: 0, end: 10000 },
+  variants: [
+    { key: 'control', weight: 50, params: { v: 'a' } },
+    { key: 'treatment', weight: 50, params: { v: 'b' } },
+  ],
+  ...over,
+});
+const config = (...experiments: AssignableExperiment[]): AssignableConfig => ({ routes: { r: { defaultParams: {} } }, experiments });
+const units = (n: number, prefix = 'unit-') => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+
+describe('assignment properties', () => {
+  it('splits 100k units within tolerance of the weights', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 99 }), fc.string({ maxLength: 8 }), (treatmentWeight, salt) => {
+        const c = config(experiment({ salt, variants: [{ key: 'control', weight: 100 - treatmentWeight }, { key: 'treatment', weight: treatmentWeight }] }));
+        let treated = 0;
+        const n = 100_000;
+        for (const u of units(n)) if (assign(c, 'r', u).assignments[0]?.variant === 'treatment') treated++;
+        const p = treatmentWeight / 100;
+        // 5 standard deviations: a failure here is a broken hash, not bad luck.
+        expect(Math.abs(treated / n - p)).toBeLessThan(5 * Math.sqrt((p * (1 - p)) / n) + 1e-4);
+      }),
+      { numRuns: 8 },
+    );
+  });
+
+  it('ramping weight from control to treatment never moves a unit back to control', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 99 }), fc.integer({ min: 1, max: 100 }), (from, step) => {
+        const to = Math.min(100, from + step);
+        const at = (w: number) => config(experiment({ variants: [{ key: 'control', weight: 100 - w }, { key: 'treatment', weight: w }] }));
+        const before = at(from);
+        const after = at(to);
+        for (const u of units(3000)) {
+          const b = assign(before, 'r', u).assignments[0]?.variant;
+          const a = assign(after, 'r', u).assignments[0]?.variant;
+          if (b === 'treatment') expect(a).toBe('treatment');
+        }
+      }),
+      { numRuns: 30 },
+    );
+  });
+
+  it('experiments sharing a layer never both assign a unit', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 9999 }), fc.integer({ min: 0, max: 9999 }), (split, end) => {
+        const c = config(
+          experiment({ key: 'a', layer: 'shared', allocation: { start: 0, end: split } }),
+          experiment({ key: 'b', layer: 'shared', allocation: { start: split, end: Math.max(split + 1, end) } }),
+        );
+        for (const u of units(2000)) expect(assign(c, 'r', u).assignments.length).toBeLessThanOrEqual(1);
+      }),
+      { numRuns: 30 },
+    );
+  });
+
+  it('is sticky: the same unit always gets the same variant', () => {
+    const c = config(experiment({}));
+    for (const u of units(500)) expect(assign(c, 'r', u)).toEqual(assign(c, 'r', u));
+  });
+
+  it('forced overrides apply and are marked forced', () => {
+    const c = config(experiment({ overrides: { 'qa-1': 'treatment' } }));
+    expect(assign(c, 'r', 'qa-1').assignments).toEqual([{ experiment: 'exp', variant: 'treatment', forced: true }]);
+  });
+
+  it('paused and rolled-back experiments affect nothing', () => {
+    for (const status of ['paused', 'rolled_back', 'draft', 'archived'] as const) {
+      const c = config(experiment({ status }));
+      expect(assign(c, 'r', 'u').assignments).toEqual([]);
+      expect(assign(c, 'r', 'u').params).toEqual({});
+    }
+  });
+
+  it('a variant upstream overrides the route upstream', () => {
+    const c = config(experiment({ variants: [{ key: 'control', weight: 0 }, { key: 'treatment', weight: 100, upstream: 'http://b:1' }] }));
+    expect(assign(c, 'r', 'u').upstream).toBe('http://b:1');
+  });
+});

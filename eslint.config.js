@@ -1,0 +1,57 @@
+// @ts-check
+import tseslint from 'typescript-eslint';
+
+const SERVICES = ['gateway', 'experiment-service', 'model-server', 'aggregator', 'dashboard'];
+
+/** Each service may use core and platform, never another service. */
+const serviceBoundaries = SERVICES.map((service) => ({
+  files: [`${service}/**/*.ts`],
+  rules: {
+    'no-restricted-imports': [
+      'error',
+      {
+        patterns: SERVICES.filter((s) => s !== service).map((other) => ({
+          group: [`@bunryu/${other}`, `**/${other}/**`, `../${other}`, `../../${other}`],
+          message: `Services never import each other: put shared logic in core/ (pure) or platform/ (plumbing), and talk to ${other} over HTTP or Kafka.`,
+        })),
+      },
+    ],
+  },
+}));
+
+export default tseslint.config(
+  { ignores: ['**/node_modules/**', 'data/**', 'dashboard/public/vendor/**', 'test-artifacts/**', 'infra/**'] },
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-explicit-any': 'warn',
+    },
+  },
+  ...serviceBoundaries,
+  {
+    files: ['core/src/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['node:*', 'fs', 'path', 'http', 'net', 'os', 'child_process'], message: 'core is pure: no I/O. Put it in platform/ or the service that needs it.' },
+            { group: ['ioredis', 'kafkajs', '@clickhouse/*', 'chdb', 'chdb/*', 'onnxruntime-node', 'undici', 'prom-client'], message: 'core is pure: adapters live in the services.' },
+            { group: ['fastify', '@bunryu/*'], allowTypeImports: true, message: 'core imports fastify for types only, and no other package of ours.' },
+          ],
+        },
+      ],
+      'no-restricted-globals': ['error', { name: 'process', message: 'core takes its environment as an argument.' }, { name: 'console', message: 'core logs nothing: return the information.' }],
+      'no-restricted-properties': [
+        'error',
+        { object: 'Date', property: 'now', message: 'core takes a clock as an argument.' },
+        { object: 'Math', property: 'random', message: 'core takes a random source as an argument.' },
+      ],
+    },
+  },
+  {
+    files: ['**/test/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts', 'e2e/**/*.ts'],
+    rules: { '@typescript-eslint/no-non-null-assertion': 'off' },
+  },
+);
