@@ -60,7 +60,7 @@ if [[ "$(cat "$LIB/.complete" 2>/dev/null || true)" != "$POM_SUM" ]]; then
   tmp="$SCRIPT_DIR/lib.tmp.$$"
   rm -rf "$tmp"
   t0=$SECONDS
-  if ! mvn -q -B -f "$SCRIPT_DIR/pom.xml" dependency:copy-dependencies \
+  if ! mvn -q -B -Dstyle.color=never -f "$SCRIPT_DIR/pom.xml" dependency:copy-dependencies \
       -DoutputDirectory="$tmp" >&2; then
     rm -rf "$tmp"
     say "mvn dependency:copy-dependencies failed"
