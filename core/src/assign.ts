@@ -1,6 +1,6 @@
-import { PrefixHasher, utf8 } from './hash.ts';
+import { PrefixHasher, hashPrefix, type HashPrefix } from './hash.ts';
 import { hundredths, type ExperimentStatus, type Params, type TargetingRule } from './schemas.ts';
-import { matchesTargeting, type Attributes } from './targeting.ts';
+import { compileTargeting, type Attributes, type CompiledTargeting } from './targeting.ts';
 
 /** The part of a config snapshot that assignment reads (the test vectors use exactly this). */
 export interface AssignableConfig {
@@ -37,34 +37,37 @@ export interface AssignmentResult {
   upstream?: string;
 }
 
+/** A params object flattened once per snapshot: merging key by key is far cheaper than Object.assign per request. */
+type Entries = readonly (readonly [string, unknown])[];
+
 interface CompiledRelease {
-  targeting: readonly TargetingRule[];
-  params: Params;
+  matches: CompiledTargeting;
+  entries: Entries;
   upstream?: string;
 }
 
 interface CompiledExperiment {
   key: string;
-  targeting: readonly TargetingRule[];
-  layerPrefix: Uint8Array;
-  variantPrefix: Uint8Array;
+  matches: CompiledTargeting;
+  layerPrefix: HashPrefix;
+  variantPrefix: HashPrefix;
   start: number;
   end: number;
   /** thresholds[i] = cumulative round(weight*100) of variants 0..i */
   thresholds: Int32Array;
-  variants: readonly { key: string; params: Params; upstream?: string }[];
+  variants: readonly { key: string; entries: Entries; upstream?: string }[];
   overrides: ReadonlyMap<string, number>;
 }
 
 interface CompiledRoute {
-  defaultParams: Params;
+  defaultEntries: Entries;
   released: CompiledRelease[];
   running: CompiledExperiment[];
 }
 
 export interface CompiledConfig {
   routes: Map<string, CompiledRoute>;
-  holdout: { prefix: Uint8Array; threshold: number } | null;
+  holdout: { prefix: HashPrefix; threshold: number } | null;
 }
 
 const EMPTY: Params = Object.freeze({}) as Params;
@@ -80,7 +83,7 @@ export function compileConfig(config: AssignableConfig): CompiledConfig {
   const routeFor = (name: string): CompiledRoute => {
     let r = routes.get(name);
     if (!r) {
-      r = { defaultParams: config.routes[name]?.defaultParams ?? EMPTY, released: [], running: [] };
+      r = { defaultEntries: Object.entries(config.routes[name]?.defaultParams ?? EMPTY), released: [], running: [] };
       routes.set(name, r);
     }
     return r;
@@ -93,7 +96,7 @@ export function compileConfig(config: AssignableConfig): CompiledConfig {
   for (const e of released) {
     const variant = e.variants.find((v) => v.key === e.releasedVariant);
     if (!variant) continue;
-    routeFor(e.route).released.push({ targeting: e.targeting ?? [], params: variant.params ?? EMPTY, upstream: variant.upstream });
+    routeFor(e.route).released.push({ matches: compileTargeting(e.targeting ?? []), entries: Object.entries(variant.params ?? EMPTY), upstream: variant.upstream });
   }
 
   const running = config.experiments.filter((e) => e.status === 'running').sort((a, b) => compare(a.key, b.key));
@@ -112,20 +115,20 @@ export function compileConfig(config: AssignableConfig): CompiledConfig {
     }
     routeFor(e.route).running.push({
       key: e.key,
-      targeting: e.targeting ?? [],
-      layerPrefix: utf8(`layer:${e.layer ?? e.key}:`),
-      variantPrefix: utf8(`${e.key}:${e.salt ?? ''}:`),
+      matches: compileTargeting(e.targeting ?? []),
+      layerPrefix: hashPrefix(`layer:${e.layer ?? e.key}:`),
+      variantPrefix: hashPrefix(`${e.key}:${e.salt ?? ''}:`),
       start: e.allocation.start,
       end: e.allocation.end,
       thresholds,
-      variants: e.variants.map((v) => ({ key: v.key, params: v.params ?? EMPTY, upstream: v.upstream })),
+      variants: e.variants.map((v) => ({ key: v.key, entries: Object.entries(v.params ?? EMPTY), upstream: v.upstream })),
       overrides,
     });
   }
 
   const h = config.holdout;
   const holdout =
-    h && h.percent > 0 ? { prefix: utf8(`holdout:${h.salt ?? ''}:`), threshold: Math.round(h.percent * 100) } : null;
+    h && h.percent > 0 ? { prefix: hashPrefix(`holdout:${h.salt ?? ''}:`), threshold: Math.round(h.percent * 100) } : null;
   return { routes, holdout };
 }
 
@@ -151,40 +154,46 @@ export function assign(
 ): AssignmentResult {
   const c = compiled(config);
   const r = c.routes.get(route);
-  // 1. params starts as the route's defaultParams.
-  const params: Params = { ...(r?.defaultParams ?? EMPTY) };
+  // 1. params starts as the route's defaultParams. (Built key by key: spreading a shared object
+  //    and then adding keys is an order of magnitude slower in V8.)
+  const params: Params = {};
   let upstream: string | undefined;
   if (!r) return { assignments: [], params, holdout: false };
+  mergeInto(params, r.defaultEntries);
 
   // 2. Released experiments, ordered by (releasedAt, key): merge the released variant's params.
   for (const rel of r.released) {
-    if (!matchesTargeting(rel.targeting, attributes)) continue;
-    Object.assign(params, rel.params);
+    if (!rel.matches(attributes)) continue;
+    mergeInto(params, rel.entries);
     if (rel.upstream) upstream = rel.upstream;
   }
 
-  const unit = utf8(unitId);
+  hasher.setUnit(unitId);
 
   // 3. Holdout: a held-out unit gets no assignments.
-  if (c.holdout && hasher.bucket(c.holdout.prefix, unit) < c.holdout.threshold) {
+  if (c.holdout && hasher.bucket(c.holdout.prefix) < c.holdout.threshold) {
     return withUpstream({ assignments: [], params, holdout: true }, upstream);
   }
 
   // 4. Running experiments, ordered by key.
   const assignments: Assignment[] = [];
   for (const e of r.running) {
-    if (!matchesTargeting(e.targeting, attributes)) continue;
-    const layerBucket = hasher.bucket(e.layerPrefix, unit);
+    if (!e.matches(attributes)) continue;
+    const layerBucket = hasher.bucket(e.layerPrefix);
     if (layerBucket < e.start || layerBucket >= e.end) continue;
     const forcedIndex = e.overrides.get(unitId);
-    const index = forcedIndex ?? pickVariant(e.thresholds, hasher.bucket(e.variantPrefix, unit));
+    const index = forcedIndex ?? pickVariant(e.thresholds, hasher.bucket(e.variantPrefix));
     if (index < 0) continue;
     const variant = e.variants[index]!;
-    Object.assign(params, variant.params);
+    mergeInto(params, variant.entries);
     if (variant.upstream) upstream = variant.upstream;
     assignments.push({ experiment: e.key, variant: variant.key, forced: forcedIndex !== undefined });
   }
   return withUpstream({ assignments, params, holdout: false }, upstream);
+}
+
+function mergeInto(params: Params, entries: Entries): void {
+  for (let i = 0; i < entries.length; i++) params[entries[i]![0]] = entries[i]![1];
 }
 
 /** The first variant whose cumulative round(weight*100) exceeds the bucket. */

@@ -85,3 +85,17 @@ describe('assignment properties', () => {
     expect(assign(c, 'r', 'u').upstream).toBe('http://b:1');
   });
 });
+
+describe('PrefixHasher', () => {
+  it('equals the murmurhash package on prefix + unit for any strings', async () => {
+    const { PrefixHasher, hashPrefix, murmur3 } = await import('../src/index.ts');
+    const hasher = new PrefixHasher();
+    fc.assert(
+      fc.property(fc.string({ unit: 'grapheme', maxLength: 40 }), fc.string({ unit: 'grapheme', maxLength: 80 }), (prefix, unit) => {
+        hasher.setUnit(unit);
+        expect(hasher.hash(hashPrefix(prefix))).toBe(murmur3(prefix + unit));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+});

@@ -1,0 +1,40 @@
+/** Runs a bench server in its own process and learns its port from its first `PORT <n>` line. */
+import { spawn, type ChildProcess } from 'node:child_process';
+
+export interface ChildServer {
+  port: number;
+  url: string;
+  process: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export function startChild(script: string, env: Record<string, string> = {}): Promise<ChildServer> {
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const onData = (chunk: Buffer) => {
+      out += chunk.toString();
+      const m = /PORT (\d+)/.exec(out);
+      if (!m) return;
+      child.stdout!.off('data', onData);
+      child.stdout!.resume();
+      const port = Number(m[1]);
+      resolve({
+        port,
+        url: `http://127.0.0.1:${port}`,
+        process: child,
+        stop: () =>
+          new Promise((r) => {
+            if (child.exitCode !== null) return r();
+            child.once('exit', () => r());
+            child.kill('SIGTERM');
+          }),
+      });
+    };
+    child.stdout!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`${script} exited with ${code} before listening: ${out}`)));
+  });
+}
