@@ -2,7 +2,6 @@
 # Helpers sourced by infra/*/start.sh and stop.sh. Not meant to be run directly.
 
 INFRA_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(cd "$INFRA_DIR/.." && pwd)"
 # Root of all runtime state (data, logs, pid files). Kafka uses $STATE_ROOT/kafka,
 # Redis $STATE_ROOT/redis.
 STATE_ROOT="${BUNRYU_INFRA_DIR:-$INFRA_DIR/.state}"
@@ -35,7 +34,7 @@ pid_alive() {
 
 # read_pid FILE: prints the PID stored in FILE (empty if none).
 read_pid() {
-  [[ -f "$1" ]] && tr -dc '0-9' <"$1" || true
+  if [[ -f "$1" ]]; then tr -dc '0-9' <"$1"; fi
 }
 
 # stop_pid WHO PID PATTERN [GRACE_SECONDS]: SIGTERM, wait, then SIGKILL.

@@ -3,18 +3,25 @@
  * REDIS_URL / KAFKA_BROKERS / CLICKHOUSE_URL are set), waits until each is healthy and prints
  * the URLs. Ctrl-C stops them all.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { seedDemo } from './seed-demo.ts';
 import { SERVICES } from './services.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
+// One token for the local demo unless the user set their own; the services read it from env.
+const token = process.env.BUNRYU_ADMIN_TOKEN ?? 'dev-admin-token';
+process.env.BUNRYU_ADMIN_TOKEN = token;
+process.env.EXPERIMENT_SERVICE_TOKEN ??= token;
+const url = (port: number) => `http://127.0.0.1:${port}`;
 const children: ChildProcess[] = [];
 let stopping = false;
 
-function startService(name: string): ChildProcess {
+function startService(name: string, port: number): ChildProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', `${name}/src/server.ts`], {
     cwd: root,
-    env: process.env,
+    env: { ...process.env, PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const prefix = `[${name}] `;
@@ -61,9 +68,23 @@ async function stopAll(code: number): Promise<never> {
 process.once('SIGINT', () => void stopAll(0));
 process.once('SIGTERM', () => void stopAll(0));
 
-for (const s of SERVICES) children.push(startService(s.name));
-await Promise.all(SERVICES.map((s) => waitHealthy(Number(process.env[`${s.name.toUpperCase().replace('-', '_')}_PORT`] ?? s.port), 60_000)));
+if (!existsSync(`${root}/model-server/models/recommend`)) {
+  process.stdout.write('training the demo models (first start only)\n');
+  const r = spawnSync('npm', ['run', 'train', '-w', 'model-server'], { cwd: root, stdio: 'inherit' });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+}
+
+for (const s of SERVICES) children.push(startService(s.name, s.port));
+await Promise.all(SERVICES.map((s) => waitHealthy(s.port, 90_000)));
+await seedDemo({
+  experimentServiceUrl: url(8081),
+  modelServerUrl: url(8082),
+  token,
+  log: (line) => process.stdout.write(`[seed] ${line}\n`),
+});
 
 process.stdout.write('\nbunryu is up:\n');
-for (const s of SERVICES) process.stdout.write(`  ${s.name.padEnd(20)} http://127.0.0.1:${s.port}\n`);
-process.stdout.write('\nCtrl-C stops everything.\n');
+for (const s of SERVICES) process.stdout.write(`  ${s.name.padEnd(20)} ${url(s.port)}\n`);
+process.stdout.write(`\nDashboard sign-in token: ${token}\n`);
+process.stdout.write(`Try: curl -H 'x-unit-id: user-1' -H 'content-type: application/json' \\\n  -d '{"instances":[{"user_affinity":0.5,"item_popularity":0.2}]}' ${url(8080)}/v1/routes/recommend/predict -i\n`);
+process.stdout.write('`npm run demo` drives synthetic users through it. Ctrl-C stops everything.\n');

@@ -15,7 +15,7 @@
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=../common.sh
+# shellcheck source-path=SCRIPTDIR/.. source=common.sh
 source "$SCRIPT_DIR/../common.sh"
 
 HOST=127.0.0.1
@@ -27,7 +27,7 @@ PID_FILE="$STATE/kafka.pid"
 PROPS="$STATE/server.properties"
 DATA="$STATE/data"
 LOGS="$STATE/logs"
-HEAP="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
+read -r -a HEAP <<<"${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
 TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
 TOPICS="${KAFKA_TOPICS:-bunryu.events:4}"
 PATTERN="kafka.Kafka $PROPS"
@@ -60,10 +60,11 @@ if [[ "$(cat "$LIB/.complete" 2>/dev/null || true)" != "$POM_SUM" ]]; then
   tmp="$SCRIPT_DIR/lib.tmp.$$"
   rm -rf "$tmp"
   t0=$SECONDS
-  if ! mvn -q -B -Dstyle.color=never -f "$SCRIPT_DIR/pom.xml" dependency:copy-dependencies \
-      -DoutputDirectory="$tmp" >&2; then
+  if ! mvn -B -Dstyle.color=never -f "$SCRIPT_DIR/pom.xml" dependency:copy-dependencies \
+      -DoutputDirectory="$tmp" >"$LOGS/mvn.log" 2>&1; then
     rm -rf "$tmp"
-    say "mvn dependency:copy-dependencies failed"
+    say "mvn dependency:copy-dependencies failed; last lines of $LOGS/mvn.log:"
+    tail -n 40 "$LOGS/mvn.log" >&2
     exit 1
   fi
   echo "$POM_SUM" >"$tmp/.complete"
@@ -128,17 +129,17 @@ EOF
     fi
     cluster_id="$(cat "$STATE/cluster.id")"
     say "formatting $DATA (cluster id $cluster_id)"
-    kafka_tool 60 kafka.tools.StorageTool format -t "$cluster_id" -c "$PROPS" --ignore-formatted >&2
+    kafka_tool 60 kafka.tools.StorageTool format -t "$cluster_id" -c "$PROPS" --ignore-formatted >/dev/null
   fi
 
   # --- start the broker, detached in its own session ---------------------------------
   say "starting the broker on $HOST:$PORT (controller $HOST:$CONTROLLER_PORT, state $STATE)"
   # shellcheck disable=SC2016
   setsid bash -c 'echo $$ >"$0"; exec "$@"' "$PID_FILE" \
-    java $HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+    java "${HEAP[@]}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
     -Dkafka.logs.dir="$LOGS" -Dlog4j.configuration="file:$SCRIPT_DIR/log4j.properties" \
     -cp "$LIB/*" kafka.Kafka "$PROPS" \
-    </dev/null >"$LOGS/broker.out" 2>&1 &
+    </dev/null >"$LOGS/broker.out" 2>&1 9>&- &
   for _ in $(seq 50); do [[ -s "$PID_FILE" ]] && break; sleep 0.1; done
   pid="$(read_pid "$PID_FILE")"
 else
@@ -152,11 +153,13 @@ fail() {
     say "--- last lines of $f"
     tail -n 40 "$f" >&2
   done
+  if pid_alive "$pid" "$PATTERN"; then
+    say "the broker is still running as pid $pid: infra/kafka/stop.sh stops it"
+  fi
   exit 1
 }
 
 # --- wait until the broker answers a real request (topic list) ------------------------
-started=$SECONDS
 deadline=$((SECONDS + TIMEOUT))
 ready=""
 while ((SECONDS < deadline)); do
@@ -176,9 +179,26 @@ for spec in $TOPICS; do
   name="${spec%%:*}"
   parts="${spec#*:}"
   [[ "$parts" == "$spec" ]] && parts=4
-  kafka_tool 60 org.apache.kafka.tools.TopicCommand --bootstrap-server "$HOST:$PORT" \
-    --create --if-not-exists --topic "$name" --partitions "$parts" --replication-factor 1 >&2 ||
+  if ! out="$(kafka_tool 60 org.apache.kafka.tools.TopicCommand --bootstrap-server "$HOST:$PORT" \
+    --create --if-not-exists --topic "$name" --partitions "$parts" --replication-factor 1 2>&1)"; then
+    printf '%s\n' "$out" >&2
     fail "could not create topic $name"
+  fi
+  if grep -q '^Created topic' <<<"$out"; then say "created topic $name ($parts partitions)"; fi
 done
 
-say "broker ready on $HOST:$PORT (pid $pid) in $((SECONDS - started))s; topics: $TOPICS"
+# --- create __consumer_offsets now (a FindCoordinator request does), so that the first
+# consumer group of a test does not meet "group coordinator not available" ---------------
+list_topics() {
+  kafka_tool 30 org.apache.kafka.tools.TopicCommand --bootstrap-server "$HOST:$PORT" --list 2>/dev/null
+}
+if ! list_topics | grep -qx __consumer_offsets; then
+  kafka_tool 30 org.apache.kafka.tools.consumer.group.ConsumerGroupCommand \
+    --bootstrap-server "$HOST:$PORT" --describe --group bunryu-infra-warmup >/dev/null 2>&1 || true
+  for _ in $(seq 15); do
+    list_topics | grep -qx __consumer_offsets && break
+    sleep 1
+  done
+fi
+
+say "broker ready on $HOST:$PORT (pid $pid) in ${SECONDS}s; topics: $TOPICS"

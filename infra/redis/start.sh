@@ -7,7 +7,7 @@
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=../common.sh
+# shellcheck source-path=SCRIPTDIR/.. source=common.sh
 source "$SCRIPT_DIR/../common.sh"
 
 HOST=127.0.0.1

@@ -1,0 +1,64 @@
+/**
+ * Seeds, once, the demo of `npm start` (SPEC §2): the route `recommend` served by the demo
+ * models, a metric catalogue, and a running experiment v1 (control) against v2 (treatment).
+ * Everything goes through the experiment-service API, as a PM would.
+ */
+export interface SeedOptions {
+  experimentServiceUrl: string;
+  modelServerUrl: string;
+  token: string;
+  log?: (line: string) => void;
+}
+
+export const DEMO_ROUTE = 'recommend';
+export const DEMO_EXPERIMENT = 'recommend-v2';
+
+export async function seedDemo(o: SeedOptions): Promise<void> {
+  const log = o.log ?? (() => {});
+  const call = async (method: string, path: string, body?: unknown, ok: number[] = [200, 201]) => {
+    const res = await fetch(`${o.experimentServiceUrl}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${o.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (!ok.includes(res.status)) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+    return res.status === 404 ? null : ((await res.json()) as unknown);
+  };
+
+  const routes = (await call('GET', '/v1/routes')) as unknown;
+  const list = Array.isArray(routes) ? routes : ((routes as { routes?: unknown[] })?.routes ?? []);
+  if (list.some((r) => (r as { key?: string }).key === DEMO_ROUTE)) return;
+
+  log(`seeding the demo route "${DEMO_ROUTE}" and experiment "${DEMO_EXPERIMENT}"`);
+  await call('PUT', `/v1/routes/${DEMO_ROUTE}`, {
+    upstream: o.modelServerUrl,
+    path: `/v1/models/${DEMO_ROUTE}`,
+    defaultParams: { model: DEMO_ROUTE, version: 'v1' },
+    timeoutMs: 300,
+    fallback: { status: 200, body: { model: DEMO_ROUTE, version: 'fallback', predictions: [] } },
+  });
+  await call('PUT', '/v1/metrics/ctr', { type: 'proportion', event: 'click', description: 'Share of users who clicked at least once' });
+  await call('PUT', '/v1/metrics/dwell', { type: 'mean', event: 'dwell', description: 'Seconds spent on clicked items per user' });
+  await call('PUT', '/v1/metrics/clicks_per_impression', {
+    type: 'ratio',
+    numerator: { event: 'click' },
+    denominator: { event: 'impression' },
+    description: 'Clicks over impressions',
+  });
+  const created = (await call('POST', '/v1/experiments', {
+    key: DEMO_EXPERIMENT,
+    name: 'Recommender v2 against v1',
+    hypothesis: 'v2, trained on every feature, lifts CTR',
+    route: DEMO_ROUTE,
+    layer: 'ranking',
+    trafficPercent: 100,
+    variants: [
+      { key: 'control', weight: 50, params: { version: 'v1' } },
+      { key: 'treatment', weight: 50, params: { version: 'v2' } },
+    ],
+    overrides: { 'qa-user-1': 'treatment' },
+    metrics: { primary: 'ctr', guardrails: ['error_rate', 'latency_ms'] },
+  })) as { version: number };
+  await call('POST', `/v1/experiments/${DEMO_EXPERIMENT}/start`, undefined);
+  void created;
+}
