@@ -6,6 +6,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { driveDemoTraffic } from './demo-traffic.ts';
 import { seedDemo } from './seed-demo.ts';
 import { SERVICES } from './services.ts';
 
@@ -88,3 +89,15 @@ for (const s of SERVICES) process.stdout.write(`  ${s.name.padEnd(20)} ${url(s.p
 process.stdout.write(`\nDashboard sign-in token: ${token}\n`);
 process.stdout.write(`Try: curl -H 'x-unit-id: user-1' -H 'content-type: application/json' \\\n  -d '{"instances":[{"user_affinity":0.5,"item_popularity":0.2}]}' ${url(8080)}/v1/routes/recommend/predict -i\n`);
 process.stdout.write('`npm run demo` drives synthetic users through it. Ctrl-C stops everything.\n');
+
+if (process.argv.includes('--demo')) {
+  process.stdout.write('\n[demo] synthetic users are visiting the gateway; watch the dashboard\n');
+  const stop = new AbortController();
+  process.once('SIGINT', () => stop.abort());
+  await driveDemoTraffic({
+    gatewayUrl: url(8080),
+    signal: stop.signal,
+    concurrency: 4,
+    log: (line) => process.stdout.write(`[demo] ${line}\n`),
+  });
+}
