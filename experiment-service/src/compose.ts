@@ -1,7 +1,21 @@
+import { join } from 'node:path';
 import type { Config } from './config.ts';
+import type { ExperimentStore } from './store/experiment-store.ts';
+import { FileExperimentStore } from './store/file-experiment-store.ts';
+import { RedisExperimentStore } from './store/redis-experiment-store.ts';
+
+export interface Deps {
+  store: ExperimentStore;
+  /** Which adapter was chosen, for the start-up log line. */
+  storeKind: 'redis' | 'file';
+  now?: () => Date;
+  close(): Promise<void>;
+}
 
 /** The composition root: the only place that chooses real or embedded adapters. */
-export async function compose(_config: Readonly<Config>) {
-  return { close: async () => {} };
+export async function compose(config: Readonly<Config>): Promise<Deps> {
+  const store: ExperimentStore = config.REDIS_URL
+    ? new RedisExperimentStore({ url: config.REDIS_URL, prefix: config.REDIS_PREFIX })
+    : await FileExperimentStore.open(join(config.BUNRYU_DATA_DIR, 'experiment-service'));
+  return { store, storeKind: config.REDIS_URL ? 'redis' : 'file', close: () => store.close() };
 }
-export type Deps = Awaited<ReturnType<typeof compose>>;

@@ -1,0 +1,118 @@
+import { createHash } from 'node:crypto';
+import { createError } from '@bunryu/core';
+
+/** SPEC §4 roles, lowest first: each role may do everything the roles below it may. */
+export const ROLES = ['viewer', 'editor', 'releaser', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface Principal {
+  role: Role;
+  name: string;
+}
+
+export interface TokenEntry extends Principal {
+  token: string;
+}
+
+export const DEFAULT_ADMIN_TOKEN = 'dev-admin-token';
+
+export function isRole(s: string): s is Role {
+  return (ROLES as readonly string[]).includes(s);
+}
+
+export function roleAtLeast(role: Role, required: Role): boolean {
+  return ROLES.indexOf(role) >= ROLES.indexOf(required);
+}
+
+/**
+ * Parses `BUNRYU_TOKENS`: `role:token` or `role:name:token`, comma-separated. A name defaults to
+ * `<role>-<n>`, n counting that role's tokens from 1. A token may itself contain `:` only in the
+ * three-part form.
+ */
+export function parseTokenList(list: string): { tokens: TokenEntry[]; errors: string[] } {
+  const tokens: TokenEntry[] = [];
+  const errors: string[] = [];
+  const perRole = new Map<Role, number>();
+  list
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .forEach((entry, i) => {
+      const parts = entry.split(':');
+      const role = parts[0] ?? '';
+      if (!isRole(role)) {
+        errors.push(`entry ${i + 1}: role must be one of ${ROLES.join(', ')} (got "${role}")`);
+        return;
+      }
+      if (parts.length < 2) {
+        errors.push(`entry ${i + 1}: expected role:token or role:name:token`);
+        return;
+      }
+      const n = (perRole.get(role) ?? 0) + 1;
+      perRole.set(role, n);
+      const name = parts.length >= 3 ? parts[1]! : `${role}-${n}`;
+      const token = parts.length >= 3 ? parts.slice(2).join(':') : parts[1]!;
+      if (token.length < 8) errors.push(`entry ${i + 1} (${name}): the token must be at least 8 characters`);
+      else if (!name) errors.push(`entry ${i + 1}: empty name`);
+      else tokens.push({ role, name, token });
+    });
+  const seen = new Set<string>();
+  for (const t of tokens) {
+    if (seen.has(t.token)) errors.push(`the token of ${t.name} is used twice`);
+    seen.add(t.token);
+  }
+  return { tokens, errors };
+}
+
+export interface TokenSettings {
+  BUNRYU_ADMIN_TOKEN?: string | undefined;
+  BUNRYU_TOKENS?: TokenEntry[] | undefined;
+}
+
+/**
+ * Every accepted token. With none configured (a fresh `npm start`) the well-known
+ * DEFAULT_ADMIN_TOKEN is accepted as admin and `defaultInUse` tells the caller to warn.
+ */
+export function resolveTokens(settings: TokenSettings): { tokens: TokenEntry[]; defaultInUse: boolean } {
+  const tokens: TokenEntry[] = [];
+  if (settings.BUNRYU_ADMIN_TOKEN) tokens.push({ role: 'admin', name: 'admin', token: settings.BUNRYU_ADMIN_TOKEN });
+  tokens.push(...(settings.BUNRYU_TOKENS ?? []).filter((t) => t.token !== settings.BUNRYU_ADMIN_TOKEN));
+  if (tokens.length > 0) return { tokens, defaultInUse: false };
+  return { tokens: [{ role: 'admin', name: 'admin', token: DEFAULT_ADMIN_TOKEN }], defaultInUse: true };
+}
+
+const digest = (token: string) => createHash('sha256').update(token).digest('base64');
+
+/**
+ * Looks a bearer token up by its SHA-256 digest, so the lookup's timing says nothing about how
+ * much of a guessed token was right.
+ */
+export class TokenAuthenticator {
+  private readonly byDigest = new Map<string, Principal>();
+
+  constructor(tokens: readonly TokenEntry[]) {
+    for (const t of tokens) this.byDigest.set(digest(t.token), { role: t.role, name: t.name });
+  }
+
+  /** The caller of a request with this Authorization header; 401 without a known bearer token. */
+  authenticate(authorization: string | undefined): Principal {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
+    const principal = match ? this.byDigest.get(digest(match[1]!)) : undefined;
+    if (!principal) {
+      throw createError('BUNRYU_UNAUTHORIZED', authorization ? 'Unknown bearer token' : 'An Authorization: Bearer <token> header is required');
+    }
+    return principal;
+  }
+
+  /** 401/403, or the caller when its role is at least `required`. */
+  authorize(authorization: string | undefined, required: Role): Principal {
+    const principal = this.authenticate(authorization);
+    if (!roleAtLeast(principal.role, required)) {
+      throw createError('BUNRYU_FORBIDDEN', `This needs the ${required} role; ${principal.name} is ${principal.role}`, {
+        required,
+        role: principal.role,
+      });
+    }
+    return principal;
+  }
+}

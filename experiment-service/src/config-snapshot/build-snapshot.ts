@@ -1,0 +1,20 @@
+import type { ConfigSnapshot, ExperimentStatus } from '@bunryu/core';
+import { metricCatalogue } from '../catalog/config-catalog.ts';
+import type { StoreState } from '../store/experiment-store.ts';
+
+/**
+ * What gateways and the aggregator need: running experiments assign, released ones apply their
+ * variant; paused ones are listed so a gateway can tell "paused" from "unknown". Drafts and
+ * finished experiments never affect traffic and stay out, which keeps the snapshot small.
+ */
+export const SNAPSHOT_STATUSES: readonly ExperimentStatus[] = ['running', 'paused', 'released'];
+
+export function buildSnapshot(state: StoreState): ConfigSnapshot {
+  return {
+    version: state.version,
+    routes: Object.fromEntries([...state.routes].sort((a, b) => (a.key < b.key ? -1 : 1)).map((r) => [r.key, r])),
+    experiments: state.experiments.filter((e) => SNAPSHOT_STATUSES.includes(e.status)).sort((a, b) => (a.key < b.key ? -1 : 1)),
+    metrics: metricCatalogue(state.metrics),
+    holdout: state.holdout,
+  };
+}

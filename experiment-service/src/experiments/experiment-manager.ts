@@ -1,0 +1,326 @@
+import {
+  BUILT_IN_METRICS,
+  Experiment,
+  createError,
+  hundredths,
+  parseOrThrow,
+  validationError,
+  type Allocation,
+  type ExperimentDefinition,
+  type ExperimentStatus,
+} from '@bunryu/core';
+import type { Principal } from '../auth/tokens.ts';
+import { StaleWriteError, type AuditEntry, type ExperimentStore, type StoreState } from '../store/experiment-store.ts';
+import { HOLDS_RANGE, RESERVES_RANGE, firstFreeRange, layerMembers, overlapping } from './allocation.ts';
+import { LEADS_TO, assertAllowed, type ExperimentAction } from './lifecycle.ts';
+import { findParamConflict } from './param-conflicts.ts';
+
+/** An If-Match header: `*` (any existing version) or the versions it names; absent: undefined. */
+export type IfMatch = '*' | readonly number[] | undefined;
+
+export interface ExperimentManagerOptions {
+  now?: () => Date;
+  /** How often a change that lost a race against another writer is re-read and re-applied. */
+  maxAttempts?: number;
+}
+
+type Mutation = (current: Experiment, state: StoreState | undefined) => Experiment;
+
+/**
+ * Experiment lifecycle (SPEC §3, §4): every change is validated against a fresh read, then
+ * committed on the condition that the experiment, and every experiment the validation looked
+ * at, is still at the version read. A change that lost such a race is re-read and re-applied,
+ * unless the caller pinned the version with If-Match: then it is a 412.
+ */
+export class ExperimentManager {
+  private readonly now: () => Date;
+  private readonly maxAttempts: number;
+
+  constructor(
+    private readonly store: ExperimentStore,
+    options: ExperimentManagerOptions = {},
+  ) {
+    this.now = options.now ?? (() => new Date());
+    this.maxAttempts = options.maxAttempts ?? 100;
+  }
+
+  async list(filter: { status?: ExperimentStatus; route?: string } = {}): Promise<Experiment[]> {
+    const { experiments } = await this.store.load();
+    return experiments
+      .filter((e) => (filter.status === undefined || e.status === filter.status) && (filter.route === undefined || e.route === filter.route))
+      .sort((a, b) => (a.key < b.key ? -1 : 1));
+  }
+
+  async get(key: string): Promise<Experiment> {
+    const e = await this.store.getExperiment(key);
+    if (!e) throw notFound(key);
+    return e;
+  }
+
+  async history(key: string): Promise<AuditEntry[]> {
+    await this.get(key);
+    return this.store.audit({ subject: subjectOf(key) });
+  }
+
+  async create(def: ExperimentDefinition, actor: Principal): Promise<Experiment> {
+    for (let attempt = 1; ; attempt++) {
+      const state = await this.store.load();
+      if (state.experiments.some((e) => e.key === def.key)) throw alreadyExists(def.key);
+      checkMetricRefs(def, state);
+      const layer = def.layer ?? def.key;
+      const at = this.now().toISOString();
+      const experiment = parseOrThrow(Experiment, {
+        ...def,
+        layer,
+        ...placeInLayer(def, layer, state, undefined),
+        status: 'draft',
+        version: 1,
+        createdAt: at,
+        updatedAt: at,
+      });
+      const expect = { [def.key]: 0, ...versionsOf(related(state, experiment)) };
+      try {
+        await this.store.commit({
+          expect,
+          experiments: [experiment],
+          audit: [{ subject: subjectOf(def.key), action: 'create', actor, at, before: null, after: experiment }],
+        });
+        return experiment;
+      } catch (err) {
+        if (err instanceof StaleWriteError && err.key === def.key) throw alreadyExists(def.key);
+        await this.retryOrThrow(err, attempt);
+      }
+    }
+  }
+
+  /** Replaces the definition; `ifMatch` is required (428 without it). */
+  update(key: string, def: ExperimentDefinition, ifMatch: IfMatch, actor: Principal): Promise<Experiment> {
+    if (ifMatch === undefined) throw createError('BUNRYU_PRECONDITION_REQUIRED', `PUT /v1/experiments/${key} needs If-Match: <version>`);
+    if (def.key !== key) throw validationError([{ path: ['key'], message: `must be "${key}", the key in the URL` }]);
+    return this.mutate(key, 'update', ifMatch, actor, true, (current, state) => {
+      const s = state!;
+      checkMetricRefs(def, s);
+      const layer = def.layer ?? def.key;
+      const next: Experiment = {
+        ...def,
+        layer,
+        ...placeInLayer(def, layer, s, current),
+        status: current.status,
+        version: current.version + 1,
+        createdAt: current.createdAt,
+        updatedAt: this.now().toISOString(),
+        ...(current.startedAt ? { startedAt: current.startedAt } : {}),
+      };
+      if (current.status !== 'draft') checkCanRun(next, s);
+      return next;
+    });
+  }
+
+  start(key: string, ifMatch: IfMatch, actor: Principal): Promise<Experiment> {
+    return this.mutate(key, 'start', ifMatch, actor, true, (current, state) => {
+      const at = this.now().toISOString();
+      const next: Experiment = { ...current, status: 'running', startedAt: current.startedAt ?? at };
+      checkCanRun(next, state!);
+      return next;
+    });
+  }
+
+  pause(key: string, ifMatch: IfMatch, actor: Principal): Promise<Experiment> {
+    return this.mutate(key, 'pause', ifMatch, actor, false, (current) => ({ ...current, status: 'paused' }));
+  }
+
+  archive(key: string, ifMatch: IfMatch, actor: Principal): Promise<Experiment> {
+    return this.mutate(key, 'archive', ifMatch, actor, false, (current) => ({ ...current, status: 'archived' }));
+  }
+
+  rollback(key: string, ifMatch: IfMatch, actor: Principal): Promise<Experiment> {
+    return this.mutate(key, 'rollback', ifMatch, actor, false, (current) => ({ ...current, status: 'rolled_back' }));
+  }
+
+  promote(key: string, variant: string, ifMatch: IfMatch, actor: Principal): Promise<Experiment> {
+    return this.mutate(key, 'promote', ifMatch, actor, false, (current) => {
+      if (!current.variants.some((v) => v.key === variant)) {
+        throw validationError([{ path: ['variant'], message: `unknown variant "${variant}" (variants: ${current.variants.map((v) => v.key).join(', ')})` }]);
+      }
+      return { ...current, status: 'released', releasedVariant: variant, releasedAt: this.now().toISOString() };
+    });
+  }
+
+  /** Sets the weights of the named variants; the others keep theirs, and all must sum to 100. */
+  ramp(key: string, weights: Readonly<Record<string, number>>, ifMatch: IfMatch, actor: Principal): Promise<Experiment> {
+    return this.mutate(key, 'ramp', ifMatch, actor, false, (current) => {
+      const known = new Set(current.variants.map((v) => v.key));
+      const unknown = Object.keys(weights).filter((k) => !known.has(k));
+      if (unknown.length > 0) throw validationError(unknown.map((k) => ({ path: ['weights', k], message: `unknown variant "${k}"` })));
+      const variants = current.variants.map((v) => (weights[v.key] === undefined ? v : { ...v, weight: weights[v.key]! }));
+      const total = variants.reduce((sum, v) => sum + hundredths(v.weight), 0);
+      if (total !== 100 * 100) {
+        throw validationError([{ path: ['weights'], message: `the variants' weights must sum to exactly 100 (they would sum to ${total / 100})` }]);
+      }
+      return { ...current, variants };
+    });
+  }
+
+  private async mutate(
+    key: string,
+    action: ExperimentAction,
+    ifMatch: IfMatch,
+    actor: Principal,
+    needsState: boolean,
+    apply: Mutation,
+  ): Promise<Experiment> {
+    for (let attempt = 1; ; attempt++) {
+      // Only changes that widen an experiment's footprint (start, edit) need the other experiments.
+      const state = needsState ? await this.store.load() : undefined;
+      const current = state ? state.experiments.find((e) => e.key === key) : await this.store.getExperiment(key);
+      if (!current) throw notFound(key);
+      checkIfMatch(key, ifMatch, current.version);
+      assertAllowed(action, key, current.status);
+      const at = this.now().toISOString();
+      const applied = apply(current, state);
+      const next = parseOrThrow(Experiment, { ...applied, status: LEADS_TO[action] ?? applied.status, version: current.version + 1, updatedAt: at });
+      const expect = { ...(state ? versionsOf(related(state, next)) : {}), [key]: current.version };
+      try {
+        await this.store.commit({ expect, experiments: [next], audit: [{ subject: subjectOf(key), action, actor, at, before: current, after: next }] });
+        return next;
+      } catch (err) {
+        if (err instanceof StaleWriteError && err.key === key && ifMatch !== undefined) throw stale(key, err.actual);
+        await this.retryOrThrow(err, attempt);
+      }
+    }
+  }
+
+  private async retryOrThrow(err: unknown, attempt: number): Promise<void> {
+    if (!(err instanceof StaleWriteError)) throw err;
+    if (attempt >= this.maxAttempts) {
+      throw createError('BUNRYU_VERSION_MISMATCH', `Experiment ${err.key} kept changing under ${attempt} attempts; try again`);
+    }
+    // Jittered backoff, so writers that collided do not collide again in lockstep.
+    await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 ** attempt)));
+  }
+}
+
+export function subjectOf(key: string): string {
+  return `experiment:${key}`;
+}
+
+/** Parses an If-Match header: `*`, or ETags such as `"3"`, `W/"3"` or a bare `3`, comma-separated. */
+export function parseIfMatch(header: string | string[] | undefined): IfMatch {
+  if (header === undefined) return undefined;
+  const value = Array.isArray(header) ? header.join(',') : header;
+  if (value.trim() === '*') return '*';
+  return value
+    .split(',')
+    .map((tag) => tag.trim().replace(/^W\//, '').replace(/^"(.*)"$/, '$1'))
+    .filter((tag) => /^\d+$/.test(tag))
+    .map(Number);
+}
+
+export function etagOf(version: number): string {
+  return `"${version}"`;
+}
+
+function checkIfMatch(key: string, ifMatch: IfMatch, version: number): void {
+  if (ifMatch === undefined || ifMatch === '*' || ifMatch.includes(version)) return;
+  throw stale(key, version);
+}
+
+function stale(key: string, version: number) {
+  return createError('BUNRYU_VERSION_MISMATCH', `Experiment ${key} is at version ${version}; read it again and retry`, { version });
+}
+
+function notFound(key: string) {
+  return createError('BUNRYU_NOT_FOUND', `No experiment ${key}`);
+}
+
+function alreadyExists(key: string) {
+  return createError('BUNRYU_ALREADY_EXISTS', `Experiment ${key} already exists`, { key });
+}
+
+/** Experiments that could run beside this one: its validation depends on their versions. */
+function related(state: StoreState, e: Experiment): Experiment[] {
+  return state.experiments.filter((o) => o.key !== e.key && RESERVES_RANGE.includes(o.status) && (o.layer === e.layer || o.route === e.route));
+}
+
+function versionsOf(experiments: readonly Experiment[]): Record<string, number> {
+  return Object.fromEntries(experiments.map((e) => [e.key, e.version]));
+}
+
+function checkMetricRefs(def: ExperimentDefinition, state: StoreState): void {
+  const known = new Set([...Object.keys(BUILT_IN_METRICS), ...state.metrics.map((m) => m.key)]);
+  const issues: { path: (string | number)[]; message: string }[] = [];
+  const check = (key: string | undefined, path: (string | number)[]) => {
+    if (key !== undefined && !known.has(key)) issues.push({ path, message: `unknown metric "${key}": define it with PUT /v1/metrics/${key}` });
+  };
+  check(def.metrics.primary, ['metrics', 'primary']);
+  def.metrics.guardrails.forEach((g, i) => check(g, ['metrics', 'guardrails', i]));
+  if (issues.length > 0) throw validationError(issues);
+}
+
+/**
+ * The experiment's range in its layer. An explicit `allocation` is taken as given; otherwise a
+ * range of `trafficPercent` (default 100) is kept from before when still free, or the first free
+ * one is chosen, preferring ranges no draft has reserved.
+ */
+function placeInLayer(
+  def: ExperimentDefinition,
+  layer: string,
+  state: StoreState,
+  current: Experiment | undefined,
+): { allocation: Allocation; trafficPercent: number } {
+  const self = def.key;
+  if (def.allocation) {
+    const width = def.allocation.end - def.allocation.start;
+    if (def.trafficPercent !== undefined && hundredths(def.trafficPercent) !== width) {
+      throw validationError([{ path: ['trafficPercent'], message: `must be ${width / 100} to match allocation, or be left out` }]);
+    }
+    assertFree(state, layer, self, def.allocation);
+    return { allocation: def.allocation, trafficPercent: width / 100 };
+  }
+  const width = hundredths(def.trafficPercent ?? 100);
+  if (width < 1) throw validationError([{ path: ['trafficPercent'], message: 'must be at least 0.01' }]);
+  const trafficPercent = width / 100;
+  const kept = current?.allocation;
+  if (current && kept && current.layer === layer && kept.end - kept.start === width && !overlapping(state.experiments, layer, self, kept)) {
+    return { allocation: kept, trafficPercent };
+  }
+  const ranges = (statuses: readonly ExperimentStatus[]) => layerMembers(state.experiments, layer, self, statuses).map((e) => e.allocation);
+  const allocation = firstFreeRange(ranges(RESERVES_RANGE), width) ?? firstFreeRange(ranges(HOLDS_RANGE), width);
+  if (!allocation) {
+    const holders = layerMembers(state.experiments, layer, self, HOLDS_RANGE);
+    throw createError('BUNRYU_LAYER_FULL', `Layer ${layer} has no free range of ${trafficPercent}% (held by ${holders.map((e) => e.key).join(', ')})`, {
+      layer,
+      trafficPercent,
+      heldBy: holders.map((e) => ({ experiment: e.key, allocation: e.allocation })),
+    });
+  }
+  return { allocation, trafficPercent };
+}
+
+function assertFree(state: StoreState, layer: string, self: string, allocation: Allocation): void {
+  const other = overlapping(state.experiments, layer, self, allocation);
+  if (other) {
+    throw createError(
+      'BUNRYU_LAYER_FULL',
+      `Buckets ${allocation.start}-${allocation.end} of layer ${layer} overlap experiment ${other.key} (${other.allocation.start}-${other.allocation.end})`,
+      { layer, experiment: other.key, allocation: other.allocation },
+    );
+  }
+}
+
+/** What a running (or paused, about to run again) experiment needs: its route, a free range, no param clash. */
+function checkCanRun(e: Experiment, state: StoreState): void {
+  if (!state.routes.some((r) => r.key === e.route)) {
+    throw validationError([{ path: ['route'], message: `no route "${e.route}": define it with PUT /v1/routes/${e.route} first` }]);
+  }
+  assertFree(state, e.layer, e.key, e.allocation);
+  if (e.status !== 'running') return;
+  const conflict = findParamConflict(e, state.experiments);
+  if (conflict) {
+    throw createError(
+      'BUNRYU_PARAM_CONFLICT',
+      `Experiment ${conflict.experiment} (another layer, same route ${e.route}) already sets parameter "${conflict.param}"`,
+      conflict,
+    );
+  }
+}

@@ -1,0 +1,95 @@
+import { Holdout, Key, MetricDefinition, Route, RouteInput, createError, parseOrThrow } from '@bunryu/core';
+import type { ConfigCatalog } from '../catalog/config-catalog.ts';
+import { Metric, MetricCatalogue, RouteList } from '../openapi/schemas.ts';
+import { endpoint, type Endpoint } from './endpoint.ts';
+
+export function catalogEndpoints(catalog: ConfigCatalog): Endpoint<never>[] {
+  return [
+    endpoint({
+      method: 'PUT',
+      url: '/v1/routes/:route',
+      summary: 'Create or replace a route (200 replaced, 201 created)',
+      role: 'admin',
+      body: RouteInput,
+      response: Route,
+      alsoAnswers: { 201: 'Created' },
+      handler: async ({ params, body, principal, reply }) => {
+        const { route, created } = await catalog.putRoute(params.route!, body, principal!);
+        if (created) void reply.code(201);
+        return route;
+      },
+    }),
+    endpoint({
+      method: 'GET',
+      url: '/v1/routes',
+      summary: 'All routes, sorted by key',
+      role: 'viewer',
+      response: RouteList,
+      handler: () => catalog.routes(),
+    }),
+    endpoint({
+      method: 'GET',
+      url: '/v1/routes/:route',
+      summary: 'One route',
+      role: 'viewer',
+      response: Route,
+      errors: ['BUNRYU_NOT_FOUND'],
+      handler: ({ params }) => catalog.route(params.route!),
+    }),
+    endpoint({
+      method: 'PUT',
+      url: '/v1/metrics/:key',
+      summary: 'Define or redefine a metric (200 replaced, 201 created); the built-ins error_rate and latency_ms cannot be redefined',
+      role: 'editor',
+      body: MetricDefinition,
+      response: Metric,
+      errors: ['BUNRYU_ALREADY_EXISTS'],
+      alsoAnswers: { 201: 'Created' },
+      handler: async ({ params, body, principal, reply }) => {
+        const key = parseOrThrow(Key, params.key, 'key');
+        const { metric, created } = await catalog.putMetric(key, body, principal!);
+        if (created) void reply.code(201);
+        return metric;
+      },
+    }),
+    endpoint({
+      method: 'GET',
+      url: '/v1/metrics',
+      summary: 'The metric catalogue by key: the built-ins and every defined metric',
+      role: 'viewer',
+      response: MetricCatalogue,
+      handler: () => catalog.metrics(),
+    }),
+    endpoint({
+      method: 'GET',
+      url: '/v1/metrics/:key',
+      summary: 'One metric of the catalogue',
+      role: 'viewer',
+      response: Metric,
+      errors: ['BUNRYU_NOT_FOUND'],
+      handler: ({ params }) => catalog.metric(params.key!),
+    }),
+    endpoint({
+      method: 'PUT',
+      url: '/v1/holdout',
+      summary: 'Set the global holdout: percent of units that get no running experiment (0 turns it off)',
+      role: 'admin',
+      body: Holdout,
+      response: Holdout,
+      handler: ({ body, principal }) => catalog.setHoldout(body, principal!),
+    }),
+    endpoint({
+      method: 'GET',
+      url: '/v1/holdout',
+      summary: 'The global holdout (404 when none was ever set)',
+      role: 'viewer',
+      response: Holdout,
+      errors: ['BUNRYU_NOT_FOUND'],
+      handler: async () => {
+        const holdout = await catalog.holdout();
+        if (!holdout) throw createError('BUNRYU_NOT_FOUND', 'No holdout is set');
+        return holdout;
+      },
+    }),
+  ] as Endpoint<never>[];
+}

@@ -1,0 +1,76 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { z } from 'zod';
+import { parseOrThrow, type ErrorCode } from '@bunryu/core';
+import type { Principal, Role, TokenAuthenticator } from '../auth/tokens.ts';
+import { parseIfMatch, type IfMatch } from '../experiments/experiment-manager.ts';
+
+export interface EndpointContext<B> {
+  request: FastifyRequest;
+  reply: FastifyReply;
+  params: Record<string, string>;
+  query: Record<string, string | undefined>;
+  body: B;
+  /** The caller; undefined only on public endpoints. */
+  principal: Principal | undefined;
+  ifMatch: IfMatch;
+}
+
+/**
+ * One HTTP endpoint, described once: the route is registered from it, its body parsed with its
+ * schema, its role enforced, and the OpenAPI document generated from it.
+ */
+export interface Endpoint<B = unknown> {
+  method: 'GET' | 'PUT' | 'POST';
+  url: string;
+  summary: string;
+  /** The lowest role allowed; null: no token needed. */
+  role: Role | null;
+  body?: z.ZodType<B>;
+  response?: z.ZodType;
+  /** `text/html` etc. for answers that are not JSON. */
+  produces?: string;
+  status?: number;
+  errors?: ErrorCode[];
+  ifMatch?: 'required' | 'optional';
+  query?: Record<string, { description: string; enum?: readonly string[] }>;
+  /** Statuses beyond `status` and the errors, e.g. 201 of an upsert that created. */
+  alsoAnswers?: Record<number, string>;
+  handler(ctx: EndpointContext<B>): Promise<unknown>;
+}
+
+export function endpoint<B = undefined>(e: Endpoint<B>): Endpoint<B> {
+  return e;
+}
+
+export function registerEndpoints(app: FastifyInstance, auth: TokenAuthenticator, endpoints: readonly Endpoint<never>[]): void {
+  // Principals live beside the request rather than on it: no global FastifyRequest augmentation.
+  const principals = new WeakMap<FastifyRequest, Principal>();
+  for (const e of endpoints as readonly Endpoint<unknown>[]) {
+    const role = e.role;
+    app.route({
+      method: e.method,
+      url: e.url,
+      // Authorization runs before the body is read, so an anonymous caller cannot make us parse 1 MiB.
+      onRequest: role
+        ? async (request) => {
+            principals.set(request, auth.authorize(request.headers.authorization, role));
+          }
+        : undefined,
+      handler: async (request, reply) => {
+        const body = e.body ? parseOrThrow(e.body, request.body) : undefined;
+        const result = await e.handler({
+          request,
+          reply,
+          params: request.params as Record<string, string>,
+          query: request.query as Record<string, string | undefined>,
+          body,
+          principal: principals.get(request),
+          ifMatch: parseIfMatch(request.headers['if-match']),
+        });
+        if (reply.sent) return reply;
+        if (e.status && reply.statusCode === 200) void reply.code(e.status);
+        return result;
+      },
+    });
+  }
+}
