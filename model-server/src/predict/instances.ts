@@ -1,0 +1,49 @@
+import { createError, type FieldIssue } from '@bunryu/core';
+
+/** More issues than this in one body are summarised, not listed. */
+const MAX_ISSUES = 20;
+
+export type Instance = Record<string, unknown>;
+
+/** The body's `instances`: a non-empty array of objects. */
+export function readInstances(body: unknown): Instance[] {
+  const instances = (body as { instances?: unknown } | null)?.instances;
+  if (!Array.isArray(instances)) throw issues([{ path: 'instances', message: 'must be an array of {feature: number} objects' }]);
+  if (instances.length === 0) throw issues([{ path: 'instances', message: 'must hold at least one instance' }]);
+  const found: FieldIssue[] = [];
+  for (let i = 0; i < instances.length && found.length < MAX_ISSUES; i++) {
+    const x = instances[i];
+    if (typeof x !== 'object' || x === null || Array.isArray(x)) found.push({ path: `instances.${i}`, message: 'must be an object of feature values' });
+  }
+  if (found.length) throw issues(found);
+  return instances as Instance[];
+}
+
+/**
+ * The input tensor's data, row-major [instances, features]. Every feature the model reads must
+ * be a finite number in every instance; other keys are ignored, so one request shape serves
+ * versions that read different subsets of the features.
+ */
+export function featureMatrix(instances: readonly Instance[], features: readonly string[]): Float32Array {
+  const width = features.length;
+  const data = new Float32Array(instances.length * width);
+  let found: FieldIssue[] | undefined;
+  for (let i = 0; i < instances.length; i++) {
+    const x = instances[i]!;
+    for (let j = 0; j < width; j++) {
+      const v = x[features[j]!];
+      if (typeof v === 'number' && Number.isFinite(v)) {
+        data[i * width + j] = v;
+        continue;
+      }
+      found ??= [];
+      if (found.length < MAX_ISSUES) found.push({ path: `instances.${i}.${features[j]}`, message: v === undefined ? 'is missing' : 'must be a finite number' });
+    }
+  }
+  if (found) throw issues(found);
+  return data;
+}
+
+function issues(fields: FieldIssue[]) {
+  return createError('BUNRYU_VALIDATION', `${fields[0]!.path}: ${fields[0]!.message}`, { fields });
+}

@@ -1,0 +1,145 @@
+/**
+ * Builds the demo model `recommend` from the synthetic click world: v1 sees only popularity and
+ * position, v2 sees every feature, both logistic regressions exported as real ONNX graphs with
+ * their held-out AUC and log-loss in model.json. Deterministic: the same seed writes the same bytes.
+ */
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { logisticRegressionOnnx } from '../onnx/logistic-regression-onnx.ts';
+import { METADATA_FILE, MODEL_FILE, type ModelMetadata } from '../models/model-metadata.ts';
+import { auc, logLoss } from './evaluation.ts';
+import { fitLogisticRegression, predictLogistic } from './logistic-regression.ts';
+import { featureDescriptions, features as allFeatures, generateDataset, type Feature } from './synthetic.ts';
+
+export const DEMO_MODEL = 'recommend';
+export const DEMO_SEED = 20_251_122;
+export const DEMO_ROWS = 50_000;
+const TEST_SHARE = 0.2;
+const INPUT = 'features';
+const OUTPUT = 'click_probability';
+
+interface VersionPlan {
+  version: string;
+  description: string;
+  features: readonly Feature[];
+}
+
+const PLANS: VersionPlan[] = [
+  { version: 'v1', description: 'Logistic regression on item popularity and list position only (the baseline).', features: ['item_popularity', 'position'] },
+  { version: 'v2', description: 'Logistic regression on every feature: user affinity, popularity, recency, price, position.', features: allFeatures },
+];
+
+export interface TrainOptions {
+  rows?: number;
+  seed?: number;
+  /** Progress lines; the training command prints them. */
+  log?: (line: string) => void;
+}
+
+export interface TrainedVersion {
+  model: string;
+  version: string;
+  features: string[];
+  weights: number[];
+  bias: number;
+  auc: number;
+  logLoss: number;
+}
+
+export interface TrainSummary {
+  versions: TrainedVersion[];
+  oracleAuc: number;
+  oracleLogLoss: number;
+}
+
+export async function trainDemoModels(modelDir: string, opts: TrainOptions = {}): Promise<TrainSummary> {
+  const log = opts.log ?? (() => {});
+  const rows = opts.rows ?? DEMO_ROWS;
+  const seed = opts.seed ?? DEMO_SEED;
+  const started = performance.now();
+
+  log(`generating ${rows.toLocaleString('en-US')} synthetic impressions (seed ${seed})`);
+  const data = generateDataset(rows, seed);
+  const testSize = Math.round(rows * TEST_SHARE);
+  const trainSize = rows - testSize;
+  const trainLabels = data.labels.subarray(0, trainSize);
+  const testLabels = data.labels.subarray(trainSize);
+  const clicks = data.labels.reduce((s, y) => s + y, 0);
+  log(`  ${clicks.toLocaleString('en-US')} clicks (CTR ${((clicks / rows) * 100).toFixed(1)}%); train ${trainSize.toLocaleString('en-US')} rows, held-out ${testSize.toLocaleString('en-US')}`);
+
+  const oracleAuc = auc(data.truth.subarray(trainSize), testLabels);
+  const oracleLogLoss = logLoss(data.truth.subarray(trainSize), testLabels);
+  log(`  the true click probability scores held-out AUC ${oracleAuc.toFixed(4)}, log-loss ${oracleLogLoss.toFixed(4)} (the ceiling)`);
+
+  const versions: TrainedVersion[] = [];
+  for (const plan of PLANS) {
+    const matrix = (from: number, to: number) => data.rows.slice(from, to).map((r) => plan.features.map((f) => r[f]));
+    log(`training ${DEMO_MODEL}/${plan.version} on ${plan.features.join(', ')}`);
+    const fit = fitLogisticRegression(matrix(0, trainSize), trainLabels, {
+      onIteration: ({ iteration, logLoss: loss, step }) => log(`  iteration ${iteration}: train log-loss ${loss.toFixed(5)}, largest step ${step.toExponential(2)}`),
+    });
+    // The ONNX file stores float32: publish exactly what it holds.
+    const weights = fit.weights.map((w) => Math.fround(w));
+    const bias = Math.fround(fit.bias);
+    const test = matrix(trainSize, rows);
+    const scores = test.map((x) => predictLogistic({ weights, bias }, x));
+    const versionAuc = auc(scores, testLabels);
+    const versionLogLoss = logLoss(scores, testLabels);
+    log(`  ${DEMO_MODEL}/${plan.version}: held-out AUC ${versionAuc.toFixed(4)}, log-loss ${versionLogLoss.toFixed(4)} after ${fit.iterations} iterations`);
+
+    const dir = join(modelDir, DEMO_MODEL, plan.version);
+    await mkdir(dir, { recursive: true });
+    const onnx = logisticRegressionOnnx({
+      input: INPUT,
+      output: OUTPUT,
+      features: plan.features,
+      weights,
+      bias,
+      doc: plan.description,
+      metadata: { model: DEMO_MODEL, version: plan.version },
+    });
+    const metadata = {
+      description: plan.description,
+      features: [...plan.features],
+      featureDescriptions: Object.fromEntries(plan.features.map((f) => [f, featureDescriptions[f]])),
+      input: INPUT,
+      output: OUTPUT,
+      metrics: {
+        auc: round(versionAuc),
+        logLoss: round(versionLogLoss),
+        oracleAuc: round(oracleAuc),
+        oracleLogLoss: round(oracleLogLoss),
+        trainRows: trainSize,
+        testRows: testSize,
+      },
+      logisticRegression: { weights, bias },
+      training: { dataset: 'synthetic-clicks', seed, rows, algorithm: 'irls', iterations: fit.iterations },
+    };
+    await writeAtomically(join(dir, MODEL_FILE), onnx);
+    await writeAtomically(join(dir, METADATA_FILE), JSON.stringify(metadata, null, 2) + '\n');
+    log(`  wrote ${join(DEMO_MODEL, plan.version, MODEL_FILE)} (${onnx.length} bytes) and ${METADATA_FILE}`);
+    versions.push({ model: DEMO_MODEL, version: plan.version, features: [...plan.features], weights, bias, auc: versionAuc, logLoss: versionLogLoss });
+  }
+
+  const modelMetadata: ModelMetadata = {
+    description: 'Click probability of an item shown to a user (the demo route `recommend`).',
+    defaultVersion: 'v1',
+    fallbackVersion: 'v1',
+    knobs: {
+      blend: { description: "Weight of the selected version's score; the rest goes to blendWith.", min: 0, max: 1 },
+      blendWith: { description: 'The version the selected one is blended with.', default: 'v1' },
+    },
+  };
+  await writeAtomically(join(modelDir, DEMO_MODEL, METADATA_FILE), JSON.stringify(modelMetadata, null, 2) + '\n');
+  log(`trained ${versions.length} versions of ${DEMO_MODEL} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  return { versions, oracleAuc, oracleLogLoss };
+}
+
+const round = (x: number) => Math.round(x * 1e6) / 1e6;
+
+/** A watcher or a concurrent reader never sees half a file. */
+async function writeAtomically(path: string, content: string | Uint8Array): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, content);
+  await rename(tmp, path);
+}
