@@ -2,8 +2,41 @@ import type { FastifyInstance } from 'fastify';
 import { createHttpServer } from '@bunryu/platform';
 import type { Config } from './config.ts';
 import type { Deps } from './compose.ts';
+import { clientKeyCheck } from './client/client-keys.ts';
+import { clientRoutes } from './client/client-routes.ts';
+import { GatewayMetrics } from './metrics/gateway-metrics.ts';
+import { proxyRoutes } from './proxy/proxy-routes.ts';
 
-export async function buildApp(config: Readonly<Config>, _deps: Deps): Promise<FastifyInstance> {
-  const app = createHttpServer({ service: 'gateway', logLevel: config.LOG_LEVEL });
+/**
+ * The gateway (SPEC §4): `/v1/routes/:route/*`, `/v1/assign`, `/v1/events`, plus /healthz,
+ * /readyz (ready once a config snapshot is loaded; Kafka being down does not make it unready, as
+ * events then spill to disk) and /metrics.
+ */
+export async function buildApp(config: Readonly<Config>, deps: Deps): Promise<FastifyInstance> {
+  const app = createHttpServer({
+    service: 'gateway',
+    logLevel: config.LOG_LEVEL,
+    readiness: [
+      {
+        name: 'config',
+        check: () => {
+          if (!deps.store.current) throw new Error('no config snapshot loaded yet (experiment-service unreachable and none persisted)');
+        },
+      },
+    ],
+  });
+  deps.logger.use(app.log);
+  const metrics = new GatewayMetrics(app.metrics, {
+    publisher: () => deps.publisher.stats(),
+    config: () => deps.store.current,
+    configStreamConnected: () => deps.subscriber.connected,
+  });
+
+  const checkKey = clientKeyCheck(config.BUNRYU_CLIENT_KEYS);
+  await app.register(async (client) => {
+    if (checkKey) client.addHook('onRequest', checkKey);
+    await client.register(proxyRoutes, { store: deps.store, pools: deps.pools, publisher: deps.publisher, metrics });
+    await client.register(clientRoutes, { store: deps.store, publisher: deps.publisher });
+  });
   return app;
 }

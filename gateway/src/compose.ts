@@ -1,7 +1,75 @@
+import { join } from 'node:path';
+import { EVENTS_TOPIC } from '@bunryu/core';
+import type { EventLogProducer } from '@bunryu/event-log';
 import type { Config } from './config.ts';
+import { ConfigSubscriber } from './config-source/config-subscriber.ts';
+import { SnapshotStore } from './config-source/snapshot-store.ts';
+import { EventPublisher } from './events/event-publisher.ts';
+import { SpillLog } from './events/spill-log.ts';
+import { LogSink } from './log-sink.ts';
+import { UpstreamPools } from './proxy/upstream-pools.ts';
 
-/** The composition root: the only place that chooses real or embedded adapters. */
-export async function compose(_config: Readonly<Config>) {
-  return { close: async () => {} };
+export interface ComposeOverrides {
+  /** Replaces the event log producer the config would pick (tests). */
+  producer?: EventLogProducer;
+  /** Tuning of the publisher (tests shorten the recovery backoff). */
+  publisher?: { flushIntervalMs?: number; retryMinMs?: number; retryMaxMs?: number; appendTimeoutMs?: number };
+  /** Tuning of the config subscriber (tests shorten the reconnect backoff). */
+  subscriber?: { backoffMinMs?: number; backoffMaxMs?: number };
+}
+
+/**
+ * The composition root: the only place that chooses real or embedded adapters. KAFKA_BROKERS set
+ * → the Kafka event log, else the embedded log under `<BUNRYU_DATA_DIR>/events` (which the
+ * aggregator reads). The persisted snapshot is loaded before the subscriber starts, so a gateway
+ * restarted while the experiment-service is down serves at once.
+ */
+export async function compose(config: Readonly<Config>, overrides: ComposeOverrides = {}) {
+  const logger = new LogSink('gateway', config.LOG_LEVEL === 'silent');
+  const dataDir = join(config.BUNRYU_DATA_DIR, 'gateway');
+  const pools = new UpstreamPools({ connections: config.GATEWAY_UPSTREAM_CONNECTIONS });
+
+  const producer = overrides.producer ?? (await createProducer(config, logger));
+  const spill = await SpillLog.open(join(dataDir, 'spill'));
+  if (spill.pending > 0) logger.warn({ pending: spill.pending }, 'events spilled by a previous run will be replayed first');
+  const publisher = new EventPublisher({ producer, spill, queueLimit: config.GATEWAY_EVENT_QUEUE_LIMIT, logger, ...overrides.publisher });
+
+  const store = new SnapshotStore({ file: join(dataDir, 'snapshot.json'), pools, logger });
+  await store.loadPersisted();
+  const subscriber = new ConfigSubscriber({
+    url: config.EXPERIMENT_SERVICE_URL,
+    token: config.EXPERIMENT_SERVICE_TOKEN,
+    store,
+    logger,
+    ...overrides.subscriber,
+  });
+  subscriber.start();
+
+  let closed = false;
+  return {
+    logger,
+    pools,
+    producer,
+    publisher,
+    store,
+    subscriber,
+    /** After the app stopped taking requests: stop the config stream, make every event durable, close pools. */
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await subscriber.stop();
+      await publisher.close();
+      await producer.close();
+      await store.persisted();
+      await pools.close();
+    },
+  };
 }
 export type Deps = Awaited<ReturnType<typeof compose>>;
+
+async function createProducer(config: Readonly<Config>, logger: LogSink): Promise<EventLogProducer> {
+  void config;
+  void logger;
+  void EVENTS_TOPIC;
+  throw new Error('event log adapters are not available yet');
+}

@@ -1,0 +1,131 @@
+import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { ConfigSnapshot, assign } from '@bunryu/core';
+import { buildRouteTable, type RouteRuntime } from '../proxy/route-table.ts';
+import type { UpstreamPools } from '../proxy/upstream-pools.ts';
+
+/** Everything the hot path reads, swapped as one reference so a request never sees half a config. */
+export interface LiveConfig {
+  snapshot: ConfigSnapshot;
+  routes: ReadonlyMap<string, RouteRuntime>;
+  /** Routes with running experiments: where a behaviour event without a route is tagged from. */
+  experimentRoutes: readonly string[];
+  version: number;
+  /** When this gateway took the snapshot (ms since epoch). */
+  loadedAt: number;
+  source: 'service' | 'disk';
+}
+
+export interface SnapshotStoreLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+export interface SnapshotStoreOptions {
+  /** Where the last snapshot is persisted (`<BUNRYU_DATA_DIR>/gateway/snapshot.json`). */
+  file: string;
+  pools: UpstreamPools;
+  logger: SnapshotStoreLogger;
+  now?: () => number;
+}
+
+export type UpdateOutcome = 'applied' | 'unchanged' | 'invalid';
+
+/**
+ * Holds the config snapshot the gateway serves. A new snapshot is validated, compiled and only
+ * then swapped in; the previous one keeps serving until that moment. Every applied snapshot from
+ * the experiment-service is written to disk (temp file, fsync, rename) so a restarted gateway can
+ * serve while the experiment-service is down (SPEC §8).
+ */
+export class SnapshotStore {
+  private live: LiveConfig | null = null;
+  private persisting: Promise<void> = Promise.resolve();
+  private readonly listeners: ((live: LiveConfig) => void)[] = [];
+  private readonly now: () => number;
+
+  constructor(private readonly options: SnapshotStoreOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  get current(): LiveConfig | null {
+    return this.live;
+  }
+
+  onChange(listener: (live: LiveConfig) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** Loads the persisted snapshot, unless a fresher one already arrived. */
+  async loadPersisted(): Promise<boolean> {
+    let text: string;
+    try {
+      text = await readFile(this.options.file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.options.logger.warn({ err: String(err) }, 'cannot read the persisted snapshot');
+      return false;
+    }
+    if (this.live) return false;
+    let raw: unknown;
+    try {
+      raw = JSON.parse(text);
+    } catch (err) {
+      this.options.logger.warn({ err: String(err), file: this.options.file }, 'the persisted snapshot is not JSON: ignored');
+      return false;
+    }
+    return this.update(raw, 'disk') === 'applied';
+  }
+
+  /** Validates and swaps in a snapshot. Snapshots with the version being served are ignored. */
+  update(raw: unknown, source: 'service' | 'disk'): UpdateOutcome {
+    const parsed = ConfigSnapshot.safeParse(raw);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      this.options.logger.warn({ source, path: issue?.path.join('.'), message: issue?.message }, 'invalid config snapshot ignored');
+      return 'invalid';
+    }
+    const snapshot = parsed.data;
+    // A version going backwards is taken too: the experiment-service is the source of truth.
+    if (this.live && this.live.version === snapshot.version) return 'unchanged';
+    const routes = buildRouteTable(snapshot, this.options.pools);
+    // Compile now (assign caches per snapshot object), not on the first request after the swap.
+    for (const name of routes.keys()) assign(snapshot, name, 'warm-up');
+    const experimentRoutes = [...new Set(snapshot.experiments.filter((e) => e.status === 'running').map((e) => e.route))].sort();
+    const live: LiveConfig = { snapshot, routes, experimentRoutes, version: snapshot.version, loadedAt: this.now(), source };
+    this.live = live;
+    this.options.logger.info({ version: snapshot.version, source, routes: routes.size, experiments: snapshot.experiments.length }, 'config snapshot applied');
+    if (source === 'service') this.persist(snapshot);
+    for (const listener of this.listeners) listener(live);
+    return 'applied';
+  }
+
+  /** Resolves when every snapshot applied so far is on disk. */
+  async persisted(): Promise<void> {
+    await this.persisting;
+  }
+
+  private persist(snapshot: ConfigSnapshot): void {
+    const text = JSON.stringify(snapshot);
+    this.persisting = this.persisting.then(async () => {
+      // A newer snapshot may already be queued behind this one: write only the latest.
+      if (this.live?.snapshot !== snapshot) return;
+      try {
+        await writeAtomically(this.options.file, text);
+      } catch (err) {
+        this.options.logger.warn({ err: String(err), file: this.options.file }, 'cannot persist the config snapshot');
+      }
+    });
+  }
+}
+
+async function writeAtomically(file: string, text: string): Promise<void> {
+  await mkdir(dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  const handle = await open(tmp, 'w');
+  try {
+    await handle.writeFile(text);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(tmp, file);
+}

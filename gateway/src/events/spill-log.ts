@@ -1,0 +1,188 @@
+import { mkdir, open, readdir, rm, stat, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { LogRecord } from '@bunryu/event-log';
+
+const SEGMENT = /^spill-(\d{12})\.jsonl$/;
+const READ_CHUNK = 1024 * 1024;
+
+export interface SpillBatch {
+  records: LogRecord[];
+  /** Marks the batch as delivered: the next read starts after it. */
+  commit(): Promise<void>;
+}
+
+/**
+ * The gateway's disk buffer while the event log is unreachable: append-only JSON-lines segments
+ * (`<key as JSON>\t<value>\n`), fsynced on every append, read back in the order written. A
+ * segment is deleted once fully replayed, so a crash during replay re-sends at most one segment
+ * (at least once; the aggregator deduplicates by eventId).
+ *
+ * Not safe for concurrent use: the publisher's pump is its only caller.
+ */
+export class SpillLog {
+  private segments: number[] = [];
+  private writer: { seq: number; handle: FileHandle; size: number } | null = null;
+  private readSeq = -1;
+  private readOffset = 0;
+  private pendingCount = 0;
+
+  private constructor(
+    private readonly dir: string,
+    private readonly segmentBytes: number,
+  ) {}
+
+  /** Opens the spill folder and counts what a previous run left there. */
+  static async open(dir: string, options: { segmentBytes?: number } = {}): Promise<SpillLog> {
+    await mkdir(dir, { recursive: true });
+    const log = new SpillLog(dir, options.segmentBytes ?? 64 * 1024 * 1024);
+    const names = await readdir(dir);
+    log.segments = names
+      .map((n) => SEGMENT.exec(n))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => Number(m[1]))
+      .sort((a, b) => a - b);
+    for (const seq of log.segments) log.pendingCount += await log.repairAndCount(seq);
+    if (log.segments.length > 0) log.readSeq = log.segments[0]!;
+    return log;
+  }
+
+  /** Records on disk not yet replayed. */
+  get pending(): number {
+    return this.pendingCount;
+  }
+
+  async append(records: readonly LogRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    let text = '';
+    for (const r of records) text += JSON.stringify(r.key) + '\t' + r.value + '\n';
+    const bytes = Buffer.from(text);
+    const writer = await this.writable();
+    await writer.handle.write(bytes, 0, bytes.length, writer.size);
+    await writer.handle.datasync();
+    writer.size += bytes.length;
+    this.pendingCount += records.length;
+    if (writer.size >= this.segmentBytes) {
+      await writer.handle.close();
+      this.writer = null;
+    }
+  }
+
+  /** Up to `max` records in the order written, or null when everything has been replayed. */
+  async read(max: number): Promise<SpillBatch | null> {
+    for (;;) {
+      if (this.segments.length === 0) return null;
+      const seq = this.readSeq;
+      const path = this.path(seq);
+      const handle = await open(path, 'r');
+      try {
+        const buffer = Buffer.allocUnsafe(READ_CHUNK);
+        const records: LogRecord[] = [];
+        let consumed = 0;
+        let leftover = Buffer.alloc(0);
+        let position = this.readOffset;
+        while (records.length < max) {
+          const { bytesRead } = await handle.read(buffer, 0, READ_CHUNK, position);
+          if (bytesRead === 0) break;
+          position += bytesRead;
+          const data = leftover.length > 0 ? Buffer.concat([leftover, buffer.subarray(0, bytesRead)]) : buffer.subarray(0, bytesRead);
+          let start = 0;
+          while (records.length < max) {
+            const nl = data.indexOf(10, start);
+            if (nl === -1) break;
+            const record = parseLine(data.toString('utf8', start, nl));
+            if (record) records.push(record);
+            consumed += nl + 1 - start;
+            start = nl + 1;
+          }
+          leftover = Buffer.from(data.subarray(start));
+        }
+        if (consumed > 0) {
+          const next = this.readOffset + consumed;
+          return {
+            records,
+            commit: async () => {
+              this.readOffset = next;
+              this.pendingCount = Math.max(0, this.pendingCount - records.length);
+            },
+          };
+        }
+      } finally {
+        await handle.close();
+      }
+      // This segment is exhausted.
+      if (this.writer?.seq === seq) {
+        // Fully replayed, including the segment being written: start over with an empty folder.
+        await this.writer.handle.close();
+        this.writer = null;
+      }
+      await rm(path, { force: true });
+      this.segments.shift();
+      this.readOffset = 0;
+      if (this.segments.length === 0) {
+        this.readSeq = -1;
+        this.pendingCount = 0;
+        return null;
+      }
+      this.readSeq = this.segments[0]!;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.writer?.handle.close();
+    this.writer = null;
+  }
+
+  private async writable(): Promise<{ seq: number; handle: FileHandle; size: number }> {
+    if (this.writer) return this.writer;
+    const seq = (this.segments.at(-1) ?? 0) + 1;
+    const handle = await open(this.path(seq), 'a');
+    this.writer = { seq, handle, size: (await handle.stat()).size };
+    this.segments.push(seq);
+    if (this.readSeq === -1) {
+      this.readSeq = seq;
+      this.readOffset = 0;
+    }
+    return this.writer;
+  }
+
+  /** Counts complete lines and cuts off a torn last line left by a crash mid-append. */
+  private async repairAndCount(seq: number): Promise<number> {
+    const path = this.path(seq);
+    const { size } = await stat(path);
+    const handle = await open(path, 'r+');
+    try {
+      const buffer = Buffer.allocUnsafe(READ_CHUNK);
+      let lines = 0;
+      let lastNewline = -1;
+      for (let position = 0; position < size; ) {
+        const { bytesRead } = await handle.read(buffer, 0, READ_CHUNK, position);
+        if (bytesRead === 0) break;
+        for (let i = buffer.indexOf(10, 0); i !== -1 && i < bytesRead; i = buffer.indexOf(10, i + 1)) {
+          lines++;
+          lastNewline = position + i;
+        }
+        position += bytesRead;
+      }
+      if (lastNewline + 1 < size) await handle.truncate(lastNewline + 1);
+      return lines;
+    } finally {
+      await handle.close();
+    }
+  }
+
+  private path(seq: number): string {
+    return join(this.dir, `spill-${String(seq).padStart(12, '0')}.jsonl`);
+  }
+}
+
+function parseLine(line: string): LogRecord | null {
+  const tab = line.indexOf('\t');
+  if (tab === -1) return null;
+  try {
+    const key = JSON.parse(line.slice(0, tab)) as unknown;
+    if (typeof key !== 'string') return null;
+    return { key, value: line.slice(tab + 1) };
+  } catch {
+    return null;
+  }
+}

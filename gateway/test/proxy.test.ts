@@ -1,0 +1,258 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { assign, formatAssignmentsHeader, type ConfigSnapshot, type Event } from '@bunryu/core';
+import { startFakeExperimentService, type FakeExperimentService } from './helpers/fake-experiment-service.ts';
+import { startGateway, until, type TestGateway } from './helpers/gateway.ts';
+import { MemoryProducer } from './helpers/memory-producer.ts';
+import { experiment, route, snapshot } from './helpers/snapshots.ts';
+import { rawRequest, startUpstream, type TestUpstream } from './helpers/upstream.ts';
+
+describe('forwarding /v1/routes/:route/*', () => {
+  let main: TestUpstream;
+  let variantUpstream: TestUpstream;
+  let es: FakeExperimentService;
+  let gw: TestGateway;
+  let config: ConfigSnapshot;
+  const producer = new MemoryProducer();
+
+  beforeAll(async () => {
+    main = await startUpstream('main');
+    variantUpstream = await startUpstream('variant');
+    config = snapshot(
+      3,
+      [
+        route('recommend', main.url, { path: '/v1/models/recommend', defaultParams: { model: 'recommend', version: '0' } }),
+        route('based', `${main.url}/base/`, { path: '/' }),
+        route('canary', main.url, { path: '/predict' }),
+      ],
+      [
+        experiment('ranker', 'recommend', { overrides: { 'qa-user': 'treatment' } }),
+        experiment('geo', 'recommend', {
+          targeting: [{ attribute: 'country', op: 'in', value: ['JP'] }],
+          variants: [
+            { key: 'a', weight: 50, params: { geo: 'a' } },
+            { key: 'b', weight: 50, params: { geo: 'b' } },
+          ],
+        }),
+        experiment('adult', 'recommend', {
+          targeting: [{ attribute: 'age', op: 'gte', value: 18 }],
+          variants: [
+            { key: 'off', weight: 50, params: { adult: false } },
+            { key: 'on', weight: 50, params: { adult: true } },
+          ],
+        }),
+        experiment('canary-model', 'canary', {
+          variants: [
+            { key: 'stable', weight: 50, params: {} },
+            { key: 'next', weight: 50, params: {}, upstream: variantUpstream.url },
+          ],
+          overrides: { 'to-next': 'next', 'to-stable': 'stable' },
+        }),
+      ],
+    );
+    es = await startFakeExperimentService(config);
+    gw = await startGateway({ experimentService: es.url, producer });
+    await until(() => gw.deps.store.current !== null, 5000, 'the first snapshot');
+  });
+
+  afterAll(async () => {
+    await gw?.close();
+    await es?.close();
+    await main?.close();
+    await variantUpstream?.close();
+  });
+
+  const expected = (routeName: string, unit: string, attributes: Record<string, unknown> = {}) => assign(config, routeName, unit, attributes);
+
+  it('forwards method, joined path, query, body and headers, and adds the A/B headers', async () => {
+    main.seen.length = 0;
+    const body = JSON.stringify({ instances: [{ f: 1 }] });
+    const res = await fetch(`${gw.url}/v1/routes/recommend/predict?q=1&x=%20y`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-unit-id': 'u-1', 'x-custom': 'kept' },
+      body,
+    });
+    expect(res.status).toBe(200);
+    const seen = main.seen.at(-1)!;
+    expect(seen.method).toBe('POST');
+    expect(seen.url).toBe('/v1/models/recommend/predict?q=1&x=%20y');
+    expect(seen.body).toBe(body);
+    expect(seen.headers['content-type']).toBe('application/json');
+    expect(seen.headers['x-custom']).toBe('kept');
+    expect(seen.headers.host).toBe(`127.0.0.1:${main.port}`);
+
+    const want = expected('recommend', 'u-1');
+    expect(want.assignments.length).toBeGreaterThan(0);
+    expect(seen.headers['x-ab-unit']).toBe('u-1');
+    expect(seen.headers['x-ab-assignments']).toBe(formatAssignmentsHeader(want.assignments));
+    expect(JSON.parse(seen.headers['x-ab-params'] as string)).toEqual(want.params);
+    expect(JSON.parse(seen.headers['x-ab-params'] as string).model).toBe('recommend');
+
+    expect(res.headers.get('x-ab-assignments')).toBe(formatAssignmentsHeader(want.assignments));
+    expect(res.headers.get('x-request-id')).toBe(seen.headers['x-request-id']);
+    expect(res.headers.get('x-upstream')).toBe('yes');
+    expect(await res.json()).toEqual({ upstream: 'echo', method: 'POST', url: '/v1/models/recommend/predict?q=1&x=%20y', body });
+  });
+
+  it('joins the route path with nothing, a query, or an upstream base path', async () => {
+    await fetch(`${gw.url}/v1/routes/recommend`, { headers: { 'x-unit-id': 'u-2' } });
+    expect(main.seen.at(-1)!.url).toBe('/v1/models/recommend');
+    await fetch(`${gw.url}/v1/routes/recommend?a=b`, { headers: { 'x-unit-id': 'u-2' } });
+    expect(main.seen.at(-1)!.url).toBe('/v1/models/recommend?a=b');
+    await fetch(`${gw.url}/v1/routes/based/x/y?z=1`, { headers: { 'x-unit-id': 'u-2' } });
+    expect(main.seen.at(-1)!.url).toBe('/base/x/y?z=1');
+    await fetch(`${gw.url}/v1/routes/based`, { headers: { 'x-unit-id': 'u-2' } });
+    expect(main.seen.at(-1)!.url).toBe('/base');
+  });
+
+  it('keeps hop-by-hop headers, the API key and spoofed A/B headers away from the upstream', async () => {
+    await rawRequest(`${gw.url}/v1/routes/recommend/predict`, {
+      headers: {
+        'x-unit-id': 'u-3',
+        'x-api-key': 'secret',
+        'proxy-authorization': 'Basic abc',
+        'x-ab-assignments': 'ranker=forged',
+        'x-ab-params': '{"version":"forged"}',
+        connection: 'keep-alive, x-drop-me',
+        'x-drop-me': '1',
+      },
+    });
+    const seen = main.seen.at(-1)!;
+    expect(seen.headers['x-api-key']).toBeUndefined();
+    expect(seen.headers['proxy-authorization']).toBeUndefined();
+    expect(seen.headers['x-drop-me']).toBeUndefined();
+    expect(seen.headers['x-ab-assignments']).toBe(formatAssignmentsHeader(expected('recommend', 'u-3').assignments));
+    expect(seen.headers['x-ab-params']).not.toContain('forged');
+  });
+
+  it('issues an ab_uid cookie to a unit without id and keeps it on the next request', async () => {
+    const first = await fetch(`${gw.url}/v1/routes/recommend/predict`);
+    const cookie = first.headers.getSetCookie()[0]!;
+    expect(cookie).toMatch(/^ab_uid=[0-9a-f-]{36}; Path=\/; Max-Age=31536000; HttpOnly; SameSite=Lax$/);
+    const id = /^ab_uid=([^;]+)/.exec(cookie)![1]!;
+    expect(main.seen.at(-1)!.headers['x-ab-unit']).toBe(id);
+    const assignments = first.headers.get('x-ab-assignments');
+    expect(assignments).toBe(formatAssignmentsHeader(expected('recommend', id).assignments));
+
+    const second = await fetch(`${gw.url}/v1/routes/recommend/predict`, { headers: { cookie: `theme=dark; ab_uid=${id}; other=1` } });
+    expect(second.headers.getSetCookie()).toEqual([]);
+    expect(main.seen.at(-1)!.headers['x-ab-unit']).toBe(id);
+    expect(second.headers.get('x-ab-assignments')).toBe(assignments);
+  });
+
+  it('assigns a unit the same variants on every request, and splits units across variants', async () => {
+    const variants = new Set<string>();
+    for (let i = 0; i < 40; i++) {
+      const headers = { 'x-unit-id': `sticky-${i}` };
+      const a = (await fetch(`${gw.url}/v1/routes/recommend/p`, { headers })).headers.get('x-ab-assignments')!;
+      const b = (await fetch(`${gw.url}/v1/routes/recommend/p`, { headers })).headers.get('x-ab-assignments')!;
+      expect(b).toBe(a);
+      variants.add(/ranker=([a-z]+)/.exec(a)![1]!);
+    }
+    expect(variants).toEqual(new Set(['control', 'treatment']));
+  });
+
+  it('targets on x-ab-attr-* headers, numbers included', async () => {
+    const plain = await fetch(`${gw.url}/v1/routes/recommend/p`, { headers: { 'x-unit-id': 'u-4' } });
+    expect(plain.headers.get('x-ab-assignments')).not.toMatch(/geo=|adult=/);
+    const targeted = await fetch(`${gw.url}/v1/routes/recommend/p`, {
+      headers: { 'x-unit-id': 'u-4', 'x-ab-attr-country': 'JP', 'x-ab-attr-age': '30' },
+    });
+    const header = targeted.headers.get('x-ab-assignments')!;
+    expect(header).toBe(formatAssignmentsHeader(expected('recommend', 'u-4', { country: 'JP', age: 30 }).assignments));
+    expect(header).toMatch(/geo=[ab]/);
+    expect(header).toMatch(/adult=(on|off)/);
+    const minor = await fetch(`${gw.url}/v1/routes/recommend/p`, { headers: { 'x-unit-id': 'u-4', 'x-ab-attr-age': '12' } });
+    expect(minor.headers.get('x-ab-assignments')).not.toMatch(/adult=/);
+  });
+
+  it("sends a variant with its own upstream there instead of the route's", async () => {
+    const next = await fetch(`${gw.url}/v1/routes/canary/x`, { headers: { 'x-unit-id': 'to-next' } });
+    expect(next.headers.get('x-upstream-name')).toBe('variant');
+    expect(variantUpstream.seen.at(-1)!.url).toBe('/predict/x');
+    expect(variantUpstream.seen.at(-1)!.headers['x-ab-assignments']).toBe('canary-model=next');
+    const stable = await fetch(`${gw.url}/v1/routes/canary/x`, { headers: { 'x-unit-id': 'to-stable' } });
+    expect(stable.headers.get('x-upstream-name')).toBe('main');
+  });
+
+  it("passes the upstream's own 4xx through", async () => {
+    main.behave((_req, res) => {
+      res.writeHead(404, { 'content-type': 'application/json' });
+      res.end('{"error":"no such model"}');
+    });
+    try {
+      const res = await fetch(`${gw.url}/v1/routes/recommend/p`, { headers: { 'x-unit-id': 'u-5' } });
+      expect(res.status).toBe(404);
+      expect(await res.json()).toEqual({ error: 'no such model' });
+      expect(res.headers.get('x-ab-fallback')).toBeNull();
+    } finally {
+      main.behave((req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': 'yes' });
+        res.end(JSON.stringify({ upstream: 'echo', method: req.method, url: req.url, body: req.body }));
+      });
+    }
+  });
+
+  it('answers 404 for an unknown route', async () => {
+    const res = await fetch(`${gw.url}/v1/routes/nope/predict`);
+    expect(res.status).toBe(404);
+    expect((await res.json()).error.code).toBe('BUNRYU_NOT_FOUND');
+  });
+
+  it('logs one exposure per request with its non-forced assignments, status and latency', async () => {
+    producer.records.length = 0;
+    const res = await fetch(`${gw.url}/v1/routes/recommend/p`, { headers: { 'x-unit-id': 'qa-user', 'x-ab-attr-country': 'JP' } });
+    const requestId = res.headers.get('x-request-id');
+    await gw.deps.publisher.flush();
+    const exposures = producer.events<Event>().filter((e) => e.requestId === requestId);
+    expect(exposures).toHaveLength(1);
+    const e = exposures[0]!;
+    const want = expected('recommend', 'qa-user', { country: 'JP' });
+    expect(want.assignments.find((a) => a.experiment === 'ranker')!.forced).toBe(true);
+    expect(e).toMatchObject({ type: 'exposure', unitId: 'qa-user', route: 'recommend', status: 200, attributes: { country: 'JP' } });
+    expect(e.assignments).toEqual(want.assignments.filter((a) => !a.forced).map(({ experiment, variant }) => ({ experiment, variant })));
+    expect(e.latencyMs).toBeGreaterThan(0);
+    expect(producer.records.find((r) => JSON.parse(r.value).requestId === requestId)!.key).toBe('qa-user');
+  });
+
+  it('rejects an x-unit-id longer than the event schema allows', async () => {
+    const res = await fetch(`${gw.url}/v1/routes/recommend/p`, { headers: { 'x-unit-id': 'u'.repeat(257) } });
+    expect(res.status).toBe(400);
+    expect((await res.json()).error.message).toMatch(/^x-unit-id/);
+  });
+});
+
+describe('BUNRYU_CLIENT_KEYS', () => {
+  let up: TestUpstream;
+  let es: FakeExperimentService;
+  let gw: TestGateway;
+
+  beforeAll(async () => {
+    up = await startUpstream();
+    es = await startFakeExperimentService(snapshot(1, [route('recommend', up.url)]));
+    gw = await startGateway({ experimentService: es.url, producer: new MemoryProducer(), env: { BUNRYU_CLIENT_KEYS: 'k1, k2' } });
+    await until(() => gw.deps.store.current !== null);
+  });
+  afterAll(async () => {
+    await gw?.close();
+    await es?.close();
+    await up?.close();
+  });
+
+  it('requires one of the keys on every client endpoint', async () => {
+    const calls: [string, RequestInit][] = [
+      ['/v1/routes/recommend/x', {}],
+      ['/v1/assign', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ unitId: 'u', route: 'recommend' }) }],
+      ['/v1/events', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ events: [] }) }],
+    ];
+    for (const [path, init] of calls) {
+      const none = await fetch(gw.url + path, init);
+      expect(none.status).toBe(401);
+      expect((await none.json()).error.code).toBe('BUNRYU_UNAUTHORIZED');
+      const wrong = await fetch(gw.url + path, { ...init, headers: { ...(init.headers as object), 'x-api-key': 'k3' } });
+      expect(wrong.status).toBe(401);
+      const right = await fetch(gw.url + path, { ...init, headers: { ...(init.headers as object), 'x-api-key': 'k2' } });
+      expect(right.status).toBeLessThan(300);
+    }
+    expect((await fetch(`${gw.url}/healthz`)).status).toBe(200);
+  });
+});
