@@ -6,3 +6,4 @@ export * from './errors.ts';
 export * from './env-config.ts';
 export * from './events.ts';
 export * from './http-errors.ts';
+export * from './stats/index.ts';

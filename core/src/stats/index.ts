@@ -1,0 +1,4 @@
+export * from './distributions.ts';
+export * from './comparisons.ts';
+export * from './srm.ts';
+export * from './sequential.ts';
