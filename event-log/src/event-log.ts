@@ -37,6 +37,10 @@ export interface EventLogConsumer {
   run(handlers: ConsumerHandlers): Promise<void>;
   /** Records appended but not yet committed by this group (consumer lag), summed over partitions. */
   lag(): Promise<number>;
+  /**
+   * Stops consuming. An eachBatch still running is awaited but its records are not committed:
+   * the group's next consumer gets them again (as after a crash between processing and commit).
+   */
   close(): Promise<void>;
 }
 
@@ -44,3 +48,22 @@ export interface EventLogOptions {
   /** Kafka topic, or the embedded log's name (a folder under its directory). */
   topic: string;
 }
+
+export interface ConsumerOptions {
+  /** Consumer group: consumers of one group share the work and its committed offsets. */
+  group: string;
+}
+
+/** One log, both ends: what a composition root builds (Kafka or embedded) and hands to a service. */
+export interface EventLog {
+  producer(): EventLogProducer;
+  consumer(options: ConsumerOptions): EventLogConsumer;
+}
+
+/** The part of a pino/fastify logger the adapters use; without one they log nothing. */
+export interface EventLogLogger {
+  warn(details: object, message: string): void;
+  error(details: object, message: string): void;
+}
+
+export const silentLogger: EventLogLogger = { warn() {}, error() {} };
