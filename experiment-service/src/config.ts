@@ -24,7 +24,7 @@ export const ConfigSchema = z.object({
     })
     .optional(),
   /** Seconds between SSE heartbeat comments, which keep idle proxies from closing the stream. */
-  SSE_HEARTBEAT_SECONDS: z.coerce.number().min(1).max(3600).default(15),
+  SSE_HEARTBEAT_SECONDS: z.coerce.number().min(0.05).max(3600).default(15),
 });
 export type Config = z.infer<typeof ConfigSchema>;
 

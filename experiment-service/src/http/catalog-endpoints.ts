@@ -1,4 +1,4 @@
-import { Holdout, Key, MetricDefinition, Route, RouteInput, createError, parseOrThrow } from '@bunryu/core';
+import { Holdout, Key, MetricDefinition, Route, RouteInput, createError } from '@bunryu/core';
 import type { ConfigCatalog } from '../catalog/config-catalog.ts';
 import { Metric, MetricCatalogue, RouteList } from '../openapi/schemas.ts';
 import { endpoint, type Endpoint } from './endpoint.ts';
@@ -10,6 +10,7 @@ export function catalogEndpoints(catalog: ConfigCatalog): Endpoint<never>[] {
       url: '/v1/routes/:route',
       summary: 'Create or replace a route (200 replaced, 201 created)',
       role: 'admin',
+      params: { route: Key },
       body: RouteInput,
       response: Route,
       alsoAnswers: { 201: 'Created' },
@@ -41,13 +42,13 @@ export function catalogEndpoints(catalog: ConfigCatalog): Endpoint<never>[] {
       url: '/v1/metrics/:key',
       summary: 'Define or redefine a metric (200 replaced, 201 created); the built-ins error_rate and latency_ms cannot be redefined',
       role: 'editor',
+      params: { key: Key },
       body: MetricDefinition,
       response: Metric,
       errors: ['BUNRYU_ALREADY_EXISTS'],
       alsoAnswers: { 201: 'Created' },
       handler: async ({ params, body, principal, reply }) => {
-        const key = parseOrThrow(Key, params.key, 'key');
-        const { metric, created } = await catalog.putMetric(key, body, principal!);
+        const { metric, created } = await catalog.putMetric(params.key!, body, principal!);
         if (created) void reply.code(201);
         return metric;
       },

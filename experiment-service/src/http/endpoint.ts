@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
-import { parseOrThrow, type ErrorCode } from '@bunryu/core';
+import { validationError, type ErrorCode } from '@bunryu/core';
 import type { Principal, Role, TokenAuthenticator } from '../auth/tokens.ts';
 import { parseIfMatch, type IfMatch } from '../experiments/experiment-manager.ts';
 
@@ -25,6 +25,8 @@ export interface Endpoint<B = unknown> {
   summary: string;
   /** The lowest role allowed; null: no token needed. */
   role: Role | null;
+  /** Schemas of the URL parameters, checked with the body so one 400 names every bad field. */
+  params?: Record<string, z.ZodType>;
   body?: z.ZodType<B>;
   response?: z.ZodType;
   /** `text/html` etc. for answers that are not JSON. */
@@ -57,11 +59,23 @@ export function registerEndpoints(app: FastifyInstance, auth: TokenAuthenticator
           }
         : undefined,
       handler: async (request, reply) => {
-        const body = e.body ? parseOrThrow(e.body, request.body) : undefined;
+        const params = request.params as Record<string, string>;
+        const issues: { path: PropertyKey[]; message: string }[] = [];
+        for (const [name, schema] of Object.entries(e.params ?? {})) {
+          const r = schema.safeParse(params[name]);
+          if (!r.success) issues.push(...r.error.issues.map((i) => ({ path: [name, ...i.path], message: i.message })));
+        }
+        let body: unknown;
+        if (e.body) {
+          const r = e.body.safeParse(request.body);
+          if (r.success) body = r.data;
+          else issues.push(...r.error.issues);
+        }
+        if (issues.length > 0) throw validationError(issues);
         const result = await e.handler({
           request,
           reply,
-          params: request.params as Record<string, string>,
+          params,
           query: request.query as Record<string, string | undefined>,
           body,
           principal: principals.get(request),

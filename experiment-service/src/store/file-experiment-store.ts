@@ -1,4 +1,4 @@
-import { mkdir, open, readFile, rename, truncate, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, stat, truncate, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Experiment, Holdout, Route } from '@bunryu/core';
 import {
@@ -173,14 +173,19 @@ export class FileExperimentStore implements ExperimentStore {
 
   private async writeAtomically(path: string, data: string): Promise<void> {
     const tmp = `${path}.${process.pid}.${++this.tmpCounter}.tmp`;
-    const fh = await open(tmp, 'w');
     try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
+      const fh = await open(tmp, 'w');
+      try {
+        await fh.writeFile(data);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, path);
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      throw err;
     }
-    await rename(tmp, path);
     await syncDir(this.dir);
   }
 

@@ -1,0 +1,55 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { integrationServer } from '@bunryu/platform/testing';
+import { RedisExperimentStore } from '../src/store/redis-experiment-store.ts';
+import { dropPrefix, uniquePrefix } from './helpers.ts';
+
+const redis = await integrationServer('REDIS_URL', 'redis://127.0.0.1:6379');
+const route = { key: 'r', upstream: 'http://127.0.0.1:9/', path: '/', defaultParams: {}, timeoutMs: 1000, updatedAt: 'now' };
+
+describe.skipIf(!redis.url)('RedisExperimentStore across replicas', () => {
+  let prefix: string;
+  let stores: RedisExperimentStore[];
+  beforeEach(() => {
+    prefix = uniquePrefix();
+    stores = [];
+  });
+  afterEach(async () => {
+    await Promise.all(stores.map((s) => s.close()));
+    await dropPrefix(redis.url!, prefix);
+  });
+  const open = (p = prefix) => {
+    const s = new RedisExperimentStore({ url: redis.url!, prefix: p });
+    stores.push(s);
+    return s;
+  };
+
+  it('announces a change made by one instance to the listeners of another', async () => {
+    const [a, b] = [open(), open()];
+    const heard: number[] = [];
+    await b.onChange((v) => heard.push(v));
+    await a.commit({ routes: [route], audit: [] });
+    await expect.poll(() => heard).toEqual([1]);
+  });
+
+  it('keeps deployments with different prefixes apart', async () => {
+    const other = uniquePrefix();
+    try {
+      const [a, b] = [open(), open(other)];
+      const heard: number[] = [];
+      await b.onChange((v) => heard.push(v));
+      await a.commit({ routes: [route], audit: [] });
+      expect(await b.version()).toBe(0);
+      expect((await b.load()).routes).toEqual([]);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(heard).toEqual([]);
+    } finally {
+      await dropPrefix(redis.url!, other);
+    }
+  });
+
+  it('answers 503 (not 500) while Redis is unreachable', async () => {
+    const s = new RedisExperimentStore({ url: 'redis://127.0.0.1:1', prefix });
+    stores.push(s);
+    await expect(s.version()).rejects.toMatchObject({ code: 'BUNRYU_NOT_READY', statusCode: 503 });
+  });
+});
