@@ -1,0 +1,138 @@
+import { appendFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { LogRecord } from '@bunryu/event-log';
+import { EventPublisher } from '../src/events/event-publisher.ts';
+import { SpillLog } from '../src/events/spill-log.ts';
+import { tempDir, until } from './helpers/gateway.ts';
+import { MemoryProducer } from './helpers/memory-producer.ts';
+
+const seqs = (p: MemoryProducer) => p.events<{ seq: number }>().map((e) => e.seq);
+const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
+
+async function publisher(producer: MemoryProducer, dir: string, options: Partial<ConstructorParameters<typeof EventPublisher>[0]> = {}) {
+  const spill = await SpillLog.open(dir);
+  return new EventPublisher({ producer, spill, queueLimit: 10_000, batchSize: 100, flushIntervalMs: 5, retryMinMs: 20, retryMaxMs: 50, ...options });
+}
+
+describe('EventPublisher', () => {
+  it('delivers everything in order, in batches, keyed as given', async () => {
+    const producer = new MemoryProducer();
+    const pub = await publisher(producer, await tempDir());
+    for (const seq of range(0, 1000)) pub.publish(`unit-${seq % 7}`, { seq });
+    await pub.flush();
+    expect(seqs(producer)).toEqual(range(0, 1000));
+    expect(producer.records[8]!.key).toBe('unit-1');
+    expect(producer.appends).toBeLessThanOrEqual(20);
+    expect(pub.stats()).toMatchObject({ queued: 0, published: 1000, spilled: 0, mode: 'memory' });
+    await pub.close();
+  });
+
+  it('spills to disk while the log is down and replays in order, exactly once, before newer events', async () => {
+    const producer = new MemoryProducer();
+    const dir = await tempDir();
+    const pub = await publisher(producer, dir);
+    for (const seq of range(0, 100)) pub.publish('u', { seq });
+    await pub.flush();
+    producer.down = true;
+    for (const seq of range(100, 600)) {
+      pub.publish(`u${seq % 3}`, { seq });
+      if (seq % 50 === 0) await new Promise((r) => setTimeout(r, 5));
+    }
+    await pub.flush();
+    const during = pub.stats();
+    expect(during.mode).toBe('spill');
+    expect(during.spilled).toBe(500);
+    expect(during.spillPending).toBe(500);
+    expect(during.failures).toBeGreaterThan(0);
+    expect(seqs(producer)).toEqual(range(0, 100));
+    expect((await readdir(join(dir))).length).toBeGreaterThan(0);
+
+    producer.down = false;
+    for (const seq of range(600, 700)) pub.publish('u', { seq });
+    await until(() => pub.stats().mode === 'memory' && pub.stats().queued === 0, 5000, 'recovery');
+    await pub.flush();
+    expect(seqs(producer)).toEqual(range(0, 700));
+    expect(pub.stats()).toMatchObject({ spillPending: 0, published: 700 });
+    expect(await readdir(dir)).toEqual([]);
+    await pub.close();
+  });
+
+  it('spills when the queue outgrows its limit behind a slow log, and never drops', async () => {
+    const producer = new MemoryProducer();
+    let slow = true;
+    const original = producer.append.bind(producer);
+    producer.append = async (records: readonly LogRecord[]) => {
+      if (slow) await new Promise((r) => setTimeout(r, 30));
+      return original(records);
+    };
+    const pub = await publisher(producer, await tempDir(), { queueLimit: 50, batchSize: 10 });
+    for (const seq of range(0, 400)) pub.publish('u', { seq });
+    await until(() => pub.stats().spilled > 0, 5000, 'a spill');
+    slow = false;
+    await until(() => pub.stats().published === 400, 5000, 'every event');
+    expect(seqs(producer)).toEqual(range(0, 400));
+    await pub.close();
+  });
+
+  it('spills what is queued on close while the log is down, and the next start replays it first', async () => {
+    const producer = new MemoryProducer();
+    const dir = await tempDir();
+    const first = await publisher(producer, dir, { flushIntervalMs: 60_000 });
+    producer.down = true;
+    for (const seq of range(0, 250)) first.publish('u', { seq });
+    await first.close();
+    expect(producer.records).toEqual([]);
+
+    producer.down = false;
+    const second = await publisher(producer, dir);
+    expect(second.stats()).toMatchObject({ mode: 'spill', spillPending: 250 });
+    for (const seq of range(250, 300)) second.publish('u', { seq });
+    await until(() => second.stats().published === 300, 5000, 'the replay');
+    expect(seqs(producer)).toEqual(range(0, 300));
+    await second.close();
+  });
+
+  it('flushes into the log on close when it answers', async () => {
+    const producer = new MemoryProducer();
+    const pub = await publisher(producer, await tempDir(), { flushIntervalMs: 60_000 });
+    for (const seq of range(0, 30)) pub.publish('u', { seq });
+    await pub.close();
+    expect(seqs(producer)).toEqual(range(0, 30));
+  });
+});
+
+describe('SpillLog', () => {
+  it('cuts a torn last line left by a crash and reads the rest back in order across segments', async () => {
+    const dir = await tempDir();
+    const log = await SpillLog.open(dir, { segmentBytes: 200 });
+    const records = range(0, 20).map((i) => ({ key: `k\t"${i}"`, value: JSON.stringify({ i, text: 'line\nbreak' }) }));
+    for (let i = 0; i < 20; i += 5) await log.append(records.slice(i, i + 5));
+    await log.close();
+    const segments = (await readdir(dir)).sort();
+    expect(segments.length).toBeGreaterThan(1);
+    await appendFile(join(dir, segments.at(-1)!), '"torn"\t{"i":');
+
+    const reopened = await SpillLog.open(dir, { segmentBytes: 200 });
+    expect(reopened.pending).toBe(20);
+    const back: LogRecord[] = [];
+    for (let batch = await reopened.read(3); batch; batch = await reopened.read(3)) {
+      back.push(...batch.records);
+      await batch.commit();
+    }
+    expect(back).toEqual(records);
+    expect(reopened.pending).toBe(0);
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it('reads a batch again when it was not committed', async () => {
+    const log = await SpillLog.open(await tempDir());
+    await log.append([{ key: 'a', value: '1' }, { key: 'b', value: '2' }]);
+    const first = await log.read(1);
+    expect(first!.records).toEqual([{ key: 'a', value: '1' }]);
+    const again = await log.read(1);
+    expect(again!.records).toEqual([{ key: 'a', value: '1' }]);
+    await again!.commit();
+    expect((await log.read(5))!.records).toEqual([{ key: 'b', value: '2' }]);
+  });
+});
