@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { EVENTS_TOPIC } from '@bunryu/core';
-import type { EventLogProducer } from '@bunryu/event-log';
+import { createFileEventLog, createKafkaEventLog, type EventLogProducer } from '@bunryu/event-log';
 import type { Config } from './config.ts';
 import { ConfigSubscriber } from './config-source/config-subscriber.ts';
 import { SnapshotStore } from './config-source/snapshot-store.ts';
@@ -68,8 +68,8 @@ export async function compose(config: Readonly<Config>, overrides: ComposeOverri
 export type Deps = Awaited<ReturnType<typeof compose>>;
 
 async function createProducer(config: Readonly<Config>, logger: LogSink): Promise<EventLogProducer> {
-  void config;
-  void logger;
-  void EVENTS_TOPIC;
-  throw new Error('event log adapters are not available yet');
+  const log = config.KAFKA_BROKERS
+    ? createKafkaEventLog({ brokers: config.KAFKA_BROKERS, topic: EVENTS_TOPIC, clientId: 'bunryu-gateway', logger })
+    : createFileEventLog({ dir: join(config.BUNRYU_DATA_DIR, 'events'), topic: EVENTS_TOPIC, logger });
+  return log.producer();
 }

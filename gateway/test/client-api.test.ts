@@ -3,14 +3,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_EVENTS_PER_CALL, assign, type ConfigSnapshot, type Event } from '@bunryu/core';
 import { startFakeExperimentService, type FakeExperimentService } from './helpers/fake-experiment-service.ts';
 import { startGateway, until, type TestGateway } from './helpers/gateway.ts';
-import { MemoryProducer } from './helpers/memory-producer.ts';
+import { tapEvents, type EventTap } from './helpers/event-tap.ts';
 import { experiment, route, snapshot } from './helpers/snapshots.ts';
 
 describe('POST /v1/assign and POST /v1/events', () => {
   let es: FakeExperimentService;
   let gw: TestGateway;
   let config: ConfigSnapshot;
-  const producer = new MemoryProducer();
+  let tap: EventTap;
 
   beforeAll(async () => {
     config = snapshot(
@@ -24,11 +24,13 @@ describe('POST /v1/assign and POST /v1/events', () => {
       ],
     );
     es = await startFakeExperimentService(config);
-    gw = await startGateway({ experimentService: es.url, producer });
+    gw = await startGateway({ experimentService: es.url });
+    tap = await tapEvents(gw);
     await until(() => gw.deps.store.current !== null);
   });
 
   afterAll(async () => {
+    await tap?.close();
     await gw?.close();
     await es?.close();
   });
@@ -36,12 +38,7 @@ describe('POST /v1/assign and POST /v1/events', () => {
   const post = (path: string, body: unknown) =>
     fetch(gw.url + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
-  async function logged(): Promise<Event[]> {
-    await gw.deps.publisher.flush();
-    const events = producer.events<Event>();
-    producer.records.length = 0;
-    return events;
-  }
+  const logged = (): Promise<Event[]> => tap.drain();
 
   describe('/v1/assign', () => {
     it('answers assignments and params, and logs an exposure', async () => {
@@ -106,8 +103,9 @@ describe('POST /v1/assign and POST /v1/events', () => {
       expect(byIndex[7]).toMatch(/extra/);
 
       const events = await logged();
-      expect(events.map((e) => e.type)).toEqual(['click', 'dwell', 'click']);
-      const [click, dwell, qa] = events as [Event, Event, Event];
+      expect(events.map((e) => e.type).sort()).toEqual(['click', 'click', 'dwell']);
+      const of = (unit: string) => events.find((e) => e.unitId === unit)!;
+      const [click, dwell, qa] = [of('u-1'), of('u-2'), of('qa-user')];
       expect(click).toMatchObject({ eventId: givenId, ts: 1_700_000_000_000, unitId: 'u-1', route: 'recommend', value: 1 });
       const clickWant = assign(config, 'recommend', 'u-1', {}).assignments.map(({ experiment, variant }) => ({ experiment, variant }));
       expect(click.assignments).toEqual(clickWant);

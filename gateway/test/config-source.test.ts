@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeExperimentService, type FakeExperimentService } from './helpers/fake-experiment-service.ts';
 import { startGateway, tempDir, until, type TestGateway } from './helpers/gateway.ts';
-import { MemoryProducer } from './helpers/memory-producer.ts';
 import { experiment, route, snapshot } from './helpers/snapshots.ts';
 import { closedPort, startUpstream, type TestUpstream } from './helpers/upstream.ts';
 
@@ -44,7 +43,6 @@ describe('config from the experiment-service', () => {
     gw = await startGateway({
       experimentService: `http://127.0.0.1:${port}`,
       dataDir,
-      producer: new MemoryProducer(),
       env: { EXPERIMENT_SERVICE_TOKEN: 'viewer-token' },
     });
     expect(await ready()).toBe(503);
@@ -98,7 +96,7 @@ describe('config from the experiment-service', () => {
     await gw!.close();
     await es!.close();
     es = undefined;
-    gw = await startGateway({ experimentService: `http://127.0.0.1:${port}`, dataDir, producer: new MemoryProducer() });
+    gw = await startGateway({ experimentService: `http://127.0.0.1:${port}`, dataDir });
     expect(gw.deps.store.current?.version).toBe(5);
     expect(gw.deps.store.current?.source).toBe('disk');
     expect(await ready()).toBe(200);

@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Event } from '@bunryu/core';
 import { startFakeExperimentService, type FakeExperimentService } from './helpers/fake-experiment-service.ts';
 import { startGateway, until, type TestGateway } from './helpers/gateway.ts';
-import { MemoryProducer } from './helpers/memory-producer.ts';
+import { tapEvents, type EventTap } from './helpers/event-tap.ts';
 import { experiment, route, snapshot } from './helpers/snapshots.ts';
 import { closedPort, startUpstream, type TestUpstream } from './helpers/upstream.ts';
 
@@ -13,7 +12,7 @@ describe('route timeoutMs and fallback', () => {
   let backup: TestUpstream;
   let es: FakeExperimentService;
   let gw: TestGateway;
-  const producer = new MemoryProducer();
+  let tap: EventTap;
   const fixed = { status: 200, body: { predictions: [], fallback: true }, headers: { 'x-served-by': 'fallback' } };
 
   beforeAll(async () => {
@@ -40,11 +39,13 @@ describe('route timeoutMs and fallback', () => {
       route('both-dead', dead, { fallback: { upstream: dead } }),
     ];
     es = await startFakeExperimentService(snapshot(1, routes, routes.map((r) => experiment(`exp-${r.key}`, r.key))));
-    gw = await startGateway({ experimentService: es.url, producer });
+    gw = await startGateway({ experimentService: es.url });
+    tap = await tapEvents(gw);
     await until(() => gw.deps.store.current !== null);
   });
 
   afterAll(async () => {
+    await tap?.close();
     await gw?.close();
     await es?.close();
     for (const u of [healthy, slow, failing, backup]) await u?.close();
@@ -57,8 +58,7 @@ describe('route timeoutMs and fallback', () => {
       body: '{"instances":[]}',
     });
     const requestId = res.headers.get('x-request-id');
-    await gw.deps.publisher.flush();
-    const exposure = producer.events<Event>().find((e) => e.requestId === requestId);
+    const exposure = (await tap.drain()).find((e) => e.requestId === requestId);
     return { res, body: await res.text(), exposure };
   }
 

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assign, formatAssignmentsHeader, type ConfigSnapshot, type Event } from '@bunryu/core';
+import { assign, formatAssignmentsHeader, type ConfigSnapshot } from '@bunryu/core';
 import { startFakeExperimentService, type FakeExperimentService } from './helpers/fake-experiment-service.ts';
 import { startGateway, until, type TestGateway } from './helpers/gateway.ts';
-import { MemoryProducer } from './helpers/memory-producer.ts';
+import { tapEvents, type EventTap } from './helpers/event-tap.ts';
 import { experiment, route, snapshot } from './helpers/snapshots.ts';
 import { rawRequest, startUpstream, type TestUpstream } from './helpers/upstream.ts';
 
@@ -12,7 +12,7 @@ describe('forwarding /v1/routes/:route/*', () => {
   let es: FakeExperimentService;
   let gw: TestGateway;
   let config: ConfigSnapshot;
-  const producer = new MemoryProducer();
+  let tap: EventTap;
 
   beforeAll(async () => {
     main = await startUpstream('main');
@@ -50,11 +50,14 @@ describe('forwarding /v1/routes/:route/*', () => {
       ],
     );
     es = await startFakeExperimentService(config);
-    gw = await startGateway({ experimentService: es.url, producer });
+    // The embedded event log, as in production without KAFKA_BROKERS.
+    gw = await startGateway({ experimentService: es.url });
+    tap = await tapEvents(gw);
     await until(() => gw.deps.store.current !== null, 5000, 'the first snapshot');
   });
 
   afterAll(async () => {
+    await tap?.close();
     await gw?.close();
     await es?.close();
     await main?.close();
@@ -199,11 +202,10 @@ describe('forwarding /v1/routes/:route/*', () => {
   });
 
   it('logs one exposure per request with its non-forced assignments, status and latency', async () => {
-    producer.records.length = 0;
+    await tap.drain();
     const res = await fetch(`${gw.url}/v1/routes/recommend/p`, { headers: { 'x-unit-id': 'qa-user', 'x-ab-attr-country': 'JP' } });
     const requestId = res.headers.get('x-request-id');
-    await gw.deps.publisher.flush();
-    const exposures = producer.events<Event>().filter((e) => e.requestId === requestId);
+    const exposures = (await tap.drain()).filter((e) => e.requestId === requestId);
     expect(exposures).toHaveLength(1);
     const e = exposures[0]!;
     const want = expected('recommend', 'qa-user', { country: 'JP' });
@@ -211,7 +213,7 @@ describe('forwarding /v1/routes/:route/*', () => {
     expect(e).toMatchObject({ type: 'exposure', unitId: 'qa-user', route: 'recommend', status: 200, attributes: { country: 'JP' } });
     expect(e.assignments).toEqual(want.assignments.filter((a) => !a.forced).map(({ experiment, variant }) => ({ experiment, variant })));
     expect(e.latencyMs).toBeGreaterThan(0);
-    expect(producer.records.find((r) => JSON.parse(r.value).requestId === requestId)!.key).toBe('qa-user');
+    expect(tap.records.find((r) => JSON.parse(r.value).requestId === requestId)!.key).toBe('qa-user');
   });
 
   it('rejects an x-unit-id longer than the event schema allows', async () => {
@@ -229,7 +231,7 @@ describe('BUNRYU_CLIENT_KEYS', () => {
   beforeAll(async () => {
     up = await startUpstream();
     es = await startFakeExperimentService(snapshot(1, [route('recommend', up.url)]));
-    gw = await startGateway({ experimentService: es.url, producer: new MemoryProducer(), env: { BUNRYU_CLIENT_KEYS: 'k1, k2' } });
+    gw = await startGateway({ experimentService: es.url, env: { BUNRYU_CLIENT_KEYS: 'k1, k2' } });
     await until(() => gw.deps.store.current !== null);
   });
   afterAll(async () => {

@@ -16,7 +16,10 @@ export interface EventPublisherOptions {
   batchSize?: number;
   /** How often the background flusher runs (default 20 ms). */
   flushIntervalMs?: number;
-  /** An append slower than this counts as failed and its batch is spilled (default 10 s). */
+  /**
+   * An append slower than this counts as failed and its batch is spilled (default 15 s). A safety
+   * net: the adapters bound their own appends (Kafka: 10 s) and normally fail first.
+   */
   appendTimeoutMs?: number;
   /** Backoff between recovery attempts while spilling (default 250 ms doubling to 5 s). */
   retryMinMs?: number;
@@ -82,7 +85,7 @@ export class EventPublisher {
     this.spill = options.spill;
     this.queueLimit = options.queueLimit;
     this.batchSize = options.batchSize ?? 1000;
-    this.appendTimeoutMs = options.appendTimeoutMs ?? 10_000;
+    this.appendTimeoutMs = options.appendTimeoutMs ?? 15_000;
     this.retryMinMs = options.retryMinMs ?? 250;
     this.retryMaxMs = options.retryMaxMs ?? 5000;
     this.retryDelay = this.retryMinMs;
