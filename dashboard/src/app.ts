@@ -1,9 +1,54 @@
 import type { FastifyInstance } from 'fastify';
+import { createError } from '@bunryu/core';
 import { createHttpServer } from '@bunryu/platform';
 import type { Config } from './config.ts';
 import type { Deps } from './compose.ts';
+import { registerStaticAssets } from './assets/static-assets.ts';
+import { registerProxyRoutes } from './proxy/proxy-routes.ts';
+import { registerSessionRoutes } from './session/session-routes.ts';
 
-export async function buildApp(config: Readonly<Config>, _deps: Deps): Promise<FastifyInstance> {
-  const app = createHttpServer({ service: 'dashboard', logLevel: config.LOG_LEVEL });
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * The dashboard: the static UI plus a backend-for-frontend under /api/ that holds each user's
+ * token server-side and forwards to the experiment-service and the aggregator.
+ */
+export async function buildApp(config: Readonly<Config>, deps: Deps): Promise<FastifyInstance> {
+  const app = createHttpServer({
+    service: 'dashboard',
+    logLevel: config.LOG_LEVEL,
+    readiness: [
+      { name: 'experiment-service', check: () => reachable(deps.experimentService.request({ method: 'GET', path: '/healthz' })) },
+      { name: 'aggregator', check: () => reachable(deps.aggregator.request({ method: 'GET', path: '/healthz' })) },
+    ],
+  });
+
+  // The session cookie is SameSite=Strict already; refusing cross-origin writes outright is the
+  // second lock on the door (a browser always sends Origin on cross-origin POSTs).
+  app.addHook('onRequest', async (request) => {
+    if (SAFE_METHODS.has(request.method) || !request.url.startsWith('/api/')) return;
+    const origin = request.headers.origin;
+    if (request.headers['sec-fetch-site'] === 'cross-site' || (origin !== undefined && originHost(origin) !== request.headers.host)) {
+      throw createError('BUNRYU_FORBIDDEN', 'cross-origin requests are refused');
+    }
+  });
+
+  const secureCookie = config.COOKIE_SECURE;
+  registerSessionRoutes(app, { sessions: deps.sessions, experimentService: deps.experimentService, secureCookie });
+  await registerProxyRoutes(app, { ...deps, secureCookie });
+  await registerStaticAssets(app);
   return app;
+}
+
+function originHost(origin: string): string | undefined {
+  try {
+    return new URL(origin).host;
+  } catch {
+    return undefined; // "null" (sandboxed or file pages) and garbage never match
+  }
+}
+
+async function reachable(p: Promise<{ status: number }>): Promise<void> {
+  const res = await p;
+  if (res.status >= 500) throw new Error(`answered ${res.status}`);
 }

@@ -1,0 +1,146 @@
+import { useEffect, useMemo, useState } from 'preact/hooks';
+import { html } from '../lib/html.js';
+import { agg } from '../lib/api.js';
+import { clock, num, pct, pValue, signedPct, verdict } from '../lib/format.js';
+import { liftSeries } from '../lib/timeseries.js';
+import { useAsync } from '../lib/use-async.js';
+import { CiBar, ciDomain } from './ci-bar.js';
+import { LiftChart } from './lift-chart.js';
+import { variantColor } from './weights.js';
+
+/** @param {number} v @param {string} type */
+const meanText = (v, type) => (type === 'proportion' ? pct(v, 2) : num(v));
+
+/** @param {{results: any}} props */
+export function SrmBanner({ results }) {
+  const srm = results?.srm;
+  if (!srm?.mismatch) return null;
+  return html`<div class="banner danger" role="alert" data-testid="srm-banner">
+    <strong>Sample-ratio mismatch (p = ${pValue(srm.pValue)}).</strong>${' '}
+    Units per variant do not match the weights, so these results cannot be trusted until the cause is found:
+    broken assignment, redirects that drop a variant, bots, or lost exposure logs.
+  </div>`;
+}
+
+/** @param {{experiment: any, results: any}} props */
+function VariantsTable({ experiment, results }) {
+  const total = (results?.variants ?? []).reduce((s, v) => s + (v.units ?? 0), 0);
+  return html`<table class="grid compact" data-testid="variants-table">
+    <caption>Units and exposures</caption>
+    <thead><tr><th scope="col">Variant</th><th scope="col" class="num">Weight</th><th scope="col" class="num">Units</th><th scope="col" class="num">Share of units</th><th scope="col" class="num">Exposures</th></tr></thead>
+    <tbody>
+      ${experiment.variants.map((v, i) => {
+        const r = results?.variants?.find((x) => x.key === v.key);
+        return html`<tr data-variant=${v.key}>
+          <th scope="row"><span class="swatch" style=${{ background: variantColor(i) }}></span>${v.key}${i === 0 ? html` <span class="muted small">control</span>` : ''}</th>
+          <td class="num">${v.weight}%</td>
+          <td class="num" data-testid="units">${num(r?.units ?? 0)}</td>
+          <td class="num">${total ? pct((r?.units ?? 0) / total, 1) : '—'}</td>
+          <td class="num" data-testid="exposures">${num(r?.exposures ?? 0)}</td>
+        </tr>`;
+      })}
+    </tbody>
+  </table>`;
+}
+
+/** @param {{experiment: any, m: any}} props */
+function MetricTable({ experiment, m }) {
+  const role = m.metric === experiment.metrics?.primary ? 'primary' : (experiment.metrics?.guardrails ?? []).includes(m.metric) ? 'guardrail' : '';
+  const domain = ciDomain(m.comparisons ?? []);
+  return html`<table class="grid compact metric" data-metric=${m.metric}>
+    <caption><span class="mono">${m.metric}</span> <span class="muted small">${m.type}</span>${role ? html` <span class=${`tag ${role}`}>${role}</span>` : ''}</caption>
+    <thead><tr>
+      <th scope="col">Variant</th><th scope="col" class="num">Units</th><th scope="col" class="num">Mean</th><th scope="col" class="num">Lift</th>
+      <th scope="col" class="ci-col">95% interval of lift</th><th scope="col" class="num">p-value</th><th scope="col" class="num"><abbr title="Always-valid (mixture SPRT): safe to check at any time">Sequential p</abbr></th>
+      <th scope="col" class="num">P(beat control)</th>
+    </tr></thead>
+    <tbody>
+      ${experiment.variants.map((v, i) => {
+        const s = m.variants?.find((x) => x.key === v.key);
+        const c = m.comparisons?.find((x) => x.variant === v.key);
+        const kind = verdict(c);
+        return html`<tr data-variant=${v.key}>
+          <th scope="row"><span class="swatch" style=${{ background: variantColor(i) }}></span>${v.key}</th>
+          <td class="num">${num(s?.units)}</td>
+          <td class="num" data-testid="mean">${s ? meanText(s.mean, m.type) : '—'}</td>
+          ${i === 0 || !c
+            ? html`<td class="num muted" colspan="1">${i === 0 ? 'baseline' : '—'}</td><td></td><td class="num"></td><td class="num"></td><td class="num"></td>`
+            : html`<td class=${`num lift-${kind}`} data-testid="lift"><strong>${signedPct(c.relLift)}</strong></td>
+                <td class="ci-col"><div class="ci-cell"><${CiBar} lo=${c.relCi95?.[0]} hi=${c.relCi95?.[1]} point=${c.relLift} domain=${domain} />
+                  <span class="small muted">${signedPct(c.relCi95?.[0])} … ${signedPct(c.relCi95?.[1])}</span></div></td>
+                <td class="num">${pValue(c.pValue)}</td>
+                <td class="num">${pValue(c.sequentialPValue)}</td>
+                <td class="num">${pct(c.probabilityToBeat, 1)}</td>`}
+        </tr>`;
+      })}
+    </tbody>
+  </table>`;
+}
+
+/**
+ * Results of one experiment from the aggregator, refreshed every 5 s while auto refresh is on.
+ * @param {{experiment: any}} props
+ */
+export function ResultsView({ experiment }) {
+  const [auto, setAuto] = useState(true);
+  const metricKeys = [experiment.metrics?.primary, ...(experiment.metrics?.guardrails ?? [])].filter(Boolean);
+  const [chartMetric, setChartMetric] = useState(metricKeys[0] ?? '');
+  const interval = auto ? 5000 : undefined;
+  const results = useAsync(() => agg.results(experiment.key), [experiment.key], { intervalMs: interval });
+  const allMetrics = useMemo(() => {
+    const ms = results.data?.metrics ?? [];
+    const order = (k) => (k === experiment.metrics?.primary ? 0 : (experiment.metrics?.guardrails ?? []).includes(k) ? 1 : 2);
+    return ms.slice().sort((a, b) => order(a.metric) - order(b.metric));
+  }, [results.data]);
+  useEffect(() => {
+    if (!chartMetric && allMetrics[0]) setChartMetric(allMetrics[0].metric);
+  }, [allMetrics]);
+  const series = useAsync(
+    () => (chartMetric ? agg.timeseries(experiment.key, chartMetric) : Promise.resolve(null)),
+    [experiment.key, chartMetric],
+    { intervalMs: interval },
+  );
+  const lift = useMemo(() => liftSeries(series.data, experiment.variants.map((v) => v.key)), [series.data, experiment.variants]);
+  const noResults = results.error?.status === 404 || (results.data && !(results.data.variants ?? []).length);
+
+  return html`
+    <div class="results">
+      <div class="toolbar results-bar">
+        <label class="check"><input type="checkbox" checked=${auto} onChange=${(e) => setAuto(e.currentTarget.checked)} /> Auto refresh every 5 s</label>
+        <button type="button" class="small" onClick=${() => {
+          results.reload();
+          series.reload();
+        }}>Refresh now</button>
+        <span class="muted small" aria-live="polite" data-testid="updated-at">
+          ${results.data?.updatedAt ? `Results as of ${clock(results.data.updatedAt)}` : ''}${results.loading ? ' · refreshing…' : ''}
+        </span>
+      </div>
+      ${results.error && results.error.status !== 404 && html`<p class="notice error" role="alert">Cannot load results: ${results.error.message}</p>`}
+      <${SrmBanner} results=${results.data} />
+      ${noResults && html`<p class="notice info">No exposures yet. Results appear a few seconds after traffic reaches the gateway.</p>`}
+      <div class="results-grid">
+        <div class="card">
+          <${VariantsTable} experiment=${experiment} results=${results.data} />
+          ${results.data?.srm && !results.data.srm.mismatch && html`<p class="small muted">Sample ratio matches the weights (SRM p = ${pValue(results.data.srm.pValue)}).</p>`}
+        </div>
+        <div class="card chart-card">
+          <div class="section-head">
+            <h3 id="chart-title">Cumulative lift over time</h3>
+            <label class="inline">Metric
+              <select value=${chartMetric} onChange=${(e) => setChartMetric(e.currentTarget.value)}>
+                ${[...new Set([...metricKeys, ...allMetrics.map((m) => m.metric)])].map((k) => html`<option value=${k}>${k}</option>`)}
+              </select>
+            </label>
+          </div>
+          ${series.error && series.error.status !== 404 ? html`<p class="notice error">Cannot load the time series: ${series.error.message}</p>` : ''}
+          <${LiftChart} series=${lift} metric=${chartMetric} />
+        </div>
+      </div>
+      <div class="card metrics-card">
+        <h3>Metrics</h3>
+        ${allMetrics.length === 0 && html`<p class="muted">No metric results yet.</p>`}
+        ${allMetrics.map((m) => html`<${MetricTable} key=${m.metric} experiment=${experiment} m=${m} />`)}
+      </div>
+    </div>
+  `;
+}

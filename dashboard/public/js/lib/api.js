@@ -1,0 +1,106 @@
+// Every call goes to the dashboard's own server: it holds the token and forwards to the
+// experiment-service (/api/es) or the aggregator (/api/agg). Page scripts never see the token.
+
+export class ApiError extends Error {
+  /**
+   * @param {number} status
+   * @param {{code?: string, message?: string, details?: any} | undefined} error
+   */
+  constructor(status, error) {
+    super(error?.message ?? `request failed (${status})`);
+    this.status = status;
+    this.code = error?.code ?? 'BUNRYU_HTTP_' + status;
+    this.details = error?.details;
+    /** @type {{path: string, message: string}[]} */
+    this.fields = Array.isArray(error?.details?.fields) ? error.details.fields : [];
+  }
+}
+
+/** Listeners told when the server no longer knows the session (expired, revoked, signed out). */
+const signedOutListeners = new Set();
+/** @param {() => void} fn */
+export function onSignedOut(fn) {
+  signedOutListeners.add(fn);
+  return () => signedOutListeners.delete(fn);
+}
+
+/**
+ * @param {string} method
+ * @param {string} path
+ * @param {{body?: unknown, ifMatch?: string | number}} [opts]
+ */
+export async function request(method, path, opts = {}) {
+  /** @type {Record<string, string>} */
+  const headers = { accept: 'application/json' };
+  if (opts.body !== undefined) headers['content-type'] = 'application/json';
+  if (opts.ifMatch !== undefined) headers['if-match'] = String(opts.ifMatch);
+  let res;
+  try {
+    res = await fetch(path, { method, headers, body: opts.body === undefined ? undefined : JSON.stringify(opts.body), credentials: 'same-origin' });
+  } catch {
+    throw new ApiError(0, { code: 'NETWORK', message: 'The dashboard server cannot be reached.' });
+  }
+  const text = await res.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  if (!res.ok) {
+    if (res.status === 401 && path !== '/api/session') signedOutListeners.forEach((fn) => fn());
+    throw new ApiError(res.status, data?.error ?? { message: text.slice(0, 200) || res.statusText });
+  }
+  return { data, etag: res.headers.get('etag') };
+}
+
+const enc = encodeURIComponent;
+
+export const session = {
+  get: () => request('GET', '/api/session').then((r) => r.data),
+  /** @param {string} token */
+  signIn: (token) => request('POST', '/api/session', { body: { token } }).then((r) => r.data),
+  signOut: () => request('DELETE', '/api/session'),
+};
+
+/** Lists come back as arrays or wrapped ({experiments: [...]}, {items: [...]}): accept both. */
+function list(data, ...keys) {
+  if (Array.isArray(data)) return data;
+  for (const k of [...keys, 'items', 'data']) if (Array.isArray(data?.[k])) return data[k];
+  if (data && typeof data === 'object') {
+    // A map keyed by id ({routes: {recommend: {...}}}) becomes a list carrying its key.
+    for (const k of keys) if (data[k] && typeof data[k] === 'object') return Object.entries(data[k]).map(([key, v]) => ({ key, ...v }));
+  }
+  return [];
+}
+
+export const es = {
+  experiments: () => request('GET', '/api/es/v1/experiments').then((r) => list(r.data, 'experiments')),
+  /** @param {string} key */
+  experiment: (key) => request('GET', `/api/es/v1/experiments/${enc(key)}`).then((r) => r.data),
+  /** @param {object} def */
+  create: (def) => request('POST', '/api/es/v1/experiments', { body: def }).then((r) => r.data),
+  /** @param {string} key @param {object} def @param {number} version */
+  update: (key, def, version) => request('PUT', `/api/es/v1/experiments/${enc(key)}`, { body: def, ifMatch: version }).then((r) => r.data),
+  /** @param {string} key @param {'start'|'pause'|'archive'|'rollback'} action */
+  transition: (key, action) => request('POST', `/api/es/v1/experiments/${enc(key)}/${action}`, { body: {} }).then((r) => r.data),
+  /** @param {string} key @param {Record<string, number>} weights */
+  ramp: (key, weights) => request('POST', `/api/es/v1/experiments/${enc(key)}/ramp`, { body: { weights } }).then((r) => r.data),
+  /** @param {string} key @param {string} variant */
+  promote: (key, variant) => request('POST', `/api/es/v1/experiments/${enc(key)}/promote`, { body: { variant } }).then((r) => r.data),
+  /** @param {string} key */
+  history: (key) => request('GET', `/api/es/v1/experiments/${enc(key)}/history`).then((r) => list(r.data, 'history', 'entries', 'events')),
+  routes: () => request('GET', '/api/es/v1/routes').then((r) => list(r.data, 'routes')),
+  /** @param {string} key @param {object} route */
+  putRoute: (key, route) => request('PUT', `/api/es/v1/routes/${enc(key)}`, { body: route }).then((r) => r.data),
+  metrics: () => request('GET', '/api/es/v1/metrics').then((r) => list(r.data, 'metrics')),
+  /** @param {string} key @param {object} metric */
+  putMetric: (key, metric) => request('PUT', `/api/es/v1/metrics/${enc(key)}`, { body: metric }).then((r) => r.data),
+};
+
+export const agg = {
+  /** @param {string} key */
+  results: (key) => request('GET', `/api/agg/v1/results/${enc(key)}`).then((r) => r.data),
+  /** @param {string} key @param {string} metric */
+  timeseries: (key, metric) => request('GET', `/api/agg/v1/results/${enc(key)}/timeseries?metric=${enc(metric)}`).then((r) => r.data),
+};

@@ -1,0 +1,83 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { createError, parseOrThrow } from '@bunryu/core';
+import type { UpstreamClient } from '../proxy/upstream-client.ts';
+import type { Identity, Session, SessionStore } from './session-store.ts';
+import { SESSION_COOKIE, clearedSessionCookie, readCookie, sessionCookie } from './session-cookie.ts';
+
+const SignIn = z.strictObject({ token: z.string().trim().min(1, 'enter your token').max(4096) });
+const WhoAmI = z.object({ role: z.string().min(1), name: z.string().nullish() });
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The signed-in session, set by `requireSession`. */
+    session?: Session;
+  }
+}
+
+export interface SessionDeps {
+  sessions: SessionStore;
+  experimentService: UpstreamClient;
+  secureCookie: boolean;
+}
+
+/**
+ * Asks the experiment-service who a token belongs to. `GET /v1/whoami` names the role; a service
+ * without it still proves the token valid through `GET /v1/experiments`, and the role stays
+ * unknown (the UI then leaves every action to the service's own 403).
+ */
+export async function identify(es: UpstreamClient, token: string): Promise<Identity | 'rejected'> {
+  const auth = { authorization: `Bearer ${token}` };
+  const who = await es.json({ method: 'GET', path: '/v1/whoami', headers: auth });
+  if (who.status === 401 || who.status === 403) return 'rejected';
+  if (who.status === 200) {
+    const r = WhoAmI.safeParse(who.body);
+    if (r.success) return { role: r.data.role, name: r.data.name ?? null };
+  }
+  if (who.status !== 404 && who.status !== 405 && who.status !== 200) {
+    throw createError('BUNRYU_UPSTREAM_FAILED', `experiment-service answered ${who.status} to /v1/whoami`);
+  }
+  const list = await es.json({ method: 'GET', path: '/v1/experiments', headers: auth });
+  if (list.status === 401 || list.status === 403) return 'rejected';
+  if (list.status !== 200) throw createError('BUNRYU_UPSTREAM_FAILED', `experiment-service answered ${list.status}`);
+  return { role: null, name: null };
+}
+
+export function sessionIdOf(request: FastifyRequest): string | undefined {
+  return readCookie(request.headers.cookie, SESSION_COOKIE);
+}
+
+/** A preHandler: 401 unless the request carries a live session. */
+export function requireSession(sessions: SessionStore) {
+  return async (request: FastifyRequest, reply: FastifyReply) => {
+    const session = sessions.get(sessionIdOf(request));
+    if (!session) {
+      void reply.header('cache-control', 'no-store');
+      throw createError('BUNRYU_UNAUTHORIZED', 'sign in first');
+    }
+    request.session = session;
+  };
+}
+
+export function registerSessionRoutes(app: FastifyInstance, deps: SessionDeps): void {
+  const cookieOpts = { secure: deps.secureCookie };
+
+  app.post('/api/session', async (request, reply) => {
+    const { token } = parseOrThrow(SignIn, request.body);
+    const identity = await identify(deps.experimentService, token);
+    if (identity === 'rejected') throw createError('BUNRYU_UNAUTHORIZED', 'the experiment-service does not accept this token');
+    deps.sessions.delete(sessionIdOf(request));
+    const id = deps.sessions.create(token, identity);
+    return reply.header('set-cookie', sessionCookie(id, cookieOpts)).header('cache-control', 'no-store').send(identity);
+  });
+
+  app.get('/api/session', { preHandler: requireSession(deps.sessions) }, async (request, reply) => {
+    const s = request.session!;
+    return reply.header('cache-control', 'no-store').send({ role: s.role, name: s.name } satisfies Identity);
+  });
+
+  app.delete('/api/session', async (request, reply) => {
+    deps.sessions.delete(sessionIdOf(request));
+    return reply.header('set-cookie', clearedSessionCookie(cookieOpts)).status(204).send();
+  });
+}

@@ -1,0 +1,294 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../src/app.ts';
+import { compose } from '../src/compose.ts';
+import { ConfigSchema } from '../src/config.ts';
+import { SessionStore } from '../src/session/session-store.ts';
+import { upstreamPath } from '../src/proxy/proxy-routes.ts';
+import { fakeExperimentService, type Received } from './support/fake-experiment-service.ts';
+import { fakeAggregator } from './support/fake-aggregator.ts';
+
+const ADMIN = 'admin-secret-token-1';
+const VIEWER = 'viewer-secret-token-2';
+const REVOKED = 'soon-revoked-token-3';
+const tokens: Record<string, { role: string; name: string }> = {
+  [ADMIN]: { role: 'admin', name: 'ada' },
+  [VIEWER]: { role: 'viewer', name: 'vic' },
+  [REVOKED]: { role: 'editor', name: 'eve' },
+};
+
+async function startDashboard(esUrl: string, aggUrl: string) {
+  const config = ConfigSchema.parse({ EXPERIMENT_SERVICE_URL: esUrl, AGGREGATOR_URL: aggUrl, LOG_LEVEL: 'silent', UPSTREAM_TIMEOUT_MS: '2000' });
+  const app = await buildApp(config, await compose(config));
+  const url = await app.listen({ port: 0, host: '127.0.0.1' });
+  return { app, url };
+}
+
+/** Every answer a browser got during the suite, to check the token never appears in one. */
+const seen: string[] = [];
+
+async function call(base: string, method: string, path: string, opts: { cookie?: string; body?: unknown; headers?: Record<string, string> } = {}) {
+  const headers: Record<string, string> = { ...opts.headers };
+  if (opts.cookie) headers.cookie = opts.cookie;
+  if (opts.body !== undefined) headers['content-type'] = 'application/json';
+  const res = await fetch(base + path, { method, headers, body: opts.body === undefined ? undefined : JSON.stringify(opts.body), redirect: 'manual' });
+  const text = await res.text();
+  const headerLines: string[] = [];
+  res.headers.forEach((v, k) => headerLines.push(`${k}: ${v}`));
+  seen.push(headerLines.join('\n') + text);
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- assertions read arbitrary JSON
+  let json: any = null;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = null;
+  }
+  return { status: res.status, headers: res.headers, text, json };
+}
+
+async function signIn(base: string, token: string): Promise<string> {
+  const res = await call(base, 'POST', '/api/session', { body: { token } });
+  expect(res.status).toBe(200);
+  const cookie = res.headers.get('set-cookie')!;
+  return cookie.split(';')[0]!;
+}
+
+describe('dashboard backend-for-frontend', () => {
+  let es: { app: FastifyInstance; received: Received[] };
+  let agg: ReturnType<typeof fakeAggregator>;
+  let dash: { app: FastifyInstance; url: string };
+
+  beforeAll(async () => {
+    es = fakeExperimentService(tokens);
+    agg = fakeAggregator();
+    const esUrl = await es.app.listen({ port: 0, host: '127.0.0.1' });
+    const aggUrl = await agg.app.listen({ port: 0, host: '127.0.0.1' });
+    dash = await startDashboard(esUrl, aggUrl);
+  });
+  afterAll(async () => {
+    await dash?.app.close();
+    await es?.app.close();
+    await agg?.app.close();
+    // Whatever happened above, no answer to the browser carried a token.
+    for (const body of seen) for (const t of Object.keys(tokens)) expect(body).not.toContain(t);
+  });
+
+  it('serves the UI with a strict content security policy and the vendored libraries', async () => {
+    const index = await call(dash.url, 'GET', '/');
+    expect(index.status).toBe(200);
+    expect(index.text).toContain('<div id="app">');
+    const csp = index.headers.get('content-security-policy')!;
+    expect(csp).toContain("script-src 'self' 'sha256-");
+    expect(csp).toContain("frame-ancestors 'none'");
+    for (const file of ['preact.mjs', 'preact-hooks.mjs', 'htm.mjs', 'chart.umd.min.js']) {
+      const res = await call(dash.url, 'GET', `/vendor/${file}`);
+      expect(res.status, file).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/javascript/);
+    }
+    expect((await call(dash.url, 'GET', '/vendor/package.json')).status).toBe(404);
+    expect((await call(dash.url, 'GET', '/js/app.js')).status).toBe(200);
+  });
+
+  it('signs in with a token the experiment-service accepts and keeps it server-side', async () => {
+    const res = await call(dash.url, 'POST', '/api/session', { body: { token: ADMIN } });
+    expect(res.status).toBe(200);
+    expect(res.json).toEqual({ role: 'admin', name: 'ada' });
+    const cookie = res.headers.get('set-cookie')!;
+    expect(cookie).toMatch(/^bunryu_session=[A-Za-z0-9_-]{40,};/);
+    expect(cookie).toContain('HttpOnly');
+    expect(cookie).toContain('SameSite=Strict');
+    expect(cookie).not.toContain(ADMIN);
+    const me = await call(dash.url, 'GET', '/api/session', { cookie: cookie.split(';')[0] });
+    expect(me.json).toEqual({ role: 'admin', name: 'ada' });
+  });
+
+  it('refuses a token the experiment-service does not know, and an empty one', async () => {
+    const bad = await call(dash.url, 'POST', '/api/session', { body: { token: 'not-a-real-token' } });
+    expect(bad.status).toBe(401);
+    expect(bad.json.error.code).toBe('BUNRYU_UNAUTHORIZED');
+    expect(bad.headers.get('set-cookie')).toBeNull();
+    const empty = await call(dash.url, 'POST', '/api/session', { body: { token: '  ' } });
+    expect(empty.status).toBe(400);
+    expect(empty.json.error.details.fields[0].path).toBe('token');
+  });
+
+  it('answers 401 without a session and never reaches the upstreams', async () => {
+    const before = es.received.length + agg.received.length;
+    for (const path of ['/api/session', '/api/es/v1/echo/a', '/api/agg/v1/echo/a']) {
+      const res = await call(dash.url, 'GET', path);
+      expect(res.status, path).toBe(401);
+      expect(res.json.error.code).toBe('BUNRYU_UNAUTHORIZED');
+    }
+    const forged = await call(dash.url, 'GET', '/api/es/v1/echo/a', { cookie: 'bunryu_session=forged' });
+    expect(forged.status).toBe(401);
+    expect(es.received.length + agg.received.length).toBe(before);
+  });
+
+  it('forwards method, path, query, body and If-Match to the experiment-service with the bearer token', async () => {
+    const cookie = await signIn(dash.url, ADMIN);
+    const res = await call(dash.url, 'PUT', '/api/es/v1/echo/experiments/x?dry=1&a=%20b', {
+      cookie,
+      body: { name: 'n', nested: [1, 2] },
+      headers: { 'if-match': '3', 'x-forwarded-for': '1.2.3.4' },
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('etag')).toBe('"7"');
+    expect(res.headers.get('set-cookie')).toBeNull(); // upstream cookies stay upstream
+    const got = es.received.at(-1)!;
+    expect(got.method).toBe('PUT');
+    expect(got.url).toBe('/v1/echo/experiments/x?dry=1&a=%20b');
+    expect(got.body).toEqual({ name: 'n', nested: [1, 2] });
+    expect(got.headers.authorization).toBe(`Bearer ${ADMIN}`);
+    expect(got.headers['if-match']).toBe('3');
+    expect(got.headers.cookie).toBeUndefined(); // the session cookie is the dashboard's business
+    expect(got.headers['x-forwarded-for']).toBeUndefined();
+  });
+
+  it('forwards reads to the aggregator without the token, and refuses writes there', async () => {
+    const cookie = await signIn(dash.url, VIEWER);
+    agg.results.set('exp-1', { experiment: 'exp-1', variants: [] });
+    const res = await call(dash.url, 'GET', '/api/agg/v1/results/exp-1', { cookie });
+    expect(res.status).toBe(200);
+    expect(res.json.experiment).toBe('exp-1');
+    await call(dash.url, 'GET', '/api/agg/v1/echo/q?metric=ctr', { cookie });
+    const got = agg.received.at(-1)!;
+    expect(got.url).toBe('/v1/echo/q?metric=ctr');
+    expect(got.headers.authorization).toBeUndefined();
+    const post = await call(dash.url, 'POST', '/api/agg/v1/echo/q', { cookie, body: {} });
+    expect(post.status).toBe(404);
+  });
+
+  it('passes the service\'s errors through: 400 with the fields, 403 for a low role', async () => {
+    const admin = await signIn(dash.url, ADMIN);
+    const invalid = await call(dash.url, 'POST', '/api/es/v1/experiments', {
+      cookie: admin,
+      body: { key: 'Bad Key', route: 'r', variants: [{ key: 'a', weight: 60 }, { key: 'b', weight: 30 }] },
+    });
+    expect(invalid.status).toBe(400);
+    const paths = invalid.json.error.details.fields.map((f: { path: string }) => f.path);
+    expect(paths).toEqual(expect.arrayContaining(['key', 'variants']));
+
+    const viewer = await signIn(dash.url, VIEWER);
+    const refused = await call(dash.url, 'PUT', '/api/es/v1/routes/r', { cookie: viewer, body: { upstream: 'http://127.0.0.1:1' } });
+    expect(refused.status).toBe(403);
+    expect(refused.json.error.code).toBe('BUNRYU_FORBIDDEN');
+  });
+
+  it('refuses cross-origin writes even with a valid session', async () => {
+    const cookie = await signIn(dash.url, ADMIN);
+    const before = es.received.length;
+    const evil = await call(dash.url, 'POST', '/api/es/v1/echo/x', { cookie, body: {}, headers: { origin: 'http://evil.example' } });
+    expect(evil.status).toBe(403);
+    const site = await call(dash.url, 'POST', '/api/es/v1/echo/x', { cookie, body: {}, headers: { 'sec-fetch-site': 'cross-site' } });
+    expect(site.status).toBe(403);
+    expect(es.received.length).toBe(before);
+    const same = await call(dash.url, 'POST', '/api/es/v1/echo/x', { cookie, body: {}, headers: { origin: dash.url } });
+    expect(same.status).toBe(200);
+  });
+
+  it('only reaches the versioned API: no path tricks', async () => {
+    const cookie = await signIn(dash.url, ADMIN);
+    const before = es.received.length;
+    for (const path of ['/api/es/metrics', '/api/es/v1/../metrics', '/api/es/v1/%2e%2e/metrics', '/api/es/v1/echo/..%2f..%2fx', '/api/es/v1//echo']) {
+      const res = await call(dash.url, 'GET', path, { cookie });
+      expect(res.status, path).toBe(404);
+    }
+    expect(es.received.length).toBe(before);
+    expect(upstreamPath('/api/es/v1/experiments/a.b-c?x=1', '/api/es')).toBe('/v1/experiments/a.b-c?x=1');
+    // fetch normalises dot segments before sending, so check the raw forms directly too.
+    for (const raw of ['/api/es/v1/../metrics', '/api/es/v1/./x', '/api/es/v1/a/..', '/api/es/v1/a\\b', '/api/es/v1']) {
+      expect(() => upstreamPath(raw, '/api/es'), raw).toThrow();
+    }
+  });
+
+  it('ends the session when the experiment-service stops accepting its token', async () => {
+    const cookie = await signIn(dash.url, REVOKED);
+    delete tokens[REVOKED];
+    const res = await call(dash.url, 'GET', '/api/es/v1/experiments', { cookie });
+    expect(res.status).toBe(401);
+    expect(res.headers.get('set-cookie')).toContain('Max-Age=0');
+    expect((await call(dash.url, 'GET', '/api/session', { cookie })).status).toBe(401);
+    tokens[REVOKED] = { role: 'editor', name: 'eve' };
+  });
+
+  it('signs out', async () => {
+    const cookie = await signIn(dash.url, ADMIN);
+    const out = await call(dash.url, 'DELETE', '/api/session', { cookie });
+    expect(out.status).toBe(204);
+    expect(out.headers.get('set-cookie')).toContain('Max-Age=0');
+    expect((await call(dash.url, 'GET', '/api/es/v1/experiments', { cookie })).status).toBe(401);
+  });
+});
+
+describe('dashboard upstream edge cases', () => {
+  it('signs in with an unknown role when the service has no /v1/whoami', async () => {
+    const es = fakeExperimentService({ [ADMIN]: { role: 'admin', name: 'ada' } }, { whoami: false });
+    const esUrl = await es.app.listen({ port: 0, host: '127.0.0.1' });
+    const dash = await startDashboard(esUrl, 'http://127.0.0.1:9');
+    try {
+      const ok = await call(dash.url, 'POST', '/api/session', { body: { token: ADMIN } });
+      expect(ok.status).toBe(200);
+      expect(ok.json).toEqual({ role: null, name: null });
+      expect((await call(dash.url, 'POST', '/api/session', { body: { token: 'nope-nope-nope' } })).status).toBe(401);
+    } finally {
+      await dash.app.close();
+      await es.app.close();
+    }
+  });
+
+  it('answers 502 naming the service when an upstream is down, and /readyz says which', async () => {
+    const es = fakeExperimentService({ [ADMIN]: { role: 'admin', name: 'ada' } });
+    const esUrl = await es.app.listen({ port: 0, host: '127.0.0.1' });
+    const dash = await startDashboard(esUrl, 'http://127.0.0.1:9');
+    try {
+      const cookie = await signIn(dash.url, ADMIN);
+      const res = await call(dash.url, 'GET', '/api/agg/v1/results/x', { cookie });
+      expect(res.status).toBe(502);
+      expect(res.json.error).toEqual({ code: 'BUNRYU_UPSTREAM_FAILED', message: 'aggregator is unreachable' });
+      const ready = await call(dash.url, 'GET', '/readyz');
+      expect(ready.status).toBe(503);
+      expect(ready.json.checks['experiment-service']).toBe('ok');
+      expect(ready.json.checks.aggregator).not.toBe('ok');
+      await es.app.close();
+      const down = await call(dash.url, 'POST', '/api/session', { body: { token: ADMIN } });
+      expect(down.status).toBe(502);
+    } finally {
+      await dash.app.close();
+    }
+  });
+});
+
+describe('SessionStore', () => {
+  it('expires a session after the idle time, and each use extends it', () => {
+    let now = 0;
+    const store = new SessionStore({ idleMs: 1000, now: () => now });
+    const id = store.create('t', { role: 'viewer', name: 'v' });
+    now = 900;
+    expect(store.get(id)?.token).toBe('t');
+    now = 1800; // 900 ms after the last use
+    expect(store.get(id)?.token).toBe('t');
+    now = 2801;
+    expect(store.get(id)).toBeUndefined();
+  });
+
+  it('drops the least recently used session beyond its capacity', () => {
+    let now = 0;
+    const store = new SessionStore({ idleMs: 10_000, maxSessions: 2, now: () => now });
+    const a = store.create('a', { role: null, name: null });
+    const b = store.create('b', { role: null, name: null });
+    now = 1;
+    store.get(a); // a is now fresher than b
+    const c = store.create('c', { role: null, name: null });
+    expect(store.get(b)).toBeUndefined();
+    expect(store.get(a)?.token).toBe('a');
+    expect(store.get(c)?.token).toBe('c');
+    expect(store.size).toBe(2);
+  });
+
+  it('makes unguessable, distinct ids', () => {
+    const store = new SessionStore({ idleMs: 1000 });
+    const ids = new Set(Array.from({ length: 100 }, () => store.create('t', { role: null, name: null })));
+    expect(ids.size).toBe(100);
+    for (const id of ids) expect(id).toMatch(/^[A-Za-z0-9_-]{43}$/);
+  });
+});

@@ -1,0 +1,26 @@
+import type { FastifyInstance } from 'fastify';
+import { createError } from '@bunryu/core';
+import { createHttpServer } from '@bunryu/platform';
+
+/** Serves whatever results a test put in `results` (SPEC §4 aggregator shape). */
+export function fakeAggregator(): { app: FastifyInstance; results: Map<string, unknown>; timeseries: Map<string, unknown>; received: { url: string; headers: Record<string, unknown> }[] } {
+  const received: { url: string; headers: Record<string, unknown> }[] = [];
+  const app = createHttpServer({ service: 'fake-aggregator', logLevel: 'silent' });
+  const results = new Map<string, unknown>();
+  const timeseries = new Map<string, unknown>();
+  app.get<{ Params: { key: string } }>('/v1/results/:key', async (r) => {
+    const res = results.get(r.params.key);
+    if (!res) throw createError('BUNRYU_NOT_FOUND', `no results for ${r.params.key}`);
+    return res;
+  });
+  app.get<{ Params: { key: string }; Querystring: { metric?: string } }>('/v1/results/:key/timeseries', async (r) => {
+    const res = timeseries.get(`${r.params.key}:${r.query.metric}`);
+    if (!res) throw createError('BUNRYU_NOT_FOUND', `no timeseries for ${r.params.key}`);
+    return res;
+  });
+  app.all('/v1/echo/*', async (r) => {
+    received.push({ url: r.url, headers: r.headers });
+    return { ok: true };
+  });
+  return { app, results, timeseries, received };
+}
