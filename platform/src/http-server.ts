@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { errorBody, httpErrorHandler } from '@bunryu/core';
 
@@ -35,7 +35,8 @@ export function createHttpServer(opts: HttpServerOptions): FastifyInstance {
     bodyLimit: BODY_LIMIT,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
-    disableRequestLogging: true,
+    // Per-request log lines would dominate the hot path; errors are logged by the error handler.
+    logController: new LogController({ disableRequestLogging: true }),
     forceCloseConnections: 'idle',
     ...opts.fastify,
   });
