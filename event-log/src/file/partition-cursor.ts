@@ -32,12 +32,14 @@ export class PartitionCursor {
   private fh: FileHandle | undefined;
   private fhSegment = -1;
   private buf: Buffer;
+  private reportedCorruption = -1;
 
   private constructor(
     private readonly layout: FileLogLayout,
     readonly partition: number,
     public at: LogPosition,
     bufferBytes: number,
+    private readonly logger: EventLogLogger,
   ) {
     this.buf = Buffer.allocUnsafe(bufferBytes);
   }
@@ -52,7 +54,7 @@ export class PartitionCursor {
   ): Promise<PartitionCursor> {
     const segments = await layout.segments(partition);
     const oldest = segments[0] ?? 0;
-    const cursor = new PartitionCursor(layout, partition, { offset: oldest, segment: oldest, position: 0 }, bufferBytes);
+    const cursor = new PartitionCursor(layout, partition, { offset: oldest, segment: oldest, position: 0 }, bufferBytes, logger);
     if (!committed) return cursor;
     if (segments.includes(committed.segment)) {
       if (await cursor.holds(committed)) {
@@ -114,11 +116,27 @@ export class PartitionCursor {
         this.at = { offset: first + count, segment: this.at.segment, position, last: [this.at.position + lastStart, lastCrc] };
         return { records, count, end: this.at };
       }
+      if (result.scan.stop === 'invalid') await this.reportCorruption();
       // Nothing whole here: either nothing was written yet, or the producer moved on to a new
       // segment, which it names after the offset right after this one's last record.
       if (this.at.offset === this.at.segment || !(await this.segment(this.at.offset))) return undefined;
       this.at = { offset: this.at.offset, segment: this.at.offset, position: 0 };
     }
+  }
+
+  /**
+   * Bad bytes are a torn write the producer cuts on its next open, unless a later segment exists:
+   * then they are damage in a sealed segment, and this partition stops here until someone looks.
+   */
+  private async reportCorruption(): Promise<void> {
+    if (this.reportedCorruption === this.at.offset) return;
+    const segments = await this.layout.segments(this.partition);
+    if (!segments.some((base) => base > this.at.segment)) return;
+    this.reportedCorruption = this.at.offset;
+    this.logger.error(
+      { partition: this.partition, segment: this.layout.segmentPath(this.partition, this.at.segment), position: this.at.position, offset: this.at.offset },
+      'event log: a sealed segment holds a damaged record; this partition is stuck before it',
+    );
   }
 
   async close(): Promise<void> {
