@@ -174,6 +174,13 @@ describe.each(['file', 'redis'] as const)('ExperimentStore contract: %s', (kind)
       expect((await next.commit({ routes: [route], audit: [] })).version).toBe(2);
     });
 
+    it('hands out frozen experiments, which callers cannot change under other readers', async () => {
+      await store.commit({ expect: { a: 0 }, experiments: [experiment('a', 1)], audit: [] });
+      const [e] = (await store.load()).experiments;
+      expect(Object.isFrozen(e)).toBe(true);
+      expect(Object.isFrozen(e!.variants[0]!.params)).toBe(true);
+    });
+
     it('answers ping while open', async () => {
       await expect(store.ping()).resolves.toBeUndefined();
     });

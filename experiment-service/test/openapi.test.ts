@@ -52,7 +52,7 @@ describe('OpenAPI document and docs page', () => {
     expect(def.required).toEqual(expect.arrayContaining(['key', 'route', 'variants']));
     expect(def.required).not.toContain('salt'); // defaulted: optional as input
     const create = doc.paths['/v1/experiments']!.post!;
-    expect(create.requestBody?.content['application/json'].schema).toEqual({ $ref: '#/components/schemas/ExperimentDefinition' });
+    expect(create.requestBody?.content['application/json']?.schema).toEqual({ $ref: '#/components/schemas/ExperimentDefinition' });
     expect(Object.keys(create.responses).sort()).toEqual(['201', '400', '401', '403', '409', '413']);
     const put = doc.paths['/v1/experiments/{key}']!.put!;
     expect(Object.keys(put.responses)).toEqual(expect.arrayContaining(['412', '428']));

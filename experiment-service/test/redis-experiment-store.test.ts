@@ -53,3 +53,26 @@ describe.skipIf(!redis.url)('RedisExperimentStore across replicas', () => {
     await expect(s.version()).rejects.toMatchObject({ code: 'BUNRYU_NOT_READY', statusCode: 503 });
   });
 });
+
+describe.skipIf(!redis.url)('RedisExperimentStore incremental reads', () => {
+  it("sees another instance's changes although it reuses what it parsed before", async () => {
+    const prefix = uniquePrefix();
+    const a = new RedisExperimentStore({ url: redis.url!, prefix });
+    const b = new RedisExperimentStore({ url: redis.url!, prefix });
+    try {
+      const base = { route: 'r', trafficPercent: 100, allocation: { start: 0, end: 10_000 }, salt: '', targeting: [], overrides: {}, metrics: { guardrails: [] }, status: 'draft' as const, createdAt: 'x', updatedAt: 'x' };
+      const exp = (key: string, version: number, weight: number) => ({ ...base, key, layer: key, version, variants: [{ key: 'c', weight, params: {} }, { key: 't', weight: 100 - weight, params: {} }] });
+      await a.commit({ experiments: [exp('x', 1, 50), exp('y', 1, 50)], audit: [] });
+      const before = await b.load();
+      const y = before.experiments.find((e) => e.key === 'y');
+      await a.commit({ expect: { x: 1 }, experiments: [exp('x', 2, 10)], audit: [] });
+      const after = await b.load();
+      expect(after.version).toBe(2);
+      expect(after.experiments.find((e) => e.key === 'x')!.variants[0]!.weight).toBe(10);
+      expect(after.experiments.find((e) => e.key === 'y')).toBe(y); // unchanged: the same object
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+      await dropPrefix(redis.url!, prefix);
+    }
+  });
+});

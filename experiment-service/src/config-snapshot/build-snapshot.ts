@@ -18,3 +18,26 @@ export function buildSnapshot(state: StoreState): ConfigSnapshot {
     holdout: state.holdout,
   };
 }
+
+const serialized = new WeakMap<object, string>();
+function cachedJson(value: object): string {
+  let json = serialized.get(value);
+  if (json === undefined) {
+    json = JSON.stringify(value);
+    serialized.set(value, json);
+  }
+  return json;
+}
+
+/**
+ * JSON.stringify(snapshot), reusing the serialized form of every route and experiment object
+ * seen before. The stores hand out frozen objects and keep unchanged ones across loads, so after
+ * one change only that experiment is serialized again.
+ */
+export function serializeSnapshot(s: ConfigSnapshot): string {
+  const routes = Object.entries(s.routes)
+    .map(([key, route]) => `${JSON.stringify(key)}:${cachedJson(route)}`)
+    .join(',');
+  const experiments = s.experiments.map(cachedJson).join(',');
+  return `{"version":${JSON.stringify(s.version)},"routes":{${routes}},"experiments":[${experiments}],"metrics":${JSON.stringify(s.metrics)},"holdout":${JSON.stringify(s.holdout)}}`;
+}

@@ -1,6 +1,6 @@
 import type { ConfigSnapshot } from '@bunryu/core';
 import type { ExperimentStore } from '../store/experiment-store.ts';
-import { buildSnapshot } from './build-snapshot.ts';
+import { buildSnapshot, serializeSnapshot } from './build-snapshot.ts';
 
 /** A built snapshot with its serialized form, shared by every response and stream. */
 export interface PublishedSnapshot {
@@ -81,7 +81,7 @@ export class ConfigSnapshots {
     const state = await this.store.load();
     if (this.current && state.version <= this.current.version) return this.current;
     const snapshot = buildSnapshot(state);
-    const published: PublishedSnapshot = { version: snapshot.version, snapshot, json: JSON.stringify(snapshot), etag: `"${snapshot.version}"` };
+    const published: PublishedSnapshot = { version: snapshot.version, snapshot, json: serializeSnapshot(snapshot), etag: `"${snapshot.version}"` };
     this.current = published;
     this.options.onBuilt?.(published, (performance.now() - started) / 1000);
     for (const s of this.subscribers) s(published);

@@ -82,3 +82,15 @@ export class StaleWriteError extends Error {
 export function auditEntry(input: AuditInput, configVersion: number): AuditEntry {
   return { configVersion, subject: input.subject, action: input.action, actor: input.actor, at: input.at, before: input.before, after: input.after };
 }
+
+/**
+ * Deep-freezes what a store hands out and keeps: loads share unchanged objects, and snapshot
+ * serialization caches them by identity, so a caller that mutated one would corrupt both.
+ */
+export function frozen<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) frozen(v);
+  }
+  return value;
+}

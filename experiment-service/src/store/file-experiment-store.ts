@@ -4,6 +4,7 @@ import type { Experiment, Holdout, Route } from '@bunryu/core';
 import {
   StaleWriteError,
   auditEntry,
+  frozen,
   type AuditEntry,
   type Change,
   type ExperimentStore,
@@ -51,7 +52,7 @@ export class FileExperimentStore implements ExperimentStore {
   /** Opens (creating if needed) the store in `dir`, normally `<BUNRYU_DATA_DIR>/experiment-service`. */
   static async open(dir: string): Promise<FileExperimentStore> {
     await mkdir(dir, { recursive: true });
-    const state = (await readJson<PersistedState>(join(dir, 'state.json'))) ?? EMPTY;
+    const state = frozen((await readJson<PersistedState>(join(dir, 'state.json'))) ?? { ...EMPTY });
     if (state.format !== 1) throw new Error(`${join(dir, 'state.json')}: unknown format ${String(state.format)}`);
     const auditPath = join(dir, 'audit.jsonl');
     const text = (await readText(auditPath)) ?? '';
@@ -195,7 +196,7 @@ export class FileExperimentStore implements ExperimentStore {
 }
 
 function copy<T>(value: T): T {
-  return JSON.parse(JSON.stringify(value)) as T;
+  return frozen(JSON.parse(JSON.stringify(value)) as T);
 }
 
 async function appendDurably(path: string, data: string): Promise<void> {

@@ -1,8 +1,9 @@
-import { Redis } from 'ioredis';
+import { Redis, type ChainableCommander } from 'ioredis';
 import { createError, type Experiment, type Holdout, type Route } from '@bunryu/core';
 import {
   StaleWriteError,
   auditEntry,
+  frozen,
   type AuditEntry,
   type Change,
   type ExperimentStore,
@@ -65,6 +66,8 @@ export class RedisExperimentStore implements ExperimentStore {
   private readonly keys;
   private readonly channel: string;
   private subscribed: Promise<unknown> | undefined;
+  /** Experiments as last read, by key; shared by every load, hence frozen. */
+  private readonly parsed = new Map<string, Experiment>();
   private everReady = false;
 
   constructor(options: RedisStoreOptions) {
@@ -96,30 +99,57 @@ export class RedisExperimentStore implements ExperimentStore {
     });
   }
 
+  /**
+   * Reads the small parts and the experiment versions in one transaction, then fetches only the
+   * experiments whose version this instance has not parsed yet: with 1,000 experiments a
+   * rebuild after one change moves one experiment, not the whole hash. If an experiment moved
+   * between the two reads, it reads again, so the state is always that of one config version.
+   */
   async load(): Promise<StoreState> {
     const k = this.keys;
-    const replies = await this.call(() =>
-      this.client.multi().hgetall(k.experiments).hgetall(k.routes).hgetall(k.metrics).get(k.holdout).get(k.configVersion).exec(),
-    );
-    if (!replies) throw new Error('the Redis transaction was aborted');
-    const results = replies.map(([err, value]) => {
-      if (err) throw err;
-      return value;
-    });
-    const [experiments, routes, metrics, holdout, version] = results as [
-      Record<string, string>,
-      Record<string, string>,
-      Record<string, string>,
-      string | null,
-      string | null,
-    ];
+    for (let attempt = 1; attempt <= 5; attempt++) {
+      const [versions, routes, metrics, holdout, version] = await this.transaction<
+        [Record<string, string>, Record<string, string>, Record<string, string>, string | null, string | null]
+      >((m) => m.hgetall(k.versions).hgetall(k.routes).hgetall(k.metrics).get(k.holdout).get(k.configVersion));
+      const missing = Object.keys(versions).filter((key) => this.parsed.get(key)?.version !== Number(versions[key]));
+      let moved = false;
+      if (missing.length > 0) {
+        const jsons = await this.call(() => this.client.hmget(k.experiments, ...missing));
+        missing.forEach((key, i) => {
+          const e = frozen(JSON.parse(jsons[i]!) as Experiment);
+          this.parsed.set(key, e);
+          if (e.version !== Number(versions[key])) moved = true;
+        });
+      }
+      if (moved) continue;
+      return {
+        version: Number(version ?? 0),
+        experiments: Object.keys(versions).map((key) => this.parsed.get(key)!),
+        routes: Object.values(routes).map((json) => JSON.parse(json) as Route),
+        metrics: Object.values(metrics).map((json) => JSON.parse(json) as UserMetric),
+        holdout: holdout === null ? null : (JSON.parse(holdout) as Holdout),
+      };
+    }
+    // Experiments keep changing under us: read everything in one transaction instead.
+    const [experiments, routes, metrics, holdout, version] = await this.transaction<
+      [Record<string, string>, Record<string, string>, Record<string, string>, string | null, string | null]
+    >((m) => m.hgetall(k.experiments).hgetall(k.routes).hgetall(k.metrics).get(k.holdout).get(k.configVersion));
     return {
       version: Number(version ?? 0),
-      experiments: Object.values(experiments).map((s) => JSON.parse(s) as Experiment),
-      routes: Object.values(routes).map((s) => JSON.parse(s) as Route),
-      metrics: Object.values(metrics).map((s) => JSON.parse(s) as UserMetric),
+      experiments: Object.values(experiments).map((json) => frozen(JSON.parse(json) as Experiment)),
+      routes: Object.values(routes).map((json) => JSON.parse(json) as Route),
+      metrics: Object.values(metrics).map((json) => JSON.parse(json) as UserMetric),
       holdout: holdout === null ? null : (JSON.parse(holdout) as Holdout),
     };
+  }
+
+  private async transaction<T extends unknown[]>(build: (m: ChainableCommander) => ChainableCommander): Promise<T> {
+    const replies = await this.call(() => build(this.client.multi()).exec());
+    if (!replies) throw new Error('the Redis transaction was aborted');
+    return replies.map(([err, value]) => {
+      if (err) throw err;
+      return value;
+    }) as T;
   }
 
   async getExperiment(key: string): Promise<Experiment | undefined> {
