@@ -1,9 +1,105 @@
 import type { FastifyInstance } from 'fastify';
+import { Counter, Gauge, Histogram } from 'prom-client';
+import { z } from 'zod';
+import { Key, parseOrThrow } from '@bunryu/core';
 import { createHttpServer } from '@bunryu/platform';
 import type { Config } from './config.ts';
-import type { Deps } from './compose.ts';
+import type { Definitions } from './results/results-service.ts';
+import type { Ingester } from './ingest/ingester.ts';
+import type { Logger, LogSink } from './log-sink.ts';
+import type { MetricsStore } from './metrics-store/metrics-store.ts';
+import { parseInterval } from './results/buckets.ts';
+import { ResultsService } from './results/results-service.ts';
 
-export async function buildApp(config: Readonly<Config>, _deps: Deps): Promise<FastifyInstance> {
-  const app = createHttpServer({ service: 'aggregator', logLevel: config.LOG_LEVEL });
+/** What the app needs from the composition root. */
+export interface AppDeps {
+  logger: LogSink;
+  store: MetricsStore;
+  ingester: Ingester;
+  definitions: Definitions & { check(): void };
+}
+
+const Params = z.object({ experiment: Key });
+const TimeseriesQuery = z.object({ metric: Key.optional(), interval: z.string().max(16).optional() });
+
+export async function buildApp(config: Readonly<Config>, deps: AppDeps): Promise<FastifyInstance> {
+  const { store, ingester, definitions } = deps;
+  const app = createHttpServer({
+    service: 'aggregator',
+    logLevel: config.LOG_LEVEL,
+    readiness: [
+      { name: 'clickhouse', check: () => store.ping() },
+      { name: 'event-log', check: async () => void (await ingester.lag()) },
+      { name: 'definitions', check: () => definitions.check() },
+    ],
+  });
+  deps.logger.use(app.log as unknown as Logger);
+  registerMetrics(app, ingester);
+
+  const results = new ResultsService(store, definitions, { sequentialMinUnits: config.AGGREGATOR_SEQUENTIAL_MIN_UNITS }, deps.logger);
+
+  app.get('/v1/results/:experiment', async (request) => {
+    const { experiment } = parseOrThrow(Params, request.params);
+    return results.results(experiment);
+  });
+
+  app.get('/v1/results/:experiment/timeseries', async (request) => {
+    const { experiment } = parseOrThrow(Params, request.params);
+    const query = parseOrThrow(TimeseriesQuery, request.query);
+    return results.timeseries(experiment, query.metric, query.interval === undefined ? undefined : parseInterval(query.interval));
+  });
+
   return app;
+}
+
+/** Ingestion figures on /metrics: rows in, records rejected, failed inserts, insert latency, consumer lag. */
+function registerMetrics(app: FastifyInstance, ingester: Ingester): void {
+  const registers = [app.metrics];
+  const { stats } = ingester;
+  new Counter({
+    name: 'bunryu_aggregator_events_ingested_total',
+    help: 'Events inserted into the metrics store (a redelivered batch counts again)',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(stats.ingested);
+    },
+  });
+  new Counter({
+    name: 'bunryu_aggregator_records_rejected_total',
+    help: 'Event log records skipped because they are not valid events',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(stats.rejected);
+    },
+  });
+  new Counter({
+    name: 'bunryu_aggregator_insert_failures_total',
+    help: 'Batches whose insert failed (the log delivers them again)',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(stats.failedBatches);
+    },
+  });
+  const insertSeconds = new Histogram({
+    name: 'bunryu_aggregator_insert_duration_seconds',
+    help: 'Time to insert one batch into the metrics store',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers,
+  });
+  ingester.observe((seconds) => insertSeconds.observe(seconds));
+  new Gauge({
+    name: 'bunryu_aggregator_consumer_lag',
+    help: 'Event log records not yet committed by the aggregator group',
+    registers,
+    async collect() {
+      try {
+        this.set(await ingester.lag());
+      } catch {
+        this.set(NaN);
+      }
+    },
+  });
 }

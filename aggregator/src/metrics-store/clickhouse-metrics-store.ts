@@ -1,0 +1,127 @@
+import type { ClickHouseClient } from '@clickhouse/client';
+import type { Event } from '@bunryu/core';
+import type { MetricAggregate, MetricsStore, SeriesQuery, SeriesRow } from './metrics-store.ts';
+import { SCHEMA } from './schema.ts';
+import { buildSeriesQuery } from './series-query.ts';
+
+/** A row of the `events` table as JSONEachRow. */
+interface EventRow {
+  eventId: string;
+  type: string;
+  ts: number;
+  unitId: string;
+  route: string;
+  requestId: string;
+  expKeys: string[];
+  expVariants: string[];
+  value: number | null;
+  latencyMs: number | null;
+  status: number | null;
+  attributes: Record<string, string>;
+}
+
+function toRow(e: Event): EventRow {
+  const expKeys: string[] = [];
+  const expVariants: string[] = [];
+  for (const a of e.assignments) {
+    expKeys.push(a.experiment);
+    expVariants.push(a.variant);
+  }
+  const attributes: Record<string, string> = {};
+  if (e.attributes) for (const [k, v] of Object.entries(e.attributes)) attributes[k] = String(v);
+  return {
+    eventId: e.eventId,
+    type: e.type,
+    ts: e.ts,
+    unitId: e.unitId,
+    route: e.route ?? '',
+    requestId: e.requestId ?? '',
+    expKeys,
+    expVariants,
+    value: e.value ?? null,
+    latencyMs: e.latencyMs ?? null,
+    status: e.status ?? null,
+    attributes,
+  };
+}
+
+/** ClickHouse returns 64-bit integers as strings and NaN as null in JSON. */
+function num(v: unknown): number {
+  if (v === null || v === undefined) return NaN;
+  return typeof v === 'number' ? v : Number(v);
+}
+
+/**
+ * The ClickHouse adapter of the MetricsStore port, over any @clickhouse/client connection: chdb
+ * in-process (`createChdbConnection`) or a server URL. It creates its schema on `open()`.
+ */
+export class ClickHouseMetricsStore implements MetricsStore {
+  private constructor(private readonly client: ClickHouseClient) {}
+
+  static async open(client: ClickHouseClient): Promise<ClickHouseMetricsStore> {
+    for (const statement of SCHEMA) await client.command({ query: statement });
+    return new ClickHouseMetricsStore(client);
+  }
+
+  async insert(events: readonly Event[]): Promise<void> {
+    if (events.length === 0) return;
+    await this.client.insert({ table: 'events', values: events.map(toRow), format: 'JSONEachRow' });
+  }
+
+  async span(experiment: string): Promise<{ firstTs: number; lastTs: number } | null> {
+    const rs = await this.client.query({
+      query: `SELECT count() AS n, min(firstTs) AS firstTs, max(lastTs) AS lastTs FROM unit_exposures WHERE experiment = {experiment:String}`,
+      query_params: { experiment },
+      format: 'JSONEachRow',
+    });
+    const [row] = await rs.json<{ n: string | number; firstTs: string | number; lastTs: string | number }>();
+    if (!row || num(row.n) === 0) return null;
+    return { firstTs: num(row.firstTs), lastTs: num(row.lastTs) };
+  }
+
+  async series(query: SeriesQuery): Promise<SeriesRow[]> {
+    if (query.ends.length === 0) return [];
+    const built = buildSeriesQuery(query);
+    const rs = await this.client.query({ query: built.sql, query_params: built.params, format: 'JSONEachRow' });
+    const rows = await rs.json<Record<string, unknown>>();
+    return rows.map((r) => ({
+      bucket: num(r.bucket),
+      variant: String(r.variant),
+      units: num(r.units),
+      exposures: num(r.exposures),
+      lastTs: num(r.lastTs),
+      metrics: built.columns.map((c, j): MetricAggregate => {
+        const aggregate: MetricAggregate = {
+          units: num(r[`${c}_units`]),
+          count: num(r[`${c}_count`]),
+          sum: num(r[`${c}_sum`]),
+          mean: num(r[`${c}_mean`]),
+          variance: num(r[`${c}_var`]),
+        };
+        if (query.metrics[j]!.kind === 'ratio') {
+          aggregate.denSum = num(r[`${c}_dsum`]);
+          aggregate.denMean = num(r[`${c}_dmean`]);
+          aggregate.denVariance = num(r[`${c}_dvar`]);
+          aggregate.covariance = num(r[`${c}_cov`]);
+        }
+        return aggregate;
+      }),
+    }));
+  }
+
+  /** Rows in the raw table (every delivery, before merges drop copies): what the benchmark polls. */
+  async countEvents(): Promise<number> {
+    const rs = await this.client.query({ query: 'SELECT count() AS n FROM events', format: 'JSONEachRow' });
+    const [row] = await rs.json<{ n: string }>();
+    return num(row?.n);
+  }
+
+  async ping(): Promise<void> {
+    const r = await this.client.ping();
+    if (!r.success) throw r.error;
+  }
+
+  async close(): Promise<void> {
+    await this.client.close();
+  }
+}

@@ -1,0 +1,81 @@
+import type { Event } from '@bunryu/core';
+
+/**
+ * The MetricsStore port (SPEC §4, §9): where consumed events land and where per-variant
+ * aggregates come from. One adapter (ClickHouse through @clickhouse/client) runs over two
+ * connections: chdb in-process (the embedded default) or a ClickHouse server at CLICKHOUSE_URL.
+ */
+export interface MetricsStore {
+  /**
+   * Makes the events durable and queryable; resolves only then. Idempotent by `eventId`: inserting
+   * an event again, in any batch, never changes an aggregate.
+   */
+  insert(events: readonly Event[]): Promise<void>;
+  /** First and last exposure time of an experiment's analysed units; null when it has none. */
+  span(experiment: string): Promise<{ firstTs: number; lastTs: number } | null>;
+  /** Cumulative per-variant aggregates of `metrics` at each bucket end (see SeriesQuery). */
+  series(query: SeriesQuery): Promise<SeriesRow[]>;
+  /** Resolves when the store answers (for /readyz). */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface EventRef {
+  event: string;
+  /** 'value' sums the events' values; absent counts the events. */
+  field?: 'value';
+}
+
+/** What the store computes per unit, then aggregates per variant (SPEC §5). */
+export type MetricSpec =
+  | { kind: 'proportion'; event: string }
+  | { kind: 'mean'; event: string }
+  | { kind: 'ratio'; numerator: EventRef; denominator: EventRef }
+  | { kind: 'error_rate' }
+  | { kind: 'latency_ms' };
+
+/** The largest timestamp an open-ended last bucket ends at (the end of JavaScript dates). */
+export const OPEN_END = 8_640_000_000_000_000;
+
+export interface SeriesQuery {
+  experiment: string;
+  metrics: readonly MetricSpec[];
+  /**
+   * Bucket ends in ms, ascending. Bucket k holds every unit first exposed before ends[k] with its
+   * events before ends[k] (cumulative). A last end of OPEN_END takes everything.
+   */
+  ends: readonly number[];
+}
+
+/**
+ * Per-unit values aggregated over a variant's units. Variances are sample variances (n − 1).
+ * For ratios, `sum`/`mean`/`variance` describe the per-unit numerator, the `den*` fields the
+ * denominator and `covariance` their sample covariance.
+ */
+export interface MetricAggregate {
+  /** Units the metric is defined for: every analysed unit, except units without latency for latency_ms. */
+  units: number;
+  /** Units with at least one counted event (proportion: converted units). */
+  count: number;
+  sum: number;
+  mean: number;
+  variance: number;
+  denSum?: number;
+  denMean?: number;
+  denVariance?: number;
+  covariance?: number;
+}
+
+export interface SeriesRow {
+  /** Index into SeriesQuery.ends. */
+  bucket: number;
+  variant: string;
+  /** Distinct analysed units (first exposed before the bucket end). */
+  units: number;
+  /** Distinct exposure events of those units before the bucket end. */
+  exposures: number;
+  /** Newest event time among those units' counted data (ms; 0 when none). */
+  lastTs: number;
+  /** One per SeriesQuery.metrics, in order. */
+  metrics: MetricAggregate[];
+}

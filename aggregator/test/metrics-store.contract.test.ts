@@ -1,0 +1,127 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Event } from '@bunryu/core';
+import { chdbClient, clickHouseServerClient } from '../src/metrics-store/clickhouse-client.ts';
+import { ClickHouseMetricsStore } from '../src/metrics-store/clickhouse-metrics-store.ts';
+import { OPEN_END, type MetricSpec, type SeriesRow } from '../src/metrics-store/metrics-store.ts';
+import { behaviour, experimentData, exposure } from './support/events.ts';
+import { near, reference } from './support/reference.ts';
+
+/**
+ * The MetricsStore contract, run against the ClickHouse adapter over chdb (in-process, always)
+ * and over a ClickHouse server when CLICKHOUSE_URL is set. No server runs on the development
+ * and CI machines (SPEC §9: Debian's 18.16 lacks query parameters), so that half is opt-in.
+ */
+const METRICS: MetricSpec[] = [
+  { kind: 'proportion', event: 'click' },
+  { kind: 'mean', event: 'dwell' },
+  { kind: 'ratio', numerator: { event: 'click' }, denominator: { event: 'impression' } },
+  { kind: 'ratio', numerator: { event: 'purchase', field: 'value' }, denominator: { event: 'exposure' } },
+  { kind: 'error_rate' },
+  { kind: 'latency_ms' },
+];
+
+const adapters: [string, () => ClickHouseMetricsStore | Promise<ClickHouseMetricsStore>][] = [
+  ['chdb', () => ClickHouseMetricsStore.open(chdbClient(mkdtempSync(join(tmpdir(), 'bunryu-store-'))))],
+];
+if (process.env.CLICKHOUSE_URL) {
+  const url = process.env.CLICKHOUSE_URL;
+  adapters.push(['clickhouse server', () => ClickHouseMetricsStore.open(clickHouseServerClient(url))]);
+}
+
+const run = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
+
+/** Compares the store's rows of one bucket with the reference, metric by metric. */
+function expectMatches(rows: SeriesRow[], bucket: number, events: Event[], experiment: string, metrics: MetricSpec[], end: number): void {
+  const expected = reference(events, experiment, metrics, end);
+  const got = rows.filter((r) => r.bucket === bucket);
+  expect(got.map((r) => r.variant).sort()).toEqual([...expected.keys()].sort());
+  for (const row of got) {
+    const want = expected.get(row.variant)!;
+    expect({ units: row.units, exposures: row.exposures }).toEqual({ units: want.units, exposures: want.exposures });
+    row.metrics.forEach((m, j) => {
+      const w = want.metrics[j]!;
+      for (const field of Object.keys(w) as (keyof typeof w)[]) {
+        expect(near(m[field] as number, w[field] as number), `${row.variant} metric ${j} ${field}: got ${m[field]}, expected ${w[field]}`).toBe(true);
+      }
+    });
+  }
+}
+
+describe.each(adapters)('MetricsStore contract: ClickHouse adapter over %s', (_name, open) => {
+  let store: ClickHouseMetricsStore;
+  beforeAll(async () => {
+    store = await open();
+  });
+  afterAll(async () => {
+    await store?.close();
+  });
+
+  it('answers ping', async () => {
+    await expect(store.ping()).resolves.toBeUndefined();
+  });
+
+  it('aggregates per variant exactly as the reference reading of the spec does, at every bucket end', async () => {
+    const experiment = `contract-${run}-a`;
+    const start = 1_760_000_000_000;
+    const events = experimentData({ experiment, variants: ['control', 'treatment', 'big'], units: 400, seed: 11, start, spanMs: 3 * 3_600_000 });
+    await store.insert(events);
+    const ends = [start + 3_600_000, start + 2 * 3_600_000, OPEN_END];
+    const rows = await store.series({ experiment, metrics: METRICS, ends });
+    ends.forEach((end, k) => expectMatches(rows, k, events, experiment, METRICS, end === OPEN_END ? Infinity : end));
+    expect(await store.span(experiment)).toEqual({
+      firstTs: Math.min(...events.filter((e) => e.type === 'exposure').map((e) => e.ts)),
+      lastTs: Math.max(...events.filter((e) => e.type === 'exposure').map((e) => e.ts)),
+    });
+  });
+
+  it('is idempotent by eventId: a replayed batch, or the same events cut into other batches, changes nothing', async () => {
+    const experiment = `contract-${run}-b`;
+    const events = experimentData({ experiment, variants: ['control', 'treatment'], units: 150, seed: 12, start: 1_760_000_000_000, spanMs: 600_000 });
+    await store.insert(events);
+    const q = { experiment, metrics: METRICS, ends: [OPEN_END] };
+    const once = await store.series(q);
+    await store.insert(events);
+    await store.insert(events.slice(0, 100));
+    await store.insert(events.slice(50, 400).reverse());
+    expect(await store.series(q)).toEqual(once);
+    expectMatches(once, 0, events, experiment, METRICS, Infinity);
+  });
+
+  it('starts each unit at its first exposure, even when that exposure arrives late, and leaves out units seen in two variants', async () => {
+    const experiment = `contract-${run}-c`;
+    const t = 1_760_000_000_000;
+    const a = [{ experiment, variant: 'control' }];
+    const b = [{ experiment, variant: 'treatment' }];
+    await store.insert([exposure(`c-${run}-1`, t + 1000, a), behaviour('click', `c-${run}-1`, t + 500), behaviour('click', `c-${run}-1`, t + 1000)]);
+    let [row] = await store.series({ experiment, metrics: [{ kind: 'mean', event: 'click' }], ends: [OPEN_END] });
+    expect(row).toMatchObject({ variant: 'control', units: 1, exposures: 1, metrics: [{ sum: 0 }] });
+    // The clicks have no value (0 each): count them instead with a ratio over exposures.
+    [row] = await store.series({ experiment, metrics: [{ kind: 'ratio', numerator: { event: 'click' }, denominator: { event: 'exposure' } }], ends: [OPEN_END] });
+    expect(row!.metrics[0]).toMatchObject({ sum: 1, denSum: 1 });
+    // An earlier exposure arrives late: the click at t+500 now counts.
+    await store.insert([exposure(`c-${run}-1`, t + 400, a)]);
+    [row] = await store.series({ experiment, metrics: [{ kind: 'ratio', numerator: { event: 'click' }, denominator: { event: 'exposure' } }], ends: [OPEN_END] });
+    expect(row!.metrics[0]).toMatchObject({ sum: 2, denSum: 2 });
+    expect(row).toMatchObject({ units: 1, exposures: 2 });
+    // The same unit then shows up in the other variant: it is no longer analysed at all.
+    await store.insert([exposure(`c-${run}-1`, t + 2000, b)]);
+    expect(await store.series({ experiment, metrics: [], ends: [OPEN_END] })).toEqual([]);
+  });
+
+  it('keeps values that look like SQL as plain data (queries are parameterised)', async () => {
+    const experiment = `contract-${run}-d`;
+    const unitId = `x'); DROP TABLE events; --\\ "${run}`;
+    await store.insert([exposure(unitId, 1000, [{ experiment, variant: 'control' }], { attributes: { note: "it's" } }), behaviour('click', unitId, 2000)]);
+    const [row] = await store.series({ experiment, metrics: [{ kind: 'proportion', event: 'click' }], ends: [OPEN_END] });
+    expect(row).toMatchObject({ variant: 'control', units: 1, metrics: [{ count: 1, sum: 1 }] });
+    expect(await store.countEvents()).toBeGreaterThan(0);
+  });
+
+  it('answers an experiment without data with no rows and no span', async () => {
+    expect(await store.span(`contract-${run}-none`)).toBeNull();
+    expect(await store.series({ experiment: `contract-${run}-none`, metrics: METRICS, ends: [OPEN_END] })).toEqual([]);
+  });
+});
