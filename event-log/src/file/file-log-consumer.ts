@@ -42,6 +42,7 @@ export class FileLogConsumer implements EventLogConsumer {
   private readonly wake = new Wakeup();
   private dirty = false;
   private lastRetention = 0;
+  private counting: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly layout: FileLogLayout,
@@ -65,6 +66,13 @@ export class FileLogConsumer implements EventLogConsumer {
 
   async lag(): Promise<number> {
     if (this.closing) throw new Error(`the event log consumer of group "${this.group}" is closed`);
+    // One count at a time: the counting cursors share their read buffers.
+    const counting = this.counting.then(() => this.countLag());
+    this.counting = counting.catch(() => {});
+    return counting;
+  }
+
+  private async countLag(): Promise<number> {
     const committed = this.state === 'running' && this.cursors.length > 0 ? this.committed : await this.readCommitted();
     let lag = 0;
     for (let p = 0; p < this.layout.partitions; p++) {
@@ -89,6 +97,7 @@ export class FileLogConsumer implements EventLogConsumer {
     await this.starting?.catch(() => {});
     await this.loop;
     await this.release();
+    await this.counting;
     await Promise.all(this.counters.map((c) => c?.close()));
     this.counters = [];
   }
