@@ -52,6 +52,8 @@ export function registerEndpoints(app: FastifyInstance, auth: TokenAuthenticator
     app.route({
       method: e.method,
       url: e.url,
+      // A HEAD of an event stream would hold a connection open with nothing to say.
+      exposeHeadRoute: e.produces !== 'text/event-stream',
       // Authorization runs before the body is read, so an anonymous caller cannot make us parse 1 MiB.
       onRequest: role
         ? async (request) => {

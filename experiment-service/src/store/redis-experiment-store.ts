@@ -65,6 +65,8 @@ export class RedisExperimentStore implements ExperimentStore {
   private readonly listeners = new Set<(version: number) => void>();
   private readonly keys;
   private readonly channel: string;
+  /** host:port, for messages (never the password). */
+  private readonly where: string;
   private subscribed: Promise<unknown> | undefined;
   /** Experiments as last read, by key; shared by every load, hence frozen. */
   private readonly parsed = new Map<string, Experiment>();
@@ -83,6 +85,8 @@ export class RedisExperimentStore implements ExperimentStore {
       auditOf: (subject: string) => `${p}audit:${subject}`,
     };
     this.channel = `${p}config`;
+    const url = new URL(options.url);
+    this.where = `${url.hostname}:${url.port || 6379}`;
     // Fail a command after a few reconnect attempts instead of hanging the request that sent it.
     this.client = new Redis(options.url, { maxRetriesPerRequest: 2, lazyConnect: false });
     this.client.defineCommand('bunryuCommit', { lua: COMMIT_SCRIPT });
@@ -198,7 +202,7 @@ export class RedisExperimentStore implements ExperimentStore {
   async onChange(listener: (version: number) => void): Promise<() => void> {
     this.subscribed ??= this.subscriber.subscribe(this.channel).catch((err: unknown) => {
       this.subscribed = undefined;
-      throw err;
+      throw new Error(`cannot subscribe to ${this.channel} on Redis at ${this.where}: ${(err as Error).message}`);
     });
     await this.subscribed;
     this.listeners.add(listener);
@@ -223,7 +227,7 @@ export class RedisExperimentStore implements ExperimentStore {
     try {
       return await fn();
     } catch (err) {
-      if (this.client.status !== 'ready') throw createError('BUNRYU_NOT_READY', 'Redis is not reachable', { redis: this.client.status });
+      if (this.client.status !== 'ready') throw createError('BUNRYU_NOT_READY', `Redis at ${this.where} is not reachable`, { redis: this.client.status });
       throw err;
     }
   }
