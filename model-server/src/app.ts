@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { Counter, Gauge } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { createError } from '@bunryu/core';
 import { createHttpServer } from '@bunryu/platform';
 import type { Config } from './config.ts';
@@ -24,10 +24,9 @@ export async function buildApp(config: Readonly<Config>, deps: Deps): Promise<Fa
   });
   registry.useLogger(app.log);
 
-  const predictions = new Counter({
+  const predictions = hotPathCounter({
     name: 'bunryu_model_predict_requests_total',
     help: 'Predict requests answered, by model and served version',
-    labelNames: ['model', 'version'],
     registers: [app.metrics],
   });
   const fallbacks = new Counter({
@@ -71,7 +70,7 @@ export async function buildApp(config: Readonly<Config>, deps: Deps): Promise<Fa
     const generation = registry.acquire();
     try {
       const result = await predict(generation, request.params.name, params, request.body);
-      predictions.inc({ model: result.model, version: result.version });
+      predictions(result.model, result.version);
       void reply.header('x-model-version', result.version);
       if (result.blend) {
         const rest = Number((1 - result.blend.weight).toPrecision(12));
@@ -91,4 +90,30 @@ export async function buildApp(config: Readonly<Config>, deps: Deps): Promise<Fa
   });
 
   return app;
+}
+
+/**
+ * A counter by model and version whose hot path is a Map increment: the counts reach prom-client
+ * when /metrics is scraped, because prom-client hashes and validates the label object on every
+ * `inc` (a few µs, measurable against a predict that costs tens of µs).
+ */
+function hotPathCounter(opts: { name: string; help: string; registers: Registry[] }): (model: string, version: string) => void {
+  const pending = new Map<string, { labels: { model: string; version: string }; n: number }>();
+  new Counter({
+    ...opts,
+    labelNames: ['model', 'version'],
+    collect() {
+      for (const p of pending.values()) {
+        if (p.n === 0) continue;
+        this.inc(p.labels, p.n);
+        p.n = 0;
+      }
+    },
+  });
+  return (model, version) => {
+    const key = `${model}\u0000${version}`;
+    const p = pending.get(key);
+    if (p) p.n++;
+    else pending.set(key, { labels: { model, version }, n: 1 });
+  };
 }

@@ -42,6 +42,20 @@ describe('GET /v1/models', () => {
   });
 });
 
+describe('GET /metrics', () => {
+  it('counts predict requests by model and served version', async () => {
+    const count = async () => {
+      const text = (await t.app.inject({ method: 'GET', url: '/metrics' })).body;
+      return Number(/bunryu_model_predict_requests_total\{model="recommend",version="v2"[^}]*\} (\d+)/.exec(text)?.[1] ?? 0);
+    };
+    const before = await count();
+    for (let i = 0; i < 3; i++) expect((await predict({ instances: [instance()] }, { version: 'v2' })).statusCode).toBe(200);
+    expect((await predict({ instances: [instance()] }, { version: 'v1' })).statusCode).toBe(200);
+    expect(await count()).toBe(before + 3);
+    expect(await count()).toBe(before + 3);
+  });
+});
+
 describe('version selection by x-ab-params', () => {
   const x = instance();
 

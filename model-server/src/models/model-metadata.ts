@@ -25,6 +25,11 @@ export const VersionMetadata = z.looseObject({
   input: z.string().min(1).default('features'),
   /** Name of the graph output, float [N, 1] (or [N]): one score per instance. */
   output: z.string().min(1),
+  /**
+   * Whether concurrent requests may be stacked into one run. True for any graph that scores each
+   * row on its own (the [N, F] → [N, 1] contract); false for one whose rows interact.
+   */
+  batch: z.boolean().default(true),
   /** Held-out evaluation of the training run (auc, logLoss, …). */
   metrics: z.record(z.string(), z.number()).default({}),
 });

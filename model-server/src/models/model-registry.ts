@@ -9,6 +9,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { mkdir, readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { BatchRunner } from './batch-runner.ts';
 import { METADATA_FILE, MODEL_FILE, ModelMetadata, VersionMetadata, isName } from './model-metadata.ts';
 
 export interface ReadyVersion {
@@ -16,6 +17,8 @@ export interface ReadyVersion {
   status: 'ready';
   metadata: VersionMetadata;
   session: ort.InferenceSession;
+  /** Scores instances; stacks concurrent requests into one run unless model.json says `batch: false`. */
+  runner: BatchRunner;
 }
 export interface FailedVersion {
   name: string;
@@ -316,7 +319,8 @@ async function loadVersion(dir: string, name: string): Promise<LoadedVersion> {
     await session.release().catch(() => {});
     return { name, status: 'failed', error: `${MODEL_FILE}: ${message(err)}`, metadata };
   }
-  return { name, status: 'ready', metadata, session };
+  const runner = new BatchRunner(session, metadata.input, metadata.output, metadata.features.length, metadata.batch);
+  return { name, status: 'ready', metadata, session, runner };
 }
 
 /** The graph must take the declared input as float [N, features] and give the declared output. */

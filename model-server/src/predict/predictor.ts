@@ -9,7 +9,6 @@
  * 4. A version that failed to load, or whose run throws, is replaced by the model's
  *    `fallbackVersion` (reported as `fallback`); when that cannot answer either: 503.
  */
-import * as ort from 'onnxruntime-node';
 import { createError } from '@bunryu/core';
 import type { Generation, LoadedModel, ReadyVersion } from '../models/model-registry.ts';
 import { invalidParam, type AbParams } from './ab-params.ts';
@@ -123,12 +122,6 @@ async function runLeg(model: LoadedModel, version: string, instances: Instance[]
   }
 }
 
-async function run(v: ReadyVersion, data: Float32Array, rows: number): Promise<Float32Array> {
-  const width = v.metadata.features.length;
-  const out = await v.session.run({ [v.metadata.input]: new ort.Tensor('float32', data, [rows, width]) });
-  const scores = out[v.metadata.output]?.data;
-  if (!(scores instanceof Float32Array) || scores.length !== rows) {
-    throw new Error(`output ${v.metadata.output} gave ${scores?.length ?? 0} float32 values for ${rows} instances`);
-  }
-  return scores;
+function run(v: ReadyVersion, data: Float32Array, rows: number): Promise<Float32Array> {
+  return v.runner.run(data, rows);
 }
