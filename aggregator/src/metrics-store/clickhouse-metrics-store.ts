@@ -45,6 +45,35 @@ function toRow(e: Event): EventRow {
   };
 }
 
+/** A decimal string (`-12.5`) as an integer in units of 10^-scale: exact. */
+export function decimalUnits(text: unknown, scale: number): bigint {
+  const s = String(text ?? '0');
+  const negative = s.startsWith('-');
+  const [whole = '0', fraction = ''] = (negative ? s.slice(1) : s).split('.');
+  const units = BigInt(whole + fraction.padEnd(scale, '0').slice(0, scale));
+  return negative ? -units : units;
+}
+
+const E12 = 1e12;
+const E24 = 1e24;
+
+/**
+ * Mean, sample variance and covariance from exact sums (Σx at scale 12, Σx², Σxy at scale 24):
+ * n·Σx² − (Σx)² is formed exactly in integers, so nothing cancels and the answer depends only on
+ * the data, not on the order it was summed in.
+ */
+function moments(n: number, sum: unknown, sq: unknown): { sum: number; mean: number; variance: number; units: bigint } {
+  const s = decimalUnits(sum, 12);
+  const q = decimalUnits(sq, 24);
+  const total = Number(s) / E12;
+  return {
+    units: s,
+    sum: total,
+    mean: n > 0 ? total / n : NaN,
+    variance: n > 1 ? Number(BigInt(n) * q - s * s) / E24 / (n * (n - 1)) : NaN,
+  };
+}
+
 /** ClickHouse returns 64-bit integers as strings and NaN as null in JSON. */
 function num(v: unknown): number {
   if (v === null || v === undefined) return NaN;
@@ -82,7 +111,12 @@ export class ClickHouseMetricsStore implements MetricsStore {
   async series(query: SeriesQuery): Promise<SeriesRow[]> {
     if (query.ends.length === 0) return [];
     const built = buildSeriesQuery(query);
-    const rs = await this.client.query({ query: built.sql, query_params: built.params, format: 'JSONEachRow' });
+    const rs = await this.client.query({
+      query: built.sql,
+      query_params: built.params,
+      format: 'JSONEachRow',
+      clickhouse_settings: { output_format_json_quote_decimals: 1 },
+    });
     const rows = await rs.json<Record<string, unknown>>();
     return rows.map((r) => ({
       bucket: num(r.bucket),
@@ -91,18 +125,16 @@ export class ClickHouseMetricsStore implements MetricsStore {
       exposures: num(r.exposures),
       lastTs: num(r.lastTs),
       metrics: built.columns.map((c, j): MetricAggregate => {
-        const aggregate: MetricAggregate = {
-          units: num(r[`${c}_units`]),
-          count: num(r[`${c}_count`]),
-          sum: num(r[`${c}_sum`]),
-          mean: num(r[`${c}_mean`]),
-          variance: num(r[`${c}_var`]),
-        };
+        const units = num(r[`${c}_units`]);
+        const x = moments(units, r[`${c}_sum`], r[`${c}_sq`]);
+        const aggregate: MetricAggregate = { units, count: num(r[`${c}_count`]), sum: x.sum, mean: x.mean, variance: x.variance };
         if (query.metrics[j]!.kind === 'ratio') {
-          aggregate.denSum = num(r[`${c}_dsum`]);
-          aggregate.denMean = num(r[`${c}_dmean`]);
-          aggregate.denVariance = num(r[`${c}_dvar`]);
-          aggregate.covariance = num(r[`${c}_cov`]);
+          const d = moments(units, r[`${c}_dsum`], r[`${c}_dsq`]);
+          const xd = decimalUnits(r[`${c}_xd`], 24);
+          aggregate.denSum = d.sum;
+          aggregate.denMean = d.mean;
+          aggregate.denVariance = d.variance;
+          aggregate.covariance = units > 1 ? Number(BigInt(units) * xd - x.units * d.units) / E24 / (units * (units - 1)) : NaN;
         }
         return aggregate;
       }),

@@ -10,7 +10,8 @@ import type { EventRef, MetricSpec, SeriesQuery } from './metrics-store.ts';
  * 2. `kept`: for each unit, the events of the metrics' types at or after `t0`.
  * 3. Each unit is repeated for every bucket end after its `t0` (ARRAY JOIN) and its per-unit
  *    metric values are computed from the events before that end.
- * 4. Aggregated per (variant, bucket): counts, sums, means, sample variances and covariances.
+ * 4. Aggregated per (variant, bucket): counts and exact sums of x, x² and x·y, from which the
+ *    adapter derives means, sample variances and covariances.
  */
 export interface BuiltSeriesQuery {
   sql: string;
@@ -19,6 +20,10 @@ export interface BuiltSeriesQuery {
   columns: string[];
 }
 
+/** Event values are clamped to ±1e15 (no metric is that large) so exact decimal sums cannot overflow. */
+const dec = (x: string) => `toDecimal128(least(greatest(${x}, -1e15), 1e15), 12)`;
+const ZERO = 'toDecimal128(0, 12)';
+
 export function buildSeriesQuery(q: SeriesQuery): BuiltSeriesQuery {
   const types: string[] = [];
   const typeIndex = (event: string): number => {
@@ -26,31 +31,35 @@ export function buildSeriesQuery(q: SeriesQuery): BuiltSeriesQuery {
     if (i < 0) i = types.push(event) - 1;
     return i;
   };
-  // Per-unit value expressions over the ARRAY JOINed bucket end `E`.
+  // Per-unit values over the ARRAY JOINed bucket end `E`, as Decimal128(12): exact, so a unit's
+  // value does not depend on the order its events are stored in.
   const n = (i: number) => `arrayCount(x -> x.1 < E, e${i})`;
-  const s = (i: number) => `arraySum(x -> if(x.1 < E, x.2, 0.), e${i})`;
-  const ref = (r: EventRef) => (r.field === 'value' ? s(typeIndex(r.event)) : `toFloat64(${n(typeIndex(r.event))})`);
+  const s = (i: number) => `arraySum(x -> if(x.1 < E, ${dec('x.2')}, ${ZERO}), e${i})`;
+  const count = (c: string) => `toDecimal128(${c}, 12)`;
+  const ref = (r: EventRef) => (r.field === 'value' ? s(typeIndex(r.event)) : count(n(typeIndex(r.event))));
 
   const perUnit: string[] = [];
   const aggregates: string[] = [];
   const columns: string[] = [];
+  // Per variant: exact moments in Decimal256 (sums of x at scale 12, of x² and x·y at scale 24).
+  // Integer sums are associative, so neither redelivery, merges nor threads can move a digit.
+  const moments = (c: string, v: 'x' | 'd', cond?: string) => {
+    const wide = `toDecimal256(${c}_${v}, 12)`;
+    const agg = (e: string) => (cond ? `sumIf(${e}, ${cond})` : `sum(${e})`);
+    const name = v === 'x' ? '' : 'd';
+    return [`${agg(wide)} AS ${c}_${name}sum`, `${agg(`${wide} * ${wide}`)} AS ${c}_${name}sq`];
+  };
   q.metrics.forEach((m: MetricSpec, j) => {
     const c = `m${j}`;
     columns.push(c);
     const basic = (x: string, has: string) => {
       perUnit.push(`${x} AS ${c}_x`, `${has} AS ${c}_has`);
-      aggregates.push(
-        `count() AS ${c}_units`,
-        `countIf(${c}_has) AS ${c}_count`,
-        `sum(${c}_x) AS ${c}_sum`,
-        `avg(${c}_x) AS ${c}_mean`,
-        `varSampStable(${c}_x) AS ${c}_var`,
-      );
+      aggregates.push(`count() AS ${c}_units`, `countIf(${c}_has) AS ${c}_count`, ...moments(c, 'x'));
     };
     switch (m.kind) {
       case 'proportion': {
         const i = typeIndex(m.event);
-        basic(`toFloat64(${n(i)} > 0)`, `${n(i)} > 0`);
+        basic(count(`${n(i)} > 0`), `${n(i)} > 0`);
         break;
       }
       case 'mean': {
@@ -59,19 +68,17 @@ export function buildSeriesQuery(q: SeriesQuery): BuiltSeriesQuery {
         break;
       }
       case 'error_rate':
-        basic(`toFloat64(arrayExists(x -> x.1 < E AND x.4 >= 500, xs))`, `arrayExists(x -> x.1 < E AND x.4 >= 500, xs)`);
+        basic(count(`arrayExists(x -> x.1 < E AND x.4 >= 500, xs)`), `arrayExists(x -> x.1 < E AND x.4 >= 500, xs)`);
         break;
       case 'latency_ms': {
         // Units whose exposures carry no latency have no value: they are left out of this metric.
-        const lat = `arrayMap(x -> x.3, arrayFilter(x -> x.1 < E AND x.3 >= 0, xs))`;
-        perUnit.push(`${lat} AS ${c}_lat`, `arrayAvg(if(empty(${c}_lat), [0.], ${c}_lat)) AS ${c}_x`, `notEmpty(${c}_lat) AS ${c}_has`);
-        aggregates.push(
-          `countIf(${c}_has) AS ${c}_units`,
-          `countIf(${c}_has) AS ${c}_count`,
-          `sumIf(${c}_x, ${c}_has) AS ${c}_sum`,
-          `avgIf(${c}_x, ${c}_has) AS ${c}_mean`,
-          `varSampStableIf(${c}_x, ${c}_has) AS ${c}_var`,
+        const lat = `arrayFilter(x -> x.1 < E AND x.3 >= 0, xs)`;
+        perUnit.push(
+          `${lat} AS ${c}_lat`,
+          `notEmpty(${c}_lat) AS ${c}_has`,
+          `if(${c}_has, arraySum(x -> ${dec('x.3')}, ${c}_lat) / length(${c}_lat), ${ZERO}) AS ${c}_x`,
         );
+        aggregates.push(`countIf(${c}_has) AS ${c}_units`, `countIf(${c}_has) AS ${c}_count`, ...moments(c, 'x', `${c}_has`));
         break;
       }
       case 'ratio': {
@@ -80,13 +87,9 @@ export function buildSeriesQuery(q: SeriesQuery): BuiltSeriesQuery {
         aggregates.push(
           `count() AS ${c}_units`,
           `countIf(${c}_has) AS ${c}_count`,
-          `sum(${c}_x) AS ${c}_sum`,
-          `avg(${c}_x) AS ${c}_mean`,
-          `varSampStable(${c}_x) AS ${c}_var`,
-          `sum(${c}_d) AS ${c}_dsum`,
-          `avg(${c}_d) AS ${c}_dmean`,
-          `varSampStable(${c}_d) AS ${c}_dvar`,
-          `covarSampStable(${c}_x, ${c}_d) AS ${c}_cov`,
+          ...moments(c, 'x'),
+          ...moments(c, 'd'),
+          `sum(toDecimal256(${c}_x, 12) * toDecimal256(${c}_d, 12)) AS ${c}_xd`,
         );
         break;
       }
