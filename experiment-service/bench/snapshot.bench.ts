@@ -134,7 +134,7 @@ async function propagationFigures(fixture: StoreFixture, out: BenchResult[]): Pr
   const baseB = await b.app.listen({ host: '127.0.0.1', port: 0 });
   const sse = await connectSse(`${baseB}/v1/config/stream`, bearer('viewer'));
   try {
-    let seen = Number((await sse.next()).id);
+    await sse.next(); // the snapshot as it is
     const times: number[] = [];
     for (let i = 0; i < 50; i++) {
       const t0 = performance.now();
@@ -148,7 +148,6 @@ async function propagationFigures(fixture: StoreFixture, out: BenchResult[]): Pr
       // Wait for the snapshot that carries this ramp (a later one would carry it too).
       for (;;) {
         const ev = await sse.next(5000);
-        seen = Number(ev.id);
         const exp = (JSON.parse(ev.data) as { experiments: { key: string; variants: { weight: number }[] }[] }).experiments.find((e) => e.key === 'exp-0042');
         if (exp?.variants[0]!.weight === applied) break;
       }
@@ -158,7 +157,6 @@ async function propagationFigures(fixture: StoreFixture, out: BenchResult[]): Pr
     out.push({ scenario, metric: 'p50 (ramp sent on A → snapshot on B stream)', value: round(median(times)), unit: 'ms' });
     out.push({ scenario, metric: 'p99', value: round(percentile(times, 0.99)), unit: 'ms' });
     out.push({ scenario, metric: 'max', value: round(Math.max(...times)), unit: 'ms' });
-    void seen;
   } finally {
     sse.close();
     await Promise.all([a.close(), b.close()]);

@@ -1,7 +1,35 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { integrationServer } from '@bunryu/platform/testing';
+import type { Change, ExperimentStore } from '../src/store/experiment-store.ts';
 import { bearer, definition, seed, startApp, storeFixture, type StoreFixture, type TestApp } from './helpers.ts';
+
+/**
+ * A store whose next `n` commits wait for one another, so the changes behind them are all
+ * validated before any is written: the worst interleaving of concurrent requests, on demand.
+ */
+class CommitBarrier {
+  private waiting: (() => void)[] = [];
+  private remaining = 0;
+
+  arm(n: number): void {
+    this.remaining = n;
+  }
+
+  wrap(store: ExperimentStore): ExperimentStore {
+    const commit = async (change: Change) => {
+      if (this.remaining > 0) {
+        this.remaining--;
+        await new Promise<void>((resolve) => {
+          this.waiting.push(resolve);
+          if (this.remaining === 0) for (const release of this.waiting.splice(0)) release();
+        });
+      }
+      return store.commit(change);
+    };
+    return new Proxy(store, { get: (target, prop) => (prop === 'commit' ? commit : Reflect.get(target, prop, target)) });
+  }
+}
 
 const redis = await integrationServer('REDIS_URL', 'redis://127.0.0.1:6379');
 
@@ -19,11 +47,14 @@ describe.each(['file', 'redis'] as const)('concurrent changes on the %s store', 
     let fixture: StoreFixture;
     let instances: TestApp[];
     let apps: FastifyInstance[];
+    let barrier: CommitBarrier;
 
     beforeEach(async () => {
       fixture = await storeFixture(kind, redis.url);
-      instances = [await startApp(fixture)];
-      if (kind === 'redis') instances.push(await startApp(fixture));
+      barrier = new CommitBarrier();
+      const wrap = (s: ExperimentStore) => barrier.wrap(s);
+      instances = [await startApp(fixture, {}, wrap)];
+      if (kind === 'redis') instances.push(await startApp(fixture, {}, wrap));
       apps = instances.map((i) => i.app);
       await seed(apps[0]!);
     });
@@ -81,6 +112,7 @@ describe.each(['file', 'redis'] as const)('concurrent changes on the %s store', 
 
     it('two experiments racing for the same range of a layer: exactly one starts', async () => {
       for (const key of ['a', 'b']) expect((await post(0, '/v1/experiments', definition({ key, trafficPercent: 60 }))).statusCode).toBe(201);
+      barrier.arm(2);
       const results = await Promise.all([post(0, '/v1/experiments/a/start'), post(1, '/v1/experiments/b/start')]);
       expect(results.map((r) => r.statusCode).sort()).toEqual([200, 409]);
       expect(results.find((r) => r.statusCode === 409)!.json().error.code).toBe('BUNRYU_LAYER_FULL');
@@ -88,12 +120,14 @@ describe.each(['file', 'redis'] as const)('concurrent changes on the %s store', 
 
     it('two experiments of different layers racing to set the same parameter: exactly one starts', async () => {
       for (const key of ['a', 'b']) expect((await post(0, '/v1/experiments', definition({ key, layer: key }))).statusCode).toBe(201);
+      barrier.arm(2);
       const results = await Promise.all([post(0, '/v1/experiments/a/start'), post(1, '/v1/experiments/b/start')]);
       expect(results.map((r) => r.statusCode).sort()).toEqual([200, 409]);
       expect(results.find((r) => r.statusCode === 409)!.json().error).toMatchObject({ code: 'BUNRYU_PARAM_CONFLICT', details: { param: 'version' } });
     });
 
     it('creates with the same key at once: one 201, the others 409', async () => {
+      barrier.arm(10);
       const results = await Promise.all(Array.from({ length: 10 }, (_, i) => post(i, '/v1/experiments', definition({ name: `n${i}` }))));
       expect(results.map((r) => r.statusCode).sort()).toEqual([201, ...Array(9).fill(409)]);
     });

@@ -145,7 +145,9 @@ describe.each(['file', 'redis'] as const)('experiments API on the %s store', (ki
           const r = await call(method, url, role, payload);
           expect({ role, url, status: r.statusCode, code: error(r).code }).toEqual({ role, url, status: 403, code: 'BUNRYU_FORBIDDEN' });
         }
-        expect((await call('GET', '/v1/experiments/ranker-v2', 'ranker-v2' in {} ? 'admin' : 'viewer')).json().version).toBe(1);
+        // None of them changed anything.
+        expect((await call('GET', '/v1/experiments/ranker-v2', 'viewer')).json()).toMatchObject({ version: 1, status: 'draft' });
+        expect((await call('GET', '/v1/routes', 'viewer')).json().map((r: { key: string }) => r.key)).toEqual(['recommend']);
       });
 
       it('lets each role do what it may, and records who did it', async () => {

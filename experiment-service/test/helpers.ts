@@ -86,9 +86,13 @@ export interface TestApp {
 }
 
 /** The app on a store of `fixture`; `env` overrides the test config. */
-export async function startApp(fixture: StoreFixture, env: Record<string, string> = {}, now?: () => Date): Promise<TestApp> {
-  const store = await fixture.open();
-  const app = await buildApp(testConfig(env), { store, close: () => store.close(), ...(now ? { now } : {}) });
+export async function startApp(
+  fixture: StoreFixture,
+  env: Record<string, string> = {},
+  wrap: (store: ExperimentStore) => ExperimentStore = (s) => s,
+): Promise<TestApp> {
+  const store = wrap(await fixture.open());
+  const app = await buildApp(testConfig(env), { store, close: () => store.close() });
   return {
     app,
     store,
