@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { hotCounter, hotHistogram } from './hot-metrics.ts';
 import { errorBody, httpErrorHandler } from '@bunryu/core';
 
 export const BODY_LIMIT = 1024 * 1024;
@@ -46,23 +47,15 @@ export function createHttpServer(opts: HttpServerOptions): FastifyInstance {
   collectDefaultMetrics({ register: registry });
   app.decorate('metrics', registry);
 
-  const requests = new Counter({
-    name: 'bunryu_http_requests_total',
-    help: 'HTTP requests by route and status',
-    labelNames: ['method', 'route', 'status'],
-    registers: [registry],
-  });
-  const duration = new Histogram({
-    name: 'bunryu_http_request_duration_seconds',
-    help: 'HTTP request duration',
-    labelNames: ['method', 'route'],
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-    registers: [registry],
-  });
-  app.addHook('onResponse', async (request, reply) => {
+  const requests = hotCounter(registry, 'bunryu_http_requests_total', 'HTTP requests by route and status', ['method', 'route', 'status']);
+  const duration = hotHistogram(registry, 'bunryu_http_request_duration_seconds', 'HTTP request duration', ['method', 'route'], [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+  ]);
+  app.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url ?? 'unmatched';
-    requests.inc({ method: request.method, route, status: reply.statusCode });
-    duration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+    requests.inc([request.method, route, String(reply.statusCode)]);
+    duration.observe([request.method, route], reply.elapsedTime / 1000);
+    done();
   });
 
   app.setErrorHandler(httpErrorHandler);

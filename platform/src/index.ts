@@ -1,2 +1,3 @@
 export * from './http-server.ts';
 export * from './boot.ts';
+export * from './hot-metrics.ts';

@@ -53,3 +53,18 @@ describe('createHttpServer', () => {
     expect((await app.inject('/id')).json().id).toMatch(/^[0-9a-f-]{36}$/);
   });
 });
+
+describe('request metrics', () => {
+  it('exposes a counter and a cumulative histogram in Prometheus text', async () => {
+    const app = createHttpServer({ service: 'm', logLevel: 'silent' });
+    app.get('/x', async () => ({ ok: true }));
+    for (let i = 0; i < 3; i++) await app.inject('/x');
+    const body = (await app.inject('/metrics')).body;
+    expect(body).toMatch(/^bunryu_http_requests_total\{method="GET",route="\/x",status="200",service="m"\} 3$/m);
+    expect(body).toMatch(/^bunryu_http_request_duration_seconds_bucket\{method="GET",route="\/x",le="\+Inf",service="m"\} 3$/m);
+    expect(body).toMatch(/^bunryu_http_request_duration_seconds_count\{method="GET",route="\/x",service="m"\} 3$/m);
+    const buckets = [...body.matchAll(/^bunryu_http_request_duration_seconds_bucket\{method="GET",route="\/x",le="([^"]+)",service="m"\} (\d+)$/gm)].map((m) => Number(m[2]));
+    expect(buckets.length).toBe(13);
+    expect(buckets).toEqual([...buckets].sort((a, b) => a - b)); // cumulative
+  });
+});
