@@ -5,7 +5,9 @@ import type { Deps } from './compose.ts';
 import { clientKeyCheck } from './client/client-keys.ts';
 import { clientRoutes } from './client/client-routes.ts';
 import { GatewayMetrics } from './metrics/gateway-metrics.ts';
+import { fastPathServerFactory, type FastPathTarget } from './proxy/fast-path.ts';
 import { proxyRoutes } from './proxy/proxy-routes.ts';
+import { RouteProxy } from './proxy/route-proxy.ts';
 
 /**
  * The gateway (SPEC §4): `/v1/routes/:route/*`, `/v1/assign`, `/v1/events`, plus /healthz,
@@ -13,6 +15,7 @@ import { proxyRoutes } from './proxy/proxy-routes.ts';
  * events then spill to disk) and /metrics.
  */
 export async function buildApp(config: Readonly<Config>, deps: Deps): Promise<FastifyInstance> {
+  const fastPath: FastPathTarget = { proxy: null, closing: false };
   const app = createHttpServer({
     service: 'gateway',
     logLevel: config.LOG_LEVEL,
@@ -24,6 +27,7 @@ export async function buildApp(config: Readonly<Config>, deps: Deps): Promise<Fa
         },
       },
     ],
+    fastify: { serverFactory: fastPathServerFactory(fastPath) },
   });
   deps.logger.use(app.log);
   const metrics = new GatewayMetrics(app.metrics, {
@@ -32,10 +36,24 @@ export async function buildApp(config: Readonly<Config>, deps: Deps): Promise<Fa
     configStreamConnected: () => deps.subscriber.connected,
   });
 
+  const proxy = new RouteProxy({
+    store: deps.store,
+    pools: deps.pools,
+    publisher: deps.publisher,
+    metrics,
+    logger: deps.logger,
+    clientKeys: config.BUNRYU_CLIENT_KEYS ? new Set(config.BUNRYU_CLIENT_KEYS) : null,
+  });
+  fastPath.proxy = proxy;
+  app.addHook('preClose', async () => {
+    fastPath.closing = true;
+  });
+
+  // The route proxy checks client keys itself (the fast path never reaches fastify hooks).
+  await app.register(proxyRoutes, { proxy });
   const checkKey = clientKeyCheck(config.BUNRYU_CLIENT_KEYS);
   await app.register(async (client) => {
     if (checkKey) client.addHook('onRequest', checkKey);
-    await client.register(proxyRoutes, { store: deps.store, pools: deps.pools, publisher: deps.publisher, metrics });
     await client.register(clientRoutes, { store: deps.store, publisher: deps.publisher });
   });
   return app;

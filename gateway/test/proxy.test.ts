@@ -195,6 +195,31 @@ describe('forwarding /v1/routes/:route/*', () => {
     }
   });
 
+  it('answers the same through the fastify routes (app.inject) as through the server', async () => {
+    const res = await gw.app.inject({ method: 'POST', url: '/v1/routes/recommend/predict?x=1', headers: { 'x-unit-id': 'u-inject', 'content-type': 'text/plain' }, payload: 'hello' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['x-ab-assignments']).toBe(formatAssignmentsHeader(expected('recommend', 'u-inject').assignments));
+    const seen = main.seen.at(-1)!;
+    expect(seen.url).toBe('/v1/models/recommend/predict?x=1');
+    expect(seen.body).toBe('hello');
+    expect(seen.headers['x-ab-unit']).toBe('u-inject');
+    expect(res.headers['x-request-id']).toBe(seen.headers['x-request-id']);
+    expect((await gw.app.inject({ url: '/v1/routes/nope/x' })).statusCode).toBe(404);
+  });
+
+  it('refuses a body over 1 MiB with 413, and forwards one just under it', async () => {
+    const before = main.seen.length;
+    const big = await fetch(`${gw.url}/v1/routes/recommend/upload`, { method: 'POST', headers: { 'x-unit-id': 'u-big' }, body: Buffer.alloc(1024 * 1024 + 1, 97) });
+    expect(big.status).toBe(413);
+    expect((await big.json()).error.code).toBe('BUNRYU_PAYLOAD_TOO_LARGE');
+    const chunked = await rawRequest(`${gw.url}/v1/routes/recommend/upload`, { method: 'POST', headers: { 'x-unit-id': 'u-big', 'transfer-encoding': 'chunked' }, body: 'b'.repeat(1024 * 1024 + 10) });
+    expect(chunked.status).toBe(413);
+    expect(main.seen.length).toBe(before);
+    const fits = await fetch(`${gw.url}/v1/routes/recommend/upload`, { method: 'POST', headers: { 'x-unit-id': 'u-big' }, body: Buffer.alloc(1024 * 1024, 97) });
+    expect(fits.status).toBe(200);
+    expect(main.seen.at(-1)!.body.length).toBe(1024 * 1024);
+  });
+
   it('answers 404 for an unknown route', async () => {
     const res = await fetch(`${gw.url}/v1/routes/nope/predict`);
     expect(res.status).toBe(404);
@@ -214,6 +239,28 @@ describe('forwarding /v1/routes/:route/*', () => {
     expect(e.assignments).toEqual(want.assignments.filter((a) => !a.forced).map(({ experiment, variant }) => ({ experiment, variant })));
     expect(e.latencyMs).toBeGreaterThan(0);
     expect(tap.records.find((r) => JSON.parse(r.value).requestId === requestId)!.key).toBe('qa-user');
+  });
+
+  it('keeps a client x-request-id (within the event schema bound)', async () => {
+    const res = await fetch(`${gw.url}/v1/routes/recommend/p`, { headers: { 'x-unit-id': 'u-6', 'x-request-id': 'client-req-1' } });
+    expect(res.headers.get('x-request-id')).toBe('client-req-1');
+    expect(main.seen.at(-1)!.headers['x-request-id']).toBe('client-req-1');
+    const long = await fetch(`${gw.url}/v1/routes/recommend/p`, { headers: { 'x-unit-id': 'u-6', 'x-request-id': 'r'.repeat(300) } });
+    expect(long.headers.get('x-request-id')).toBe('r'.repeat(128));
+  });
+
+  it('counts requests by route, variant and status, and exports the publisher and config state', async () => {
+    await fetch(`${gw.url}/v1/routes/recommend/p`, { headers: { 'x-unit-id': 'metrics-unit' } });
+    const assignment = expected('recommend', 'metrics-unit').assignments.find((a) => a.experiment === 'ranker')!;
+    const text = await (await fetch(`${gw.url}/metrics`)).text();
+    const value = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? NaN);
+    expect(value(/bunryu_gateway_requests_total\{route="recommend",status="200"[^}]*\} (\d+)/)).toBeGreaterThan(40);
+    expect(value(new RegExp(`bunryu_gateway_variant_requests_total\\{route="recommend",experiment="ranker",variant="${assignment.variant}",status="200"[^}]*\\} (\\d+)`))).toBeGreaterThan(0);
+    expect(value(/bunryu_gateway_upstream_latency_seconds_count\{[^}]*route="recommend"[^}]*\} (\d+)/)).toBeGreaterThan(40);
+    expect(text).toMatch(/bunryu_gateway_event_queue_depth\{[^}]*\} \d+/);
+    expect(text).toMatch(/bunryu_gateway_events_spilled_total\{[^}]*\} 0/);
+    expect(text).toMatch(/bunryu_gateway_config_version\{[^}]*\} 3/);
+    expect(value(/bunryu_gateway_config_age_seconds\{[^}]*\} ([\d.]+)/)).toBeGreaterThanOrEqual(0);
   });
 
   it('rejects an x-unit-id longer than the event schema allows', async () => {

@@ -44,7 +44,7 @@ export async function clientRoutes(app: FastifyInstance, deps: ClientRouteDeps):
     if (body.track) {
       const exposure = exposureEvent(
         result.assignments,
-        { unitId: body.unitId, route: body.route, requestId: request.id, ts: Date.now(), attributes: body.attributes },
+        { unitId: body.unitId, route: body.route, requestId: request.id.slice(0, 128), ts: Date.now(), attributes: body.attributes },
         randomUUID(),
       );
       if (exposure) publisher.publish(body.unitId, exposure);

@@ -19,6 +19,9 @@ export interface UpstreamResponse {
 
 export type UpstreamFailureKind = 'timeout' | 'failed';
 
+/** Answers are buffered; one larger than this is a failure rather than a memory hazard. */
+export const MAX_RESPONSE_BYTES = 32 * 1024 * 1024;
+
 export class UpstreamFailure extends Error {
   constructor(
     readonly kind: UpstreamFailureKind,
@@ -58,6 +61,7 @@ class BufferingHandler implements Dispatcher.DispatchHandler {
   private status = 0;
   private rawHeaders: Buffer[] = [];
   private readonly chunks: Buffer[] = [];
+  private size = 0;
   private readonly timer: NodeJS.Timeout;
 
   constructor(
@@ -91,6 +95,11 @@ class BufferingHandler implements Dispatcher.DispatchHandler {
   }
 
   onData(chunk: Buffer): boolean {
+    this.size += chunk.length;
+    if (this.size > MAX_RESPONSE_BYTES) {
+      this.abort?.(new Error(`answer larger than ${MAX_RESPONSE_BYTES} bytes`));
+      return false;
+    }
     this.chunks.push(chunk);
     return true;
   }

@@ -42,8 +42,13 @@ export function downstreamHeaders(rawHeaders: readonly Buffer[]): string[] {
   let named: Set<string> | null = null;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const lower = rawHeaders[i]!.toString('latin1').toLowerCase();
-    if (lower === 'connection') named = connectionTokens(rawHeaders[i + 1]!.toString('latin1'));
-    if (DROPPED_DOWNSTREAM.has(lower)) continue;
+    if (DROPPED_DOWNSTREAM.has(lower)) {
+      if (lower === 'connection') {
+        const value = rawHeaders[i + 1]!.toString('latin1');
+        if (value !== 'keep-alive' && value !== 'close') named = connectionTokens(value);
+      }
+      continue;
+    }
     out.push(lower, rawHeaders[i + 1]!.toString('latin1'));
   }
   if (named === null) return out;

@@ -1,0 +1,223 @@
+/**
+ * Issue #4 / SPEC §7: the gateway against a bare @fastify/http-proxy, a direct call and (when
+ * Debian's nginx is installed) nginx proxy_pass, all in front of the same tiny JSON upstream in
+ * its own process, driven by the same autocannon load (50 connections). The gateway runs with 20
+ * running experiments on the route (every request assigned to all 20, targeting evaluated) and
+ * exposure logging on (the embedded event log, fsynced).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ConfigSnapshot, Experiment } from '@bunryu/core';
+import { startChild, type ChildServer } from '../../bench/lib/child.ts';
+import { load, type LoadResult } from '../../bench/lib/load.ts';
+import type { BenchResult } from '../../bench/lib/result.ts';
+
+const EXPERIMENTS = 20;
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const CONNECTIONS = 50;
+const PATH = '/v1/models/recommend/predict';
+const file = (p: string) => fileURLToPath(new URL(p, import.meta.url));
+
+function configSnapshot(upstream: string): ConfigSnapshot {
+  const t = '2026-01-01T00:00:00.000Z';
+  const experiments: Experiment[] = Array.from({ length: EXPERIMENTS }, (_, i) => ({
+    key: `exp-${String(i).padStart(2, '0')}`,
+    route: 'recommend',
+    layer: `layer-${i}`,
+    allocation: { start: 0, end: 10_000 },
+    trafficPercent: 100,
+    salt: 's',
+    targeting: [{ attribute: 'country', op: 'in', value: ['JP', 'US'] }],
+    variants: [
+      { key: 'control', weight: 50, params: { [`p${i}`]: 'a' } },
+      { key: 'treatment', weight: 50, params: { [`p${i}`]: 'b' } },
+    ],
+    overrides: { 'qa-user': 'treatment' },
+    metrics: { guardrails: ['error_rate', 'latency_ms'] },
+    status: 'running',
+    version: 1,
+    createdAt: t,
+    updatedAt: t,
+  }));
+  return {
+    version: 1,
+    routes: { recommend: { key: 'recommend', upstream, path: '/v1/models/recommend', defaultParams: { model: 'recommend', version: 'v1' }, timeoutMs: 1000, updatedAt: t } },
+    experiments,
+    metrics: {},
+    holdout: null,
+  };
+}
+
+/** Just enough experiment-service for the gateway: the snapshot and an idle stream. */
+async function fakeExperimentService(snapshot: ConfigSnapshot): Promise<Server> {
+  const body = JSON.stringify(snapshot);
+  const server = createServer((req, res) => {
+    if (req.url === '/v1/config') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(body);
+    } else if (req.url === '/v1/config/stream') {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`event: snapshot\ndata: ${body}\n\n`);
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return server;
+}
+
+interface Nginx {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** nginx proxy_pass with upstream keepalive, when Debian's nginx is installed. */
+async function startNginx(upstreamPort: number, dir: string): Promise<Nginx | null> {
+  if (spawnSync('nginx', ['-v']).error) return null;
+  const probe = createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+  const port = (probe.address() as AddressInfo).port;
+  await new Promise<void>((r) => probe.close(() => r()));
+  const conf = join(dir, 'nginx.conf');
+  await writeFile(
+    conf,
+    `worker_processes auto;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  upstream model { server 127.0.0.1:${upstreamPort}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${port};
+    location / { proxy_pass http://model; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+`,
+  );
+  const child = spawn('nginx', ['-c', conf, '-p', dir], { stdio: 'ignore' });
+  for (let i = 0; i < 50; i++) {
+    const ok = await fetch(`http://127.0.0.1:${port}${PATH}`).then((r) => r.ok, () => false);
+    if (ok) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url: `http://127.0.0.1:${port}`,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGQUIT');
+      }),
+  };
+}
+
+export async function run(): Promise<BenchResult[]> {
+  const dir = await mkdtemp(join(tmpdir(), 'bunryu-gateway-bench-'));
+  const children: ChildServer[] = [];
+  let es: Server | null = null;
+  let nginx: Nginx | null = null;
+  try {
+    const upstream = await startChild(file('../../bench/lib/upstream.ts'));
+    children.push(upstream);
+    const bare = await startChild(file('../../bench/lib/bare-proxy.ts'), { UPSTREAM: upstream.url });
+    children.push(bare);
+    es = await fakeExperimentService(configSnapshot(upstream.url));
+    const gateway = await startChild(file('./gateway-child.ts'), {
+      EXPERIMENT_SERVICE_URL: `http://127.0.0.1:${(es.address() as AddressInfo).port}`,
+      BUNRYU_DATA_DIR: join(dir, 'data'),
+      LOG_LEVEL: 'warn',
+      KAFKA_BROKERS: '',
+    });
+    children.push(gateway);
+    nginx = await startNginx(upstream.port, dir);
+
+    const gatewayUrl = `${gateway.url}/v1/routes/recommend/predict`;
+    const gatewayHeaders = { 'x-unit-id': 'user-12345', 'x-ab-attr-country': 'JP' };
+    const check = await fetch(gatewayUrl, { headers: gatewayHeaders });
+    const assigned = (check.headers.get('x-ab-assignments') ?? '').split(',').filter(Boolean).length;
+    if (check.status !== 200 || assigned !== EXPERIMENTS) throw new Error(`gateway not assigning ${EXPERIMENTS} experiments (status ${check.status}, ${assigned} assigned)`);
+
+    const targets: [string, string, Record<string, string>][] = [
+      ['direct', `${upstream.url}${PATH}`, {}],
+      ['bare-proxy', `${bare.url}${PATH}`, {}],
+      ['gateway', gatewayUrl, gatewayHeaders],
+      ...(nginx ? ([['nginx', `${nginx.url}${PATH}`, {}]] as [string, string, Record<string, string>][]) : []),
+    ];
+    // Warm-up (JIT, pools), then the measured runs.
+    for (const [, url, headers] of targets) await load({ url, headers, seconds: 2, connections: CONNECTIONS });
+    const saturated: Record<string, LoadResult> = {};
+    for (const [name, url, headers] of targets) {
+      const r = await load({ url, headers, seconds: SECONDS, connections: CONNECTIONS });
+      if (r.errors > 0 || r.non2xx > 0) throw new Error(`${name}: ${r.errors} errors, ${r.non2xx} non-2xx answers`);
+      saturated[name] = r;
+    }
+
+    // Latency at half of the bare proxy's saturating load (fixed rate), gateway vs bare proxy.
+    const rate = Math.round(saturated['bare-proxy']!.rps / 2);
+    const halfBare = await load({ url: `${bare.url}${PATH}`, seconds: SECONDS, connections: CONNECTIONS, rate });
+    const halfGateway = await load({ url: gatewayUrl, headers: gatewayHeaders, seconds: SECONDS, connections: CONNECTIONS, rate });
+
+    // Behaviour events: 500 per call (the maximum), each validated and tagged against 20 experiments.
+    const events = Array.from({ length: 500 }, (_, i) => ({ type: 'click', unitId: `user-${i}`, route: 'recommend', value: 1, attributes: { country: 'JP' } }));
+    const ingest = await load({
+      url: `${gateway.url}/v1/events`,
+      method: 'POST',
+      body: JSON.stringify({ events }),
+      headers: { 'content-type': 'application/json' },
+      seconds: SECONDS,
+      connections: 8,
+    });
+    if (ingest.errors > 0 || ingest.non2xx > 0) throw new Error(`/v1/events: ${ingest.errors} errors, ${ingest.non2xx} non-2xx answers`);
+
+    const g = saturated.gateway!;
+    const results: BenchResult[] = [
+      { scenario: 'proxy', metric: 'direct to the upstream', value: saturated.direct!.rps, unit: 'req/s' },
+      { scenario: 'proxy', metric: 'bare @fastify/http-proxy', value: saturated['bare-proxy']!.rps, unit: 'req/s', note: `p50 ${saturated['bare-proxy']!.p50} ms, p99 ${saturated['bare-proxy']!.p99} ms` },
+      {
+        scenario: 'proxy',
+        metric: 'gateway (20 experiments, logging) vs bare proxy',
+        value: g.rps,
+        unit: 'req/s',
+        baseline: saturated['bare-proxy']!.rps,
+        ratio: g.rps / saturated['bare-proxy']!.rps,
+        target: '>= 1.0',
+        note: `p50 ${g.p50} ms, p99 ${g.p99} ms`,
+      },
+      { scenario: 'proxy', metric: 'gateway vs direct', value: g.rps, unit: 'req/s', baseline: saturated.direct!.rps, ratio: g.rps / saturated.direct!.rps },
+    ];
+    if (saturated.nginx) {
+      results.push({ scenario: 'proxy', metric: 'nginx proxy_pass (keepalive)', value: saturated.nginx.rps, unit: 'req/s' });
+      results.push({ scenario: 'proxy', metric: 'gateway vs nginx', value: g.rps, unit: 'req/s', baseline: saturated.nginx.rps, ratio: g.rps / saturated.nginx.rps, target: '>= 0.5' });
+    } else {
+      results.push({ scenario: 'proxy', metric: 'gateway vs nginx (nginx not installed: skipped)', value: 0, unit: 'req/s' });
+    }
+    results.push({ scenario: 'events', metric: 'gateway /v1/events ingest (500 per call, tagged)', value: ingest.rps * 500, unit: 'events/s', note: `p99 ${ingest.p99} ms per call` });
+    results.push({
+      scenario: 'proxy',
+      metric: `p99 added latency over bare proxy at ${rate} req/s`,
+      value: halfGateway.p99 - halfBare.p99,
+      unit: 'ms',
+      target: '<= 1',
+      note: `gateway p99 ${halfGateway.p99} ms, bare p99 ${halfBare.p99} ms; p50 ${halfGateway.p50} vs ${halfBare.p50} ms`,
+    });
+    return results;
+  } finally {
+    await nginx?.stop();
+    for (const c of children.reverse()) await c.stop();
+    await new Promise<void>((r) => (es ? es.close(() => r()) : r()));
+    es?.closeAllConnections();
+    await rm(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,72 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { FastifyServerOptions } from 'fastify';
+import { createError } from '@bunryu/core';
+import { BODY_LIMIT } from '@bunryu/platform';
+import { ROUTES_PREFIX, sendError, type RouteProxy } from './route-proxy.ts';
+
+/** Filled in by buildApp once the proxy exists (the server is created before the app). */
+export interface FastPathTarget {
+  proxy: RouteProxy | null;
+  /** Set when the app starts closing: answers then close their connection. */
+  closing: boolean;
+}
+
+/**
+ * A fastify `serverFactory` whose server hands `/v1/routes/…` straight to the RouteProxy and
+ * everything else to fastify. The proxied path is the gateway's hot path: skipping fastify's
+ * per-request objects, hooks and reply pipeline there is what keeps the gateway at or above a
+ * bare @fastify/http-proxy while it assigns and logs (SPEC §7). It keeps fastify's conventions:
+ * `x-request-id` (kept from the client or a new UUID), the 1 MiB body limit (413) and the shared
+ * error body.
+ */
+export function fastPathServerFactory(target: FastPathTarget): NonNullable<FastifyServerOptions['serverFactory']> {
+  return (handler, options): Server => {
+    const server = createServer((req, res) => {
+      const url = req.url;
+      if (target.proxy !== null && url !== undefined && url.length > ROUTES_PREFIX.length && url.startsWith(ROUTES_PREFIX)) {
+        serveRoute(target, target.proxy, req, res);
+        return;
+      }
+      handler(req, res);
+    });
+    // What fastify sets on a server it creates itself.
+    const o = options as { keepAliveTimeout?: number; requestTimeout?: number; connectionTimeout?: number };
+    server.keepAliveTimeout = o.keepAliveTimeout ?? 72_000;
+    server.requestTimeout = o.requestTimeout ?? 0;
+    server.setTimeout(o.connectionTimeout ?? 0);
+    return server;
+  };
+}
+
+function serveRoute(target: FastPathTarget, proxy: RouteProxy, req: IncomingMessage, res: ServerResponse): void {
+  if (target.closing) res.shouldKeepAlive = false;
+  const header = req.headers['x-request-id'];
+  const requestId = typeof header === 'string' && header.length > 0 ? header.slice(0, 128) : randomUUID();
+  const length = req.headers['content-length'];
+  if ((length === undefined || length === '0') && req.headers['transfer-encoding'] === undefined) {
+    void proxy.serve(req, res, requestId, null);
+    return;
+  }
+  if (length !== undefined && Number(length) > BODY_LIMIT) return tooLarge(req, res, requestId);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  req.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > BODY_LIMIT) {
+      req.removeAllListeners('data');
+      req.removeAllListeners('end');
+      tooLarge(req, res, requestId);
+      return;
+    }
+    chunks.push(chunk);
+  });
+  req.on('end', () => void proxy.serve(req, res, requestId, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+  req.on('error', () => res.destroy());
+}
+
+function tooLarge(req: IncomingMessage, res: ServerResponse, requestId: string): void {
+  res.shouldKeepAlive = false;
+  sendError(res, createError('BUNRYU_PAYLOAD_TOO_LARGE'), requestId);
+  req.resume();
+}

@@ -1,0 +1,196 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { BunryuError, assign, createError, exposureEvent, formatAssignmentsHeader, type Assignment } from '@bunryu/core';
+import { attributesFromHeaders } from '../client/attributes.ts';
+import { unitCookie, unitIdOf } from '../client/unit-id.ts';
+import type { SnapshotStore } from '../config-source/snapshot-store.ts';
+import type { EventPublisher } from '../events/event-publisher.ts';
+import type { Logger } from '../log-sink.ts';
+import type { GatewayMetrics } from '../metrics/gateway-metrics.ts';
+import { forward, UpstreamFailure, type ForwardRequest, type UpstreamResponse } from './forward.ts';
+import { downstreamHeaders, upstreamHeaders } from './headers.ts';
+import { upstreamPath, type RouteRuntime } from './route-table.ts';
+import type { UpstreamPools } from './upstream-pools.ts';
+
+export interface RouteProxyDeps {
+  store: SnapshotStore;
+  pools: UpstreamPools;
+  publisher: EventPublisher;
+  metrics: GatewayMetrics;
+  logger: Logger;
+  /** BUNRYU_CLIENT_KEYS; null when unset. */
+  clientKeys: ReadonlySet<string> | null;
+}
+
+export const ROUTES_PREFIX = '/v1/routes/';
+const PREFIX_LENGTH = ROUTES_PREFIX.length;
+// Header values are Latin-1 on the wire; escape the rest so any params survive the hop as JSON.
+const NON_ASCII = /[\u007f-\uffff]/;
+const NON_ASCII_ALL = /[\u007f-\uffff]/g;
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+/**
+ * `any /v1/routes/:route/*` (SPEC §4, request path steps 2–7) on plain node:http objects: assign
+ * the unit, forward to the route's (or the variant's) upstream with the A/B headers, answer with
+ * the upstream's answer or the route's fallback, and queue the exposure. Both the server's fast
+ * path (fast-path.ts) and the fastify route (proxy-routes.ts) hand requests here.
+ */
+export class RouteProxy {
+  constructor(private readonly deps: RouteProxyDeps) {}
+
+  /** Answers one request whose body (if any) has been read; never rejects. */
+  async serve(req: IncomingMessage, res: ServerResponse, requestId: string, body: Buffer | null): Promise<void> {
+    try {
+      await this.proxy(req, res, requestId, body);
+    } catch (err) {
+      const error = err instanceof BunryuError ? err : createError('BUNRYU_INTERNAL');
+      if (error.statusCode >= 500) this.deps.logger.error({ err: String(err), url: req.url }, 'route request failed');
+      if (!res.headersSent) sendError(res, error, requestId);
+      else res.destroy();
+    }
+  }
+
+  private async proxy(req: IncomingMessage, res: ServerResponse, requestId: string, body: Buffer | null): Promise<void> {
+    const { store, pools, publisher, metrics, clientKeys } = this.deps;
+    if (clientKeys !== null) {
+      const key = req.headers['x-api-key'];
+      if (typeof key !== 'string' || !clientKeys.has(key)) {
+        throw createError('BUNRYU_UNAUTHORIZED', key === undefined ? 'x-api-key is required' : 'x-api-key is not a known client key');
+      }
+    }
+    const live = store.current;
+    if (!live) throw createError('BUNRYU_NOT_READY', 'no config snapshot loaded yet');
+    const url = req.url!;
+    const nameEnd = routeNameEnd(url);
+    const name = decodeName(url.slice(PREFIX_LENGTH, nameEnd));
+    const route = live.routes.get(name);
+    if (!route) throw createError('BUNRYU_NOT_FOUND', `no route "${name}"`);
+
+    const unit = unitIdOf(req.headers);
+    const attributes = attributesFromHeaders(req.headers);
+    const result = assign(live.snapshot, name, unit.id, attributes);
+    const assignments = formatAssignmentsHeader(result.assignments);
+    let params = JSON.stringify(result.params);
+    if (NON_ASCII.test(params)) params = params.replace(NON_ASCII_ALL, escapeChar);
+
+    const headers = upstreamHeaders(req.rawHeaders, req.headers.connection);
+    headers.push('x-ab-unit', unit.id, 'x-ab-assignments', assignments, 'x-ab-params', params, 'x-request-id', requestId);
+    const upstream = result.upstream === undefined ? route.upstream : pools.resolve(result.upstream);
+    const rest = url.slice(nameEnd);
+    const forwarded: ForwardRequest = { method: req.method!, path: upstreamPath(upstream, route, rest), headers, body };
+
+    const started = performance.now();
+    let response: UpstreamResponse | null = null;
+    let failure: UpstreamFailure | null = null;
+    try {
+      response = await forward(upstream, forwarded, route.timeoutMs);
+    } catch (err) {
+      failure = err instanceof UpstreamFailure ? err : new UpstreamFailure('failed', String(err));
+    }
+    const latencyMs = performance.now() - started;
+    // The exposure carries what the upstream really did, so error_rate sees failures hidden by a fallback.
+    const upstreamStatus = response !== null ? response.status : failure!.kind === 'timeout' ? 504 : 502;
+    const exposure = exposureEvent(
+      result.assignments,
+      { unitId: unit.id, route: name, requestId, ts: Date.now(), latencyMs: Math.round(latencyMs * 1000) / 1000, status: upstreamStatus, attributes },
+      randomUUID(),
+    );
+    if (exposure) publisher.publish(unit.id, exposure);
+
+    const own = ['x-ab-assignments', assignments, 'x-request-id', requestId];
+    if (unit.issued) own.push('set-cookie', unitCookie(unit.id));
+
+    if (response !== null && (response.status < 500 || route.fallback === null)) {
+      metrics.request(name, result.assignments, response.status, latencyMs / 1000);
+      return sendUpstream(res, response, own);
+    }
+    if (route.fallback === null) {
+      this.deps.logger.warn({ route: name, upstream: upstream.origin, err: failure!.message, requestId }, 'upstream failed, no fallback');
+      metrics.request(name, result.assignments, upstreamStatus, latencyMs / 1000);
+      return sendError(res, failureError(failure!), requestId, own);
+    }
+    own.push('x-ab-fallback', 'true');
+    return this.answerFromFallback(res, route, forwarded, rest, response, failure, result.assignments, latencyMs, own, requestId);
+  }
+
+  private async answerFromFallback(
+    res: ServerResponse,
+    route: RouteRuntime,
+    forwarded: ForwardRequest,
+    rest: string,
+    response: UpstreamResponse | null,
+    failure: UpstreamFailure | null,
+    assignments: readonly Assignment[],
+    latencyMs: number,
+    own: string[],
+    requestId: string,
+  ): Promise<void> {
+    const { metrics, logger } = this.deps;
+    const fallback = route.fallback!;
+    const reason = response !== null ? 'status' : failure!.kind === 'timeout' ? 'timeout' : 'error';
+    metrics.fallback(route.name, reason);
+    logger.warn({ route: route.name, reason, status: response?.status, err: failure?.message, requestId }, 'answering from the route fallback');
+    if (fallback.kind === 'fixed') {
+      metrics.request(route.name, assignments, fallback.status, latencyMs / 1000);
+      res.writeHead(fallback.status, fallback.headers.concat(own));
+      res.end(fallback.body);
+      return;
+    }
+    const second: ForwardRequest = { ...forwarded, path: upstreamPath(fallback.upstream, route, rest) };
+    try {
+      const answer = await forward(fallback.upstream, second, route.timeoutMs);
+      metrics.request(route.name, assignments, answer.status, latencyMs / 1000);
+      sendUpstream(res, answer, own);
+    } catch (err) {
+      const error = failureError(err instanceof UpstreamFailure ? err : new UpstreamFailure('failed', String(err)));
+      metrics.request(route.name, assignments, error.statusCode, latencyMs / 1000);
+      sendError(res, error, requestId, own);
+    }
+  }
+}
+
+function sendUpstream(res: ServerResponse, response: UpstreamResponse, own: string[]): void {
+  const headers = downstreamHeaders(response.rawHeaders);
+  for (let i = 0; i < own.length; i++) headers.push(own[i]!);
+  res.writeHead(response.status, headers);
+  res.end(response.body);
+}
+
+/** The shared error body (`{"error": {code, message, details?}}`), written without fastify. */
+export function sendError(res: ServerResponse, error: BunryuError, requestId: string, own?: string[]): void {
+  const body = JSON.stringify(error.code === 'BUNRYU_INTERNAL' ? { error: { code: error.code, message: 'Internal error' } } : error.toBody());
+  const headers = ['content-type', JSON_TYPE];
+  if (own) headers.push(...own);
+  else headers.push('x-request-id', requestId);
+  res.writeHead(error.statusCode, headers);
+  res.end(body);
+}
+
+/** The client gets the catalogue message; the cause (addresses, errno) stays in the log. */
+function failureError(failure: UpstreamFailure): BunryuError {
+  return createError(failure.kind === 'timeout' ? 'BUNRYU_UPSTREAM_TIMEOUT' : 'BUNRYU_UPSTREAM_FAILED');
+}
+
+/** Where the route name ends in `/v1/routes/<name>[/…][?…]`. */
+function routeNameEnd(url: string): number {
+  let end = PREFIX_LENGTH;
+  while (end < url.length) {
+    const c = url.charCodeAt(end);
+    if (c === 47 /* / */ || c === 63 /* ? */) break;
+    end++;
+  }
+  return end;
+}
+
+function decodeName(raw: string): string {
+  if (!raw.includes('%')) return raw;
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
+}
+
+function escapeChar(c: string): string {
+  return '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0');
+}
