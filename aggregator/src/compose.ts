@@ -33,7 +33,15 @@ export async function compose(config: Readonly<Config>, overrides: ComposeOverri
     overrides.eventLog ??
     (config.KAFKA_BROKERS
       ? createKafkaEventLog({ brokers: config.KAFKA_BROKERS, topic: EVENTS_TOPIC, clientId: 'bunryu-aggregator', logger })
-      : createFileEventLog({ dir: join(config.BUNRYU_DATA_DIR, 'events'), topic: EVENTS_TOPIC, logger }));
+      : createFileEventLog({
+          dir: join(config.BUNRYU_DATA_DIR, 'events'),
+          topic: EVENTS_TOPIC,
+          logger,
+          // An insert costs tens of ms whatever its size: under load, let batches grow so the
+          // fixed cost is shared by many rows (idle, a batch is whatever arrived: low latency).
+          maxBatchRecords: 50_000,
+          maxBatchBytes: 32 * 1024 * 1024,
+        }));
   const ingester = new Ingester({ consumer: log.consumer({ group: config.AGGREGATOR_CONSUMER_GROUP }), store, logger });
 
   const definitions = new DefinitionsSource({

@@ -48,6 +48,11 @@ export class DefinitionsSource {
     return this.snapshot?.experiments.find((e) => e.key === key) ?? this.known.get(key);
   }
 
+  /** Version of the snapshot in use (null before the first one). */
+  get version(): number | null {
+    return this.snapshot?.version ?? null;
+  }
+
   metrics(): Readonly<Record<string, unknown>> {
     return this.snapshot?.metrics ?? {};
   }

@@ -78,18 +78,50 @@ export class Ingester {
       }
     }
     if (events.length === 0) return;
+    try {
+      await this.insert(events);
+    } catch (err) {
+      this.stats.failedBatches++;
+      throw err;
+    }
+  }
+
+  /**
+   * Inserts, and when the store refuses the data itself (not when it is unreachable), halves the
+   * batch until the refused events are isolated: they are counted as rejected and skipped, so
+   * one event the store cannot take never stalls the partition. Re-inserting the halves that
+   * already went in is harmless (idempotent by event id).
+   */
+  private async insert(events: Event[]): Promise<void> {
     const started = performance.now();
     try {
       await this.options.store.insert(events);
     } catch (err) {
-      this.stats.failedBatches++;
-      throw err;
+      if (!isDataError(err)) throw err;
+      if (events.length === 1) {
+        this.stats.rejected++;
+        this.options.logger.warn({ eventId: events[0]!.eventId, err: (err as Error).message }, 'the metrics store refused an event; skipped');
+        return;
+      }
+      const half = Math.ceil(events.length / 2);
+      await this.insert(events.slice(0, half));
+      await this.insert(events.slice(half));
+      return;
     }
     const seconds = (performance.now() - started) / 1000;
     for (const fn of this.observers) fn(seconds, events.length);
     this.stats.ingested += events.length;
     this.stats.lastInsertAt = this.now();
   }
+}
+
+/**
+ * ClickHouse's answer to data it cannot take (parse, type and range errors), as opposed to
+ * connection or server trouble, which must fail the batch so that it is delivered again later.
+ */
+export function isDataError(err: unknown): boolean {
+  const type = (err as { type?: unknown } | null)?.type;
+  return typeof type === 'string' && /PARSE|INCORRECT_DATA|TYPE_MISMATCH|CANNOT_READ|OUT_OF_RANGE|ILLEGAL_|TOO_LARGE_STRING|DECIMAL_OVERFLOW|CANNOT_CONVERT/.test(type);
 }
 
 /** Appends the record's event to `out`, or returns why it is not one. */

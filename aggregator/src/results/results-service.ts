@@ -89,8 +89,9 @@ export class ResultsService {
       type: metric.type,
       interval: formatInterval(plan?.step ?? step ?? 3_600_000),
       baseline: experiment.variants[0]?.key ?? null,
+      // The last bucket is open-ended: its point is labelled with the newest data it holds when that is later.
       points: points.map((p, k) => ({
-        ts: new Date(plan!.labels[k]!).toISOString(),
+        ts: new Date(k === points.length - 1 ? Math.max(plan!.labels[k]!, p.lastTs) : plan!.labels[k]!).toISOString(),
         variants: p.metrics[0]!.variants,
         comparisons: p.metrics[0]!.comparisons,
       })),

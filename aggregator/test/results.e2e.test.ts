@@ -1,0 +1,289 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  BUILT_IN_METRICS,
+  EVENTS_TOPIC,
+  mixingVariance,
+  proportionTest,
+  ratioEstimate,
+  ratioTest,
+  sequentialPValue,
+  srm,
+  welchTest,
+  type Comparison,
+  type Event,
+} from '@bunryu/core';
+import { createFileEventLog, type EventLogProducer } from '@bunryu/event-log';
+import { buildApp } from '../src/app.ts';
+import { compose, type Deps } from '../src/compose.ts';
+import { ConfigSchema, type Config } from '../src/config.ts';
+import type { MetricAggregate, MetricSpec } from '../src/metrics-store/metrics-store.ts';
+import type { ExperimentResults, MetricComparison } from '../src/results/analysis.ts';
+import type { Timeseries } from '../src/results/results-service.ts';
+import { behaviour, experimentData, exposure } from './support/events.ts';
+import { experiment, fakeExperimentService, snapshot, type FakeExperimentService } from './support/fake-experiment-service.ts';
+import { near, reference, type ReferenceVariant } from './support/reference.ts';
+import { waitFor } from './support/wait.ts';
+
+/**
+ * End to end (issue #6, "done when"): known exposures and events go into the event log as the
+ * gateway writes them; the aggregator consumes them into chdb; GET /v1/results answers units,
+ * means, lifts and p-values equal to values computed here, independently, from the same raw
+ * events (plain JavaScript aggregation, then core's statistics).
+ */
+const TOKEN = 'viewer-token';
+const KEY = 'ranker-v2';
+const MIN_UNITS = 50;
+const CATALOGUE: Record<string, unknown> = {
+  ...BUILT_IN_METRICS,
+  ctr: { key: 'ctr', type: 'proportion', event: 'click', builtIn: false },
+  dwell_time: { key: 'dwell_time', type: 'mean', event: 'dwell', builtIn: false },
+  clicks_per_impression: { key: 'clicks_per_impression', type: 'ratio', numerator: { event: 'click' }, denominator: { event: 'impression' }, builtIn: false },
+  revenue_per_request: { key: 'revenue_per_request', type: 'ratio', numerator: { event: 'purchase', field: 'value' }, denominator: { event: 'exposure' }, builtIn: false },
+};
+/** The metrics as this test reads SPEC §5 for them (not taken from src). */
+const SPECS: Record<string, { type: 'proportion' | 'mean' | 'ratio'; spec: MetricSpec }> = {
+  ctr: { type: 'proportion', spec: { kind: 'proportion', event: 'click' } },
+  dwell_time: { type: 'mean', spec: { kind: 'mean', event: 'dwell' } },
+  clicks_per_impression: { type: 'ratio', spec: { kind: 'ratio', numerator: { event: 'click' }, denominator: { event: 'impression' } } },
+  revenue_per_request: { type: 'ratio', spec: { kind: 'ratio', numerator: { event: 'purchase', field: 'value' }, denominator: { event: 'exposure' } } },
+  error_rate: { type: 'proportion', spec: { kind: 'error_rate' } },
+  latency_ms: { type: 'mean', spec: { kind: 'latency_ms' } },
+};
+const VARIANTS = [
+  { key: 'control', weight: 40 },
+  { key: 'treatment', weight: 40 },
+  { key: 'wild', weight: 20 },
+];
+
+let dir: string;
+let service: FakeExperimentService;
+let config: Readonly<Config>;
+let deps: Deps;
+let app: FastifyInstance;
+let base: string;
+let producer: EventLogProducer;
+let events: Event[];
+const start = Date.UTC(2026, 10, 20, 9, 0, 0);
+
+async function boot(): Promise<void> {
+  deps = await compose(config);
+  app = await buildApp(config, deps);
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+}
+
+async function shutdown(): Promise<void> {
+  await app.close();
+  await deps.close();
+}
+
+async function get<T>(path: string): Promise<{ status: number; body: T }> {
+  const res = await fetch(base + path);
+  return { status: res.status, body: (await res.json()) as T };
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'bunryu-e2e-'));
+  service = await fakeExperimentService(
+    TOKEN,
+    snapshot(3, [experiment(KEY, VARIANTS, { primary: 'ctr', guardrails: ['dwell_time', 'clicks_per_impression', 'revenue_per_request', 'no_such_metric', 'error_rate'] })], CATALOGUE),
+  );
+  config = ConfigSchema.parse({
+    BUNRYU_DATA_DIR: dir,
+    LOG_LEVEL: 'silent',
+    EXPERIMENT_SERVICE_URL: service.url,
+    EXPERIMENT_SERVICE_TOKEN: TOKEN,
+    AGGREGATOR_CONFIG_REFRESH_MS: '100',
+    AGGREGATOR_SEQUENTIAL_MIN_UNITS: String(MIN_UNITS),
+  });
+  await boot();
+  // The gateway's side: the same embedded log, written by another party.
+  producer = createFileEventLog({ dir: join(dir, 'events'), topic: EVENTS_TOPIC }).producer();
+  events = experimentData({ experiment: KEY, variants: VARIANTS.map((v) => v.key), units: 900, seed: 7, start, spanMs: 4 * 3_600_000, treatmentLift: 0.25 });
+  // A unit exposed to another experiment too, and behaviour of units never exposed: neither may leak in.
+  events.push(exposure('stranger', start + 10, [{ experiment: 'other-exp', variant: 'b' }]), behaviour('click', 'stranger', start + 20), behaviour('click', 'nobody', start + 30));
+  for (let i = 0; i < events.length; i += 500) await producer.append(events.slice(i, i + 500).map((e) => ({ key: e.unitId, value: JSON.stringify(e) })));
+  await waitFor(async () => (await deps.ingester.lag()) === 0, 'the aggregator to consume the log', 30_000);
+  await waitFor(() => deps.definitions.experiment(KEY), 'the config snapshot');
+});
+
+afterAll(async () => {
+  await producer?.close();
+  await shutdown();
+  await service?.stop();
+});
+
+type Expected = Omit<MetricComparison, 'sequentialPValue'>;
+
+/** Statistics of one comparison from the reference aggregates, with core's tests. */
+function expectedComparison(type: 'proportion' | 'mean' | 'ratio', c: MetricAggregate, t: MetricAggregate, variant: string): { shown: Expected; seq: number } {
+  let r: Comparison;
+  let uc: number;
+  let ut: number;
+  if (type === 'proportion') {
+    r = proportionTest({ n: c.units, conversions: c.sum }, { n: t.units, conversions: t.sum });
+    uc = (c.sum / c.units) * (1 - c.sum / c.units);
+    ut = (t.sum / t.units) * (1 - t.sum / t.units);
+  } else if (type === 'mean') {
+    r = welchTest({ n: c.units, mean: c.mean, variance: c.variance }, { n: t.units, mean: t.mean, variance: t.variance });
+    uc = c.variance;
+    ut = t.variance;
+  } else {
+    const summary = (a: MetricAggregate) => ({ n: a.units, meanNumerator: a.mean, meanDenominator: a.denMean!, varianceNumerator: a.variance, varianceDenominator: a.denVariance!, covariance: a.covariance! });
+    r = ratioTest(summary(c), summary(t));
+    uc = ratioEstimate(summary(c)).unitVariance;
+    ut = ratioEstimate(summary(t)).unitVariance;
+  }
+  const enough = c.units >= MIN_UNITS && t.units >= MIN_UNITS;
+  return {
+    shown: { variant, baseline: 'control', diff: r.diff, ci95: r.ci95, relLift: r.relLift, relCi95: r.relCi95, pValue: r.pValue, probabilityToBeat: r.probabilityToBeat },
+    seq: enough ? sequentialPValue(r.diff, r.se * r.se, mixingVariance(uc, ut)) : 1,
+  };
+}
+
+function shownMean(type: string, a: MetricAggregate): number {
+  return type === 'ratio' ? a.sum / a.denSum! : a.mean;
+}
+
+function shownVariance(type: string, a: MetricAggregate): number {
+  if (type === 'proportion') return (a.sum / a.units) * (1 - a.sum / a.units);
+  if (type === 'ratio') return ratioEstimate({ n: a.units, meanNumerator: a.mean, meanDenominator: a.denMean!, varianceNumerator: a.variance, varianceDenominator: a.denVariance!, covariance: a.covariance! }).unitVariance;
+  return a.variance;
+}
+
+/** The API renders numbers it cannot compute as null; the reference has NaN there. */
+function expectNear(actual: unknown, expected: number, what: string): void {
+  expect(near(actual === null ? NaN : (actual as number), expected), `${what}: got ${actual}, expected ${expected}`).toBe(true);
+}
+
+describe('GET /v1/results/:experiment end to end', () => {
+  it('answers units, exposures and SRM equal to the raw data', async () => {
+    const { status, body } = await get<ExperimentResults>(`/v1/results/${KEY}`);
+    expect(status).toBe(200);
+    const ref = reference(events, KEY, []);
+    expect(body.variants).toEqual(VARIANTS.map((v) => ({ key: v.key, units: ref.get(v.key)!.units, exposures: ref.get(v.key)!.exposures })));
+    const s = srm(VARIANTS.map((v) => ref.get(v.key)!.units), VARIANTS.map((v) => v.weight));
+    expectNear(body.srm.pValue, s.pValue, 'srm p');
+    expect(body.srm.mismatch).toBe(s.mismatch);
+    // updatedAt: the newest data counted (the analysed units' exposures and their events after exposure).
+    const firstExposure = new Map<string, { ts: number; variants: Set<string> }>();
+    for (const e of events) {
+      for (const a of e.type === 'exposure' ? e.assignments.filter((x) => x.experiment === KEY) : []) {
+        const u = firstExposure.get(e.unitId) ?? { ts: Infinity, variants: new Set<string>() };
+        u.ts = Math.min(u.ts, e.ts);
+        u.variants.add(a.variant);
+        firstExposure.set(e.unitId, u);
+      }
+    }
+    const counted = events.filter((e) => {
+      const u = firstExposure.get(e.unitId);
+      return u !== undefined && u.variants.size === 1 && e.ts >= u.ts;
+    });
+    const newest = Math.max(...counted.map((e) => e.ts));
+    expect(body.updatedAt).toBe(new Date(newest).toISOString());
+  });
+
+  it('answers every metric (primary, guardrails, built-ins; unknown ones left out) with figures and statistics computed independently', async () => {
+    const { body } = await get<ExperimentResults>(`/v1/results/${KEY}`);
+    expect(body.metrics.map((m) => m.metric)).toEqual(['ctr', 'dwell_time', 'clicks_per_impression', 'revenue_per_request', 'error_rate', 'latency_ms']);
+    const ref: Map<string, ReferenceVariant> = reference(events, KEY, body.metrics.map((m) => SPECS[m.metric]!.spec));
+    body.metrics.forEach((m, j) => {
+      const { type } = SPECS[m.metric]!;
+      expect(m.type).toBe(type);
+      for (const v of m.variants) {
+        const a = ref.get(v.key)!.metrics[j]!;
+        expect([v.units, v.count], `${m.metric}/${v.key}`).toEqual([a.units, a.count]);
+        expectNear(v.sum, a.sum, `${m.metric}/${v.key} sum`);
+        expectNear(v.mean, shownMean(type, a), `${m.metric}/${v.key} mean`);
+        expectNear(v.variance, shownVariance(type, a), `${m.metric}/${v.key} variance`);
+      }
+      expect(m.comparisons.map((c) => c.variant)).toEqual(['treatment', 'wild']);
+      for (const c of m.comparisons) {
+        const { shown } = expectedComparison(type, ref.get('control')!.metrics[j]!, ref.get(c.variant)!.metrics[j]!, c.variant);
+        expect(c.baseline).toBe('control');
+        for (const field of ['diff', 'relLift', 'pValue', 'probabilityToBeat'] as const) expectNear(c[field], shown[field] as number, `${m.metric}/${c.variant} ${field}`);
+        for (const field of ['ci95', 'relCi95'] as const) {
+          expectNear(c[field][0], shown[field][0] as number, `${m.metric}/${c.variant} ${field}[0]`);
+          expectNear(c[field][1], shown[field][1] as number, `${m.metric}/${c.variant} ${field}[1]`);
+        }
+      }
+    });
+    // The data has a real click lift for the treatments: the analysis must see it.
+    expect(body.metrics[0]!.comparisons[0]!.pValue!).toBeLessThan(0.01);
+  });
+
+  it('timeseries: each point equals the raw data up to its end, and the sequential p-value is the running minimum over the points', async () => {
+    const results = (await get<ExperimentResults>(`/v1/results/${KEY}`)).body;
+    for (const metric of Object.keys(SPECS)) {
+      const { status, body } = await get<Timeseries>(`/v1/results/${KEY}/timeseries?metric=${metric}`);
+      expect(status).toBe(200);
+      expect(body).toMatchObject({ experiment: KEY, metric, type: SPECS[metric]!.type, baseline: 'control' });
+      expect(body.points.length).toBeGreaterThan(3);
+      const running = new Map<string, number>();
+      body.points.forEach((p, k) => {
+        const end = k === body.points.length - 1 ? Infinity : Date.parse(p.ts);
+        const ref = reference(events, KEY, [SPECS[metric]!.spec], end);
+        for (const v of p.variants) {
+          const a = ref.get(v.key)?.metrics[0];
+          expect(v.units, `${metric} point ${k} ${v.key}`).toBe(a?.units ?? 0);
+          if (a && a.units > 0) expectNear(v.mean, shownMean(SPECS[metric]!.type, a), `${metric} point ${k} ${v.key} mean`);
+        }
+        for (const c of p.comparisons) {
+          const ca = ref.get('control')?.metrics[0];
+          const ta = ref.get(c.variant)?.metrics[0];
+          if (!ca || !ta || ca.units < 2 || ta.units < 2) continue;
+          const { shown, seq } = expectedComparison(SPECS[metric]!.type, ca, ta, c.variant);
+          expectNear(c.diff, shown.diff as number, `${metric} point ${k} diff`);
+          const min = Math.min(running.get(c.variant) ?? 1, seq);
+          running.set(c.variant, min);
+          expectNear(c.sequentialPValue, min, `${metric} point ${k} ${c.variant} sequential p`);
+        }
+      });
+      // The results' sequential p-value is the last point's.
+      const final = results.metrics.find((m) => m.metric === metric)!;
+      expect(final.comparisons.map((c) => c.sequentialPValue)).toEqual(body.points.at(-1)!.comparisons.map((c) => c.sequentialPValue));
+    }
+  });
+
+  it('timeseries honours ?interval= and refuses a bad one or an unknown metric', async () => {
+    const hourly = await get<Timeseries>(`/v1/results/${KEY}/timeseries?metric=ctr&interval=1h`);
+    expect(hourly.body.interval).toBe('1h');
+    expect(hourly.body.points.map((p) => Date.parse(p.ts) % 3_600_000)).toEqual(hourly.body.points.map(() => 0));
+    expect((await get(`/v1/results/${KEY}/timeseries?metric=ctr&interval=soon`)).status).toBe(400);
+    expect((await get(`/v1/results/${KEY}/timeseries?metric=ctr&interval=1s`)).status).toBe(400);
+    expect((await get(`/v1/results/${KEY}/timeseries?metric=no_such_metric`)).status).toBe(404);
+  });
+
+  it('answers 404 for an unknown experiment and 400 for a malformed key', async () => {
+    const missing = await get<{ error: { code: string } }>('/v1/results/no-such-experiment');
+    expect(missing.status).toBe(404);
+    expect(missing.body.error.code).toBe('BUNRYU_NOT_FOUND');
+    expect((await get('/v1/results/Bad%20Key')).status).toBe(400);
+  });
+
+  it('reports readiness and ingestion figures', async () => {
+    const ready = await get<{ status: string; checks: Record<string, string> }>('/readyz');
+    expect(ready).toEqual({ status: 200, body: expect.objectContaining({ status: 'ready', checks: { clickhouse: 'ok', 'event-log': 'ok', definitions: 'ok' } }) });
+    const text = await (await fetch(`${base}/metrics`)).text();
+    expect(text).toMatch(new RegExp(`bunryu_aggregator_events_ingested_total\\{[^}]*\\} ${events.length}\\b`));
+    expect(text).toMatch(/bunryu_aggregator_consumer_lag\{[^}]*\} 0\b/);
+    expect(text).toMatch(/bunryu_aggregator_insert_duration_seconds_count\{[^}]*\} [1-9]/);
+  });
+
+  it('after a restart with the experiment-service down, answers the same results from disk, and keeps results of experiments that left the snapshot', async () => {
+    const before = (await get<ExperimentResults>(`/v1/results/${KEY}`)).body;
+    // The experiment is rolled back: it leaves the snapshot, its results must stay readable.
+    service.snapshot = snapshot(4, [], CATALOGUE);
+    await waitFor(() => deps.definitions.version === 4, 'the new snapshot');
+    expect((await get<ExperimentResults>(`/v1/results/${KEY}`)).body).toEqual(before);
+    await shutdown();
+    service.snapshot = null;
+    await boot();
+    expect((await get<ExperimentResults>(`/v1/results/${KEY}`)).body).toEqual(before);
+    expect(await deps.ingester.lag()).toBe(0);
+  });
+});
