@@ -21,21 +21,25 @@ export interface SessionDeps {
   secureCookie: boolean;
 }
 
+/** Where the experiment-service tells a caller who they are (`/v1/me`; `/v1/whoami` elsewhere). */
+const IDENTITY_PATHS = ['/v1/me', '/v1/whoami'];
+
 /**
- * Asks the experiment-service who a token belongs to. `GET /v1/whoami` names the role; a service
- * without it still proves the token valid through `GET /v1/experiments`, and the role stays
- * unknown (the UI then leaves every action to the service's own 403).
+ * Asks the experiment-service who a token belongs to. Its identity endpoint names the role; a
+ * service without one still proves the token valid through `GET /v1/experiments`, and the role
+ * stays unknown (the UI then leaves every action to the service's own 403).
  */
 export async function identify(es: UpstreamClient, token: string): Promise<Identity | 'rejected'> {
   const auth = { authorization: `Bearer ${token}` };
-  const who = await es.json({ method: 'GET', path: '/v1/whoami', headers: auth });
-  if (who.status === 401 || who.status === 403) return 'rejected';
-  if (who.status === 200) {
-    const r = WhoAmI.safeParse(who.body);
-    if (r.success) return { role: r.data.role, name: r.data.name ?? null };
-  }
-  if (who.status !== 404 && who.status !== 405 && who.status !== 200) {
-    throw createError('BUNRYU_UPSTREAM_FAILED', `experiment-service answered ${who.status} to /v1/whoami`);
+  for (const path of IDENTITY_PATHS) {
+    const who = await es.json({ method: 'GET', path, headers: auth });
+    if (who.status === 401 || who.status === 403) return 'rejected';
+    if (who.status === 200) {
+      const r = WhoAmI.safeParse(who.body);
+      if (r.success) return { role: r.data.role, name: r.data.name ?? null };
+    } else if (who.status !== 404 && who.status !== 405) {
+      throw createError('BUNRYU_UPSTREAM_FAILED', `experiment-service answered ${who.status} to ${path}`);
+    }
   }
   const list = await es.json({ method: 'GET', path: '/v1/experiments', headers: auth });
   if (list.status === 401 || list.status === 403) return 'rejected';

@@ -44,7 +44,7 @@ export function fakeExperimentService(
     return e;
   };
 
-  if (opts.whoami !== false) app.get('/v1/whoami', async (r) => who(r.headers.authorization));
+  if (opts.whoami !== false) app.get('/v1/me', async (r) => who(r.headers.authorization));
   app.all('/v1/echo/*', async (r, reply) => {
     received.push({ method: r.method, url: r.url, headers: r.headers, body: r.body ?? null });
     return reply.header('etag', '"7"').header('set-cookie', 'upstream=1').send({ ok: true });
@@ -102,7 +102,7 @@ export function fakeExperimentService(
     routes.set(r.params.key, route);
     return route;
   });
-  app.get('/v1/metrics', async (r) => (who(r.headers.authorization), [...Object.values(BUILT_IN_METRICS), ...metrics.values()]));
+  app.get('/v1/metrics', async (r) => (who(r.headers.authorization), Object.fromEntries([...Object.values(BUILT_IN_METRICS), ...metrics.values()].map((m) => [(m as { key: string }).key, m]))));
   app.put<{ Params: { key: string } }>('/v1/metrics/:key', async (r) => {
     who(r.headers.authorization, 'admin');
     const m = { ...parseOrThrow(MetricDefinition, r.body), key: r.params.key };

@@ -29,7 +29,13 @@ export function ConfirmDialog(props) {
       props.onClose();
     } catch (err) {
       const e = /** @type {any} */ (err);
-      setError(e?.status === 403 ? `Refused (403): ${e.message}` : e?.message ?? String(err));
+      setError(
+        e?.status === 403
+          ? `Refused (403): ${e.message}`
+          : e?.status === 412
+            ? 'Not done: the experiment changed since this page loaded it. Cancel, check its new state, and try again.'
+            : e?.message ?? String(err),
+      );
     } finally {
       setBusy(false);
     }

@@ -79,9 +79,11 @@ export function LiftChart({ series, metric }) {
     const c = chart.current;
     if (!c) return;
     c.data.datasets = liftDatasets(series);
-    // Fit the time axis to the data; a linear scale would otherwise round out to nice ticks.
-    c.options.scales.x.min = times[0];
-    c.options.scales.x.max = times[times.length - 1];
+    // Fit the time axis to the data (a linear scale would round out to nice ticks); one point
+    // alone gets a little room on each side.
+    const pad = times.length === 1 ? 30_000 : 0;
+    c.options.scales.x.min = times.length ? times[0] - pad : undefined;
+    c.options.scales.x.max = times.length ? times[times.length - 1] + pad : undefined;
     c.options.scales.y.title.text = `relative lift of ${metric} (%)`;
     c.update('none');
   }, [series, metric]);
@@ -94,6 +96,7 @@ export function LiftChart({ series, metric }) {
   return html`
     <div class="chart-wrap">
       <canvas ref=${canvas} role="img" aria-label=${summary}></canvas>
+      ${times.length === 0 && html`<p class="chart-empty muted" aria-hidden="true">No data for ${metric} yet.</p>`}
     </div>
     <details class="chart-table">
       <summary>Data table (${times.length} points)</summary>

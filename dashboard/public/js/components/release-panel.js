@@ -47,9 +47,14 @@ export function ReleasePanel({ experiment: e, results, who, onChanged }) {
   const disabledWhy = (action) => (!canRelease ? refusal(who.role, 'release') : !allowed(action, e.status) ? `The experiment is ${e.status.replace('_', ' ')}; ${action} is ${allowedText(action)}.` : null);
 
   const act = async (what, call) => {
-    const updated = await call();
+    try {
+      await call();
+    } catch (err) {
+      if (/** @type {any} */ (err)?.status === 412) onChanged(); // show the newer version
+      throw err;
+    }
     notify('success', what);
-    onChanged(updated);
+    onChanged();
   };
 
   return html`
@@ -101,7 +106,7 @@ export function ReleasePanel({ experiment: e, results, who, onChanged }) {
       </div>
 
       <${ConfirmDialog} open=${dialog === 'ramp'} title=${`Ramp ${e.key}`} confirmLabel="Ramp now" onClose=${() => setDialog(null)}
-        onConfirm=${() => act(`Ramped ${e.key}.`, () => es.ramp(e.key, newWeights))}>
+        onConfirm=${() => act(`Ramped ${e.key}.`, () => es.ramp(e.key, newWeights, e.version))}>
         <ul class="plain" data-testid="ramp-changes">
           ${e.variants.map((v, i) => html`<li><span class="mono">${v.key}</span> ${v.weight}% → <strong>${toPercent(weights[i] ?? 0)}%</strong>${' '}
             <span class="muted small">(variant buckets ${rangeText(impact.before[i])} → ${rangeText(impact.after[i])})</span></li>`)}
@@ -117,7 +122,7 @@ export function ReleasePanel({ experiment: e, results, who, onChanged }) {
       <//>
 
       <${ConfirmDialog} open=${dialog === 'promote'} title=${`Promote ${promoteKey} of ${e.key}`} confirmLabel=${`Promote ${promoteKey}`} onClose=${() => setDialog(null)}
-        onConfirm=${() => act(`Promoted ${promoteKey}: route ${e.route} now serves it.`, () => es.promote(e.key, promoteKey))}>
+        onConfirm=${() => act(`Promoted ${promoteKey}: route ${e.route} now serves it.`, () => es.promote(e.key, promoteKey, e.version))}>
         <p data-testid="promote-impact">All matching traffic on route <code>${e.route}</code> gets variant <strong class="mono">${promoteKey}</strong>'s params${' '}
           <code>${JSON.stringify(promoted?.params ?? {})}</code>: all ${bucketShare(10000)} of the route's buckets [0, 10000)${s.targeting ? ` ${s.targeting}` : ''},
           not only the experiment's allocation ${s.allocationText}.</p>
@@ -126,12 +131,17 @@ export function ReleasePanel({ experiment: e, results, who, onChanged }) {
         html`<p>Last results for ${promoteKey}:</p>
           <ul class="plain">${guardrails.map((m) => {
             const c = m.comparisons?.find((x) => x.variant === promoteKey);
-            return html`<li><span class="mono">${m.metric}</span>: ${c ? html`<span class=${`lift-${verdict(c)}`}>${signedPct(c.relLift)}</span> (95% ${signedPct(c.relCi95?.[0])} to ${signedPct(c.relCi95?.[1])})` : 'the baseline'}</li>`;
+            const body = !c
+              ? 'the baseline'
+              : verdict(c) === 'none'
+                ? 'no data yet'
+                : html`<span class=${`lift-${verdict(c)}`}>${signedPct(c.relLift)}</span> (95% ${signedPct(c.relCi95?.[0])} to ${signedPct(c.relCi95?.[1])})`;
+            return html`<li><span class="mono">${m.metric}</span>: ${body}</li>`;
           })}</ul>`}
       <//>
 
       <${ConfirmDialog} open=${dialog === 'rollback'} title=${`Roll back ${e.key}`} confirmLabel="Roll back now" danger onClose=${() => setDialog(null)}
-        onConfirm=${() => act(`Rolled back ${e.key}.`, () => es.transition(e.key, 'rollback'))}>
+        onConfirm=${() => act(`Rolled back ${e.key}.`, () => es.transition(e.key, 'rollback', e.version))}>
         <p data-testid="rollback-impact">The experiment stops affecting traffic at once.${' '}
           ${e.status === 'released'
             ? html`All matching traffic on route <code>${e.route}</code> (buckets [0, 10000)${s.targeting ? ` ${s.targeting}` : ''}) stops getting <span class="mono">${e.releasedVariant}</span>'s params.`

@@ -2,7 +2,7 @@ import { useEffect, useMemo, useState } from 'preact/hooks';
 import { html } from '../lib/html.js';
 import { agg } from '../lib/api.js';
 import { clock, num, pct, pValue, signedPct, verdict } from '../lib/format.js';
-import { liftSeries } from '../lib/timeseries.js';
+import { chooseInterval, liftSeries } from '../lib/timeseries.js';
 import { useAsync } from '../lib/use-async.js';
 import { CiBar, ciDomain } from './ci-bar.js';
 import { LiftChart } from './lift-chart.js';
@@ -19,6 +19,33 @@ export function SrmBanner({ results }) {
     <strong>Sample-ratio mismatch (p = ${pValue(srm.pValue)}).</strong>${' '}
     Units per variant do not match the weights, so these results cannot be trusted until the cause is found:
     broken assignment, redirects that drop a variant, bots, or lost exposure logs.
+  </div>`;
+}
+
+/**
+ * The primary metric in one sentence per treatment, for the decision at hand. Significance uses
+ * the always-valid p-value, which stays honest however often the page is looked at.
+ * @param {{experiment: any, results: any}} props
+ */
+function Decision({ experiment, results }) {
+  const primary = experiment.metrics?.primary;
+  const m = results?.metrics?.find((x) => x.metric === primary);
+  if (!primary) return html`<p class="small muted">No primary metric: the experiment has no decision metric.</p>`;
+  if (!m?.comparisons?.length) return html`<p class="small muted">Primary metric <span class="mono">${primary}</span>: no data yet.</p>`;
+  return html`<div class="decision" data-testid="decision">
+    <h4 class="sr-only">Primary metric</h4>
+    ${m.comparisons.map((c) => {
+      const kind = verdict(c);
+      const sig = typeof c.sequentialPValue === 'number' && c.sequentialPValue < 0.05;
+      return html`<p>
+        <span class="mono">${primary}</span>: <strong class="mono">${c.variant}</strong> vs ${c.baseline}${' '}
+        <strong class=${`lift-${kind}`}>${signedPct(c.relLift)}</strong> (95% ${signedPct(c.relCi95?.[0])} to ${signedPct(c.relCi95?.[1])}),
+        P(beat control) ${pct(c.probabilityToBeat, 1)}.${' '}
+        ${sig
+          ? html`<span class=${`tag ${kind === 'loss' ? 'loss' : 'win'}`}>${kind === 'loss' ? 'Significantly worse' : 'Significantly better'}</span> <span class="small muted">always-valid p ${pValue(c.sequentialPValue)}</span>`
+          : html`<span class="tag">Not conclusive yet</span> <span class="small muted">always-valid p ${pValue(c.sequentialPValue)}</span>`}
+      </p>`;
+    })}
   </div>`;
 }
 
@@ -66,8 +93,10 @@ function MetricTable({ experiment, m }) {
           ${i === 0 || !c
             ? html`<td class="num muted" colspan="1">${i === 0 ? 'baseline' : '—'}</td><td></td><td class="num"></td><td class="num"></td><td class="num"></td>`
             : html`<td class=${`num lift-${kind}`} data-testid="lift"><strong>${signedPct(c.relLift)}</strong></td>
-                <td class="ci-col"><div class="ci-cell"><${CiBar} lo=${c.relCi95?.[0]} hi=${c.relCi95?.[1]} point=${c.relLift} domain=${domain} />
-                  <span class="small muted">${signedPct(c.relCi95?.[0])} … ${signedPct(c.relCi95?.[1])}</span></div></td>
+                <td class="ci-col">${kind === 'none'
+                  ? html`<span class="muted">—</span>`
+                  : html`<div class="ci-cell"><${CiBar} lo=${c.relCi95?.[0]} hi=${c.relCi95?.[1]} point=${c.relLift} domain=${domain} />
+                      <span class="small muted">${signedPct(c.relCi95?.[0])} … ${signedPct(c.relCi95?.[1])}</span></div>`}</td>
                 <td class="num">${pValue(c.pValue)}</td>
                 <td class="num">${pValue(c.sequentialPValue)}</td>
                 <td class="num">${pct(c.probabilityToBeat, 1)}</td>`}
@@ -96,8 +125,8 @@ export function ResultsView({ experiment }) {
     if (!chartMetric && allMetrics[0]) setChartMetric(allMetrics[0].metric);
   }, [allMetrics]);
   const series = useAsync(
-    () => (chartMetric ? agg.timeseries(experiment.key, chartMetric) : Promise.resolve(null)),
-    [experiment.key, chartMetric],
+    () => (chartMetric ? agg.timeseries(experiment.key, chartMetric, chooseInterval(experiment.startedAt, Date.now())) : Promise.resolve(null)),
+    [experiment.key, chartMetric, experiment.startedAt],
     { intervalMs: interval },
   );
   const lift = useMemo(() => liftSeries(series.data, experiment.variants.map((v) => v.key)), [series.data, experiment.variants]);
@@ -122,6 +151,7 @@ export function ResultsView({ experiment }) {
         <div class="card">
           <${VariantsTable} experiment=${experiment} results=${results.data} />
           ${results.data?.srm && !results.data.srm.mismatch && html`<p class="small muted">Sample ratio matches the weights (SRM p = ${pValue(results.data.srm.pValue)}).</p>`}
+          <${Decision} experiment=${experiment} results=${results.data} />
         </div>
         <div class="card chart-card">
           <div class="section-head">

@@ -63,15 +63,18 @@ export const session = {
   signOut: () => request('DELETE', '/api/session'),
 };
 
-/** Lists come back as arrays or wrapped ({experiments: [...]}, {items: [...]}): accept both. */
+/**
+ * Lists come back as arrays, wrapped ({experiments: [...]}) or as maps keyed by id (the metric
+ * catalogue): all become arrays of objects carrying their key.
+ */
 function list(data, ...keys) {
   if (Array.isArray(data)) return data;
-  for (const k of [...keys, 'items', 'data']) if (Array.isArray(data?.[k])) return data[k];
-  if (data && typeof data === 'object') {
-    // A map keyed by id ({routes: {recommend: {...}}}) becomes a list carrying its key.
-    for (const k of keys) if (data[k] && typeof data[k] === 'object') return Object.entries(data[k]).map(([key, v]) => ({ key, ...v }));
-  }
-  return [];
+  if (!data || typeof data !== 'object') return [];
+  for (const k of [...keys, 'items', 'data']) if (Array.isArray(data[k])) return data[k];
+  const map = keys.map((k) => data[k]).find((v) => v && typeof v === 'object') ?? data;
+  return Object.entries(map)
+    .filter(([, v]) => v && typeof v === 'object' && !Array.isArray(v))
+    .map(([key, v]) => ({ key, ...v }));
 }
 
 export const es = {
@@ -82,12 +85,14 @@ export const es = {
   create: (def) => request('POST', '/api/es/v1/experiments', { body: def }).then((r) => r.data),
   /** @param {string} key @param {object} def @param {number} version */
   update: (key, def, version) => request('PUT', `/api/es/v1/experiments/${enc(key)}`, { body: def, ifMatch: version }).then((r) => r.data),
-  /** @param {string} key @param {'start'|'pause'|'archive'|'rollback'} action */
-  transition: (key, action) => request('POST', `/api/es/v1/experiments/${enc(key)}/${action}`, { body: {} }).then((r) => r.data),
-  /** @param {string} key @param {Record<string, number>} weights */
-  ramp: (key, weights) => request('POST', `/api/es/v1/experiments/${enc(key)}/ramp`, { body: { weights } }).then((r) => r.data),
-  /** @param {string} key @param {string} variant */
-  promote: (key, variant) => request('POST', `/api/es/v1/experiments/${enc(key)}/promote`, { body: { variant } }).then((r) => r.data),
+  // Status changes carry the version the user looked at: if the experiment changed meanwhile,
+  // the service answers 412 instead of acting on buckets the confirmation did not name.
+  /** @param {string} key @param {'start'|'pause'|'archive'|'rollback'} action @param {number} [version] */
+  transition: (key, action, version) => request('POST', `/api/es/v1/experiments/${enc(key)}/${action}`, { body: {}, ifMatch: version }).then((r) => r.data),
+  /** @param {string} key @param {Record<string, number>} weights @param {number} [version] */
+  ramp: (key, weights, version) => request('POST', `/api/es/v1/experiments/${enc(key)}/ramp`, { body: { weights }, ifMatch: version }).then((r) => r.data),
+  /** @param {string} key @param {string} variant @param {number} [version] */
+  promote: (key, variant, version) => request('POST', `/api/es/v1/experiments/${enc(key)}/promote`, { body: { variant }, ifMatch: version }).then((r) => r.data),
   /** @param {string} key */
   history: (key) => request('GET', `/api/es/v1/experiments/${enc(key)}/history`).then((r) => list(r.data, 'history', 'entries', 'events')),
   routes: () => request('GET', '/api/es/v1/routes').then((r) => list(r.data, 'routes')),
@@ -102,5 +107,7 @@ export const agg = {
   /** @param {string} key */
   results: (key) => request('GET', `/api/agg/v1/results/${enc(key)}`).then((r) => r.data),
   /** @param {string} key @param {string} metric */
-  timeseries: (key, metric) => request('GET', `/api/agg/v1/results/${enc(key)}/timeseries?metric=${enc(metric)}`).then((r) => r.data),
+  /** @param {string} key @param {string} metric @param {string} [interval] e.g. 15s, 5m */
+  timeseries: (key, metric, interval) =>
+    request('GET', `/api/agg/v1/results/${enc(key)}/timeseries?metric=${enc(metric)}${interval ? `&interval=${enc(interval)}` : ''}`).then((r) => r.data),
 };

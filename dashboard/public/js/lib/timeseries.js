@@ -8,6 +8,20 @@ const timeOf = (p) => {
   return Number.isFinite(t) ? t : null;
 };
 
+const STEPS = [['1s', 1e3], ['2s', 2e3], ['5s', 5e3], ['10s', 1e4], ['15s', 15e3], ['30s', 3e4], ['1m', 6e4], ['5m', 3e5], ['15m', 9e5], ['30m', 18e5], ['1h', 36e5], ['3h', 108e5], ['6h', 216e5], ['12h', 432e5], ['1d', 864e5]];
+
+/**
+ * A time-series interval giving at most ~60 points since the experiment started, so a young
+ * experiment still draws a curve rather than one point.
+ * @param {string | undefined} startedAt
+ * @param {number} now
+ */
+export function chooseInterval(startedAt, now) {
+  const span = now - Date.parse(startedAt ?? '');
+  if (!Number.isFinite(span)) return undefined;
+  return (STEPS.find(([, ms]) => span / ms <= 60) ?? STEPS[STEPS.length - 1])[0];
+}
+
 const Z95 = 1.959963984540054;
 
 /**

@@ -118,7 +118,7 @@ export function ExperimentPage({ who, experimentKey }) {
     html`<${ConfirmDialog} open=${true} title=${`${TRANSITIONS[pending].label} ${e.key}`} confirmLabel=${TRANSITIONS[pending].confirm} danger=${pending !== 'start'}
       onClose=${() => setPending(null)}
       onConfirm=${async () => {
-        await es.transition(e.key, pending);
+        await es.transition(e.key, pending, e.version);
         notify('success', `${TRANSITIONS[pending].done} ${e.key}.`);
         refresh();
       }}>
