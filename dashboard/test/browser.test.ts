@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -52,10 +52,25 @@ describe.skipIf(!executablePath)('dashboard in a browser, against the real servi
   afterEach((ctx) => {
     if (ctx.task.result?.state === 'fail') failed = true;
   });
+  /** Form controls and buttons without an accessible name (label, aria-label or text). */
+  const unlabelled = () =>
+    page.evaluate(() =>
+      Array.from(document.querySelectorAll<HTMLElement>('input, select, textarea, button, [role="tab"]'))
+        .filter((el) => {
+          if (el instanceof HTMLInputElement && el.type === 'hidden') return false;
+          const labels = Array.from((el as HTMLInputElement).labels ?? [])
+            .map((l) => l.textContent?.trim())
+            .join('');
+          const text = el.tagName === 'BUTTON' || el.getAttribute('role') === 'tab' ? el.textContent?.trim() : '';
+          return !(el.getAttribute('aria-label') || el.getAttribute('aria-labelledby') || labels || text);
+        })
+        .map((el) => el.outerHTML.slice(0, 160)),
+    );
   const nav = (name: string) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name });
   const diagnostics = () => services.map((s) => `--- ${s.name}\n${s.log().slice(-3000)}`).join('\n');
 
   beforeAll(async () => {
+    rmSync(ARTIFACTS, { recursive: true, force: true }); // only this run's screenshots
     mkdirSync(ARTIFACTS, { recursive: true });
     dataDir = await mkdtemp(join(tmpdir(), 'bunryu-dashboard-browser-'));
     const common = { BUNRYU_DATA_DIR: dataDir };
@@ -118,7 +133,7 @@ describe.skipIf(!executablePath)('dashboard in a browser, against the real servi
 
   it('lets an admin add the route and the metric', async () => {
     await page.getByLabel('Access token', { exact: true }).fill(ADMIN);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.keyboard.press('Enter'); // the sign-in form submits from the keyboard
     await expect.poll(() => page.getByTestId('role').textContent()).toBe('admin');
 
     await nav('Routes').click();
@@ -127,6 +142,7 @@ describe.skipIf(!executablePath)('dashboard in a browser, against the real servi
     await page.getByLabel('Default params (JSON object)', { exact: true }).fill('{"version": "1"}');
     await page.getByRole('button', { name: 'Save route' }).click();
     await page.locator('tr[data-route="recommend"]').waitFor();
+    expect(await unlabelled()).toEqual([]);
 
     await nav('Metrics').click();
     await page.getByLabel('Metric key', { exact: true }).fill('ctr');
@@ -135,6 +151,7 @@ describe.skipIf(!executablePath)('dashboard in a browser, against the real servi
     await page.getByLabel('Description (optional)', { exact: true }).fill('Share of exposed users who clicked');
     await page.getByRole('button', { name: 'Save metric' }).click();
     await page.locator('tr[data-metric="ctr"]').waitFor();
+    expect(await unlabelled()).toEqual([]);
     await screenshot('metric-catalogue');
   }, 60_000);
 
@@ -163,6 +180,7 @@ describe.skipIf(!executablePath)('dashboard in a browser, against the real servi
     await page.getByLabel('Weight of treatment (%)', { exact: true }).press('Tab');
     await expect.poll(() => page.getByLabel('Weight of control (%)', { exact: true }).inputValue()).toBe('50');
     await page.getByLabel('Primary metric', { exact: true }).selectOption('ctr');
+    expect(await unlabelled()).toEqual([]);
 
     await page.getByRole('button', { name: 'Create experiment' }).click();
     const keyError = page.locator('[data-field-error="f-key"]');
@@ -174,6 +192,15 @@ describe.skipIf(!executablePath)('dashboard in a browser, against the real servi
     await page.getByRole('button', { name: 'Create experiment' }).click();
     await page.waitForURL(`**/#/experiments/${KEY}`);
     await expect.poll(() => page.locator('.page-head .badge').first().textContent()).toBe('Draft');
+
+    // Editing sends the version it read (If-Match) and comes back with the form filled in.
+    await page.getByRole('link', { name: 'Edit' }).click();
+    await expect.poll(() => page.locator('#f-variants-1-params').inputValue()).toContain('"version": "2"');
+    expect(await page.getByLabel('Value', { exact: true }).inputValue()).toBe('JP, US');
+    await page.locator('#f-name').fill('Ranker v2 against v1 (CTR)');
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.waitForURL(`**/#/experiments/${KEY}`);
+    await expect.poll(() => page.locator('.page-head h1').textContent()).toContain('Ranker v2 against v1 (CTR)');
   }, 60_000);
 
   it('starts the experiment after a confirmation naming the buckets', async () => {
@@ -213,13 +240,24 @@ describe.skipIf(!executablePath)('dashboard in a browser, against the real servi
     await page.locator('.chart-wrap canvas').scrollIntoViewIfNeeded();
     await page.waitForTimeout(300);
     await screenshot('results', true);
+    expect(await unlabelled()).toEqual([]);
   }, 150_000);
 
   it('ramps control 50 → 30 after a confirmation naming the buckets that move', async () => {
-    await page.getByRole('tab', { name: 'Release' }).click();
+    // Tabs follow the WAI-ARIA pattern: arrow keys move between them.
+    await page.getByRole('tab', { name: 'Results' }).focus();
+    await page.keyboard.press('ArrowRight');
+    await expect.poll(() => page.getByRole('tab', { name: 'Release' }).getAttribute('aria-selected')).toBe('true');
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Release');
+    expect(await unlabelled()).toEqual([]);
     await page.getByLabel('New weight of control (%)', { exact: true }).fill('30');
     await page.getByLabel('New weight of control (%)', { exact: true }).press('Tab');
     await expect.poll(() => page.getByLabel('New weight of treatment (%)', { exact: true }).inputValue()).toBe('70');
+    // Escape closes a confirmation without acting.
+    await page.getByRole('button', { name: 'Review ramp…' }).click();
+    await page.getByRole('dialog').waitFor();
+    await page.keyboard.press('Escape');
+    await expect.poll(() => page.getByRole('dialog').count()).toBe(0);
     await page.getByRole('button', { name: 'Review ramp…' }).click();
     const moves = page.getByTestId('ramp-moves');
     await expect.poll(() => moves.textContent()).toContain('[3000, 5000) move from control to treatment');
@@ -244,10 +282,26 @@ describe.skipIf(!executablePath)('dashboard in a browser, against the real servi
       .toBe('2');
   }, 30_000);
 
+  it('rolls the release back after a confirmation, and the route returns to its defaults', async () => {
+    await page.getByRole('tab', { name: 'Release' }).click();
+    await page.getByRole('button', { name: 'Roll back…' }).click();
+    const impact = page.getByTestId('rollback-impact');
+    await expect.poll(() => impact.textContent()).toContain("stops getting treatment's params");
+    expect(await impact.textContent()).toContain('{"version":"1"}');
+    await screenshot('rollback-confirmation');
+    await page.getByRole('button', { name: 'Roll back now' }).click();
+    await expect.poll(() => page.locator('.page-head .badge').first().textContent()).toBe('Rolled back');
+    await expect
+      .poll(async () => (await assignOnce(gateway.url, 'fresh-unit-after-rollback', false)).params.version, { timeout: 10_000 })
+      .toBe('1');
+  }, 30_000);
+
   it('records every step in the audit history', async () => {
     await page.getByRole('tab', { name: 'History' }).click();
     const rows = page.locator('[data-testid="history"] tbody tr');
-    await expect.poll(() => rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-action')))).toEqual(['promote', 'ramp', 'start', 'create']);
+    await expect
+      .poll(() => rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-action'))))
+      .toEqual(['rollback', 'promote', 'ramp', 'start', 'update', 'create']);
     const ramp = await page.locator('[data-testid="history"] tr[data-action="ramp"]').textContent();
     expect(ramp).toContain('control 50%, treatment 50%');
     expect(ramp).toContain('control 30%, treatment 70%');
@@ -255,6 +309,8 @@ describe.skipIf(!executablePath)('dashboard in a browser, against the real servi
     await screenshot('audit-history');
 
     await nav('Experiments').click();
+    // Rolled-back experiments leave the default (active) list; "All" shows them.
+    await page.getByLabel('Status').selectOption('all');
     await page.locator(`tr[data-experiment="${KEY}"]`).waitFor();
     await screenshot('experiments-list');
     expect(pageErrors).toEqual([]);

@@ -24,6 +24,8 @@ export function useAsync(load, deps, opts = {}) {
   useEffect(() => {
     setState({ loading: true }); // a different thing is loading: do not show the last one's data
     void reload();
+  }, [reload]);
+  useEffect(() => {
     if (!opts.intervalMs) return undefined;
     const t = setInterval(() => {
       if (!document.hidden) void reload();
@@ -31,4 +33,25 @@ export function useAsync(load, deps, opts = {}) {
     return () => clearInterval(t);
   }, [reload, opts.intervalMs]);
   return { ...state, reload };
+}
+
+/**
+ * `fn` over `items` with at most `limit` calls in flight, so a long list does not fire a burst.
+ * @template T, R
+ * @param {T[]} items
+ * @param {number} limit
+ * @param {(item: T) => Promise<R>} fn
+ * @returns {Promise<R[]>}
+ */
+export async function mapLimit(items, limit, fn) {
+  const out = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
 }

@@ -2,22 +2,21 @@ import { useState } from 'preact/hooks';
 import { html } from '../lib/html.js';
 import { agg, es } from '../lib/api.js';
 import { age, dateTime, pct, pValue, signedPct, verdict } from '../lib/format.js';
-import { useAsync } from '../lib/use-async.js';
+import { mapLimit, useAsync } from '../lib/use-async.js';
 import { href } from '../lib/router.js';
 import { may, refusal } from '../lib/roles.js';
 import { StatusBadge } from '../components/status-badge.js';
 
+/** Statuses that have results (drafts have none; archived ones are out of sight). */
 const WITH_RESULTS = new Set(['running', 'paused', 'released', 'rolled_back']);
 
 /**
- * Every experiment with its results, fetched side by side; an experiment whose results cannot
- * be read yet simply shows none.
+ * Every experiment with its results, a few queries at a time (each is an aggregation in the
+ * metrics store); an experiment whose results cannot be read yet simply shows none.
  */
 async function loadAll() {
   const experiments = await es.experiments();
-  const results = await Promise.all(
-    experiments.map((e) => (WITH_RESULTS.has(e.status) ? agg.results(e.key).catch(() => null) : Promise.resolve(null))),
-  );
+  const results = await mapLimit(experiments, 4, (e) => (WITH_RESULTS.has(e.status) ? agg.results(e.key).catch(() => null) : Promise.resolve(null)));
   return experiments.map((e, i) => ({ experiment: e, results: results[i] }));
 }
 
