@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Event } from '@bunryu/core';
 import { chdbClient, clickHouseServerClient } from '../src/metrics-store/clickhouse-client.ts';
 import { ClickHouseMetricsStore } from '../src/metrics-store/clickhouse-metrics-store.ts';
-import { OPEN_END, type MetricSpec, type SeriesRow } from '../src/metrics-store/metrics-store.ts';
+import { OPEN_END, storedEvent, type MetricSpec, type SeriesRow } from '../src/metrics-store/metrics-store.ts';
 import { behaviour, experimentData, exposure } from './support/events.ts';
 import { near, reference } from './support/reference.ts';
 
@@ -52,6 +52,7 @@ function expectMatches(rows: SeriesRow[], bucket: number, events: Event[], exper
 
 describe.each(adapters)('MetricsStore contract: ClickHouse adapter over %s', (_name, open) => {
   let store: ClickHouseMetricsStore;
+  const put = (events: Event[]) => store.insert(events.map(storedEvent));
   beforeAll(async () => {
     store = await open();
   });
@@ -67,7 +68,7 @@ describe.each(adapters)('MetricsStore contract: ClickHouse adapter over %s', (_n
     const experiment = `contract-${run}-a`;
     const start = 1_760_000_000_000;
     const events = experimentData({ experiment, variants: ['control', 'treatment', 'big'], units: 400, seed: 11, start, spanMs: 3 * 3_600_000 });
-    await store.insert(events);
+    await put(events);
     const ends = [start + 3_600_000, start + 2 * 3_600_000, OPEN_END];
     const rows = await store.series({ experiment, metrics: METRICS, ends });
     ends.forEach((end, k) => expectMatches(rows, k, events, experiment, METRICS, end === OPEN_END ? Infinity : end));
@@ -80,12 +81,12 @@ describe.each(adapters)('MetricsStore contract: ClickHouse adapter over %s', (_n
   it('is idempotent by eventId: a replayed batch, or the same events cut into other batches, changes nothing', async () => {
     const experiment = `contract-${run}-b`;
     const events = experimentData({ experiment, variants: ['control', 'treatment'], units: 150, seed: 12, start: 1_760_000_000_000, spanMs: 600_000 });
-    await store.insert(events);
+    await put(events);
     const q = { experiment, metrics: METRICS, ends: [OPEN_END] };
     const once = await store.series(q);
-    await store.insert(events);
-    await store.insert(events.slice(0, 100));
-    await store.insert(events.slice(50, 400).reverse());
+    await put(events);
+    await put(events.slice(0, 100));
+    await put(events.slice(50, 400).reverse());
     expect(await store.series(q)).toEqual(once);
     expectMatches(once, 0, events, experiment, METRICS, Infinity);
   });
@@ -95,26 +96,26 @@ describe.each(adapters)('MetricsStore contract: ClickHouse adapter over %s', (_n
     const t = 1_760_000_000_000;
     const a = [{ experiment, variant: 'control' }];
     const b = [{ experiment, variant: 'treatment' }];
-    await store.insert([exposure(`c-${run}-1`, t + 1000, a), behaviour('click', `c-${run}-1`, t + 500), behaviour('click', `c-${run}-1`, t + 1000)]);
+    await put([exposure(`c-${run}-1`, t + 1000, a), behaviour('click', `c-${run}-1`, t + 500), behaviour('click', `c-${run}-1`, t + 1000)]);
     let [row] = await store.series({ experiment, metrics: [{ kind: 'mean', event: 'click' }], ends: [OPEN_END] });
     expect(row).toMatchObject({ variant: 'control', units: 1, exposures: 1, metrics: [{ sum: 0 }] });
     // The clicks have no value (0 each): count them instead with a ratio over exposures.
     [row] = await store.series({ experiment, metrics: [{ kind: 'ratio', numerator: { event: 'click' }, denominator: { event: 'exposure' } }], ends: [OPEN_END] });
     expect(row!.metrics[0]).toMatchObject({ sum: 1, denSum: 1 });
     // An earlier exposure arrives late: the click at t+500 now counts.
-    await store.insert([exposure(`c-${run}-1`, t + 400, a)]);
+    await put([exposure(`c-${run}-1`, t + 400, a)]);
     [row] = await store.series({ experiment, metrics: [{ kind: 'ratio', numerator: { event: 'click' }, denominator: { event: 'exposure' } }], ends: [OPEN_END] });
     expect(row!.metrics[0]).toMatchObject({ sum: 2, denSum: 2 });
     expect(row).toMatchObject({ units: 1, exposures: 2 });
     // The same unit then shows up in the other variant: it is no longer analysed at all.
-    await store.insert([exposure(`c-${run}-1`, t + 2000, b)]);
+    await put([exposure(`c-${run}-1`, t + 2000, b)]);
     expect(await store.series({ experiment, metrics: [], ends: [OPEN_END] })).toEqual([]);
   });
 
   it('keeps values that look like SQL as plain data (queries are parameterised)', async () => {
     const experiment = `contract-${run}-d`;
     const unitId = `x'); DROP TABLE events; --\\ "${run}`;
-    await store.insert([exposure(unitId, 1000, [{ experiment, variant: 'control' }], { attributes: { note: "it's" } }), behaviour('click', unitId, 2000)]);
+    await put([exposure(unitId, 1000, [{ experiment, variant: 'control' }], { attributes: { note: "it's" } }), behaviour('click', unitId, 2000)]);
     const [row] = await store.series({ experiment, metrics: [{ kind: 'proportion', event: 'click' }], ends: [OPEN_END] });
     expect(row).toMatchObject({ variant: 'control', units: 1, metrics: [{ count: 1, sum: 1 }] });
     expect(await store.countEvents()).toBeGreaterThan(0);

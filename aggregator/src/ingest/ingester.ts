@@ -1,6 +1,6 @@
 import { Event } from '@bunryu/core';
 import type { ConsumedRecord, EventLogConsumer } from '@bunryu/event-log';
-import type { MetricsStore } from '../metrics-store/metrics-store.ts';
+import type { MetricsStore, StoredEvent } from '../metrics-store/metrics-store.ts';
 
 export interface IngesterLogger {
   warn(obj: object, msg: string): void;
@@ -59,7 +59,7 @@ export class Ingester {
 
   /** Exposed for the handler contract: validate, insert, resolve. */
   async ingest(records: readonly ConsumedRecord[]): Promise<void> {
-    const events: Event[] = [];
+    const events: StoredEvent[] = [];
     let rejected = 0;
     let firstReject: { partition: number; offset: string; reason: string } | undefined;
     for (const record of records) {
@@ -92,15 +92,19 @@ export class Ingester {
    * one event the store cannot take never stalls the partition. Re-inserting the halves that
    * already went in is harmless (idempotent by event id).
    */
-  private async insert(events: Event[]): Promise<void> {
+  private async insert(events: StoredEvent[]): Promise<void> {
     const started = performance.now();
     try {
       await this.options.store.insert(events);
     } catch (err) {
       if (!isDataError(err)) throw err;
       if (events.length === 1) {
+        // The JSON as it came may say what the schema accepted in a form the store does not
+        // (duplicate keys, 1e12 for an integer): the validated event, written out again, may go in.
+        const canonical = JSON.stringify(events[0]!.event);
+        if (canonical !== events[0]!.json) return this.insert([{ event: events[0]!.event, json: canonical }]);
         this.stats.rejected++;
-        this.options.logger.warn({ eventId: events[0]!.eventId, err: (err as Error).message }, 'the metrics store refused an event; skipped');
+        this.options.logger.warn({ eventId: events[0]!.event.eventId, err: (err as Error).message }, 'the metrics store refused an event; skipped');
         return;
       }
       const half = Math.ceil(events.length / 2);
@@ -125,7 +129,7 @@ export function isDataError(err: unknown): boolean {
 }
 
 /** Appends the record's event to `out`, or returns why it is not one. */
-function parseRecord(value: string, out: Event[]): string | undefined {
+function parseRecord(value: string, out: StoredEvent[]): string | undefined {
   let json: unknown;
   try {
     json = JSON.parse(value);
@@ -137,6 +141,6 @@ function parseRecord(value: string, out: Event[]): string | undefined {
     const issue = r.error.issues[0];
     return `${issue?.path.join('.') || '(event)'}: ${issue?.message ?? 'invalid'}`;
   }
-  out.push(r.data);
+  out.push({ event: r.data, json: value });
   return undefined;
 }

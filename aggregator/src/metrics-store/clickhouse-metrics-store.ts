@@ -1,49 +1,7 @@
 import type { ClickHouseClient } from '@clickhouse/client';
-import type { Event } from '@bunryu/core';
-import type { MetricAggregate, MetricsStore, SeriesQuery, SeriesRow } from './metrics-store.ts';
+import type { MetricAggregate, MetricsStore, SeriesQuery, SeriesRow, StoredEvent } from './metrics-store.ts';
 import { SCHEMA } from './schema.ts';
 import { buildSeriesQuery } from './series-query.ts';
-
-/** A row of the `events` table as JSONEachRow. */
-interface EventRow {
-  eventId: string;
-  type: string;
-  ts: number;
-  unitId: string;
-  route: string;
-  requestId: string;
-  expKeys: string[];
-  expVariants: string[];
-  value: number | null;
-  latencyMs: number | null;
-  status: number | null;
-  attributes: Record<string, string>;
-}
-
-function toRow(e: Event): EventRow {
-  const expKeys: string[] = [];
-  const expVariants: string[] = [];
-  for (const a of e.assignments) {
-    expKeys.push(a.experiment);
-    expVariants.push(a.variant);
-  }
-  const attributes: Record<string, string> = {};
-  if (e.attributes) for (const [k, v] of Object.entries(e.attributes)) attributes[k] = String(v);
-  return {
-    eventId: e.eventId,
-    type: e.type,
-    ts: e.ts,
-    unitId: e.unitId,
-    route: e.route ?? '',
-    requestId: e.requestId ?? '',
-    expKeys,
-    expVariants,
-    value: e.value ?? null,
-    latencyMs: e.latencyMs ?? null,
-    status: e.status ?? null,
-    attributes,
-  };
-}
 
 /** A decimal string (`-12.5`) as an integer in units of 10^-scale: exact. */
 export function decimalUnits(text: unknown, scale: number): bigint {
@@ -82,7 +40,8 @@ function num(v: unknown): number {
 
 /**
  * The ClickHouse adapter of the MetricsStore port, over any @clickhouse/client connection: chdb
- * in-process (`createChdbConnection`) or a server URL. It creates its schema on `open()`.
+ * in-process (`createChdbConnection`) or a server URL, made by `clickhouse-client.ts` (whose JSON
+ * encoder passes strings through). It creates its schema on `open()`.
  */
 export class ClickHouseMetricsStore implements MetricsStore {
   private constructor(private readonly client: ClickHouseClient) {}
@@ -92,9 +51,19 @@ export class ClickHouseMetricsStore implements MetricsStore {
     return new ClickHouseMetricsStore(client);
   }
 
-  async insert(events: readonly Event[]): Promise<void> {
+  /**
+   * The events' JSON goes in as it came (the table's columns are the event's fields): no
+   * re-serialisation, which is a third of the ingest cost. Attribute values that are numbers or
+   * booleans are read as strings.
+   */
+  async insert(events: readonly StoredEvent[]): Promise<void> {
     if (events.length === 0) return;
-    await this.client.insert({ table: 'events', values: events.map(toRow), format: 'JSONEachRow' });
+    await this.client.insert({
+      table: 'events',
+      values: events.map((e) => e.json),
+      format: 'JSONEachRow',
+      clickhouse_settings: { input_format_json_read_numbers_as_strings: 1, input_format_json_read_bools_as_strings: 1 },
+    });
   }
 
   async span(experiment: string): Promise<{ firstTs: number; lastTs: number } | null> {

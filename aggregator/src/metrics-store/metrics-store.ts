@@ -5,12 +5,23 @@ import type { Event } from '@bunryu/core';
  * aggregates come from. One adapter (ClickHouse through @clickhouse/client) runs over two
  * connections: chdb in-process (the embedded default) or a ClickHouse server at CLICKHOUSE_URL.
  */
+/** An event that passed core's `Event` schema, with its JSON text (sent to the store as is). */
+export interface StoredEvent {
+  readonly event: Event;
+  readonly json: string;
+}
+
+/** For callers holding an event object only. */
+export function storedEvent(event: Event): StoredEvent {
+  return { event, json: JSON.stringify(event) };
+}
+
 export interface MetricsStore {
   /**
    * Makes the events durable and queryable; resolves only then. Idempotent by `eventId`: inserting
    * an event again, in any batch, never changes an aggregate.
    */
-  insert(events: readonly Event[]): Promise<void>;
+  insert(events: readonly StoredEvent[]): Promise<void>;
   /** First and last exposure time of an experiment's analysed units; null when it has none. */
   span(experiment: string): Promise<{ firstTs: number; lastTs: number } | null>;
   /** Cumulative per-variant aggregates of `metrics` at each bucket end (see SeriesQuery). */

@@ -1,8 +1,9 @@
 /**
  * ClickHouse schema of the metrics store (docs/adr/0002-metrics-storage.md).
  *
- * - `events`: every consumed event as it came, one row per delivery; ReplacingMergeTree keyed
- *   by event id so merges drop redelivered copies (queries never depend on that).
+ * - `events`: every consumed event as it came (its columns are the event's JSON fields, so the
+ *   validated JSON is inserted as is), one row per delivery; ReplacingMergeTree keyed by event id
+ *   so merges drop redelivered copies (queries never depend on that).
  * - `unit_exposures`: per (experiment, unit), maintained by a materialized view: first exposure
  *   time, the variant of that first exposure, every variant seen, and the set of exposures.
  * - `unit_events`: per (event type, unit), maintained by a materialized view: the set of events
@@ -22,8 +23,7 @@ export const SCHEMA: readonly string[] = [
     unitId String,
     route LowCardinality(String),
     requestId String,
-    expKeys Array(LowCardinality(String)),
-    expVariants Array(LowCardinality(String)),
+    assignments Array(Tuple(experiment String, variant String)),
     value Nullable(Float64),
     latencyMs Nullable(Float64),
     status Nullable(UInt16),
@@ -46,15 +46,15 @@ export const SCHEMA: readonly string[] = [
   // Missing latency is stored as -1 and missing status as 0 so the set's tuples compare exactly.
   `CREATE MATERIALIZED VIEW IF NOT EXISTS unit_exposures_mv TO unit_exposures AS
   SELECT
-    experiment,
+    a.experiment AS experiment,
     unitId,
     min(ts) AS firstTs,
     max(ts) AS lastTs,
-    argMinState(assignedVariant, (ts, eventId)) AS variantState,
-    groupUniqArray(assignedVariant) AS variantsSeen,
+    argMinState(a.variant, (ts, eventId)) AS variantState,
+    groupUniqArray(a.variant) AS variantsSeen,
     groupUniqArrayState((ts, eventId, ifNull(latencyMs, -1.), ifNull(status, toUInt16(0)))) AS exposureSet
   FROM events
-  ARRAY JOIN expKeys AS experiment, expVariants AS assignedVariant
+  ARRAY JOIN assignments AS a
   WHERE type = 'exposure'
   GROUP BY experiment, unitId`,
 
