@@ -4,7 +4,7 @@ import { ExperimentDefinition, assign, bucket, type AssignableConfig } from '@bu
 import { TOTAL, evenSplit, formatWeight, parseWeight, rebalance, sum } from '../public/js/lib/weights.js';
 import { rampMoves, variantRanges } from '../public/js/lib/buckets.js';
 import { emptyForm, fieldFor, formFromExperiment, parseList, parseParams, toDefinition } from '../public/js/lib/definition.js';
-import { liftSeries, relativeLift } from '../public/js/lib/timeseries.js';
+import { chooseInterval, liftSeries, relativeLift } from '../public/js/lib/timeseries.js';
 
 // The browser's pure modules: weight sliders, bucket arithmetic for the release dialogs, the
 // form ⇄ definition mapping and the time-series adapter.
@@ -159,6 +159,16 @@ describe('lift time series', () => {
       ['c', 't'],
     );
     expect(s).toEqual([{ variant: 't', index: 1, points: [{ t: Date.parse('2026-01-01T00:01:00Z'), lift: 0.1, lo: 0, hi: 0.2 }] }]);
+  });
+
+  it('asks for an interval giving at most about 60 points since the start', () => {
+    const start = '2026-01-01T00:00:00Z';
+    const at = (ms: number) => Date.parse(start) + ms;
+    expect(chooseInterval(start, at(20_000))).toBe('1s');
+    expect(chooseInterval(start, at(10 * 60_000))).toBe('10s');
+    expect(chooseInterval(start, at(2 * 86_400_000))).toBe('1h'); // 48 points
+    expect(chooseInterval(start, at(3 * 86_400_000))).toBe('3h'); // 1h would give 72
+    expect(chooseInterval(undefined, at(0))).toBeUndefined();
   });
 
   it('computes lift from per-variant figures when the point has no comparison', () => {

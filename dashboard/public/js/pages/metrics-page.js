@@ -11,6 +11,8 @@ const KNOWN = ['key', 'type', 'event', 'numerator', 'denominator', 'description'
 
 /** @param {any} m */
 function definitionText(m) {
+  if (m.key === 'error_rate' && m.builtIn) return 'share of units with an exposure answered ≥ 500 (gateway)';
+  if (m.key === 'latency_ms' && m.builtIn) return "per-unit mean of the gateway's exposure latency";
   const ref = (r) => (r?.field === 'value' ? `sum of ${r.event} values` : `count of ${r?.event}`);
   if (m.type === 'ratio') return `${ref(m.numerator)} ÷ ${ref(m.denominator)}`;
   if (m.type === 'proportion') return m.event ? `share of units with ≥ 1 ${m.event}` : 'share of units';
