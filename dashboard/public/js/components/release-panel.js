@@ -44,6 +44,8 @@ export function ReleasePanel({ experiment: e, results, who, onChanged }) {
   const s = scope(e);
   const promoted = e.variants.find((v) => v.key === promoteKey);
   const guardrails = (results?.metrics ?? []).filter((m) => (e.metrics?.guardrails ?? []).includes(m.metric) || m.metric === e.metrics?.primary);
+  // The role's refusal is said once at the top; each section only says why its status forbids it.
+  const statusWhy = (action) => (canRelease && !allowed(action, e.status) ? `The experiment is ${e.status.replace('_', ' ')}; ${action} is ${allowedText(action)}.` : null);
   const disabledWhy = (action) => (!canRelease ? refusal(who.role, 'release') : !allowed(action, e.status) ? `The experiment is ${e.status.replace('_', ' ')}; ${action} is ${allowedText(action)}.` : null);
 
   const act = async (what, call) => {
@@ -74,7 +76,7 @@ export function ReleasePanel({ experiment: e, results, who, onChanged }) {
         <div class="toolbar">
           <button type="button" class="primary" disabled=${!!disabledWhy('ramp') || !changed} onClick=${() => setDialog('ramp')}>Review ramp…</button>
           <button type="button" disabled=${!changed} onClick=${() => setWeights(current)}>Reset</button>
-          ${disabledWhy('ramp') && html`<span class="small muted">${disabledWhy('ramp')}</span>`}
+          ${statusWhy('ramp') && html`<span class="small muted">${statusWhy('ramp')}</span>`}
         </div>
       </section>
 
@@ -91,7 +93,7 @@ export function ReleasePanel({ experiment: e, results, who, onChanged }) {
           </fieldset>
           <div class="toolbar">
             <button type="button" class="primary" disabled=${!!disabledWhy('promote')} onClick=${() => setDialog('promote')}>Promote ${promoteKey}…</button>
-            ${disabledWhy('promote') && html`<span class="small muted">${disabledWhy('promote')}</span>`}
+            ${statusWhy('promote') && html`<span class="small muted">${statusWhy('promote')}</span>`}
           </div>
         </section>
 
@@ -100,7 +102,7 @@ export function ReleasePanel({ experiment: e, results, who, onChanged }) {
           <p class="small">Stops the experiment${e.status === 'released' ? ` and its release of ${e.releasedVariant}` : ''} at once; its traffic gets the route's defaults.</p>
           <div class="toolbar">
             <button type="button" class="danger" disabled=${!!disabledWhy('rollback')} onClick=${() => setDialog('rollback')}>Roll back…</button>
-            ${disabledWhy('rollback') && html`<span class="small muted">${disabledWhy('rollback')}</span>`}
+            ${statusWhy('rollback') && html`<span class="small muted">${statusWhy('rollback')}</span>`}
           </div>
         </section>
       </div>

@@ -150,6 +150,11 @@ export function ExperimentForm({ who, experimentKey }) {
     </div>`;
   };
   const disabled = !canEdit || busy;
+  // Once an experiment has run, what decides who gets which variant (route, layer, traffic,
+  // salt, variant keys, order and weights) stays put: changing it would reshuffle units
+  // mid-experiment. Weights move through the Release tab's ramp, confirmed bucket by bucket.
+  const started = editing && status !== null && status !== 'draft';
+  const locked = disabled || started;
   const metricOptions = metrics.map((m) => m.key);
 
   return html`
@@ -158,7 +163,9 @@ export function ExperimentForm({ who, experimentKey }) {
       <a href=${editing ? href('experiments', experimentKey) : href('experiments')}>Cancel</a>
     </div>
     ${!canEdit && html`<p class="notice info">${refusal(who.role, 'edit')} The form is read-only.</p>`}
-    ${editing && status === 'running' && html`<p class="notice info">This experiment is running: a change applies to live traffic at once. To move weights without editing, use the Release tab's ramp.</p>`}
+    ${started &&
+    html`<p class="notice info">This experiment is ${status}: changes apply to live traffic at once. Its route, layer, traffic, salt and variants stay as
+      they are so nobody is reshuffled; move weights with the <a href=${href('experiments', experimentKey)}>Release tab's ramp</a>.</p>`}
     <div ref=${summary} tabindex="-1" class="error-summary-anchor">
       ${(errors.length > 0 || topError) &&
       html`<div class="error-summary" role="alert" aria-labelledby="error-summary-title">
@@ -192,22 +199,22 @@ export function ExperimentForm({ who, experimentKey }) {
         <div class="cols-4">
           ${field('route', 'Route', (id, ep) =>
             routes && routes.length
-              ? html`<select id=${id} value=${form.route} disabled=${disabled} onChange=${(e) => set({ route: e.currentTarget.value })} ...${ep}>
+              ? html`<select id=${id} value=${form.route} disabled=${locked} onChange=${(e) => set({ route: e.currentTarget.value })} ...${ep}>
                   <option value="">Choose a route…</option>
                   ${routes.map((r) => html`<option value=${r.key}>${r.key}</option>`)}
                 </select>`
-              : html`<input id=${id} class="mono" value=${form.route} disabled=${disabled} onInput=${(e) => set({ route: e.currentTarget.value })} ...${ep} />`,
+              : html`<input id=${id} class="mono" value=${form.route} disabled=${locked} onInput=${(e) => set({ route: e.currentTarget.value })} ...${ep} />`,
             routes && routes.length === 0 ? 'No routes yet: an admin adds them on the Routes page.' : undefined)}
-          ${field('layer', 'Layer', (id, ep) => html`<input id=${id} class="mono" value=${form.layer} disabled=${disabled} placeholder=${form.key || 'defaults to the key'}
+          ${field('layer', 'Layer', (id, ep) => html`<input id=${id} class="mono" value=${form.layer} disabled=${locked} placeholder=${form.key || 'defaults to the key'}
             onInput=${(e) => set({ layer: e.currentTarget.value })} ...${ep} />`, 'Experiments sharing a layer get disjoint traffic.')}
           ${field('trafficPercent', 'Traffic (% of the layer)', (id, ep) => html`<div class="traffic">
-              <input type="range" min="1" max="100" step="1" value=${Number(form.trafficPercent) || 0} disabled=${disabled} aria-label="Traffic slider"
+              <input type="range" min="1" max="100" step="1" value=${Number(form.trafficPercent) || 0} disabled=${locked} aria-label="Traffic slider"
                 onInput=${(e) => set({ trafficPercent: e.currentTarget.value })} />
-              <input id=${id} type="number" min="0.01" max="100" step="0.01" value=${form.trafficPercent} disabled=${disabled} class="weight-number"
+              <input id=${id} type="number" min="0.01" max="100" step="0.01" value=${form.trafficPercent} disabled=${locked} class="weight-number"
                 onInput=${(e) => set({ trafficPercent: e.currentTarget.value })} ...${ep} />
             </div>`,
             form.allocation ? `Allocated buckets [${form.allocation.start}, ${form.allocation.end}) of the layer.` : 'The service allocates a free range of the layer.')}
-          ${field('salt', 'Salt', (id, ep) => html`<input id=${id} class="mono" value=${form.salt} disabled=${disabled} placeholder="(none)" onInput=${(e) => set({ salt: e.currentTarget.value })} ...${ep} />`,
+          ${field('salt', 'Salt', (id, ep) => html`<input id=${id} class="mono" value=${form.salt} disabled=${locked} placeholder="(none)" onInput=${(e) => set({ salt: e.currentTarget.value })} ...${ep} />`,
             'Changing it reshuffles units.')}
         </div>
         <${TargetingEditor} rules=${form.targeting} disabled=${disabled} errorAt=${errorAt} onChange=${(targeting) => set({ targeting })} />
@@ -217,8 +224,8 @@ export function ExperimentForm({ who, experimentKey }) {
         <div class="section-head">
           <h2 id="variants-title">Variants</h2>
           <div class="toolbar">
-            <button type="button" disabled=${disabled} onClick=${() => set({ weights: evenSplit(form.variants.length) })}>Split evenly</button>
-            <button type="button" disabled=${disabled || form.variants.length >= 20} onClick=${addVariant}>Add variant</button>
+            <button type="button" disabled=${locked} onClick=${() => set({ weights: evenSplit(form.variants.length) })}>Split evenly</button>
+            <button type="button" disabled=${locked || form.variants.length >= 20} onClick=${addVariant}>Add variant</button>
           </div>
         </div>
         <p class="muted small">The first variant is the control. Weights always total 100%: moving one slider rescales the others.</p>
@@ -233,11 +240,11 @@ export function ExperimentForm({ who, experimentKey }) {
             return html`<fieldset class="variant" key=${i}>
               <legend>Variant ${i + 1}${i === 0 ? ' (control)' : ''}</legend>
               <div class="cols-2">
-                ${field(p('key'), 'Key', (id, ep) => html`<input id=${id} class="mono" value=${v.key} disabled=${disabled} onInput=${(e) => setVariant(i, { key: e.currentTarget.value })} ...${ep} />`)}
+                ${field(p('key'), 'Key', (id, ep) => html`<input id=${id} class="mono" value=${v.key} disabled=${locked} onInput=${(e) => setVariant(i, { key: e.currentTarget.value })} ...${ep} />`)}
                 ${field(p('name'), 'Name', (id, ep) => html`<input id=${id} value=${v.name} disabled=${disabled} placeholder="optional" onInput=${(e) => setVariant(i, { name: e.currentTarget.value })} ...${ep} />`)}
               </div>
               <${WeightSlider} id=${idOf(p('weight'))} label=${`Weight of ${v.key || `variant ${i + 1}`} (%)`} index=${i} weights=${form.weights}
-                disabled=${disabled} error=${errorAt(p('weight'))} onChange=${(weights) => set({ weights })} />
+                disabled=${locked} error=${errorAt(p('weight'))} onChange=${(weights) => set({ weights })} />
               <div class="field">
                 <label for=${paramsId}>Parameters (JSON object)</label>
                 <textarea id=${paramsId} class="mono json" rows="3" spellcheck="false" disabled=${disabled} ...${errorProps(paramsId, paramsErr)}
@@ -246,7 +253,7 @@ export function ExperimentForm({ who, experimentKey }) {
               </div>
               ${field(p('upstream'), 'Upstream override (optional)', (id, ep) => html`<input id=${id} class="mono" type="url" value=${v.upstream} disabled=${disabled}
                 placeholder="http://model-v2:8082" onInput=${(e) => setVariant(i, { upstream: e.currentTarget.value })} ...${ep} />`)}
-              <button type="button" class="icon" disabled=${disabled || form.variants.length <= 2} onClick=${() => removeVariant(i)}
+              <button type="button" class="icon" disabled=${locked || form.variants.length <= 2} onClick=${() => removeVariant(i)}
                 aria-label=${`Remove variant ${v.key || i + 1}`}>Remove variant</button>
             </fieldset>`;
           })}
