@@ -217,12 +217,18 @@ export async function run(): Promise<BenchResult[]> {
   const results: BenchResult[] = [];
   const kafka = (await integrationServer('KAFKA_BROKERS', '127.0.0.1:9092')).url;
 
-  // chdb binds one data directory per process: every scenario here shares one.
-  const dir = await mkdtemp(join(tmpdir(), 'bunryu-bench-ingest-'));
-  try {
-    results.push(...(await ingest('embedded log', createFileEventLog({ dir: join(dir, 'events'), topic: EVENTS_TOPIC, maxBatchRecords: 50_000, maxBatchBytes: 32 << 20 }), dir)));
-  } finally {
-    await rm(dir, { recursive: true, force: true });
+  // chdb binds one data directory per process at a time: each scenario opens its own and closes it.
+  const logs: [string, (dir: string) => EventLog][] = [
+    ['embedded log', (dir) => createFileEventLog({ dir: join(dir, 'events'), topic: EVENTS_TOPIC, maxBatchRecords: 50_000, maxBatchBytes: 32 << 20 })],
+  ];
+  if (kafka) logs.push(['kafka', () => createKafkaEventLog({ brokers: kafka, topic: `bench-ingest-${randomUUID()}` })]);
+  for (const [name, open] of logs) {
+    const dir = await mkdtemp(join(tmpdir(), 'bunryu-bench-ingest-'));
+    try {
+      results.push(...(await ingest(name, open(dir), dir)));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   }
   results.push(...(await pipeline('embedded log', undefined)));
   if (kafka) results.push(...(await pipeline('kafka', kafka)));
