@@ -1,4 +1,3 @@
-import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { baseEnv, csv, port } from '@bunryu/core';
 import { loadConfig } from '@bunryu/platform';
@@ -20,8 +19,8 @@ export const ConfigSchema = z.object({
   KAFKA_BROKERS: csv.pipe(z.array(z.string().regex(/^[^:\s]+:\d+$/, 'must be host:port')).min(1)).optional(),
   /** Set: `x-api-key` must be one of these on the client API. */
   BUNRYU_CLIENT_KEYS: csv.pipe(z.array(z.string()).min(1)).optional(),
-  /** Keep-alive connections per upstream origin. */
-  GATEWAY_UPSTREAM_CONNECTIONS: z.coerce.number().int().min(1).max(1024).default(Math.max(4, availableParallelism() * 8)),
+  /** Most keep-alive connections per upstream origin (opened as needed; as @fastify/reply-from). */
+  GATEWAY_UPSTREAM_CONNECTIONS: z.coerce.number().int().min(1).max(1024).default(128),
   /** Events held in memory before the publisher spills to disk. */
   GATEWAY_EVENT_QUEUE_LIMIT: z.coerce.number().int().min(1000).max(10_000_000).default(100_000),
 });

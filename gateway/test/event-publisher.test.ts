@@ -28,6 +28,27 @@ describe('EventPublisher', () => {
     await pub.close();
   });
 
+  it('gathers a trickle of events into one append per tick instead of one per event', async () => {
+    const producer = new MemoryProducer();
+    const original = producer.append.bind(producer);
+    // An append with a fixed cost, like an fsync.
+    producer.append = async (records: readonly LogRecord[]) => {
+      await new Promise((r) => setTimeout(r, 5));
+      return original(records);
+    };
+    const pub = await publisher(producer, await tempDir(), { flushIntervalMs: 100 });
+    const started = Date.now();
+    for (const seq of range(0, 60)) {
+      pub.publish('u', { seq });
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    const ticks = Math.ceil((Date.now() - started) / 100) + 1;
+    await until(() => pub.stats().published === 60, 5000, 'the events');
+    expect(producer.appends).toBeLessThanOrEqual(ticks + 1);
+    expect(seqs(producer)).toEqual(range(0, 60));
+    await pub.close();
+  });
+
   it('spills to disk while the log is down and replays in order, exactly once, before newer events', async () => {
     const producer = new MemoryProducer();
     const dir = await tempDir();

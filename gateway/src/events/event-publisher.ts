@@ -64,6 +64,8 @@ export class EventPublisher {
   private timer: NodeJS.Timeout | null = null;
   private kickScheduled = false;
   private closed = false;
+  /** flush() wants everything out now, not only full batches. */
+  private draining = 0;
   private retryDelay: number;
   private nextRetryAt = 0;
   private spilled = 0;
@@ -115,9 +117,14 @@ export class EventPublisher {
 
   /** Resolves once everything published so far is in the log or on disk. */
   async flush(): Promise<void> {
-    while (this.queue.length > 0 || this.pumping) {
-      this.startPump();
-      await this.pumping;
+    this.draining++;
+    try {
+      while (this.queue.length > 0 || this.pumping) {
+        this.startPump();
+        await this.pumping;
+      }
+    } finally {
+      this.draining--;
     }
   }
 
@@ -187,7 +194,11 @@ export class EventPublisher {
             this.enterSpill('the event log rejected an append', err);
             // Order matters: the failed batch is older than anything still queued.
             await this.toSpill(records);
+            continue;
           }
+          // An append has a fixed cost (an fsync, a Kafka round trip) far above its per-record
+          // cost: what arrived meanwhile waits for the next tick unless it makes a full batch.
+          if (this.queue.length < this.batchSize && this.draining === 0 && !this.closed) return;
           continue;
         }
 
