@@ -348,6 +348,24 @@ describe.each(['file', 'redis'] as const)('experiments API on the %s store', (ki
         expect(again.statusCode).toBe(412);
       });
 
+      it('refuses an edit that would reshuffle units once started (409 naming the field), and allows the rest', async () => {
+        expect((await act('ranker-v2', 'start', 'editor')).statusCode).toBe(200);
+        const weights = definition({
+          variants: [
+            { key: 'control', weight: 30, params: { version: '1' } },
+            { key: 'treatment', weight: 70, params: { version: '2' } },
+          ],
+        });
+        const reshuffle = await call('PUT', '/v1/experiments/ranker-v2', 'editor', weights, { 'if-match': '"2"' });
+        expect(reshuffle.statusCode).toBe(409);
+        expect(error(reshuffle)).toMatchObject({ code: 'BUNRYU_INVALID_TRANSITION', message: expect.stringMatching(/^variants\.0\.weight: /) });
+        const salt = await call('PUT', '/v1/experiments/ranker-v2', 'editor', definition({ salt: 'x' }), { 'if-match': '"2"' });
+        expect(error(salt).message).toMatch(/^salt: /);
+        const renamed = await call('PUT', '/v1/experiments/ranker-v2', 'editor', definition({ name: 'renamed' }), { 'if-match': '"2"' });
+        expect(renamed.statusCode).toBe(200);
+        expect(renamed.json()).toMatchObject({ name: 'renamed', status: 'running', version: 3 });
+      });
+
       it('accepts the version quoted, bare or weak', async () => {
         for (const [header, version] of [['"1"', 1], ['2', 2], ['W/"3"', 3], ['"9", "4"', 4], ['*', 5]] as const) {
           const r = await call('PUT', '/v1/experiments/ranker-v2', 'editor', definition({ name: `v${version}` }), { 'if-match': header });

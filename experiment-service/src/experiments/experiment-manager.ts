@@ -111,7 +111,10 @@ export class ExperimentManager {
         updatedAt: this.now().toISOString(),
         ...(current.startedAt ? { startedAt: current.startedAt } : {}),
       };
-      if (current.status !== 'draft') checkCanRun(next, s);
+      if (current.status !== 'draft') {
+        assertAssignmentUnchanged(current, next);
+        checkCanRun(next, s);
+      }
       return next;
     });
   }
@@ -321,6 +324,27 @@ function checkCanRun(e: Experiment, state: StoreState): void {
       'BUNRYU_PARAM_CONFLICT',
       `Experiment ${conflict.experiment} (another layer, same route ${e.route}) already sets parameter "${conflict.param}"`,
       conflict,
+    );
+  }
+}
+
+/**
+ * Once an experiment has started, who gets which variant changes only through ramp, promote and
+ * rollback (releaser actions that keep assignments stable): an edit may not reshuffle units.
+ */
+function assertAssignmentUnchanged(current: Experiment, next: Experiment): void {
+  const fields: string[] = [];
+  if (next.route !== current.route) fields.push('route');
+  if (next.layer !== current.layer) fields.push('layer');
+  if (next.salt !== current.salt) fields.push('salt');
+  if (next.allocation.start !== current.allocation.start || next.allocation.end !== current.allocation.end) fields.push('trafficPercent');
+  if (next.variants.length !== current.variants.length || next.variants.some((v, i) => v.key !== current.variants[i]!.key)) fields.push('variants');
+  else next.variants.forEach((v, i) => v.weight !== current.variants[i]!.weight && fields.push(`variants.${i}.weight`));
+  if (fields.length > 0) {
+    throw createError(
+      'BUNRYU_INVALID_TRANSITION',
+      `${fields[0]}: cannot change on a ${current.status} experiment (use ramp to change weights)`,
+      { fields: fields.map((path) => ({ path, message: `cannot change once the experiment has started` })) },
     );
   }
 }
