@@ -42,11 +42,6 @@ export interface PublisherStats {
   mode: 'memory' | 'spill';
 }
 
-interface Pending {
-  key: string;
-  /** Serialized by the pump, off the request path; already a string when put back after a failed spill. */
-  value: object | string;
-}
 
 const silent: PublisherLogger = { info() {}, warn() {}, error() {} };
 
@@ -58,7 +53,7 @@ const silent: PublisherLogger = { info() {}, warn() {}, error() {} };
  * file in order, before any newer event, until it is empty. Nothing blocks, nothing is dropped.
  */
 export class EventPublisher {
-  private queue: Pending[] = [];
+  private queue: LogRecord[] = [];
   private mode: 'memory' | 'spill';
   private pumping: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -99,9 +94,13 @@ export class EventPublisher {
     this.timer.unref();
   }
 
-  /** Queues one event for the log, keyed by unit id. Never blocks and never throws. */
+  /**
+   * Queues one event for the log, keyed by unit id. Never blocks and never throws. The event is
+   * serialized here, spread over the requests, rather than a whole batch at once in the pump,
+   * which would stall the event loop for every request waiting at that moment.
+   */
   publish(key: string, event: object): void {
-    if (this.queue.push({ key, value: event }) === this.batchSize) this.scheduleKick();
+    if (this.queue.push({ key, value: JSON.stringify(event) }) === this.batchSize) this.scheduleKick();
   }
 
   stats(): PublisherStats {
@@ -236,8 +235,7 @@ export class EventPublisher {
       await this.spill.append(records);
       this.spilled += records.length;
     } catch (err) {
-      const back: Pending[] = records.map((r) => ({ key: r.key, value: r.value }));
-      this.queue = back.concat(this.queue);
+      this.queue = records.concat(this.queue);
       throw err;
     }
   }
@@ -250,14 +248,12 @@ export class EventPublisher {
   }
 
   private take(n: number): LogRecord[] {
-    const taken = n === this.queue.length ? this.queue : this.queue.slice(0, n);
-    this.queue = n === this.queue.length ? [] : this.queue.slice(n);
-    const records = new Array<LogRecord>(taken.length);
-    for (let i = 0; i < taken.length; i++) {
-      const { key, value } = taken[i]!;
-      records[i] = { key, value: typeof value === 'string' ? value : JSON.stringify(value) };
+    if (n === this.queue.length) {
+      const taken = this.queue;
+      this.queue = [];
+      return taken;
     }
-    return records;
+    return this.queue.splice(0, n);
   }
 
   private async append(records: LogRecord[], timeoutMs = this.appendTimeoutMs): Promise<void> {

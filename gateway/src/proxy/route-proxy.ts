@@ -95,22 +95,25 @@ export class RouteProxy {
       { unitId: unit.id, route: name, requestId, ts: Date.now(), latencyMs: Math.round(latencyMs * 1000) / 1000, status: upstreamStatus, attributes },
       randomUUID(),
     );
-    if (exposure) publisher.publish(unit.id, exposure);
-
     const own = ['x-ab-assignments', assignments, 'x-request-id', requestId];
     if (unit.issued) own.push('set-cookie', unitCookie(unit.id));
 
-    if (response !== null && (response.status < 500 || route.fallback === null)) {
-      metrics.request(name, result.assignments, response.status, latencyMs / 1000);
-      return sendUpstream(res, response, own);
+    try {
+      if (response !== null && (response.status < 500 || route.fallback === null)) {
+        metrics.request(name, result.assignments, response.status, latencyMs / 1000);
+        return sendUpstream(res, response, own);
+      }
+      if (route.fallback === null) {
+        this.deps.logger.warn({ route: name, upstream: upstream.origin, err: failure!.message, requestId }, 'upstream failed, no fallback');
+        metrics.request(name, result.assignments, upstreamStatus, latencyMs / 1000);
+        return sendError(res, failureError(failure!), requestId, own);
+      }
+      own.push('x-ab-fallback', 'true');
+      return await this.answerFromFallback(res, route, forwarded, rest, response, failure, result.assignments, latencyMs, own, requestId);
+    } finally {
+      // Queued once the answer is on its way: serializing the event adds nothing to its latency.
+      if (exposure) publisher.publish(unit.id, exposure);
     }
-    if (route.fallback === null) {
-      this.deps.logger.warn({ route: name, upstream: upstream.origin, err: failure!.message, requestId }, 'upstream failed, no fallback');
-      metrics.request(name, result.assignments, upstreamStatus, latencyMs / 1000);
-      return sendError(res, failureError(failure!), requestId, own);
-    }
-    own.push('x-ab-fallback', 'true');
-    return this.answerFromFallback(res, route, forwarded, rest, response, failure, result.assignments, latencyMs, own, requestId);
   }
 
   private async answerFromFallback(
