@@ -15,21 +15,39 @@ export function decimalUnits(text: unknown, scale: number): bigint {
 const E12 = 1e12;
 const E24 = 1e24;
 
+/** Exact running sums of one metric over a variant's units (Σ at scale 12, squares and products at 24). */
+interface Sums {
+  units: number;
+  count: number;
+  sum: bigint;
+  sq: bigint;
+  dsum: bigint;
+  dsq: bigint;
+  xd: bigint;
+}
+
+const newSums = (): Sums => ({ units: 0, count: 0, sum: 0n, sq: 0n, dsum: 0n, dsq: 0n, xd: 0n });
+
+/** Sample variance (n − 1) of n values from Σx and Σx²: n·Σx² − (Σx)² is formed exactly, nothing cancels. */
+function variance(n: number, sum: bigint, sq: bigint): number {
+  return n > 1 ? Number(BigInt(n) * sq - sum * sum) / E24 / (n * (n - 1)) : NaN;
+}
+
 /**
- * Mean, sample variance and covariance from exact sums (Σx at scale 12, Σx², Σxy at scale 24):
- * n·Σx² − (Σx)² is formed exactly in integers, so nothing cancels and the answer depends only on
- * the data, not on the order it was summed in.
+ * Mean, variance and covariance from exact sums: the answer depends only on the data, not on the
+ * order it was summed in (replays, merges and threads change that order).
  */
-function moments(n: number, sum: unknown, sq: unknown): { sum: number; mean: number; variance: number; units: bigint } {
-  const s = decimalUnits(sum, 12);
-  const q = decimalUnits(sq, 24);
-  const total = Number(s) / E12;
-  return {
-    units: s,
-    sum: total,
-    mean: n > 0 ? total / n : NaN,
-    variance: n > 1 ? Number(BigInt(n) * q - s * s) / E24 / (n * (n - 1)) : NaN,
-  };
+function aggregate(s: Sums, ratio: boolean): MetricAggregate {
+  const total = Number(s.sum) / E12;
+  const a: MetricAggregate = { units: s.units, count: s.count, sum: total, mean: s.units > 0 ? total / s.units : NaN, variance: variance(s.units, s.sum, s.sq) };
+  if (ratio) {
+    const den = Number(s.dsum) / E12;
+    a.denSum = den;
+    a.denMean = s.units > 0 ? den / s.units : NaN;
+    a.denVariance = variance(s.units, s.dsum, s.dsq);
+    a.covariance = s.units > 1 ? Number(BigInt(s.units) * s.xd - s.sum * s.dsum) / E24 / (s.units * (s.units - 1)) : NaN;
+  }
+  return a;
 }
 
 /** ClickHouse returns 64-bit integers as strings and NaN as null in JSON. */
@@ -87,27 +105,59 @@ export class ClickHouseMetricsStore implements MetricsStore {
       clickhouse_settings: { output_format_json_quote_decimals: 1 },
     });
     const rows = await rs.json<Record<string, unknown>>();
-    return rows.map((r) => ({
-      bucket: num(r.bucket),
-      variant: String(r.variant),
-      units: num(r.units),
-      exposures: num(r.exposures),
-      lastTs: num(r.lastTs),
-      metrics: built.columns.map((c, j): MetricAggregate => {
-        const units = num(r[`${c}_units`]);
-        const x = moments(units, r[`${c}_sum`], r[`${c}_sq`]);
-        const aggregate: MetricAggregate = { units, count: num(r[`${c}_count`]), sum: x.sum, mean: x.mean, variance: x.variance };
-        if (query.metrics[j]!.kind === 'ratio') {
-          const d = moments(units, r[`${c}_dsum`], r[`${c}_dsq`]);
-          const xd = decimalUnits(r[`${c}_xd`], 24);
-          aggregate.denSum = d.sum;
-          aggregate.denMean = d.mean;
-          aggregate.denVariance = d.variance;
-          aggregate.covariance = units > 1 ? Number(BigInt(units) * xd - x.units * d.units) / E24 / (units * (units - 1)) : NaN;
+    // The query returns each variant's changes in the buckets where something changed; the
+    // figures at a bucket end are the changes accumulated up to it.
+    interface Running {
+      units: number;
+      exposures: number;
+      lastTs: number;
+      metrics: Sums[];
+      first: number;
+    }
+    const running = new Map<string, Running>();
+    const changes = new Map<string, Map<number, Record<string, unknown>>>();
+    for (const r of rows) {
+      const variant = String(r.variant);
+      const bucket = num(r.bucket);
+      if (!changes.has(variant)) changes.set(variant, new Map());
+      changes.get(variant)!.set(bucket, r);
+      const at = running.get(variant);
+      if (!at || bucket < at.first) running.set(variant, { units: 0, exposures: 0, lastTs: 0, metrics: built.columns.map(newSums), first: bucket });
+    }
+    const out: SeriesRow[] = [];
+    for (let bucket = 0; bucket < query.ends.length; bucket++) {
+      for (const variant of [...running.keys()].sort()) {
+        const at = running.get(variant)!;
+        if (bucket < at.first) continue;
+        const r = changes.get(variant)!.get(bucket);
+        if (r) {
+          at.units += num(r.units);
+          at.exposures += num(r.exposures);
+          at.lastTs = Math.max(at.lastTs, num(r.lastTs));
+          built.columns.forEach((c, j) => {
+            const m = at.metrics[j]!;
+            m.units += num(r[`${c}_units`]);
+            m.count += num(r[`${c}_count`]);
+            m.sum += decimalUnits(r[`${c}_sum`], 12);
+            m.sq += decimalUnits(r[`${c}_sq`], 24);
+            if (query.metrics[j]!.kind === 'ratio') {
+              m.dsum += decimalUnits(r[`${c}_dsum`], 12);
+              m.dsq += decimalUnits(r[`${c}_dsq`], 24);
+              m.xd += decimalUnits(r[`${c}_xd`], 24);
+            }
+          });
         }
-        return aggregate;
-      }),
-    }));
+        out.push({
+          bucket,
+          variant,
+          units: at.units,
+          exposures: at.exposures,
+          lastTs: at.lastTs,
+          metrics: at.metrics.map((m, j) => aggregate(m, query.metrics[j]!.kind === 'ratio')),
+        });
+      }
+    }
+    return out;
   }
 
   /** Rows in the raw table (every delivery, before merges drop copies): what the benchmark polls. */

@@ -8,10 +8,12 @@ import type { EventRef, MetricSpec, SeriesQuery } from './metrics-store.ts';
  *    exposure and their exposures. A unit seen in two variants is left out (it cannot be
  *    attributed; forced and holdout units never have exposures in the first place).
  * 2. `kept`: for each unit, the events of the metrics' types at or after `t0`.
- * 3. Each unit is repeated for every bucket end after its `t0` (ARRAY JOIN) and its per-unit
- *    metric values are computed from the events before that end.
- * 4. Aggregated per (variant, bucket): counts and exact sums of x, x² and x·y, from which the
- *    adapter derives means, sample variances and covariances.
+ * 3. A unit's figures only change in the buckets where it is first exposed or has data: for each
+ *    such bucket it yields the change of its values since its previous one (the unit itself
+ *    appears, x − x', x² − x'², …). Summing changes keeps the cost at units × active buckets
+ *    instead of units × buckets.
+ * 4. Aggregated per (variant, bucket): exact sums of those changes; the adapter accumulates them
+ *    over the buckets into counts and Σx, Σx², Σxy, then means, variances and covariances.
  */
 export interface BuiltSeriesQuery {
   sql: string;
@@ -23,6 +25,7 @@ export interface BuiltSeriesQuery {
 /** Event values are clamped to ±1e15 (no metric is that large) so exact decimal sums cannot overflow. */
 const dec = (x: string) => `toDecimal128(least(greatest(${x}, -1e15), 1e15), 12)`;
 const ZERO = 'toDecimal128(0, 12)';
+const wide = (x: string) => `toDecimal256(${x}, 12)`;
 
 export function buildSeriesQuery(q: SeriesQuery): BuiltSeriesQuery {
   const types: string[] = [];
@@ -31,65 +34,77 @@ export function buildSeriesQuery(q: SeriesQuery): BuiltSeriesQuery {
     if (i < 0) i = types.push(event) - 1;
     return i;
   };
-  // Per-unit values over the ARRAY JOINed bucket end `E`, as Decimal128(12): exact, so a unit's
-  // value does not depend on the order its events are stored in.
-  const n = (i: number) => `arrayCount(x -> x.1 < E, e${i})`;
-  const s = (i: number) => `arraySum(x -> if(x.1 < E, ${dec('x.2')}, ${ZERO}), e${i})`;
+  // Per-unit values as of the time bound `at` (E: this bucket's end, P: the previous active
+  // bucket's end, or t0 for the first, where every value is 0), as Decimal128(12): exact, so a
+  // unit's value does not depend on the order its events are stored in.
+  const n = (i: number, at: string) => `arrayCount(x -> x.1 < ${at}, e${i})`;
+  const s = (i: number, at: string) => `arraySum(x -> if(x.1 < ${at}, ${dec('x.2')}, ${ZERO}), e${i})`;
   const count = (c: string) => `toDecimal128(${c}, 12)`;
-  const ref = (r: EventRef) => (r.field === 'value' ? s(typeIndex(r.event)) : count(n(typeIndex(r.event))));
+  const ref = (r: EventRef, at: string) => (r.field === 'value' ? s(typeIndex(r.event), at) : count(n(typeIndex(r.event), at)));
 
   const perUnit: string[] = [];
   const aggregates: string[] = [];
   const columns: string[] = [];
-  // Per variant: exact moments in Decimal256 (sums of x at scale 12, of x² and x·y at scale 24).
-  // Integer sums are associative, so neither redelivery, merges nor threads can move a digit.
-  const moments = (c: string, v: 'x' | 'd', cond?: string) => {
-    const wide = `toDecimal256(${c}_${v}, 12)`;
-    const agg = (e: string) => (cond ? `sumIf(${e}, ${cond})` : `sum(${e})`);
+  /** Per-unit value `x` and flag `has` of a metric at both bounds. */
+  const values = (c: string, name: string, expr: (at: string) => string) => {
+    perUnit.push(`${expr('E')} AS ${c}_${name}E`, `${expr('P')} AS ${c}_${name}P`);
+  };
+  const changes = (c: string, v: 'x' | 'd') => {
+    const [e, p] = [wide(`${c}_${v}E`), wide(`${c}_${v}P`)];
     const name = v === 'x' ? '' : 'd';
-    return [`${agg(wide)} AS ${c}_${name}sum`, `${agg(`${wide} * ${wide}`)} AS ${c}_${name}sq`];
+    return [`sum(${e} - ${p}) AS ${c}_${name}sum`, `sum(${e} * ${e} - ${p} * ${p}) AS ${c}_${name}sq`];
   };
   q.metrics.forEach((m: MetricSpec, j) => {
     const c = `m${j}`;
     columns.push(c);
-    const basic = (x: string, has: string) => {
-      perUnit.push(`${x} AS ${c}_x`, `${has} AS ${c}_has`);
-      aggregates.push(`count() AS ${c}_units`, `countIf(${c}_has) AS ${c}_count`, ...moments(c, 'x'));
+    // `units` changes by one where the unit appears, except for latency_ms: by `has`.
+    const basic = (x: (at: string) => string, has: (at: string) => string, unitsFollowHas = false) => {
+      values(c, 'x', x);
+      values(c, 'has', has);
+      aggregates.push(
+        unitsFollowHas ? `sum(toInt64(${c}_hasE) - toInt64(${c}_hasP)) AS ${c}_units` : `sum(pos = 1) AS ${c}_units`,
+        `sum(toInt64(${c}_hasE) - toInt64(${c}_hasP)) AS ${c}_count`,
+        ...changes(c, 'x'),
+      );
     };
     switch (m.kind) {
       case 'proportion': {
         const i = typeIndex(m.event);
-        basic(count(`${n(i)} > 0`), `${n(i)} > 0`);
+        basic((at) => count(`${n(i, at)} > 0`), (at) => `${n(i, at)} > 0`);
         break;
       }
       case 'mean': {
         const i = typeIndex(m.event);
-        basic(s(i), `${n(i)} > 0`);
+        basic((at) => s(i, at), (at) => `${n(i, at)} > 0`);
         break;
       }
-      case 'error_rate':
-        basic(count(`arrayExists(x -> x.1 < E AND x.4 >= 500, xs)`), `arrayExists(x -> x.1 < E AND x.4 >= 500, xs)`);
+      case 'error_rate': {
+        const errored = (at: string) => `arrayExists(x -> x.1 < ${at} AND x.4 >= 500, xs)`;
+        basic((at) => count(errored(at)), errored);
         break;
+      }
       case 'latency_ms': {
         // Units whose exposures carry no latency have no value: they are left out of this metric.
-        const lat = `arrayFilter(x -> x.1 < E AND x.3 >= 0, xs)`;
-        perUnit.push(
-          `${lat} AS ${c}_lat`,
-          `notEmpty(${c}_lat) AS ${c}_has`,
-          `if(${c}_has, arraySum(x -> ${dec('x.3')}, ${c}_lat) / length(${c}_lat), ${ZERO}) AS ${c}_x`,
+        const lat = (at: string) => `arrayFilter(x -> x.1 < ${at} AND x.3 >= 0, xs)`;
+        basic(
+          (at) => `if(empty(${lat(at)}), ${ZERO}, arraySum(x -> ${dec('x.3')}, ${lat(at)}) / length(${lat(at)}))`,
+          (at) => `notEmpty(${lat(at)})`,
+          true,
         );
-        aggregates.push(`countIf(${c}_has) AS ${c}_units`, `countIf(${c}_has) AS ${c}_count`, ...moments(c, 'x', `${c}_has`));
         break;
       }
       case 'ratio': {
-        const hasNum = `${n(typeIndex(m.numerator.event))} > 0`;
-        perUnit.push(`${ref(m.numerator)} AS ${c}_x`, `${ref(m.denominator)} AS ${c}_d`, `${hasNum} AS ${c}_has`);
+        const i = typeIndex(m.numerator.event);
+        values(c, 'x', (at) => ref(m.numerator, at));
+        values(c, 'd', (at) => ref(m.denominator, at));
+        values(c, 'has', (at) => `${n(i, at)} > 0`);
+        const [xe, xp, de, dp] = [wide(`${c}_xE`), wide(`${c}_xP`), wide(`${c}_dE`), wide(`${c}_dP`)];
         aggregates.push(
-          `count() AS ${c}_units`,
-          `countIf(${c}_has) AS ${c}_count`,
-          ...moments(c, 'x'),
-          ...moments(c, 'd'),
-          `sum(toDecimal256(${c}_x, 12) * toDecimal256(${c}_d, 12)) AS ${c}_xd`,
+          `sum(pos = 1) AS ${c}_units`,
+          `sum(toInt64(${c}_hasE) - toInt64(${c}_hasP)) AS ${c}_count`,
+          ...changes(c, 'x'),
+          ...changes(c, 'd'),
+          `sum(${xe} * ${de} - ${xp} * ${dp}) AS ${c}_xd`,
         );
         break;
       }
@@ -103,6 +118,8 @@ export function buildSeriesQuery(q: SeriesQuery): BuiltSeriesQuery {
   const eventArrays = types.map(
     (_t, i) => `arrayFlatten(arrayMap(p -> p.2, arrayFilter(p -> p.1 = {type${i}:String}, kept.byType))) AS e${i}`,
   );
+  // The buckets a unit is active in: where it appears, and where its exposures and kept events fall.
+  const times = ['arrayMap(x -> x.1, units.xs)', ...types.map((_t, i) => `arrayMap(x -> x.1, e${i})`)];
   const sql = `
 WITH
   units AS (
@@ -131,20 +148,23 @@ WITH
       : ''
   },
   per_unit AS (
-    SELECT units.variant AS variant, units.xs AS xs,
+    SELECT units.variant AS variant, units.t0 AS t0, units.xs AS xs,
       ${withEvents ? 'greatest(units.tLast, kept.keptLast)' : 'units.tLast'} AS last,
-      ${eventArrays.map((e) => e + ',\n      ').join('')}arrayFilter(i -> {ends:Array(Int64)}[i] > units.t0, range(1, length({ends:Array(Int64)}) + 1)) AS ks,
-      arrayFilter(e -> e > units.t0, {ends:Array(Int64)}) AS Es
+      ${eventArrays.map((e) => e + ',\n      ').join('')}arraySort(arrayDistinct(arrayMap(t -> arrayFirstIndex(e -> e > t, {ends:Array(Int64)}),
+        arrayFilter(t -> t >= units.t0, arrayConcat([units.t0], ${times.join(', ')}))))) AS active
     FROM units${withEvents ? ' LEFT JOIN kept ON units.unitId = kept.unitId' : ''}
   ),
-  per_bucket AS (
-    SELECT variant, k, last,
-      arrayCount(x -> x.1 < E, xs) AS nx${perUnit.map((p) => ',\n      ' + p).join('')}
+  per_change AS (
+    SELECT variant, k, pos, last,
+      {ends:Array(Int64)}[k] AS E,
+      if(pos = 1, t0, {ends:Array(Int64)}[active[pos - 1]]) AS P,
+      arrayCount(x -> x.1 < E, xs) - arrayCount(x -> x.1 < P, xs) AS nx${perUnit.map((p) => ',\n      ' + p).join('')}
     FROM per_unit
-    ARRAY JOIN ks AS k, Es AS E
+    ARRAY JOIN active AS k, arrayEnumerate(active) AS pos
+    WHERE k > 0
   )
-SELECT k - 1 AS bucket, variant, count() AS units, sum(nx) AS exposures, max(last) AS lastTs${aggregates.map((a) => ',\n  ' + a).join('')}
-FROM per_bucket
+SELECT k - 1 AS bucket, variant, sum(pos = 1) AS units, sum(nx) AS exposures, max(last) AS lastTs${aggregates.map((a) => ',\n  ' + a).join('')}
+FROM per_change
 GROUP BY variant, k
 ORDER BY k, variant`;
   return { sql, params, columns };
