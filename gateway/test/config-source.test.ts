@@ -83,11 +83,18 @@ describe('config from the experiment-service', () => {
     expect(await assignmentsOf('unit-1')).toBe('ranker=treatment');
   });
 
-  it('reconnects when the experiment-service restarts, and catches up', async () => {
+  it('reconnects when the experiment-service restarts (a conditional GET), and catches up', async () => {
     await es!.close();
     es = undefined;
     expect(await assignmentsOf('unit-1')).toBe('ranker=treatment');
-    es = await startFakeExperimentService(v1(), port);
+    es = await startFakeExperimentService(allTreatment(4), port);
+    await until(() => es!.streams() > 0, 5000, 'the reconnection');
+    expect(es.configStatuses).toEqual([200]);
+    // Nothing changed since that GET: the next reconnection asks with If-None-Match.
+    await es.close();
+    es = await startFakeExperimentService(allTreatment(4), port);
+    await until(() => es!.streams() > 0, 5000, 'the second reconnection');
+    expect(es.configStatuses).toEqual([304]);
     es.publish(snapshot(5, [route('recommend', up.url)], [experiment('ranker', 'recommend')]));
     await until(() => gw!.deps.store.current?.version === 5, 5000, 'version 5 after the restart');
   });

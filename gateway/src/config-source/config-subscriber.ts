@@ -31,6 +31,8 @@ export class ConfigSubscriber {
   private loop: Promise<void> | null = null;
   private streaming = false;
   private lastContact = 0;
+  /** ETag of the last full GET, and the version it came with: usable while that version is served. */
+  private etag: { tag: string; version: number } | undefined;
   private readonly headers: Record<string, string>;
 
   constructor(private readonly options: ConfigSubscriberOptions) {
@@ -64,13 +66,16 @@ export class ConfigSubscriber {
     while (!this.abort.signal.aborted) {
       let progressed = false;
       try {
-        progressed = await this.session();
+        await this.session(() => {
+          progressed = true;
+        });
       } catch (err) {
         if (this.abort.signal.aborted) return;
-        this.options.logger.warn({ err: (err as Error).message, retryInMs: delay }, 'config stream failed');
+        this.options.logger.warn({ err: (err as Error).message, retryInMs: progressed ? min : delay }, 'config stream failed');
       } finally {
         this.streaming = false;
       }
+      // A stream that was open counts as success: reconnect at once, backoff starts over.
       if (progressed) delay = min;
       // Jitter spreads a fleet of gateways reconnecting to a restarted service.
       await sleep(delay * (0.5 + Math.random() / 2), this.abort.signal);
@@ -78,20 +83,30 @@ export class ConfigSubscriber {
     }
   }
 
-  /** One connection: the current snapshot, then the stream until it ends. True if anything arrived. */
-  private async session(): Promise<boolean> {
+  /** One connection: the current snapshot, then the stream until it ends; `opened` once it is open. */
+  private async session(opened: () => void): Promise<void> {
     const base = this.options.url;
     const signal = this.abort.signal;
-    let progressed = false;
 
-    const res = await request(`${base}/v1/config`, { dispatcher: this.agent, headers: { ...this.headers, accept: 'application/json' }, signal, headersTimeout: 10_000, bodyTimeout: 10_000 });
-    if (res.statusCode !== 200) {
+    const live = this.options.store.current;
+    const conditional = this.etag !== undefined && live?.source === 'service' && live.version === this.etag.version ? { 'if-none-match': this.etag.tag } : {};
+    const res = await request(`${base}/v1/config`, {
+      dispatcher: this.agent,
+      headers: { ...this.headers, ...conditional, accept: 'application/json' },
+      signal,
+      headersTimeout: 10_000,
+      bodyTimeout: 10_000,
+    });
+    if (res.statusCode === 200) {
+      const etag = res.headers.etag;
+      const raw = (await res.body.json()) as { version?: unknown };
+      this.options.store.update(raw, 'service');
+      this.etag = typeof etag === 'string' && typeof raw?.version === 'number' ? { tag: etag, version: raw.version } : undefined;
+    } else {
       await res.body.dump();
-      throw new Error(`GET /v1/config answered ${res.statusCode}`);
+      if (res.statusCode !== 304) throw new Error(`GET /v1/config answered ${res.statusCode}`);
     }
-    this.options.store.update(await res.body.json(), 'service');
     this.lastContact = Date.now();
-    progressed = true;
 
     const stream = await request(`${base}/v1/config/stream`, {
       dispatcher: this.agent,
@@ -105,6 +120,7 @@ export class ConfigSubscriber {
       throw new Error(`GET /v1/config/stream answered ${stream.statusCode}`);
     }
     this.streaming = true;
+    opened();
     this.options.logger.info({ url: base }, 'config stream connected');
     for await (const event of readSse(stream.body)) {
       this.lastContact = Date.now();
@@ -118,7 +134,6 @@ export class ConfigSubscriber {
       }
       this.options.store.update(raw, 'service');
     }
-    return progressed;
   }
 }
 

@@ -75,8 +75,12 @@ export class SnapshotStore {
     return this.update(raw, 'disk') === 'applied';
   }
 
-  /** Validates and swaps in a snapshot. Snapshots with the version being served are ignored. */
+  /**
+   * Validates and swaps in a snapshot. One with the version already served from the service is
+   * ignored before validation (each reconnection sends the current snapshot again).
+   */
   update(raw: unknown, source: 'service' | 'disk'): UpdateOutcome {
+    if (this.live?.source === 'service' && (raw as { version?: unknown } | null)?.version === this.live.version) return 'unchanged';
     const parsed = ConfigSnapshot.safeParse(raw);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
@@ -85,7 +89,8 @@ export class SnapshotStore {
     }
     const snapshot = parsed.data;
     // A version going backwards is taken too: the experiment-service is the source of truth.
-    if (this.live && this.live.version === snapshot.version) return 'unchanged';
+    // The same version from disk and then from the service is taken again, to be persisted.
+    if (this.live && this.live.version === snapshot.version && this.live.source === source) return 'unchanged';
     const routes = buildRouteTable(snapshot, this.options.pools);
     // Compile now (assign caches per snapshot object), not on the first request after the swap.
     for (const name of routes.keys()) assign(snapshot, name, 'warm-up');

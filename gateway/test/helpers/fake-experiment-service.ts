@@ -7,6 +7,8 @@ export interface FakeExperimentService {
   url: string;
   /** Bearer tokens sent to /v1/config and /v1/config/stream. */
   authorizations: (string | undefined)[];
+  /** Statuses /v1/config answered (304 when If-None-Match named the current version). */
+  configStatuses: number[];
   /** Serves this snapshot from now on and pushes it to every open stream. */
   publish(snapshot: ConfigSnapshot): void;
   streams(): number;
@@ -18,9 +20,17 @@ export async function startFakeExperimentService(initial: ConfigSnapshot, port =
   let current = initial;
   const open = new Set<ServerResponse>();
   const authorizations: (string | undefined)[] = [];
+  const configStatuses: number[] = [];
   const app = Fastify({ logger: false, forceCloseConnections: true });
-  app.get('/v1/config', async (request) => {
+  app.get('/v1/config', async (request, reply) => {
     authorizations.push(request.headers.authorization);
+    const etag = `"${current.version}"`;
+    void reply.header('etag', etag);
+    if (request.headers['if-none-match'] === etag) {
+      configStatuses.push(304);
+      return reply.code(304).send();
+    }
+    configStatuses.push(200);
     return current;
   });
   app.get('/v1/config/stream', (request, reply) => {
@@ -37,6 +47,7 @@ export async function startFakeExperimentService(initial: ConfigSnapshot, port =
   return {
     url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`,
     authorizations,
+    configStatuses,
     publish(snapshot) {
       current = snapshot;
       for (const res of open) res.write(`event: snapshot\ndata: ${JSON.stringify(snapshot)}\n\n`);
