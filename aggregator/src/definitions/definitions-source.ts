@@ -41,6 +41,7 @@ export class DefinitionsSource {
   private refreshing: Promise<void> | null = null;
   private stopped = false;
   private lastError: string | null = 'no config snapshot yet';
+  private lastWarnAt = 0;
 
   constructor(private readonly options: DefinitionsSourceOptions) {}
 
@@ -120,8 +121,13 @@ export class DefinitionsSource {
         await this.persist();
       }
     } catch (err) {
-      this.lastError = `experiment-service: ${(err as Error).message}`;
-      this.options.logger.warn({ err: (err as Error).message }, 'fetching the config snapshot failed; keeping the last one');
+      const message = `experiment-service: ${(err as Error).message}`;
+      // Once per new failure, then once a minute while it lasts: an outage must not flood the log.
+      if (message !== this.lastError || Date.now() - this.lastWarnAt >= 60_000) {
+        this.lastWarnAt = Date.now();
+        this.options.logger.warn({ err: (err as Error).message }, 'fetching the config snapshot failed; keeping the last one');
+      }
+      this.lastError = message;
     }
   }
 
