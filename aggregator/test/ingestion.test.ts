@@ -174,4 +174,19 @@ describe('replaying the same batch', () => {
     expect(await store.series({ experiment, metrics: METRICS, ends: [1_760_000_000_000 + 1_800_000, OPEN_END] })).toEqual(once);
     await expectExactlyOnce(experiment, events);
   });
+
+  it('a batch larger than one insert chunk that fails midway is all delivered again, and counted once', async () => {
+    const experiment = `ingest-${run}-chunks`;
+    const events = experimentData({ experiment, variants: ['control', 'treatment'], units: 7000, seed: 25, start: 1_760_000_000_000, spanMs: 3_600_000 });
+    expect(events.length).toBeGreaterThan(40_000);
+    const batch = records(events).map((r, i) => ({ ...r, partition: 0, offset: String(i) }));
+    const failSecond = afterInsert(store, (call) => {
+      if (call === 2) throw new Error('the store went away after the second chunk (simulated)');
+    });
+    const ingester = new Ingester({ consumer: createFileEventLog({ dir: mkdtempSync(join(tmpdir(), 'bunryu-log-')), topic: 'unused' }).consumer({ group: 'g' }), store: failSecond, logger: silent });
+    await expect(ingester.ingest(batch)).rejects.toThrow(/simulated/);
+    expect(ingester.stats.failedBatches).toBe(1);
+    await ingester.ingest(batch);
+    await expectExactlyOnce(experiment, events);
+  });
 });

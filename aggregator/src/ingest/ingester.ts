@@ -2,6 +2,9 @@ import { Event } from '@bunryu/core';
 import type { ConsumedRecord, EventLogConsumer } from '@bunryu/event-log';
 import type { MetricsStore, StoredEvent } from '../metrics-store/metrics-store.ts';
 
+/** Records validated (and then inserted) at a time within a batch: large enough to keep an insert's fixed cost small. */
+const CHUNK = 20_000;
+
 export interface IngesterLogger {
   warn(obj: object, msg: string): void;
 }
@@ -57,8 +60,28 @@ export class Ingester {
     return this.options.consumer.lag();
   }
 
-  /** Exposed for the handler contract: validate, insert, resolve. */
+  /**
+   * The handler: validate, insert, resolve. A large batch is cut into chunks inserted one after
+   * the other while the next chunk is being validated, so the JavaScript work and the store's
+   * work overlap (the log hands over one batch at a time). Any failure rejects the whole batch,
+   * which the log then delivers again; chunks that went in are harmless to insert again.
+   */
   async ingest(records: readonly ConsumedRecord[]): Promise<void> {
+    let inserting: Promise<void> = Promise.resolve();
+    for (let start = 0; start < records.length; start += CHUNK) {
+      const events = this.validate(records.slice(start, start + CHUNK));
+      if (events.length > 0) inserting = inserting.then(() => this.insert(events));
+    }
+    try {
+      await inserting;
+    } catch (err) {
+      this.stats.failedBatches++;
+      throw err;
+    }
+  }
+
+  /** The valid events of `records`; the others are counted and logged (at most once a second). */
+  private validate(records: readonly ConsumedRecord[]): StoredEvent[] {
     const events: StoredEvent[] = [];
     let rejected = 0;
     let firstReject: { partition: number; offset: string; reason: string } | undefined;
@@ -71,19 +94,13 @@ export class Ingester {
     }
     if (rejected > 0) {
       this.stats.rejected += rejected;
-      // One line per second at most: a producer gone wrong must not flood the log.
+      // A producer gone wrong must not flood the log.
       if (this.now() - this.lastRejectLog >= 1000) {
         this.lastRejectLog = this.now();
         this.options.logger.warn({ rejected, ...firstReject }, 'skipped records that are not valid events');
       }
     }
-    if (events.length === 0) return;
-    try {
-      await this.insert(events);
-    } catch (err) {
-      this.stats.failedBatches++;
-      throw err;
-    }
+    return events;
   }
 
   /**
@@ -101,10 +118,11 @@ export class Ingester {
       if (events.length === 1) {
         // The JSON as it came may say what the schema accepted in a form the store does not
         // (duplicate keys, 1e12 for an integer): the validated event, written out again, may go in.
-        const canonical = JSON.stringify(events[0]!.event);
-        if (canonical !== events[0]!.json) return this.insert([{ event: events[0]!.event, json: canonical }]);
+        const [one] = events as [StoredEvent];
+        const canonical = JSON.stringify(Event.parse(JSON.parse(one.json)));
+        if (canonical !== one.json) return this.insert([{ eventId: one.eventId, json: canonical }]);
         this.stats.rejected++;
-        this.options.logger.warn({ eventId: events[0]!.event.eventId, err: (err as Error).message }, 'the metrics store refused an event; skipped');
+        this.options.logger.warn({ eventId: one.eventId, err: (err as Error).message }, 'the metrics store refused an event; skipped');
         return;
       }
       const half = Math.ceil(events.length / 2);
@@ -141,6 +159,6 @@ function parseRecord(value: string, out: StoredEvent[]): string | undefined {
     const issue = r.error.issues[0];
     return `${issue?.path.join('.') || '(event)'}: ${issue?.message ?? 'invalid'}`;
   }
-  out.push({ event: r.data, json: value });
+  out.push({ eventId: r.data.eventId, json: value });
   return undefined;
 }

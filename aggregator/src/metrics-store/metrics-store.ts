@@ -5,15 +5,19 @@ import type { Event } from '@bunryu/core';
  * aggregates come from. One adapter (ClickHouse through @clickhouse/client) runs over two
  * connections: chdb in-process (the embedded default) or a ClickHouse server at CLICKHOUSE_URL.
  */
-/** An event that passed core's `Event` schema, with its JSON text (sent to the store as is). */
+/**
+ * The JSON text of an event that passed core's `Event` schema (sent to the store as is). Only the
+ * text is kept: holding thousands of parsed objects until the insert is done costs more garbage
+ * collection than parsing one again in the rare case it is needed.
+ */
 export interface StoredEvent {
-  readonly event: Event;
+  readonly eventId: string;
   readonly json: string;
 }
 
-/** For callers holding an event object only. */
+/** For callers holding an event object. */
 export function storedEvent(event: Event): StoredEvent {
-  return { event, json: JSON.stringify(event) };
+  return { eventId: event.eventId, json: JSON.stringify(event) };
 }
 
 export interface MetricsStore {
