@@ -39,12 +39,13 @@ const modes: [string, Record<string, string> | undefined][] = [
 
 const instance = (i: number) => ({ user_affinity: (i % 7) / 7 - 0.5, item_popularity: (i % 5) / 5, recency: i % 30, price: 10 + (i % 20), position: 1 + (i % 10) });
 
-describe.each(modes)('end to end on %s', (_mode, env) => {
+describe.each(modes)('end to end on %s', (mode, env) => {
   let stack: Stack;
   let admin: ReturnType<typeof adminClient>;
-  const route = `rec-${run}`;
-  const experiment = `ranker-${run}`;
-  const units = Array.from({ length: 300 }, (_, i) => `e2e-${run}-${i}`);
+  const id = `${run}-${mode.startsWith('embedded') ? 'e' : 'r'}`;
+  const route = `rec-${id}`;
+  const experiment = `ranker-${id}`;
+  const units = Array.from({ length: 300 }, (_, i) => `e2e-${id}-${i}`);
   const variantOf = new Map<string, string>();
 
   beforeAll(async () => {

@@ -58,8 +58,11 @@ export async function startStack(env: Record<string, string>, modelDir: string):
   const url = Object.fromEntries(SERVICE_NAMES.map((n) => [n, `http://127.0.0.1:${ports[n]}`])) as Record<ServiceName, string>;
   const logs = Object.fromEntries(SERVICE_NAMES.map((n) => [n, [] as string[]])) as Record<ServiceName, string[]>;
   const children = new Map<ServiceName, ChildProcess>();
+  // The mode decides the adapters: never inherit the CI's REDIS_URL / KAFKA_BROKERS into an embedded stack.
+  const inherited = { ...process.env };
+  for (const name of ['REDIS_URL', 'REDIS_PREFIX', 'KAFKA_BROKERS', 'CLICKHOUSE_URL', 'PORT']) delete inherited[name];
   const common = {
-    ...process.env,
+    ...inherited,
     ...env,
     HOST: '127.0.0.1',
     LOG_LEVEL: 'warn',
