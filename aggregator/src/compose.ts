@@ -1,6 +1,5 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { EVENTS_TOPIC } from '@bunryu/core';
 import { createFileEventLog, createKafkaEventLog, type EventLog } from '@bunryu/event-log';
 import type { Config } from './config.ts';
 import { DefinitionsSource } from './definitions/definitions-source.ts';
@@ -32,10 +31,10 @@ export async function compose(config: Readonly<Config>, overrides: ComposeOverri
   const log =
     overrides.eventLog ??
     (config.KAFKA_BROKERS
-      ? createKafkaEventLog({ brokers: config.KAFKA_BROKERS, topic: EVENTS_TOPIC, clientId: 'bunryu-aggregator', logger })
+      ? createKafkaEventLog({ brokers: config.KAFKA_BROKERS, topic: config.BUNRYU_EVENTS_TOPIC, clientId: 'bunryu-aggregator', logger })
       : createFileEventLog({
           dir: join(config.BUNRYU_DATA_DIR, 'events'),
-          topic: EVENTS_TOPIC,
+          topic: config.BUNRYU_EVENTS_TOPIC,
           logger,
           // An insert costs tens of ms whatever its size: under load, let batches grow so the
           // fixed cost is shared by many rows (idle, a batch is whatever arrived: low latency).

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { baseEnv, csv, port } from '@bunryu/core';
+import { EVENTS_TOPIC, baseEnv, csv, port } from '@bunryu/core';
 import { loadConfig } from '@bunryu/platform';
 
 const httpUrl = z
@@ -19,6 +19,8 @@ export const ConfigSchema = z.object({
   KAFKA_BROKERS: csv.pipe(z.array(z.string().regex(/^[^:\s]+:\d+$/, 'must be host:port')).min(1)).optional(),
   /** Set: a ClickHouse server (credentials and database may be in the URL). Unset: chdb in-process under `<BUNRYU_DATA_DIR>/aggregator/chdb`. */
   CLICKHOUSE_URL: httpUrl.optional(),
+  /** The events topic (Kafka) or embedded log name; gateways must write the same one. */
+  BUNRYU_EVENTS_TOPIC: z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, 'letters, digits, . _ - only').default(EVENTS_TOPIC),
   /** Consumer group: aggregators sharing it share the partitions (SPEC §2). */
   AGGREGATOR_CONSUMER_GROUP: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'letters, digits, . _ - only').default('bunryu-aggregator'),
   /** How often the config snapshot is asked for again (a 304 when unchanged). */
