@@ -68,6 +68,24 @@ let base: string;
 let producer: EventLogProducer;
 let events: Event[];
 const start = Date.UTC(2026, 10, 20, 9, 0, 0);
+/** An experiment ramped from 50/50 to 30/70 an hour in: SRM must judge only the units exposed since. */
+const RAMPED = 'ramped-exp';
+const RAMPED_AT = start + 3_600_000;
+const rampedExperiment = {
+  ...experiment(RAMPED, [{ key: 'control', weight: 30 }, { key: 'treatment', weight: 70 }], { guardrails: [] }),
+  weightsChangedAt: new Date(RAMPED_AT).toISOString(),
+};
+const rampedEvents = (): Event[] => {
+  const out: Event[] = [];
+  const add = (n: number, variant: string, ts: number) => {
+    for (let i = 0; i < n; i++) out.push(exposure(`r-${variant}-${ts}-${i}`, ts + i, [{ experiment: RAMPED, variant }]));
+  };
+  add(100, 'control', start); // before the ramp: 50/50
+  add(100, 'treatment', start);
+  add(60, 'control', RAMPED_AT + 1000); // since the ramp: 30/70
+  add(140, 'treatment', RAMPED_AT + 1000);
+  return out;
+};
 
 async function boot(): Promise<void> {
   deps = await compose(config);
@@ -90,7 +108,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'bunryu-e2e-'));
   service = await fakeExperimentService(
     TOKEN,
-    snapshot(3, [experiment(KEY, VARIANTS, { primary: 'ctr', guardrails: ['dwell_time', 'clicks_per_impression', 'revenue_per_request', 'no_such_metric', 'error_rate'] })], CATALOGUE),
+    snapshot(3, [experiment(KEY, VARIANTS, { primary: 'ctr', guardrails: ['dwell_time', 'clicks_per_impression', 'revenue_per_request', 'no_such_metric', 'error_rate'] }), rampedExperiment], CATALOGUE),
   );
   config = ConfigSchema.parse({
     BUNRYU_DATA_DIR: dir,
@@ -106,6 +124,7 @@ beforeAll(async () => {
   events = experimentData({ experiment: KEY, variants: VARIANTS.map((v) => v.key), units: 900, seed: 7, start, spanMs: 4 * 3_600_000, treatmentLift: 0.25 });
   // A unit exposed to another experiment too, and behaviour of units never exposed: neither may leak in.
   events.push(exposure('stranger', start + 10, [{ experiment: 'other-exp', variant: 'b' }]), behaviour('click', 'stranger', start + 20), behaviour('click', 'nobody', start + 30));
+  events.push(...rampedEvents());
   for (let i = 0; i < events.length; i += 500) await producer.append(events.slice(i, i + 500).map((e) => ({ key: e.unitId, value: JSON.stringify(e) })));
   await waitFor(async () => (await deps.ingester.lag()) === 0, 'the aggregator to consume the log', 30_000);
   await waitFor(() => deps.definitions.experiment(KEY), 'the config snapshot');
@@ -161,6 +180,17 @@ function expectNear(actual: unknown, expected: number, what: string): void {
 }
 
 describe('GET /v1/results/:experiment end to end', () => {
+  it('checks the sample ratio over the units exposed since the last ramp', async () => {
+    const { status, body } = await get<ExperimentResults>(`/v1/results/${RAMPED}`);
+    expect(status).toBe(200);
+    expect(body.variants.map((v) => v.units)).toEqual([160, 240]);
+    // All 400 units against 30/70 would be a mismatch: the check must not look at them all.
+    expect(srm([160, 240], [30, 70]).mismatch).toBe(true);
+    const since = srm([60, 140], [30, 70]);
+    expectNear(body.srm.pValue, since.pValue, 'srm p since the ramp');
+    expect(body.srm.mismatch).toBe(false);
+  });
+
   it('answers units, exposures and SRM equal to the raw data', async () => {
     const { status, body } = await get<ExperimentResults>(`/v1/results/${KEY}`);
     expect(status).toBe(200);

@@ -189,6 +189,11 @@ export const Experiment = z
     startedAt: z.string().optional(),
     releasedVariant: Key.optional(),
     releasedAt: z.string().optional(),
+    /**
+     * When the current weights took effect (set by a ramp). Units first exposed before it were
+     * split by older weights, so the sample-ratio check counts only units exposed since.
+     */
+    weightsChangedAt: z.string().optional(),
   })
   .superRefine(checkVariants);
 export type Experiment = z.infer<typeof Experiment>;

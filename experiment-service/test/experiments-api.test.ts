@@ -299,9 +299,11 @@ describe.each(['file', 'redis'] as const)('experiments API on the %s store', (ki
         const r = await act('ranker-v2', 'ramp', 'releaser', { weights: { control: 60, treatment: 30 } });
         expect(r.statusCode).toBe(200);
         expect(r.json().variants.map((v: { weight: number }) => v.weight)).toEqual([60, 30, 10]);
+        // The aggregator checks the sample ratio only over units exposed since the weights changed.
+        expect(Date.parse(r.json().weightsChangedAt)).toBeGreaterThan(Date.parse(r.json().startedAt) - 1);
         const history = (await call('GET', '/v1/experiments/ranker-v2/history')).json();
         const last = history.at(-1);
-        expect(last).toMatchObject({ action: 'ramp', changed: ['variants'] });
+        expect(last).toMatchObject({ action: 'ramp', changed: ['variants', 'weightsChangedAt'] });
         expect(last.before.variants[0].weight).toBe(80);
         expect(last.after.variants[0].weight).toBe(60);
       });

@@ -1,5 +1,5 @@
-import { createError, type Experiment } from '@bunryu/core';
-import type { MetricsStore } from '../metrics-store/metrics-store.ts';
+import { createError, srm, type Experiment } from '@bunryu/core';
+import { OPEN_END, type MetricsStore } from '../metrics-store/metrics-store.ts';
 import { analyse, type AnalysisOptions, type ExperimentResults, type MetricComparison, type MetricVariant } from './analysis.ts';
 import { formatInterval, planBuckets } from './buckets.ts';
 import { experimentMetrics, resolveMetric, type MetricType, type ResolvedMetric } from './experiment-metrics.ts';
@@ -68,10 +68,25 @@ export class ResultsService {
     return {
       experiment: key,
       updatedAt: last.lastTs > 0 ? new Date(last.lastTs).toISOString() : null,
-      srm: last.srm,
+      srm: (await this.srmSinceRamp(experiment, span)) ?? last.srm,
       variants: last.variants,
       metrics: last.metrics,
     };
+  }
+
+  /**
+   * After a ramp, units first exposed before it were split by the old weights: checking every
+   * unit against the new weights would flag a mismatch that is only the ramp's history. The check
+   * then counts the units first exposed since the weights changed.
+   */
+  private async srmSinceRamp(experiment: Experiment, span: { firstTs: number } | null): Promise<ExperimentResults['srm'] | undefined> {
+    const since = experiment.weightsChangedAt ? Date.parse(experiment.weightsChangedAt) : NaN;
+    if (!span || !(since > span.firstTs)) return undefined;
+    const rows = await this.store.series({ experiment: experiment.key, metrics: [], ends: [since, OPEN_END] });
+    const units = (bucket: number, variant: string) => rows.find((r) => r.bucket === bucket && r.variant === variant)?.units ?? 0;
+    const counts = experiment.variants.map((v) => units(1, v.key) - units(0, v.key));
+    const s = srm(counts, experiment.variants.map((v) => v.weight));
+    return { pValue: Number.isFinite(s.pValue) ? s.pValue : null, mismatch: s.mismatch };
   }
 
   async timeseries(key: string, metricKey: string | undefined, step: number | undefined): Promise<Timeseries> {

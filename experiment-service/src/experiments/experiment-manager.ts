@@ -160,7 +160,8 @@ export class ExperimentManager {
       if (total !== 100 * 100) {
         throw validationError([{ path: ['weights'], message: `the variants' weights must sum to exactly 100 (they would sum to ${total / 100})` }]);
       }
-      return { ...current, variants };
+      const changed = variants.some((v, i) => v.weight !== current.variants[i]!.weight);
+      return changed ? { ...current, variants, weightsChangedAt: this.now().toISOString() } : { ...current, variants };
     });
   }
 
