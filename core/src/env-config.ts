@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { EVENTS_TOPIC } from './schemas.ts';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -38,3 +39,26 @@ export const csv = z.string().transform((s) =>
     .map((x) => x.trim())
     .filter(Boolean),
 );
+
+/** An http(s) URL without trailing slashes, so paths can be appended. */
+export const httpUrl = z
+  .string()
+  .url()
+  .refine((u) => /^https?:\/\//.test(u), 'must be an http(s) URL')
+  .transform((u) => u.replace(/\/+$/, ''));
+
+/** Services that read the config snapshot from the experiment-service. */
+export const experimentServiceEnv = {
+  /** Where the config snapshot comes from (`GET /v1/config`, `GET /v1/config/stream`). */
+  EXPERIMENT_SERVICE_URL: httpUrl.default('http://127.0.0.1:8081'),
+  /** Bearer token sent to the experiment-service (a `viewer` token is enough). */
+  EXPERIMENT_SERVICE_TOKEN: z.string().optional(),
+};
+
+/** Services on the event log: the gateway writes it, the aggregator reads it. */
+export const eventLogEnv = {
+  /** Set: Kafka. Unset: the embedded log under `<BUNRYU_DATA_DIR>/events`. */
+  KAFKA_BROKERS: csv.pipe(z.array(z.string().regex(/^[^:\s]+:\d+$/, 'must be host:port')).min(1)).optional(),
+  /** The Kafka topic, or the embedded log's name: gateways and aggregators must use the same. */
+  BUNRYU_EVENTS_TOPIC: z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, 'letters, digits, . _ - only').default(EVENTS_TOPIC),
+};

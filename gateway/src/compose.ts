@@ -1,5 +1,4 @@
 import { join } from 'node:path';
-import { EVENTS_TOPIC } from '@bunryu/core';
 import { createFileEventLog, createKafkaEventLog, type EventLogProducer } from '@bunryu/event-log';
 import type { Config } from './config.ts';
 import { ConfigSubscriber } from './config-source/config-subscriber.ts';
@@ -69,7 +68,7 @@ export type Deps = Awaited<ReturnType<typeof compose>>;
 
 async function createProducer(config: Readonly<Config>, logger: LogSink): Promise<EventLogProducer> {
   const log = config.KAFKA_BROKERS
-    ? createKafkaEventLog({ brokers: config.KAFKA_BROKERS, topic: EVENTS_TOPIC, clientId: 'bunryu-gateway', logger })
-    : createFileEventLog({ dir: join(config.BUNRYU_DATA_DIR, 'events'), topic: EVENTS_TOPIC, logger });
+    ? createKafkaEventLog({ brokers: config.KAFKA_BROKERS, topic: config.BUNRYU_EVENTS_TOPIC, clientId: 'bunryu-gateway', logger })
+    : createFileEventLog({ dir: join(config.BUNRYU_DATA_DIR, 'events'), topic: config.BUNRYU_EVENTS_TOPIC, logger });
   return log.producer();
 }
