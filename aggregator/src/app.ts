@@ -6,7 +6,7 @@ import { createHttpServer } from '@bunryu/platform';
 import type { Config } from './config.ts';
 import type { Definitions } from './results/results-service.ts';
 import type { Ingester } from './ingest/ingester.ts';
-import type { Logger, LogSink } from './log-sink.ts';
+import type { Logger, LogSink } from '@bunryu/platform';
 import type { MetricsStore } from './metrics-store/metrics-store.ts';
 import { parseInterval } from './results/buckets.ts';
 import { ResultsService } from './results/results-service.ts';

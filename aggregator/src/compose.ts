@@ -4,7 +4,7 @@ import { createFileEventLog, createKafkaEventLog, type EventLog } from '@bunryu/
 import type { Config } from './config.ts';
 import { DefinitionsSource } from './definitions/definitions-source.ts';
 import { Ingester } from './ingest/ingester.ts';
-import { LogSink } from './log-sink.ts';
+import { LogSink } from '@bunryu/platform';
 import { chdbClient, clickHouseServerClient } from './metrics-store/clickhouse-client.ts';
 import { ClickHouseMetricsStore } from './metrics-store/clickhouse-metrics-store.ts';
 

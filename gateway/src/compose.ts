@@ -5,7 +5,7 @@ import { ConfigSubscriber } from './config-source/config-subscriber.ts';
 import { SnapshotStore } from './config-source/snapshot-store.ts';
 import { EventPublisher } from './events/event-publisher.ts';
 import { SpillLog } from './events/spill-log.ts';
-import { LogSink } from './log-sink.ts';
+import { LogSink } from '@bunryu/platform';
 import { UpstreamPools } from './proxy/upstream-pools.ts';
 
 export interface ComposeOverrides {

@@ -1,3 +1,4 @@
 export * from './http-server.ts';
 export * from './boot.ts';
 export * from './hot-metrics.ts';
+export * from './log-sink.ts';

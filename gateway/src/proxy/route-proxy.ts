@@ -5,7 +5,7 @@ import { attributesFromHeaders } from '../client/attributes.ts';
 import { unitCookie, unitIdOf } from '../client/unit-id.ts';
 import type { SnapshotStore } from '../config-source/snapshot-store.ts';
 import type { EventPublisher } from '../events/event-publisher.ts';
-import type { Logger } from '../log-sink.ts';
+import type { Logger } from '@bunryu/platform';
 import type { GatewayMetrics } from '../metrics/gateway-metrics.ts';
 import { forward, UpstreamFailure, type ForwardRequest, type UpstreamResponse } from './forward.ts';
 import { downstreamHeaders, upstreamHeaders } from './headers.ts';

@@ -1,4 +1,4 @@
-/** The logger calls the aggregator's components make. */
+/** The logger calls a service's components make (pino's argument order, so the app's logger fits). */
 export interface Logger {
   info(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
