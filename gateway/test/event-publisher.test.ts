@@ -1,13 +1,17 @@
+import { randomUUID } from 'node:crypto';
 import { appendFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import type { Event } from '@bunryu/core';
 import type { LogRecord } from '@bunryu/event-log';
 import { EventPublisher } from '../src/events/event-publisher.ts';
 import { SpillLog } from '../src/events/spill-log.ts';
 import { tempDir, until } from './helpers/gateway.ts';
 import { MemoryProducer } from './helpers/memory-producer.ts';
 
-const seqs = (p: MemoryProducer) => p.events<{ seq: number }>().map((e) => e.seq);
+/** An event whose ts is its place in the sequence published. */
+const ev = (seq: number): Event => ({ eventId: randomUUID(), type: 'click', ts: seq, unitId: 'u', assignments: [] });
+const seqs = (p: MemoryProducer) => p.events<Event>().map((e) => e.ts);
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
 
 async function publisher(producer: MemoryProducer, dir: string, options: Partial<ConstructorParameters<typeof EventPublisher>[0]> = {}) {
@@ -19,7 +23,7 @@ describe('EventPublisher', () => {
   it('delivers everything in order, in batches, keyed as given', async () => {
     const producer = new MemoryProducer();
     const pub = await publisher(producer, await tempDir());
-    for (const seq of range(0, 1000)) pub.publish(`unit-${seq % 7}`, { seq });
+    for (const seq of range(0, 1000)) pub.publish(`unit-${seq % 7}`, ev(seq));
     await pub.flush();
     expect(seqs(producer)).toEqual(range(0, 1000));
     expect(producer.records[8]!.key).toBe('unit-1');
@@ -39,7 +43,7 @@ describe('EventPublisher', () => {
     const pub = await publisher(producer, await tempDir(), { flushIntervalMs: 100 });
     const started = Date.now();
     for (const seq of range(0, 60)) {
-      pub.publish('u', { seq });
+      pub.publish('u', ev(seq));
       await new Promise((r) => setTimeout(r, 2));
     }
     const ticks = Math.ceil((Date.now() - started) / 100) + 1;
@@ -53,11 +57,11 @@ describe('EventPublisher', () => {
     const producer = new MemoryProducer();
     const dir = await tempDir();
     const pub = await publisher(producer, dir);
-    for (const seq of range(0, 100)) pub.publish('u', { seq });
+    for (const seq of range(0, 100)) pub.publish('u', ev(seq));
     await pub.flush();
     producer.down = true;
     for (const seq of range(100, 600)) {
-      pub.publish(`u${seq % 3}`, { seq });
+      pub.publish(`u${seq % 3}`, ev(seq));
       if (seq % 50 === 0) await new Promise((r) => setTimeout(r, 5));
     }
     await pub.flush();
@@ -70,7 +74,7 @@ describe('EventPublisher', () => {
     expect((await readdir(join(dir))).length).toBeGreaterThan(0);
 
     producer.down = false;
-    for (const seq of range(600, 700)) pub.publish('u', { seq });
+    for (const seq of range(600, 700)) pub.publish('u', ev(seq));
     await until(() => pub.stats().mode === 'memory' && pub.stats().queued === 0, 5000, 'recovery');
     await pub.flush();
     expect(seqs(producer)).toEqual(range(0, 700));
@@ -88,7 +92,7 @@ describe('EventPublisher', () => {
       return original(records);
     };
     const pub = await publisher(producer, await tempDir(), { queueLimit: 50, batchSize: 10 });
-    for (const seq of range(0, 400)) pub.publish('u', { seq });
+    for (const seq of range(0, 400)) pub.publish('u', ev(seq));
     await until(() => pub.stats().spilled > 0, 5000, 'a spill');
     slow = false;
     await until(() => pub.stats().published === 400, 5000, 'every event');
@@ -101,14 +105,14 @@ describe('EventPublisher', () => {
     const dir = await tempDir();
     const first = await publisher(producer, dir, { flushIntervalMs: 60_000 });
     producer.down = true;
-    for (const seq of range(0, 250)) first.publish('u', { seq });
+    for (const seq of range(0, 250)) first.publish('u', ev(seq));
     await first.close();
     expect(producer.records).toEqual([]);
 
     producer.down = false;
     const second = await publisher(producer, dir);
     expect(second.stats()).toMatchObject({ mode: 'spill', spillPending: 250 });
-    for (const seq of range(250, 300)) second.publish('u', { seq });
+    for (const seq of range(250, 300)) second.publish('u', ev(seq));
     await until(() => second.stats().published === 300, 5000, 'the replay');
     expect(seqs(producer)).toEqual(range(0, 300));
     await second.close();
@@ -117,7 +121,7 @@ describe('EventPublisher', () => {
   it('flushes into the log on close when it answers', async () => {
     const producer = new MemoryProducer();
     const pub = await publisher(producer, await tempDir(), { flushIntervalMs: 60_000 });
-    for (const seq of range(0, 30)) pub.publish('u', { seq });
+    for (const seq of range(0, 30)) pub.publish('u', ev(seq));
     await pub.close();
     expect(seqs(producer)).toEqual(range(0, 30));
   });

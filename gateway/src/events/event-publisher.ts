@@ -1,4 +1,6 @@
+import type { Event } from '@bunryu/core';
 import type { EventLogProducer, LogRecord } from '@bunryu/event-log';
+import { eventJson } from './event-json.ts';
 import type { SpillLog } from './spill-log.ts';
 
 export interface PublisherLogger {
@@ -99,8 +101,8 @@ export class EventPublisher {
    * serialized here, spread over the requests, rather than a whole batch at once in the pump,
    * which would stall the event loop for every request waiting at that moment.
    */
-  publish(key: string, event: object): void {
-    if (this.queue.push({ key, value: JSON.stringify(event) }) === this.batchSize) this.scheduleKick();
+  publish(key: string, event: Event): void {
+    if (this.queue.push({ key, value: eventJson(event) }) === this.batchSize) this.scheduleKick();
   }
 
   stats(): PublisherStats {
