@@ -75,8 +75,12 @@ if (!existsSync(`${root}/model-server/models/recommend`)) {
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
 
-for (const s of SERVICES) children.push(startService(s.name, s.port));
-await Promise.all(SERVICES.map((s) => waitHealthy(s.port, 90_000)));
+// The experiment-service first: the others read their config from it.
+const [first, ...rest] = SERVICES;
+children.push(startService(first.name, first.port));
+await waitHealthy(first.port, 90_000);
+for (const s of rest) children.push(startService(s.name, s.port));
+await Promise.all(rest.map((s) => waitHealthy(s.port, 90_000)));
 await seedDemo({
   experimentServiceUrl: url(8081),
   modelServerUrl: url(8082),
@@ -87,7 +91,7 @@ await seedDemo({
 process.stdout.write('\nbunryu is up:\n');
 for (const s of SERVICES) process.stdout.write(`  ${s.name.padEnd(20)} ${url(s.port)}\n`);
 process.stdout.write(`\nDashboard sign-in token: ${token}\n`);
-process.stdout.write(`Try: curl -H 'x-unit-id: user-1' -H 'content-type: application/json' \\\n  -d '{"instances":[{"user_affinity":0.5,"item_popularity":0.2}]}' ${url(8080)}/v1/routes/recommend/predict -i\n`);
+process.stdout.write(`Try: curl -H 'x-unit-id: user-1' -H 'content-type: application/json' \\\n  -d '{"instances":[{"user_affinity":0.5,"item_popularity":0.2,"recency":3,"price":20,"position":1}]}' ${url(8080)}/v1/routes/recommend/predict -i\n`);
 process.stdout.write('`npm run demo` drives synthetic users through it. Ctrl-C stops everything.\n');
 
 if (process.argv.includes('--demo')) {
