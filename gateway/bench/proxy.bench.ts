@@ -54,9 +54,9 @@ function median(values: number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-function configSnapshot(upstream: string): ConfigSnapshot {
+function configSnapshot(upstream: string, count = EXPERIMENTS): ConfigSnapshot {
   const t = '2026-01-01T00:00:00.000Z';
-  const experiments: Experiment[] = Array.from({ length: EXPERIMENTS }, (_, i) => ({
+  const experiments: Experiment[] = Array.from({ length: count }, (_, i) => ({
     key: `exp-${String(i).padStart(2, '0')}`,
     route: 'recommend',
     layer: `layer-${i}`,
@@ -158,6 +158,7 @@ export async function run(): Promise<BenchResult[]> {
   const dir = await mkdtemp(join(tmpdir(), 'bunryu-gateway-bench-'));
   const children: ChildServer[] = [];
   let es: Server | null = null;
+  let es0: Server | null = null;
   let nginx: Nginx | null = null;
   try {
     const upstream = await startChild(file('../../bench/lib/upstream.ts'));
@@ -172,6 +173,15 @@ export async function run(): Promise<BenchResult[]> {
       KAFKA_BROKERS: '',
     });
     children.push(gateway);
+    // The same gateway with no experiment on the route: what forwarding alone costs.
+    es0 = await fakeExperimentService(configSnapshot(upstream.url, 0));
+    const plain = await startChild(file('./gateway-child.ts'), {
+      EXPERIMENT_SERVICE_URL: `http://127.0.0.1:${(es0.address() as AddressInfo).port}`,
+      BUNRYU_DATA_DIR: join(dir, 'data-plain'),
+      LOG_LEVEL: 'warn',
+      KAFKA_BROKERS: '',
+    });
+    children.push(plain);
     nginx = await startNginx(upstream.port, dir);
 
     const gatewayUrl = `${gateway.url}/v1/routes/recommend/predict`;
@@ -184,6 +194,7 @@ export async function run(): Promise<BenchResult[]> {
       { name: 'direct', url: `${upstream.url}${PATH}`, headers: {}, pid: upstream.process.pid },
       { name: 'bare-proxy', url: `${bare.url}${PATH}`, headers: {}, pid: bare.process.pid },
       { name: 'gateway', url: gatewayUrl, headers: gatewayHeaders, pid: gateway.process.pid },
+      { name: 'gateway-0', url: `${plain.url}/v1/routes/recommend/predict`, headers: gatewayHeaders, pid: plain.process.pid },
       ...(nginx ? [{ name: 'nginx', url: `${nginx.url}${PATH}`, headers: {} }] : []),
     ];
     for (const t of targets) await load({ url: t.url, headers: t.headers, seconds: 2, connections: CONNECTIONS }); // JIT, pools
@@ -243,6 +254,14 @@ export async function run(): Promise<BenchResult[]> {
         note: `per-round ratios ${g.map((r, i) => (r.rps / runs.get('bare-proxy')![i]!.rps).toFixed(2)).join(', ')}`,
       },
       { scenario: 'proxy', metric: 'gateway vs direct', value: rps('gateway'), unit: 'req/s', baseline: rps('direct'), ratio: ratio('gateway', 'direct') },
+      {
+        scenario: 'proxy',
+        metric: 'gateway with no experiment (forwarding only) vs bare proxy',
+        value: rps('gateway-0'),
+        unit: 'req/s',
+        baseline: rps('bare-proxy'),
+        ratio: ratio('gateway-0', 'bare-proxy'),
+      },
     ];
     if (nginx) {
       results.push({ scenario: 'proxy', metric: 'nginx proxy_pass (keepalive)', value: rps('nginx'), unit: 'req/s' });
@@ -251,6 +270,14 @@ export async function run(): Promise<BenchResult[]> {
       results.push({ scenario: 'proxy', metric: 'gateway vs nginx: skipped (apt-get install nginx)', value: 0, unit: 'req/s' });
     }
     if (Number.isFinite(cpuPerRequest('gateway')) && Number.isFinite(cpuPerRequest('bare-proxy'))) {
+      results.push({
+        scenario: 'proxy',
+        metric: 'gateway CPU per request vs the same with no experiment',
+        value: cpuPerRequest('gateway'),
+        unit: 'µs/req',
+        baseline: cpuPerRequest('gateway-0'),
+        ratio: cpuPerRequest('gateway') / cpuPerRequest('gateway-0'),
+      });
       results.push({
         scenario: 'proxy',
         metric: 'gateway CPU per request vs bare proxy (saturated)',
@@ -273,8 +300,10 @@ export async function run(): Promise<BenchResult[]> {
   } finally {
     await nginx?.stop();
     for (const c of children.reverse()) await c.stop();
-    await new Promise<void>((r) => (es ? es.close(() => r()) : r()));
-    es?.closeAllConnections();
+    for (const server of [es, es0]) {
+      server?.closeAllConnections();
+      server?.close();
+    }
     await rm(dir, { recursive: true, force: true });
   }
 }
