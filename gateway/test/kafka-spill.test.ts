@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Pool } from 'undici';
 import { EVENTS_TOPIC, type Event } from '@bunryu/core';
@@ -17,13 +18,15 @@ const runnable = shared.url !== undefined && privateKafkaAvailable();
 
 describe.skipIf(!runnable)('Kafka outage under load: spill to disk, replay on recovery', () => {
   let kafka: PrivateKafka;
+  let kafkaDir: string;
   let up: TestUpstream;
   let es: FakeExperimentService;
   let gw: TestGateway;
   let consumer: EventLogConsumer | undefined;
 
   beforeAll(async () => {
-    kafka = await startPrivateKafka(await tempDir('bunryu-gateway-kafka-'));
+    kafkaDir = await tempDir('bunryu-gateway-kafka-');
+    kafka = await startPrivateKafka(kafkaDir);
     up = await startUpstream();
     es = await startFakeExperimentService(snapshot(1, [route('recommend', up.url)], [experiment('ranker', 'recommend'), experiment('layout', 'recommend')]));
     // KAFKA_BROKERS makes the composition root pick the Kafka adapter (topic bunryu.events).
@@ -37,6 +40,7 @@ describe.skipIf(!runnable)('Kafka outage under load: spill to disk, replay on re
     await es?.close();
     await up?.close();
     await kafka?.stop();
+    if (kafkaDir) await rm(kafkaDir, { recursive: true, force: true });
   });
 
   it('keeps answering while the broker is down and delivers every event exactly once after it returns', async () => {
