@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Event } from '@bunryu/core';
-import { eventJson } from '../src/events/event-json.ts';
+import { Event, exposureEvent, type Assignment, type ExposureContext } from '@bunryu/core';
+import { eventJson, exposureJson } from '../src/events/event-json.ts';
 
 const text = fc.string({ unit: 'binary', maxLength: 20 });
 const finite = fc.double({ noNaN: true, noDefaultInfinity: true });
@@ -27,6 +27,31 @@ describe('eventJson', () => {
     fc.assert(
       fc.property(event, (e) => {
         expect(JSON.parse(eventJson(e))).toEqual(JSON.parse(JSON.stringify(e)));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('writes exposures as core exposureEvent builds them, forced assignments left out', () => {
+    const assignment = fc.record({ experiment: fc.constantFrom('a', 'b', 'c"q'), variant: fc.constantFrom('x', 'y\\'), forced: fc.boolean() }) as fc.Arbitrary<Assignment>;
+    const ctx = fc.record(
+      {
+        unitId: text,
+        route: text,
+        requestId: text,
+        ts: fc.nat(),
+        latencyMs: finite,
+        status: fc.integer({ min: 0, max: 999 }),
+        attributes: fc.dictionary(text, fc.oneof(text, finite, fc.boolean()), { maxKeys: 3 }),
+      },
+      { requiredKeys: ['unitId', 'route', 'requestId', 'ts'] },
+    ) as fc.Arbitrary<ExposureContext>;
+    fc.assert(
+      fc.property(fc.array(assignment, { maxLength: 6 }), ctx, fc.uuid(), (assignments, c, id) => {
+        const event = exposureEvent(assignments, c, id);
+        const json = exposureJson(assignments, c, id);
+        if (event === null) expect(json).toBeNull();
+        else expect(JSON.parse(json!)).toEqual(JSON.parse(JSON.stringify(event)));
       }),
       { numRuns: 500 },
     );

@@ -1,4 +1,4 @@
-import type { AssignmentRef, Event } from '@bunryu/core';
+import type { Assignment, AssignmentRef, Event, ExposureContext } from '@bunryu/core';
 
 /** experiment → variant → `{"experiment":…,"variant":…}`, serialized once per pair. */
 const fragments = new Map<string, Map<string, string>>();
@@ -14,23 +14,58 @@ export function eventJson(e: Event): string {
   let out = '{"eventId":' + JSON.stringify(e.eventId) + ',"type":' + JSON.stringify(e.type) + ',"ts":' + number(e.ts) + ',"unitId":' + JSON.stringify(e.unitId);
   if (e.route !== undefined) out += ',"route":' + JSON.stringify(e.route);
   if (e.requestId !== undefined) out += ',"requestId":' + JSON.stringify(e.requestId);
-  out += ',"assignments":' + assignmentsJson(e.assignments);
+  out += ',"assignments":' + assignmentsJson(e.assignments, false);
   if (e.value !== undefined) out += ',"value":' + number(e.value);
   if (e.latencyMs !== undefined) out += ',"latencyMs":' + number(e.latencyMs);
   if (e.status !== undefined) out += ',"status":' + number(e.status);
   if (e.attributes !== undefined) out += ',"attributes":' + JSON.stringify(e.attributes);
-  return out + '}';
+  return flat(out + '}');
+}
+
+/**
+ * `eventJson(exposureEvent(assignments, ctx, eventId))` without building the event and its copy of
+ * every assignment: the hot path writes one exposure per request. Null when there is nothing to
+ * expose, as exposureEvent (a property test holds the two equal).
+ */
+export function exposureJson(assignments: readonly Assignment[], ctx: ExposureContext, eventId: string): string | null {
+  let analysed = false;
+  for (let i = 0; i < assignments.length; i++) if (!assignments[i]!.forced) analysed = true;
+  if (!analysed) return null;
+  let out = '{"eventId":' + JSON.stringify(eventId) + ',"type":"exposure","ts":' + number(ctx.ts) + ',"unitId":' + JSON.stringify(ctx.unitId);
+  out += ',"route":' + JSON.stringify(ctx.route) + ',"requestId":' + JSON.stringify(ctx.requestId);
+  out += ',"assignments":' + assignmentsJson(assignments, true);
+  if (ctx.latencyMs !== undefined) out += ',"latencyMs":' + number(ctx.latencyMs);
+  if (ctx.status !== undefined) out += ',"status":' + number(ctx.status);
+  if (ctx.attributes) {
+    for (const _ in ctx.attributes) {
+      out += ',"attributes":' + JSON.stringify(ctx.attributes);
+      break;
+    }
+  }
+  return flat(out + '}');
+}
+
+/**
+ * Concatenation builds a rope of small string nodes; events wait in the queue for up to a flush
+ * tick, and a young-generation GC copies every node of every rope it finds alive. Reading one
+ * character makes V8 flatten the rope into one string, so only that is kept.
+ */
+function flat(s: string): string {
+  s.charCodeAt(0);
+  return s;
 }
 
 function number(n: number): string {
   return Number.isFinite(n) ? String(n) : 'null';
 }
 
-function assignmentsJson(list: readonly AssignmentRef[]): string {
-  if (list.length === 0) return '[]';
+function assignmentsJson(list: readonly (AssignmentRef | Assignment)[], skipForced: boolean): string {
   let out = '[';
+  let first = true;
   for (let i = 0; i < list.length; i++) {
-    const { experiment, variant } = list[i]!;
+    const a = list[i]!;
+    if (skipForced && (a as Assignment).forced) continue;
+    const { experiment, variant } = a;
     let byVariant = fragments.get(experiment);
     if (byVariant === undefined) {
       if (fragments.size >= MAX_EXPERIMENTS) fragments.clear();
@@ -38,7 +73,8 @@ function assignmentsJson(list: readonly AssignmentRef[]): string {
     }
     let fragment = byVariant.get(variant);
     if (fragment === undefined) byVariant.set(variant, (fragment = JSON.stringify({ experiment, variant })));
-    out += (i === 0 ? '' : ',') + fragment;
+    out += (first ? '' : ',') + fragment;
+    first = false;
   }
   return out + ']';
 }

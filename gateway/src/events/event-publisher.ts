@@ -102,7 +102,12 @@ export class EventPublisher {
    * which would stall the event loop for every request waiting at that moment.
    */
   publish(key: string, event: Event): void {
-    if (this.queue.push({ key, value: eventJson(event) }) === this.batchSize) this.scheduleKick();
+    this.publishJson(key, eventJson(event));
+  }
+
+  /** `publish` for an event already serialized (the hot path's exposures). */
+  publishJson(key: string, json: string): void {
+    if (this.queue.push({ key, value: json }) === this.batchSize) this.scheduleKick();
   }
 
   stats(): PublisherStats {

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { BunryuError, assign, createError, exposureEvent, formatAssignmentsHeader, type Assignment } from '@bunryu/core';
+import { BunryuError, assign, createError, formatAssignmentsHeader, type Assignment } from '@bunryu/core';
 import { attributesFromHeaders } from '../client/attributes.ts';
 import { unitCookie, unitIdOf } from '../client/unit-id.ts';
 import type { SnapshotStore } from '../config-source/snapshot-store.ts';
+import { exposureJson } from '../events/event-json.ts';
 import type { EventPublisher } from '../events/event-publisher.ts';
 import type { Logger } from '@bunryu/platform';
 import type { GatewayMetrics } from '../metrics/gateway-metrics.ts';
@@ -90,7 +91,7 @@ export class RouteProxy {
     const latencyMs = performance.now() - started;
     // The exposure carries what the upstream really did, so error_rate sees failures hidden by a fallback.
     const upstreamStatus = response !== null ? response.status : failure!.kind === 'timeout' ? 504 : 502;
-    const exposure = exposureEvent(
+    const exposure = exposureJson(
       result.assignments,
       { unitId: unit.id, route: name, requestId, ts: Date.now(), latencyMs: Math.round(latencyMs * 1000) / 1000, status: upstreamStatus, attributes },
       randomUUID(),
@@ -112,7 +113,7 @@ export class RouteProxy {
       return await this.answerFromFallback(res, route, forwarded, rest, response, failure, result.assignments, latencyMs, own, requestId);
     } finally {
       // Queued once the answer is on its way: serializing the event adds nothing to its latency.
-      if (exposure) publisher.publish(unit.id, exposure);
+      if (exposure !== null) publisher.publishJson(unit.id, exposure);
     }
   }
 
