@@ -91,11 +91,6 @@ export class RouteProxy {
     const latencyMs = performance.now() - started;
     // The exposure carries what the upstream really did, so error_rate sees failures hidden by a fallback.
     const upstreamStatus = response !== null ? response.status : failure!.kind === 'timeout' ? 504 : 502;
-    const exposure = exposureJson(
-      result.assignments,
-      { unitId: unit.id, route: name, requestId, ts: Date.now(), latencyMs: Math.round(latencyMs * 1000) / 1000, status: upstreamStatus, attributes },
-      randomUUID(),
-    );
     const own = ['x-ab-assignments', assignments, 'x-request-id', requestId];
     if (unit.issued) own.push('set-cookie', unitCookie(unit.id));
 
@@ -112,7 +107,12 @@ export class RouteProxy {
       own.push('x-ab-fallback', 'true');
       return await this.answerFromFallback(res, route, forwarded, rest, response, failure, result.assignments, latencyMs, own, requestId);
     } finally {
-      // Queued once the answer is on its way: serializing the event adds nothing to its latency.
+      // Serialized and queued once the answer is on its way: the event adds nothing to its latency.
+      const exposure = exposureJson(
+        result.assignments,
+        { unitId: unit.id, route: name, requestId, ts: Date.now(), latencyMs: Math.round(latencyMs * 1000) / 1000, status: upstreamStatus, attributes },
+        randomUUID(),
+      );
       if (exposure !== null) publisher.publishJson(unit.id, exposure);
     }
   }
