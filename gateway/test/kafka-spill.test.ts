@@ -15,6 +15,9 @@ import { startUpstream, type TestUpstream } from './helpers/upstream.ts';
 // then starts a broker of its own, which it can kill without disturbing anyone.
 const shared = await integrationServer('KAFKA_BROKERS', '127.0.0.1:9092');
 const runnable = shared.url !== undefined && privateKafkaAvailable();
+if (!runnable && process.env.BUNRYU_REQUIRE_INTEGRATION === '1') {
+  throw new Error('the Kafka jars are not in infra/kafka/lib (infra/kafka/start.sh fetches them) and BUNRYU_REQUIRE_INTEGRATION=1');
+}
 
 describe.skipIf(!runnable)('Kafka outage under load: spill to disk, replay on recovery', () => {
   let kafka: PrivateKafka;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts a real single-node Apache Kafka broker (KRaft: broker + controller in one JVM)
-# on 127.0.0.1, and waits until it answers. Idempotent: exits 0 at once if something
-# already answers on the port.
+# on 127.0.0.1, and waits until it answers. Idempotent: when something already answers on
+# the port it only makes sure the jars are in lib/ (tests start private brokers from them).
 #
 # Environment:
 #   KAFKA_PORT             client port (default 9092)
@@ -34,20 +34,8 @@ PATTERN="kafka.Kafka $PROPS"
 
 say() { log kafka "$@"; }
 
-if port_open "$HOST" "$PORT"; then
-  say "something already answers on $HOST:$PORT: nothing to do"
-  exit 0
-fi
-
-mkdir -p "$STATE" "$LOGS"
-# One start at a time (up.sh from two terminals, CI and a developer...).
-exec 9>"$STATE/start.lock"
-flock -w $((TIMEOUT + 120)) 9 || { say "could not take $STATE/start.lock"; exit 1; }
-if port_open "$HOST" "$PORT"; then
-  say "broker came up meanwhile on $HOST:$PORT"
-  exit 0
-fi
-
+# The jars are ensured even when a broker already answers: tests start private brokers from them.
+mkdir -p "$LOGS"
 # --- Java and Maven ---------------------------------------------------------------
 if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
   apt_install openjdk-17-jre-headless maven
@@ -71,6 +59,20 @@ if [[ "$(cat "$LIB/.complete" 2>/dev/null || true)" != "$POM_SUM" ]]; then
   rm -rf "$LIB"
   mv "$tmp" "$LIB"
   say "jars fetched in $((SECONDS - t0))s ($(find "$LIB" -name '*.jar' | wc -l) jars)"
+fi
+
+if port_open "$HOST" "$PORT"; then
+  say "something already answers on $HOST:$PORT: nothing to do"
+  exit 0
+fi
+
+mkdir -p "$STATE" "$LOGS"
+# One start at a time (up.sh from two terminals, CI and a developer...).
+exec 9>"$STATE/start.lock"
+flock -w $((TIMEOUT + 120)) 9 || { say "could not take $STATE/start.lock"; exit 1; }
+if port_open "$HOST" "$PORT"; then
+  say "broker came up meanwhile on $HOST:$PORT"
+  exit 0
 fi
 
 # kafka_tool SECONDS MAINCLASS ARGS...: runs a Kafka command line tool, bounded in time.
