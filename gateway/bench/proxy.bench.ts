@@ -209,7 +209,8 @@ export async function run(): Promise<BenchResult[]> {
         const cpu0 = cpuMs(t.pid);
         const r = await load({ url: t.url, headers: t.headers, seconds: SECONDS, connections: CONNECTIONS });
         const cpu = cpuMs(t.pid);
-        if (r.errors > 0 || r.non2xx > 0) throw new Error(`${t.name}: ${r.errors} errors, ${r.non2xx} non-2xx answers`);
+        // A rare socket error or timeout on a machine this busy is noise; more is a broken target.
+        if (r.errors > r.total / 1000 || r.non2xx > 0) throw new Error(`${t.name}: ${r.errors} errors, ${r.non2xx} non-2xx answers of ${r.total}`);
         runs.get(t.name)!.push({ ...r, cpuUsPerRequest: cpu0 === null || cpu === null ? null : ((cpu - cpu0) * 1000) / r.total });
       }
     }
