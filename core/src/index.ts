@@ -7,3 +7,4 @@ export * from './env-config.ts';
 export * from './events.ts';
 export * from './http-errors.ts';
 export * from './stats/index.ts';
+export * from './lifecycle.ts';

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
+import { ALLOWED_FROM } from '@bunryu/core';
 import { buildApp } from '../src/app.ts';
 import { compose } from '../src/compose.ts';
 import { ConfigSchema } from '../src/config.ts';
@@ -71,6 +72,15 @@ describe('dashboard backend-for-frontend', () => {
     await agg?.app.close();
     // Whatever happened above, no answer to the browser carried a token.
     for (const body of seen) for (const t of Object.keys(tokens)) expect(body).not.toContain(t);
+  });
+
+  it("serves the browser core's status-transition table, the one the experiment-service enforces", async () => {
+    const res = await fetch(`${dash.url}/js/lib/lifecycle-table.js`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/javascript/);
+    const table = JSON.parse(/^export const ALLOWED_FROM = (.*);$/m.exec(await res.text())![1]!);
+    expect(table).toEqual({ ...ALLOWED_FROM, edit: ALLOWED_FROM.update });
+    expect(table.rollback).toContain('released');
   });
 
   it('serves the UI with a strict content security policy and the vendored libraries', async () => {

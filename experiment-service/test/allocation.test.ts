@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { Allocation } from '@bunryu/core';
 import { firstFreeRange, overlaps } from '../src/experiments/allocation.ts';
 import { findParamConflict } from '../src/experiments/param-conflicts.ts';
-import { ALLOWED_FROM, LEADS_TO } from '../src/experiments/lifecycle.ts';
+import { ALLOWED_FROM, LEADS_TO } from '@bunryu/core';
 
 describe('firstFreeRange', () => {
   it('takes the lowest gap wide enough', () => {

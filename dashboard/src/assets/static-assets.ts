@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import fastifyStatic from '@fastify/static';
-import { createError } from '@bunryu/core';
+import { ALLOWED_FROM, createError } from '@bunryu/core';
 
 export const PUBLIC_DIR = join(dirname(fileURLToPath(import.meta.url)), '../../public');
 
@@ -56,6 +56,11 @@ export async function registerStaticAssets(app: FastifyInstance): Promise<void> 
   });
 
   await app.register(fastifyStatic, { root: PUBLIC_DIR, prefix: '/', index: 'index.html', cacheControl: true, maxAge: 0 });
+
+  // The status-transition table comes from core, the one the experiment-service enforces, so the
+  // UI never offers an action the service would refuse with 409 (the UI calls an update "edit").
+  const lifecycleModule = `export const ALLOWED_FROM = ${JSON.stringify({ ...ALLOWED_FROM, edit: ALLOWED_FROM.update })};\n`;
+  app.get('/js/lib/lifecycle-table.js', async (_request, reply) => reply.type('text/javascript; charset=utf-8').send(lifecycleModule));
 
   const vendor = vendorFiles();
   app.get<{ Params: { file: string } }>('/vendor/:file', async (request, reply) => {

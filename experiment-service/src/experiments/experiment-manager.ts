@@ -1,18 +1,21 @@
 import {
   BUILT_IN_METRICS,
   Experiment,
+  LEADS_TO,
+  assertAllowed,
   createError,
   hundredths,
   parseOrThrow,
   validationError,
   type Allocation,
+  type ExperimentAction,
   type ExperimentDefinition,
   type ExperimentStatus,
 } from '@bunryu/core';
 import type { Principal } from '../auth/tokens.ts';
 import { StaleWriteError, type AuditEntry, type ExperimentStore, type StoreState } from '../store/experiment-store.ts';
 import { HOLDS_RANGE, RESERVES_RANGE, firstFreeRange, layerMembers, overlapping } from './allocation.ts';
-import { LEADS_TO, assertAllowed, type ExperimentAction } from './lifecycle.ts';
+
 import { findParamConflict } from './param-conflicts.ts';
 
 /** An If-Match header: `*` (any existing version) or the versions it names; absent: undefined. */

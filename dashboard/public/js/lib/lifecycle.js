@@ -1,14 +1,9 @@
-// Which statuses each action may start from (the experiment-service enforces this with 409;
-// the UI only uses it to offer the buttons that can work).
-export const ALLOWED_FROM = {
-  edit: ['draft', 'running', 'paused'],
-  ramp: ['draft', 'running', 'paused'],
-  start: ['draft', 'paused'],
-  pause: ['running'],
-  promote: ['running', 'paused'],
-  rollback: ['running', 'paused', 'released'],
-  archive: ['draft', 'paused', 'released', 'rolled_back'],
-};
+// Which statuses each action may start from: the table core defines and the experiment-service
+// enforces with 409, served by the dashboard's server. The UI only uses it to offer the buttons
+// that can work.
+import { ALLOWED_FROM } from './lifecycle-table.js';
+
+export { ALLOWED_FROM };
 
 /** @param {keyof typeof ALLOWED_FROM} action @param {string} status */
 export const allowed = (action, status) => ALLOWED_FROM[action].includes(status);

@@ -1,4 +1,5 @@
-import { createError, type ExperimentStatus } from '@bunryu/core';
+import { createError } from './errors.ts';
+import type { ExperimentStatus } from './schemas.ts';
 
 export type ExperimentAction = 'update' | 'start' | 'pause' | 'archive' | 'ramp' | 'promote' | 'rollback';
 
