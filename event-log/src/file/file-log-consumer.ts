@@ -2,7 +2,8 @@ import { watch, type FSWatcher } from 'node:fs';
 import { readFile, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ConsumerHandlers, EventLogConsumer, EventLogLogger } from '../event-log.ts';
-import { acquireLock, isNotFound, writeFileDurably, type FileLogLayout } from './file-log-layout.ts';
+import { writeFileDurably } from '@bunryu/platform/durable-files';
+import { acquireLock, isNotFound, type FileLogLayout } from './file-log-layout.ts';
 import { PartitionCursor, type LogPosition, type ReadBatch } from './partition-cursor.ts';
 
 export interface FileLogConsumerOptions {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { link, mkdir, open, readFile, readdir, rename, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, readdir, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { syncDir } from '@bunryu/platform/durable-files';
 
 /**
  * Where the embedded log keeps things, under `<dir>/<topic>/`:
@@ -107,28 +108,6 @@ async function createExclusive(path: string, data: string): Promise<void> {
   await syncDir(dirname(path));
 }
 
-/** Replaces `path` atomically and durably (write, fsync, rename, fsync the folder). */
-export async function writeFileDurably(path: string, data: string): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`;
-  const fh = await open(tmp, 'w');
-  try {
-    await fh.writeFile(data);
-    await fh.datasync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, path);
-  await syncDir(dirname(path));
-}
-
-export async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
 
 const heldLocks = new Set<string>();
 

@@ -1,7 +1,8 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { murmur3 } from '@bunryu/core';
 import type { EventLogLogger, EventLogProducer, LogRecord } from '../event-log.ts';
-import { acquireLock, syncDir, type FileLogLayout } from './file-log-layout.ts';
+import { syncDir } from '@bunryu/platform/durable-files';
+import { acquireLock, type FileLogLayout } from './file-log-layout.ts';
 import { encodeRecord, recordBytes } from './record-format.ts';
 import { scanToEnd } from './segment-reader.ts';
 

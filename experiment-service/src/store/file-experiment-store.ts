@@ -1,6 +1,7 @@
-import { mkdir, open, readFile, rename, stat, truncate, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Experiment, Holdout, Route } from '@bunryu/core';
+import { writeFileDurably } from '@bunryu/platform/durable-files';
 import {
   StaleWriteError,
   auditEntry,
@@ -37,7 +38,6 @@ export class FileExperimentStore implements ExperimentStore {
   private readonly listeners = new Set<(version: number) => void>();
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
-  private tmpCounter = 0;
 
   private constructor(
     private readonly dir: string,
@@ -151,7 +151,7 @@ export class FileExperimentStore implements ExperimentStore {
     const lines = added.map((e) => JSON.stringify(e) + '\n').join('');
     if (lines) await appendDurably(this.auditPath, lines);
     try {
-      await this.writeAtomically(this.statePath, JSON.stringify(next));
+      await writeFileDurably(this.statePath, JSON.stringify(next));
     } catch (err) {
       // The state did not move: take back the audit lines so the next change can use this version.
       if (lines) await truncate(this.auditPath, this.auditBytes).catch(() => undefined);
@@ -168,26 +168,8 @@ export class FileExperimentStore implements ExperimentStore {
 
   private async rewriteAudit(): Promise<void> {
     const text = this.entries.map((e) => JSON.stringify(e) + '\n').join('');
-    await this.writeAtomically(this.auditPath, text);
+    await writeFileDurably(this.auditPath, text);
     this.auditBytes = Buffer.byteLength(text);
-  }
-
-  private async writeAtomically(path: string, data: string): Promise<void> {
-    const tmp = `${path}.${process.pid}.${++this.tmpCounter}.tmp`;
-    try {
-      const fh = await open(tmp, 'w');
-      try {
-        await fh.writeFile(data);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, path);
-    } catch (err) {
-      await unlink(tmp).catch(() => undefined);
-      throw err;
-    }
-    await syncDir(this.dir);
   }
 
   private assertOpen(): void {
@@ -206,19 +188,6 @@ async function appendDurably(path: string, data: string): Promise<void> {
     await fh.sync();
   } finally {
     await fh.close();
-  }
-}
-
-/** Makes a rename durable; some platforms cannot open a directory, which only weakens durability. */
-async function syncDir(dir: string): Promise<void> {
-  let fh;
-  try {
-    fh = await open(dir, 'r');
-    await fh.sync();
-  } catch {
-    // best effort
-  } finally {
-    await fh?.close();
   }
 }
 

@@ -1,6 +1,7 @@
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { ConfigSnapshot, assign } from '@bunryu/core';
+import { writeFileDurably } from '@bunryu/platform/durable-files';
 import { buildRouteTable, type RouteRuntime } from '../proxy/route-table.ts';
 import type { UpstreamPools } from '../proxy/upstream-pools.ts';
 
@@ -114,23 +115,11 @@ export class SnapshotStore {
       // A newer snapshot may already be queued behind this one: write only the latest.
       if (this.live?.snapshot !== snapshot) return;
       try {
-        await writeAtomically(this.options.file, text);
+        await mkdir(dirname(this.options.file), { recursive: true });
+        await writeFileDurably(this.options.file, text);
       } catch (err) {
         this.options.logger.warn({ err: String(err), file: this.options.file }, 'cannot persist the config snapshot');
       }
     });
   }
-}
-
-async function writeAtomically(file: string, text: string): Promise<void> {
-  await mkdir(dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  const handle = await open(tmp, 'w');
-  try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(tmp, file);
 }
