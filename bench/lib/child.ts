@@ -1,4 +1,7 @@
-/** Runs a bench server in its own process and learns its port from its first `PORT <n>` line. */
+/**
+ * Runs a bench server in its own process and learns its port from its output: a `PORT <n>` line,
+ * or what `ready` matches (its first group is the port).
+ */
 import { spawn, type ChildProcess } from 'node:child_process';
 
 export interface ChildServer {
@@ -8,7 +11,7 @@ export interface ChildServer {
   stop(): Promise<void>;
 }
 
-export function startChild(script: string, env: Record<string, string> = {}): Promise<ChildServer> {
+export function startChild(script: string, env: Record<string, string> = {}, ready = /PORT (\d+)/): Promise<ChildServer> {
   const child = spawn(process.execPath, ['--import', 'tsx', script], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -17,7 +20,7 @@ export function startChild(script: string, env: Record<string, string> = {}): Pr
     let out = '';
     const onData = (chunk: Buffer) => {
       out += chunk.toString();
-      const m = /PORT (\d+)/.exec(out);
+      const m = ready.exec(out);
       if (!m) return;
       child.stdout!.off('data', onData);
       child.stdout!.resume();

@@ -14,7 +14,15 @@ import { RouteProxy } from './proxy/route-proxy.ts';
  * /readyz (ready once a config snapshot is loaded; Kafka being down does not make it unready, as
  * events then spill to disk) and /metrics.
  */
-export async function buildApp(config: Readonly<Config>, deps: Deps): Promise<FastifyInstance> {
+export interface AppOptions {
+  /**
+   * Set in a cluster worker: /metrics serves this (every process's metrics, aggregated), and the
+   * publisher's metrics come from the primary that holds it.
+   */
+  clusterMetrics?: () => Promise<string>;
+}
+
+export async function buildApp(config: Readonly<Config>, deps: Deps, options: AppOptions = {}): Promise<FastifyInstance> {
   const fastPath: FastPathTarget = { proxy: null, closing: false };
   const app = createHttpServer({
     service: 'gateway',
@@ -28,10 +36,11 @@ export async function buildApp(config: Readonly<Config>, deps: Deps): Promise<Fa
       },
     ],
     fastify: { serverFactory: fastPathServerFactory(fastPath) },
+    ...(options.clusterMetrics ? { metrics: options.clusterMetrics } : {}),
   });
   deps.logger.use(app.log);
   const metrics = new GatewayMetrics(app.metrics, {
-    publisher: () => deps.publisher.stats(),
+    ...(options.clusterMetrics ? {} : { publisher: () => deps.publisher.stats() }),
     config: () => deps.store.current,
     configStreamConnected: () => deps.subscriber.connected,
   });

@@ -3,7 +3,7 @@ import { createFileEventLog, createKafkaEventLog, type EventLogProducer } from '
 import type { Config } from './config.ts';
 import { ConfigSubscriber } from './config-source/config-subscriber.ts';
 import { SnapshotStore } from './config-source/snapshot-store.ts';
-import { EventPublisher } from './events/event-publisher.ts';
+import { EventPublisher, type EventSink } from './events/event-publisher.ts';
 import { SpillLog } from './events/spill-log.ts';
 import { LogSink } from '@bunryu/platform';
 import { UpstreamPools } from './proxy/upstream-pools.ts';
@@ -15,6 +15,8 @@ export interface ComposeOverrides {
   publisher?: { flushIntervalMs?: number; retryMinMs?: number; retryMaxMs?: number; appendTimeoutMs?: number };
   /** Tuning of the config subscriber (tests shorten the reconnect backoff). */
   subscriber?: { backoffMinMs?: number; backoffMaxMs?: number };
+  /** Where events go instead of a publisher of this process's own (a cluster worker: the primary's). */
+  events?: EventSink;
 }
 
 /**
@@ -27,11 +29,7 @@ export async function compose(config: Readonly<Config>, overrides: ComposeOverri
   const logger = new LogSink('gateway', config.LOG_LEVEL === 'silent');
   const dataDir = join(config.BUNRYU_DATA_DIR, 'gateway');
   const pools = new UpstreamPools({ connections: config.GATEWAY_UPSTREAM_CONNECTIONS });
-
-  const producer = overrides.producer ?? (await createProducer(config, logger));
-  const spill = await SpillLog.open(join(dataDir, 'spill'));
-  if (spill.pending > 0) logger.warn({ pending: spill.pending }, 'events spilled by a previous run will be replayed first');
-  const publisher = new EventPublisher({ producer, spill, queueLimit: config.GATEWAY_EVENT_QUEUE_LIMIT, logger, ...overrides.publisher });
+  const events = overrides.events ? { publisher: overrides.events, close: () => overrides.events!.close() } : await composeEvents(config, logger, overrides);
 
   const store = new SnapshotStore({ file: join(dataDir, 'snapshot.json'), pools, logger });
   await store.loadPersisted();
@@ -48,8 +46,7 @@ export async function compose(config: Readonly<Config>, overrides: ComposeOverri
   return {
     logger,
     pools,
-    producer,
-    publisher,
+    publisher: events.publisher,
     store,
     subscriber,
     /** After the app stopped taking requests: stop the config stream, make every event durable, close pools. */
@@ -57,14 +54,41 @@ export async function compose(config: Readonly<Config>, overrides: ComposeOverri
       if (closed) return;
       closed = true;
       await subscriber.stop();
-      await publisher.close();
-      await producer.close();
+      await events.close();
       await store.persisted();
       await pools.close();
     },
   };
 }
 export type Deps = Awaited<ReturnType<typeof compose>>;
+
+/**
+ * The event publisher and what it writes to: the event log, and the disk spill for when the log
+ * is unreachable. One per gateway: in a cluster it lives in the primary.
+ */
+export async function composeEvents(config: Readonly<Config>, logger: LogSink, overrides: Pick<ComposeOverrides, 'producer' | 'publisher'> = {}) {
+  const producer = overrides.producer ?? (await createProducer(config, logger));
+  const spill = await SpillLog.open(join(config.BUNRYU_DATA_DIR, 'gateway', 'spill'));
+  if (spill.pending > 0) logger.warn({ pending: spill.pending }, 'events spilled by a previous run will be replayed first');
+  const publisher = new EventPublisher({
+    producer,
+    spill,
+    queueLimit: config.GATEWAY_EVENT_QUEUE_LIMIT,
+    // An append costs a Kafka round trip or an fsync, whatever its size. A Kafka record batch
+    // must stay under the broker's 1 MB message.max.bytes; the embedded log takes what a flush
+    // tick gathered in one write, so a busy gateway does not fall behind on fsyncs.
+    batchSize: config.KAFKA_BROKERS ? 1000 : 10_000,
+    logger,
+    ...overrides.publisher,
+  });
+  return {
+    publisher,
+    close: async () => {
+      await publisher.close();
+      await producer.close();
+    },
+  };
+}
 
 async function createProducer(config: Readonly<Config>, logger: LogSink): Promise<EventLogProducer> {
   const log = config.KAFKA_BROKERS

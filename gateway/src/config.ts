@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { baseEnv, csv, eventLogEnv, experimentServiceEnv, port } from '@bunryu/core';
 import { loadConfig } from '@bunryu/platform';
@@ -11,6 +12,8 @@ export const ConfigSchema = z.object({
   BUNRYU_CLIENT_KEYS: csv.pipe(z.array(z.string()).min(1)).optional(),
   /** Most keep-alive connections per upstream origin (opened as needed; as @fastify/reply-from). */
   GATEWAY_UPSTREAM_CONNECTIONS: z.coerce.number().int().min(1).max(1024).default(128),
+  /** Processes serving requests (one per core by default); with more than one, a primary process holds the event publisher. */
+  GATEWAY_WORKERS: z.coerce.number().int().min(1).max(64).default(availableParallelism()),
   /** Events held in memory before the publisher spills to disk. */
   GATEWAY_EVENT_QUEUE_LIMIT: z.coerce.number().int().min(1000).max(10_000_000).default(100_000),
 });

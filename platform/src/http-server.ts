@@ -17,6 +17,8 @@ export interface HttpServerOptions {
   /** Dependencies that must answer for /readyz to be 200. */
   readiness?: ReadinessCheck[];
   fastify?: FastifyServerOptions;
+  /** What /metrics serves instead of this app's registry (a cluster worker: the whole cluster's). */
+  metrics?: () => Promise<string>;
 }
 
 declare module 'fastify' {
@@ -79,7 +81,7 @@ export function createHttpServer(opts: HttpServerOptions): FastifyInstance {
     return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', service: opts.service, checks });
   });
   app.get('/metrics', async (_request, reply) => {
-    return reply.type(registry.contentType).send(await registry.metrics());
+    return reply.type(registry.contentType).send(await (opts.metrics ?? (() => registry.metrics()))());
   });
   return app;
 }

@@ -3,13 +3,13 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { MAX_EVENTS_PER_CALL, assign, createError, exposureEvent, parseOrThrow } from '@bunryu/core';
 import type { SnapshotStore } from '../config-source/snapshot-store.ts';
-import type { EventPublisher } from '../events/event-publisher.ts';
+import type { EventSink } from '../events/event-publisher.ts';
 import { ingestEvents } from '../events/client-events.ts';
 import { MAX_UNIT_ID_LENGTH } from './unit-id.ts';
 
 export interface ClientRouteDeps {
   store: SnapshotStore;
-  publisher: EventPublisher;
+  publisher: EventSink;
 }
 
 const Scalar = z.union([z.string(), z.number(), z.boolean()]);

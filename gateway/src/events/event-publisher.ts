@@ -45,6 +45,21 @@ export interface PublisherStats {
 }
 
 
+/**
+ * What request handlers publish through: the EventPublisher, or in a cluster worker its link to
+ * the primary's publisher.
+ */
+export interface EventSink {
+  /** Queues one event for the log, keyed by unit id. Never blocks and never throws. */
+  publish(key: string, event: Event): void;
+  /** `publish` for an event already serialized. */
+  publishJson(key: string, json: string): void;
+  /** Resolves once everything published so far is in the event log or on disk. */
+  flush(): Promise<void>;
+  stats(): PublisherStats;
+  close(): Promise<void>;
+}
+
 const silent: PublisherLogger = { info() {}, warn() {}, error() {} };
 
 /**
@@ -54,7 +69,7 @@ const silent: PublisherLogger = { info() {}, warn() {}, error() {} };
  * batch and everything after it go to an fsynced file on disk, and a recovery loop replays that
  * file in order, before any newer event, until it is empty. Nothing blocks, nothing is dropped.
  */
-export class EventPublisher {
+export class EventPublisher implements EventSink {
   private queue: LogRecord[] = [];
   private mode: 'memory' | 'spill';
   private pumping: Promise<void> | null = null;

@@ -4,7 +4,8 @@ import type { PublisherStats } from '../events/event-publisher.ts';
 import type { LiveConfig } from '../config-source/snapshot-store.ts';
 
 export interface MetricSources {
-  publisher: () => PublisherStats;
+  /** Absent in a cluster worker: the primary, which holds the publisher, reports these. */
+  publisher?: () => PublisherStats;
   config: () => LiveConfig | null;
   configStreamConnected: () => boolean;
   now?: () => number;
@@ -64,53 +65,13 @@ export class GatewayMetrics {
       labelNames: ['route', 'reason'],
       registers: [registry],
     });
-    new Gauge({
-      name: 'bunryu_gateway_event_queue_depth',
-      help: 'Events in memory waiting for the event log',
-      registers: [registry],
-      collect() {
-        this.set(sources.publisher().queued);
-      },
-    });
-    new Gauge({
-      name: 'bunryu_gateway_event_spill_pending',
-      help: 'Events on disk waiting for the event log to come back',
-      registers: [registry],
-      collect() {
-        this.set(sources.publisher().spillPending);
-      },
-    });
-    new Counter({
-      name: 'bunryu_gateway_events_spilled_total',
-      help: 'Events written to the disk spill since start',
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.inc(sources.publisher().spilled);
-      },
-    });
-    new Counter({
-      name: 'bunryu_gateway_events_published_total',
-      help: 'Events acknowledged by the event log since start',
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.inc(sources.publisher().published);
-      },
-    });
-    new Counter({
-      name: 'bunryu_gateway_event_append_failures_total',
-      help: 'Failed appends to the event log (each batch went to the spill)',
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.inc(sources.publisher().failures);
-      },
-    });
+    if (sources.publisher) registerPublisherMetrics(registry, sources.publisher);
     new Gauge({
       name: 'bunryu_gateway_config_version',
       help: 'Version of the config snapshot being served (-1 before any)',
       registers: [registry],
+      // Across cluster workers: the oldest version any of them serves.
+      aggregator: 'min',
       collect() {
         this.set(sources.config()?.version ?? -1);
       },
@@ -119,6 +80,7 @@ export class GatewayMetrics {
       name: 'bunryu_gateway_config_age_seconds',
       help: 'Seconds since the snapshot being served was loaded (-1 before any)',
       registers: [registry],
+      aggregator: 'max',
       collect() {
         const live = sources.config();
         this.set(live ? (now() - live.loadedAt) / 1000 : -1);
@@ -128,6 +90,7 @@ export class GatewayMetrics {
       name: 'bunryu_gateway_config_stream_connected',
       help: '1 while the experiment-service config stream is open',
       registers: [registry],
+      aggregator: 'min',
       collect() {
         this.set(sources.configStreamConnected() ? 1 : 0);
       },
@@ -157,6 +120,53 @@ export class GatewayMetrics {
   fallback(route: string, reason: 'error' | 'timeout' | 'status'): void {
     this.fallbacks.inc({ route, reason });
   }
+}
+
+/** Queue depth, spill and delivery counts of the event publisher. */
+export function registerPublisherMetrics(registry: Registry, stats: () => PublisherStats): void {
+  new Gauge({
+    name: 'bunryu_gateway_event_queue_depth',
+    help: 'Events in memory waiting for the event log',
+    registers: [registry],
+    collect() {
+      this.set(stats().queued);
+    },
+  });
+  new Gauge({
+    name: 'bunryu_gateway_event_spill_pending',
+    help: 'Events on disk waiting for the event log to come back',
+    registers: [registry],
+    collect() {
+      this.set(stats().spillPending);
+    },
+  });
+  new Counter({
+    name: 'bunryu_gateway_events_spilled_total',
+    help: 'Events written to the disk spill since start',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(stats().spilled);
+    },
+  });
+  new Counter({
+    name: 'bunryu_gateway_events_published_total',
+    help: 'Events acknowledged by the event log since start',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(stats().published);
+    },
+  });
+  new Counter({
+    name: 'bunryu_gateway_event_append_failures_total',
+    help: 'Failed appends to the event log (each batch went to the spill)',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(stats().failures);
+    },
+  });
 }
 
 function bump(tally: Map<string, StatusCounts>, key: string, status: number): void {

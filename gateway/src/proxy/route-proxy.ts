@@ -5,7 +5,7 @@ import { attributesFromHeaders } from '../client/attributes.ts';
 import { unitCookie, unitIdOf } from '../client/unit-id.ts';
 import type { SnapshotStore } from '../config-source/snapshot-store.ts';
 import { exposureJson } from '../events/event-json.ts';
-import type { EventPublisher } from '../events/event-publisher.ts';
+import type { EventSink } from '../events/event-publisher.ts';
 import type { Logger } from '@bunryu/platform';
 import type { GatewayMetrics } from '../metrics/gateway-metrics.ts';
 import { forward, UpstreamFailure, type ForwardRequest, type UpstreamResponse } from './forward.ts';
@@ -16,7 +16,7 @@ import type { UpstreamPools } from './upstream-pools.ts';
 export interface RouteProxyDeps {
   store: SnapshotStore;
   pools: UpstreamPools;
-  publisher: EventPublisher;
+  publisher: EventSink;
   metrics: GatewayMetrics;
   logger: Logger;
   /** BUNRYU_CLIENT_KEYS; null when unset. */

@@ -1,0 +1,166 @@
+import cluster, { type Worker } from 'node:cluster';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { LogSink } from '@bunryu/platform';
+import type { Config } from '../config.ts';
+import { composeEvents } from '../compose.ts';
+import { registerPublisherMetrics } from '../metrics/gateway-metrics.ts';
+import { isMessage, type ToPrimary, type ToWorker, type WorkerMetrics } from './protocol.ts';
+
+const COLLECT_TIMEOUT_MS = 2000;
+const SHUTDOWN_GRACE_MS = 15_000;
+const RESTART_MIN_MS = 500;
+const RESTART_MAX_MS = 30_000;
+/** A worker that ran this long before dying resets the restart backoff. */
+const HEALTHY_UPTIME_MS = 60_000;
+
+interface Collection {
+  requester: Worker;
+  /** The requester's id for its request. */
+  requestId: number;
+  parts: WorkerMetrics[];
+  waiting: Set<number>;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * The gateway as a cluster: GATEWAY_WORKERS processes share the port and serve requests (the
+ * hot path is CPU-bound, and one Node process uses one core); this primary serves none. It holds
+ * the one event publisher (the embedded log has a single writer, and one queue and one spill keep
+ * the single-process rules: nothing blocks a request, nothing accepted is lost), answers the
+ * workers' flushes, gathers every process's metrics for /metrics, and restarts a worker that
+ * dies. SIGTERM/SIGINT: the workers drain their requests and hand over their last events, then
+ * the publisher makes everything durable.
+ */
+export async function runPrimary(config: Readonly<Config>): Promise<void> {
+  const logger = new LogSink('gateway', config.LOG_LEVEL === 'silent');
+  const events = await composeEvents(config, logger);
+  const registry = new Registry();
+  registry.setDefaultLabels({ service: 'gateway' });
+  collectDefaultMetrics({ register: registry, labels: { process: 'primary' } });
+  registerPublisherMetrics(registry, () => events.publisher.stats());
+
+  cluster.setupPrimary({ serialization: 'advanced' });
+  const collections = new Map<number, Collection>();
+  let nextCollection = 0;
+  const started = new Map<Worker, number>();
+  const listened = new Set<Worker>();
+  let serving = false;
+  let stopping = false;
+  let restartDelay = RESTART_MIN_MS;
+
+  const send = (worker: Worker, message: ToWorker) => {
+    if (worker.isConnected()) worker.send(message);
+  };
+
+  // Whatever has answered by the deadline is served: a stuck worker must not stall /metrics.
+  const finishCollection = async (key: number) => {
+    const c = collections.get(key);
+    if (!c) return;
+    collections.delete(key);
+    clearTimeout(c.timer);
+    const id = c.requestId;
+    try {
+      c.parts.push(await registry.getMetricsAsJSON());
+      send(c.requester, { type: 'bunryu:metrics', id, parts: c.parts });
+    } catch (err) {
+      send(c.requester, { type: 'bunryu:metrics', id, parts: [], error: String(err) });
+    }
+  };
+
+  const onMessage = (worker: Worker, message: unknown) => {
+    if (!isMessage<ToPrimary>(message)) return;
+    switch (message.type) {
+      case 'bunryu:events': {
+        const { keys, values } = message;
+        for (let i = 0; i < keys.length; i++) events.publisher.publishJson(keys[i]!, values[i]!);
+        return;
+      }
+      case 'bunryu:flush':
+        // Messages of one worker arrive in order: its events are all queued by now.
+        events.publisher.flush().then(
+          () => send(worker, { type: 'bunryu:flushed', id: message.id }),
+          (err: unknown) => send(worker, { type: 'bunryu:flushed', id: message.id, error: String(err) }),
+        );
+        return;
+      case 'bunryu:metrics': {
+        const key = ++nextCollection;
+        const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected());
+        collections.set(key, {
+          requester: worker,
+          requestId: message.id,
+          parts: [],
+          waiting: new Set(workers.map((w) => w.id)),
+          timer: setTimeout(() => void finishCollection(key), COLLECT_TIMEOUT_MS),
+        });
+        for (const w of workers) send(w, { type: 'bunryu:collect', id: key });
+        return;
+      }
+      case 'bunryu:collected': {
+        const c = collections.get(message.id);
+        if (!c || !c.waiting.delete(worker.id)) return;
+        c.parts.push(message.metrics);
+        if (c.waiting.size === 0) void finishCollection(message.id);
+        return;
+      }
+    }
+  };
+
+  const fork = () => {
+    const worker = cluster.fork();
+    started.set(worker, Date.now());
+  };
+
+  cluster.on('message', onMessage);
+  cluster.on('listening', (worker) => {
+    listened.add(worker);
+    if (!serving && listened.size === config.GATEWAY_WORKERS) {
+      serving = true;
+      logger.info({ workers: config.GATEWAY_WORKERS, pid: process.pid }, 'gateway cluster serving');
+    }
+  });
+  cluster.on('exit', (worker, code, signal) => {
+    const uptime = Date.now() - (started.get(worker) ?? Date.now());
+    started.delete(worker);
+    if (stopping) return;
+    const didListen = listened.delete(worker);
+    // A worker that could not even start (port taken, bad config) would fail again: stop the gateway.
+    if (!serving && !didListen) {
+      logger.error({ worker: worker.process.pid, code }, 'a gateway worker failed to start; stopping');
+      void shutdown(1);
+      return;
+    }
+    if (uptime > HEALTHY_UPTIME_MS) restartDelay = RESTART_MIN_MS;
+    logger.error({ worker: worker.process.pid, code, signal, restartInMs: restartDelay }, 'a gateway worker died; starting another');
+    setTimeout(() => !stopping && fork(), restartDelay).unref();
+    restartDelay = Math.min(RESTART_MAX_MS, restartDelay * 2);
+  });
+
+  const shutdown = async (exitCode: number) => {
+    if (stopping) return;
+    stopping = true;
+    const force = setTimeout(() => process.exit(1), SHUTDOWN_GRACE_MS);
+    force.unref();
+    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
+    await Promise.all(
+      workers.map(
+        (w) =>
+          new Promise<void>((resolve) => {
+            if (w.isDead()) return resolve();
+            w.once('exit', () => resolve());
+            w.process.kill('SIGTERM');
+          }),
+      ),
+    );
+    try {
+      await events.close();
+    } catch (err) {
+      logger.error({ err: String(err) }, 'closing the event publisher failed');
+      exitCode = 1;
+    }
+    process.exit(exitCode);
+  };
+  process.once('SIGINT', () => void shutdown(0));
+  process.once('SIGTERM', () => void shutdown(0));
+
+  for (let i = 0; i < config.GATEWAY_WORKERS; i++) fork();
+}

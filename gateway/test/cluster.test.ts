@@ -1,0 +1,142 @@
+/**
+ * The gateway as server.ts runs it with GATEWAY_WORKERS=2: a primary holding the event publisher
+ * and two workers sharing the port. Requests spread over both workers, /metrics adds them up, a
+ * killed worker is replaced, and every exposure and event reaches the embedded log exactly once.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EVENTS_TOPIC, type Event } from '@bunryu/core';
+import { createFileEventLog, type ConsumedRecord } from '@bunryu/event-log';
+import { startFakeExperimentService, type FakeExperimentService } from './helpers/fake-experiment-service.ts';
+import { tempDir, until } from './helpers/gateway.ts';
+import { experiment, route, snapshot } from './helpers/snapshots.ts';
+import { startUpstream, type TestUpstream } from './helpers/upstream.ts';
+
+const server = fileURLToPath(new URL('../src/server.ts', import.meta.url));
+
+/** One request on a connection of its own, so the cluster hands it to either worker. */
+function call(url: string, options: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: options.method ?? 'GET', headers: options.headers, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+/** Pids of the processes whose parent is `pid` (Linux /proc). */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+function metric(text: string, line: RegExp): number {
+  return text
+    .split('\n')
+    .filter((l) => line.test(l))
+    .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+}
+
+describe.runIf(process.platform === 'linux')('gateway cluster (GATEWAY_WORKERS=2)', () => {
+  let upstream: TestUpstream;
+  let es: FakeExperimentService;
+  let dataDir: string;
+  let gateway: ChildProcess;
+  let url: string;
+  let exited: Promise<number | null>;
+
+  beforeAll(async () => {
+    upstream = await startUpstream();
+    es = await startFakeExperimentService(snapshot(1, [route('recommend', upstream.url)], [experiment('exp-a', 'recommend'), experiment('exp-b', 'recommend', { layer: 'other' })]));
+    dataDir = await tempDir('bunryu-gateway-cluster-');
+    gateway = spawn(process.execPath, ['--import', 'tsx', server], {
+      env: { ...process.env, GATEWAY_WORKERS: '2', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', BUNRYU_DATA_DIR: dataDir, EXPERIMENT_SERVICE_URL: es.url, KAFKA_BROKERS: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    exited = new Promise((resolve) => gateway.once('exit', (code) => resolve(code)));
+    let out = '';
+    gateway.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+    url = await new Promise<string>((resolve, reject) => {
+      gateway.stdout!.on('data', (c: Buffer) => {
+        out += c.toString();
+        const m = /listening on (http:\/\/[\d.]+:\d+)/.exec(out);
+        if (m) resolve(m[1]!);
+      });
+      void exited.then((code) => reject(new Error(`the gateway exited with ${code}: ${out}`)));
+    });
+    await until(async () => (await call(`${url}/readyz`)).status === 200 && childrenOf(gateway.pid!).length === 2, 45_000, 'both workers ready');
+  }, 60_000);
+
+  afterAll(async () => {
+    if (gateway.exitCode === null) gateway.kill('SIGKILL');
+    await es?.close();
+    await upstream?.close();
+  });
+
+  const proxied = async (unit: string) => {
+    const res = await call(`${url}/v1/routes/recommend/predict`, { headers: { 'x-unit-id': unit } });
+    expect(res.status).toBe(200);
+    expect(String(res.headers['x-ab-assignments'])).toMatch(/^exp-a=(control|treatment),exp-b=(control|treatment)$/);
+  };
+
+  it('serves from both workers, sums their metrics, replaces a killed worker, and logs every event exactly once', async () => {
+    for (let i = 0; i < 40; i++) await proxied(`unit-${i}`);
+    const events = await call(`${url}/v1/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ events: Array.from({ length: 10 }, (_, i) => ({ type: 'click', unitId: `unit-${i}`, route: 'recommend', value: 1 })) }),
+    });
+    expect(JSON.parse(events.body).accepted).toBe(10);
+
+    // /metrics, answered by either worker, counts the requests of both, and the publisher's (in the primary).
+    const text = (await call(`${url}/metrics`)).body;
+    expect(metric(text, /^bunryu_gateway_requests_total\{.*route="recommend".*status="200"/)).toBe(40);
+    expect(metric(text, /^bunryu_gateway_variant_requests_total\{.*experiment="exp-a"/)).toBe(40);
+    expect(text).toMatch(/^bunryu_gateway_event_queue_depth/m);
+    expect(metric(text, /^bunryu_gateway_config_version\{/)).toBe(1);
+
+    // The link hands events over every few ms: once the primary has published them all, a worker may die.
+    await until(async () => metric((await call(`${url}/metrics`)).body, /^bunryu_gateway_events_published_total\{/) === 50, 10_000, '50 events published');
+    const [victim] = childrenOf(gateway.pid!);
+    process.kill(victim!, 'SIGKILL');
+    await until(() => {
+      const now = childrenOf(gateway.pid!);
+      return now.length === 2 && !now.includes(victim!);
+    }, 20_000, 'a replacement worker');
+    await until(async () => (await call(`${url}/readyz`).catch(() => ({ status: 0 }))).status === 200, 20_000, 'ready again');
+    for (let i = 40; i < 80; i++) await proxied(`unit-${i}`);
+
+    gateway.kill('SIGTERM');
+    expect(await exited).toBe(0);
+
+    const log = createFileEventLog({ dir: join(dataDir, 'events'), topic: EVENTS_TOPIC, pollIntervalMs: 10 });
+    const consumer = log.consumer({ group: 'cluster-test' });
+    const records: ConsumedRecord[] = [];
+    await consumer.run({ eachBatch: async (batch) => void records.push(...batch) });
+    await until(async () => (await consumer.lag()) === 0 && records.length > 0, 10_000, 'the log read');
+    await consumer.close();
+    const logged = records.map((r) => JSON.parse(r.value) as Event);
+    const exposures = logged.filter((e) => e.type === 'exposure');
+    expect(exposures).toHaveLength(80);
+    expect(new Set(exposures.map((e) => e.unitId)).size).toBe(80);
+    expect(logged.filter((e) => e.type === 'click')).toHaveLength(10);
+    expect(new Set(logged.map((e) => e.eventId)).size).toBe(90);
+  }, 90_000);
+});
