@@ -20,9 +20,7 @@ const children: ChildProcess[] = [];
 let stopping = false;
 
 function startService(name: string, port: number): ChildProcess {
-  // The gateway allocates short-lived objects per request: a larger young generation halves its minor GCs.
-  const flags = name === 'gateway' ? ['--max-semi-space-size=64'] : [];
-  const child = spawn(process.execPath, [...flags, '--import', 'tsx', `${name}/src/server.ts`], {
+  const child = spawn(process.execPath, ['--import', 'tsx', `${name}/src/server.ts`], {
     cwd: root,
     env: { ...process.env, PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
