@@ -9,8 +9,8 @@
  * Redis figures are left out when no Redis answers at REDIS_URL (default 127.0.0.1:6379).
  */
 import { gzipSync } from 'node:zlib';
-import type { Experiment, Route } from '@bunryu/core';
 import { integrationServer } from '@bunryu/platform/testing';
+import { FLEET_EXPERIMENTS, fleet } from '../../bench/lib/fleet.ts';
 import { buildSnapshot, serializeSnapshot } from '../src/config-snapshot/build-snapshot.ts';
 import type { ExperimentStore } from '../src/store/experiment-store.ts';
 import { bearer, startApp, storeFixture, type StoreFixture } from '../test/helpers.ts';
@@ -23,44 +23,7 @@ export interface BenchResult {
   unit: string;
 }
 
-const EXPERIMENTS = 1000;
-const ROUTES = 50;
-
-function fleet(): { routes: Route[]; experiments: Experiment[] } {
-  const at = '2026-01-01T00:00:00.000Z';
-  const routes = Array.from({ length: ROUTES }, (_, i): Route => ({
-    key: `route-${i}`,
-    upstream: `http://127.0.0.1:8082/v1/models/m${i}/predict`,
-    path: '/',
-    defaultParams: { version: '1' },
-    timeoutMs: 1000,
-    updatedAt: at,
-  }));
-  // 100 layers of 10 experiments with 10% each: every layer is full, as in a busy deployment.
-  const experiments = Array.from({ length: EXPERIMENTS }, (_, i): Experiment => ({
-    key: `exp-${String(i).padStart(4, '0')}`,
-    name: `Experiment ${i}: does model variant ${i} lift clicks?`,
-    hypothesis: 'The new ranking model raises the click-through rate by at least one percent.',
-    route: `route-${i % ROUTES}`,
-    layer: `layer-${i % 100}`,
-    trafficPercent: 10,
-    allocation: { start: Math.floor(i / 100) * 1000, end: Math.floor(i / 100) * 1000 + 1000 },
-    salt: `s${i}`,
-    targeting: [{ attribute: 'country', op: 'in', value: ['JP', 'US', 'DE'] }],
-    variants: [
-      { key: 'control', weight: 50, params: { [`p${i}`]: 'a', version: '1' } },
-      { key: 'treatment', weight: 50, params: { [`p${i}`]: 'b', version: '2' } },
-    ],
-    overrides: { 'qa-user-1': 'treatment' },
-    metrics: { primary: 'error_rate', guardrails: ['latency_ms'] },
-    status: 'running',
-    version: 1,
-    createdAt: at,
-    updatedAt: at,
-    startedAt: at,
-  }));
-  return { routes, experiments };
-}
+const EXPERIMENTS = FLEET_EXPERIMENTS;
 
 async function seedFleet(store: ExperimentStore): Promise<void> {
   const { routes, experiments } = fleet();

@@ -1,66 +1,26 @@
 /**
  * SPEC §7: "Gateway memory ≤ 150 MB RSS with 1,000 experiments in its config". The gateway runs
- * as server.ts runs it, with a config of 1,000 running experiments over 50 routes (100 full
- * layers of 10), and serves wrk load spread over every route and 100,000 unit ids with exposure
+ * as server.ts runs it, with the benches' fleet of 1,000 running experiments over 50 routes (100
+ * full layers of 10), and serves wrk load spread over every route and 100,000 unit ids with exposure
  * logging on; then the resident set of each of its processes is read from /proc. Measured for
  * one worker per core (the default) and for one process.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { ConfigSnapshot, Experiment, Route } from '@bunryu/core';
 import { startChild, type ChildServer } from '../../bench/lib/child.ts';
+import { FLEET_ROUTES, fleet } from '../../bench/lib/fleet.ts';
 import type { BenchResult } from '../../bench/lib/result.ts';
 import { wrkInstalled } from '../../bench/lib/wrk.ts';
+import { fakeExperimentService } from './proxy.bench.ts';
 
-const EXPERIMENTS = 1000;
-const ROUTES = 50;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3) * 2;
 const file = (p: string) => fileURLToPath(new URL(p, import.meta.url));
-
-function fleet(upstream: string): ConfigSnapshot {
-  const at = '2026-01-01T00:00:00.000Z';
-  const routes = Array.from({ length: ROUTES }, (_, i): Route => ({ key: `route-${i}`, upstream, path: `/v1/models/m${i}`, defaultParams: { version: '1' }, timeoutMs: 1000, updatedAt: at }));
-  const experiments = Array.from({ length: EXPERIMENTS }, (_, i): Experiment => ({
-    key: `exp-${String(i).padStart(4, '0')}`,
-    route: `route-${i % ROUTES}`,
-    layer: `layer-${i % 100}`,
-    trafficPercent: 100,
-    allocation: { start: Math.floor(i / 100) * 1000, end: Math.floor(i / 100) * 1000 + 1000 },
-    salt: `s${i}`,
-    targeting: [{ attribute: 'country', op: 'in', value: ['JP', 'US', 'DE'] }],
-    variants: [
-      { key: 'control', weight: 50, params: { [`p${i}`]: 'a', version: '1' } },
-      { key: 'treatment', weight: 50, params: { [`p${i}`]: 'b', version: '2' } },
-    ],
-    overrides: { 'qa-user-1': 'treatment' },
-    metrics: { guardrails: ['error_rate', 'latency_ms'] },
-    status: 'running',
-    version: 1,
-    createdAt: at,
-    updatedAt: at,
-  }));
-  return { version: 1, routes: Object.fromEntries(routes.map((r) => [r.key, r])), experiments, metrics: {}, holdout: null };
-}
-
-async function fakeExperimentService(snapshot: ConfigSnapshot): Promise<Server> {
-  const body = JSON.stringify(snapshot);
-  const server = createServer((req, res) => {
-    if (req.url === '/v1/config') return void res.writeHead(200, { 'content-type': 'application/json' }).end(body);
-    if (req.url === '/v1/config/stream') {
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      return void res.write(`event: snapshot\ndata: ${body}\n\n`);
-    }
-    res.writeHead(404).end();
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return server;
-}
 
 /** Resident set (VmRSS) of a process and of its children, in MB. */
 function rssMb(pid: number): number[] {
@@ -88,7 +48,8 @@ export async function run(): Promise<BenchResult[]> {
   try {
     const upstream = await startChild(file('../../bench/lib/upstream.ts'));
     children.push(upstream);
-    es = await fakeExperimentService(fleet(upstream.url));
+    const { routes, experiments } = fleet(() => upstream.url);
+    es = await fakeExperimentService({ version: 1, routes: Object.fromEntries(routes.map((r) => [r.key, r])), experiments, metrics: {}, holdout: null });
     // Every request: a route and a unit of its own, so assignment, cookies and metrics see real spread.
     const script = join(dir, 'spread.lua');
     await writeFile(
@@ -96,7 +57,7 @@ export async function run(): Promise<BenchResult[]> {
       `local n = 0
 request = function()
   n = n + 1
-  local path = "/v1/routes/route-" .. (n % ${ROUTES}) .. "/predict"
+  local path = "/v1/routes/route-" .. (n % ${FLEET_ROUTES}) .. "/predict"
   return wrk.format("GET", path, { ["x-unit-id"] = "user-" .. ((n * 7919) % 100000), ["x-ab-attr-country"] = "JP" })
 end
 `,
@@ -119,8 +80,7 @@ end
       children.push(gateway);
       let ready = false;
       for (let i = 0; i < 100 && !ready; i++) {
-        const res = await fetch(`${gateway.url}/v1/routes/route-1/predict`, { headers: { 'x-unit-id': 'u', 'x-ab-attr-country': 'JP' } });
-        ready = res.status === 200 && res.headers.get('x-ab-assignments') !== null;
+        ready = (await fetch(`${gateway.url}/readyz`)).ok && (await fetch(`${gateway.url}/v1/routes/route-1/predict`, { headers: { 'x-unit-id': 'u' } })).ok;
         if (!ready) await new Promise((r) => setTimeout(r, 100));
       }
       if (!ready) throw new Error('the gateway did not load the 1,000-experiment config');
@@ -132,7 +92,7 @@ end
       const largest = Math.max(...rss);
       const total = rss.reduce((a, b) => a + b, 0);
       const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
-      const note = `after ${requests.toLocaleString('en')} requests over ${ROUTES} routes; processes ${rss.map((r) => r.toFixed(0)).join(' + ')} MB`;
+      const note = `after ${requests.toLocaleString('en')} requests over ${FLEET_ROUTES} routes; processes ${rss.map((r) => r.toFixed(0)).join(' + ')} MB`;
       if (workers > 1) {
         results.push({ scenario: 'memory', metric: `gateway RSS, 1,000 experiments, largest of ${workers} workers + primary`, value: largest, unit: 'MB', target: '<= 150', note });
         results.push({ scenario: 'memory', metric: `gateway RSS, 1,000 experiments, all ${rss.length} processes`, value: total, unit: 'MB', note });
