@@ -20,7 +20,7 @@ const serviceBoundaries = SERVICES.map((service) => ({
 }));
 
 export default tseslint.config(
-  { ignores: ['**/node_modules/**', 'data/**', 'dashboard/public/vendor/**', 'test-artifacts/**', 'infra/**'] },
+  { ignores: ['**/node_modules/**', '**/dist/**', 'data/**', 'dashboard/public/vendor/**', 'test-artifacts/**', 'infra/**'] },
   ...tseslint.configs.recommended,
   {
     rules: {

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { driveDemoTraffic } from './demo-traffic.ts';
 import { seedDemo } from './seed-demo.ts';
-import { SERVICES } from './services.ts';
+import { SERVICES, serviceArgs, type ServiceName } from './services.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 // One token for the local demo unless the user set their own; the services read it from env.
@@ -19,8 +19,8 @@ const url = (port: number) => `http://127.0.0.1:${port}`;
 const children: ChildProcess[] = [];
 let stopping = false;
 
-function startService(name: string, port: number): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', `${name}/src/server.ts`], {
+async function startService(name: ServiceName, port: number): Promise<ChildProcess> {
+  const child = spawn(process.execPath, await serviceArgs(name), {
     cwd: root,
     env: { ...process.env, PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -77,9 +77,9 @@ if (!existsSync(`${root}/model-server/models/recommend`)) {
 
 // The experiment-service first: the others read their config from it.
 const [first, ...rest] = SERVICES;
-children.push(startService(first.name, first.port));
+children.push(await startService(first.name, first.port));
 await waitHealthy(first.port, 90_000);
-for (const s of rest) children.push(startService(s.name, s.port));
+for (const s of rest) children.push(await startService(s.name, s.port));
 await Promise.all(rest.map((s) => waitHealthy(s.port, 90_000)));
 await seedDemo({
   experimentServiceUrl: url(8081),

@@ -4,7 +4,7 @@
  * lag back to zero within 5 s of load stopping."
  *
  * - pipeline: a fake experiment-service, the real gateway and the real aggregator, each its own
- *   process as deployed (`gateway/src/server.ts`, `aggregator/src/server.ts` with chdb), and
+ *   process as deployed (the gateway's bundle, `aggregator/src/server.ts` with chdb), and
  *   autocannon (a third process) posting 500 events per call. Over the embedded log, and over a
  *   fresh Kafka topic when KAFKA_BROKERS answers. Both services get an environment built here, not
  *   the bench's own: a KAFKA_BROKERS inherited by the gateway in the embedded scenario would send
@@ -46,6 +46,7 @@ import { createFileEventLog, createKafkaEventLog, type EventLog } from '@bunryu/
 import { integrationServer } from '@bunryu/platform/testing';
 import { load } from '../../bench/lib/load.ts';
 import type { BenchResult } from '../../bench/lib/result.ts';
+import { serviceArgs } from '../../scripts/services.ts';
 import { Ingester } from '../src/ingest/ingester.ts';
 import { chdbClient } from '../src/metrics-store/clickhouse-client.ts';
 import { ClickHouseMetricsStore } from '../src/metrics-store/clickhouse-metrics-store.ts';
@@ -147,9 +148,9 @@ interface Service {
   stop(): Promise<void>;
 }
 
-/** Starts `<service>/src/server.ts`, learns its address from its "listening on" line, then passes on its warnings and errors. */
+/** Starts a service as it ships, learns its address from its "listening on" line, then passes on its warnings and errors. */
 async function startService(service: 'gateway' | 'aggregator', env: Record<string, string>): Promise<Service> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(root, service, 'src/server.ts')], {
+  const child = spawn(process.execPath, await serviceArgs(service), {
     cwd: root,
     env: { ...baseEnv(), PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],

@@ -1,6 +1,6 @@
 /**
- * Runs a bench server in its own process and learns its port from its output: a `PORT <n>` line,
- * or what `ready` matches (its first group is the port).
+ * Runs a bench server (TypeScript through tsx, or a built .mjs) in its own process and learns its
+ * port from its output: a `PORT <n>` line, or what `ready` matches (its first group is the port).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 
@@ -12,7 +12,7 @@ export interface ChildServer {
 }
 
 export function startChild(script: string, env: Record<string, string> = {}, ready = /PORT (\d+)/): Promise<ChildServer> {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+  const child = spawn(process.execPath, script.endsWith('.ts') ? ['--import', 'tsx', script] : [script], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -1,6 +1,6 @@
 /**
  * SPEC §7: "Gateway memory ≤ 150 MB RSS with 1,000 experiments in its config". The gateway runs
- * as server.ts runs it, with the benches' fleet of 1,000 running experiments over 50 routes (100
+ * as it ships (its bundle, gateway/build.ts), with the benches' fleet of 1,000 running experiments over 50 routes (100
  * full layers of 10), and serves wrk load spread over every route and 100,000 unit ids with exposure
  * logging on; then the resident set of each of its processes is read from /proc. Measured for
  * one worker per core (the default) and for one process.
@@ -17,6 +17,7 @@ import { startChild, type ChildServer } from '../../bench/lib/child.ts';
 import { FLEET_ROUTES, fleet } from '../../bench/lib/fleet.ts';
 import type { BenchResult } from '../../bench/lib/result.ts';
 import { wrkInstalled } from '../../bench/lib/wrk.ts';
+import { buildGateway } from '../build.ts';
 import { fakeExperimentService } from './proxy.bench.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3) * 2;
@@ -42,6 +43,7 @@ function rssMb(pid: number): number[] {
 export async function run(): Promise<BenchResult[]> {
   if (!wrkInstalled()) throw new Error('the memory bench drives its load with wrk: apt-get install wrk');
   if (process.platform !== 'linux') return [{ scenario: 'memory', metric: 'gateway RSS: skipped (reads /proc)', value: 0, unit: 'MB' }];
+  const bundle = await buildGateway();
   const dir = await mkdtemp(join(tmpdir(), 'bunryu-gateway-memory-'));
   const children: ChildServer[] = [];
   let es: Server | null = null;
@@ -65,7 +67,7 @@ end
     const results: BenchResult[] = [];
     for (const workers of [availableParallelism(), 1]) {
       const gateway = await startChild(
-        file('../src/server.ts'),
+        bundle,
         {
           EXPERIMENT_SERVICE_URL: `http://127.0.0.1:${(es.address() as AddressInfo).port}`,
           BUNRYU_DATA_DIR: join(dir, `data-${workers}`),

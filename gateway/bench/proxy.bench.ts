@@ -2,7 +2,7 @@
  * Issue #4 / SPEC §7: the gateway against a bare @fastify/http-proxy, a direct call and (when
  * Debian's nginx is installed) nginx proxy_pass, all in front of the same tiny JSON upstream in
  * its own process, driven by the same wrk load as SPEC §7's baselines (50 connections). The
- * gateway runs as server.ts runs it, one worker per core (GATEWAY_WORKERS, as nginx's
+ * gateway runs as it ships (its bundle, gateway/build.ts), one worker per core (GATEWAY_WORKERS, as nginx's
  * `worker_processes auto`), with 20 running experiments on the route (every request assigned to
  * all 20, targeting evaluated) and exposure logging on (the embedded event log, fsynced). The
  * same gateway in one process is measured too: what one worker costs per request.
@@ -19,6 +19,7 @@ import type { ConfigSnapshot, Experiment } from '@bunryu/core';
 import { startChild, type ChildServer } from '../../bench/lib/child.ts';
 import { load, type LoadResult } from '../../bench/lib/load.ts';
 import { wrk, wrkInstalled } from '../../bench/lib/wrk.ts';
+import { buildGateway } from '../build.ts';
 import type { BenchResult } from '../../bench/lib/result.ts';
 
 const EXPERIMENTS = 20;
@@ -179,6 +180,7 @@ http {
 
 export async function run(): Promise<BenchResult[]> {
   if (!wrkInstalled()) throw new Error('the proxy bench drives its load with wrk, as SPEC §7 measured its baselines: apt-get install wrk');
+  const bundle = await buildGateway();
   const dir = await mkdtemp(join(tmpdir(), 'bunryu-gateway-bench-'));
   const children: ChildServer[] = [];
   const services: Server[] = [];
@@ -193,7 +195,7 @@ export async function run(): Promise<BenchResult[]> {
       const es = await fakeExperimentService(configSnapshot(upstream.url, experiments));
       services.push(es);
       const child = await startChild(
-        file('../src/server.ts'),
+        bundle,
         {
           EXPERIMENT_SERVICE_URL: `http://127.0.0.1:${(es.address() as AddressInfo).port}`,
           BUNRYU_DATA_DIR: join(dir, name),

@@ -1,5 +1,5 @@
 /**
- * The gateway as server.ts runs it with GATEWAY_WORKERS=2: a primary holding the event publisher
+ * The gateway as it ships (its bundle) with GATEWAY_WORKERS=2: a primary holding the event publisher
  * and two workers sharing the port. Requests spread over both workers, /metrics adds them up, a
  * killed worker is replaced, and every exposure and event reaches the embedded log exactly once.
  */
@@ -7,8 +7,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildGateway } from '../build.ts';
 import { EVENTS_TOPIC, type Event } from '@bunryu/core';
 import { createFileEventLog, type ConsumedRecord } from '@bunryu/event-log';
 import { startFakeExperimentService, type FakeExperimentService } from './helpers/fake-experiment-service.ts';
@@ -16,7 +16,6 @@ import { tempDir, until } from './helpers/gateway.ts';
 import { experiment, route, snapshot } from './helpers/snapshots.ts';
 import { startUpstream, type TestUpstream } from './helpers/upstream.ts';
 
-const server = fileURLToPath(new URL('../src/server.ts', import.meta.url));
 
 /** One request on a connection of its own, so the cluster hands it to either worker. */
 function call(url: string, options: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
@@ -66,7 +65,8 @@ describe.runIf(process.platform === 'linux')('gateway cluster (GATEWAY_WORKERS=2
     upstream = await startUpstream();
     es = await startFakeExperimentService(snapshot(1, [route('recommend', upstream.url)], [experiment('exp-a', 'recommend'), experiment('exp-b', 'recommend', { layer: 'other' })]));
     dataDir = await tempDir('bunryu-gateway-cluster-');
-    gateway = spawn(process.execPath, ['--import', 'tsx', server], {
+    // As it ships: the bundle, run by plain node.
+    gateway = spawn(process.execPath, [await buildGateway()], {
       env: { ...process.env, GATEWAY_WORKERS: '2', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', BUNRYU_DATA_DIR: dataDir, EXPERIMENT_SERVICE_URL: es.url, KAFKA_BROKERS: '' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -9,6 +9,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { serviceArgs } from '../../../scripts/services.ts';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 export const SERVICE_NAMES = ['experiment-service', 'model-server', 'aggregator', 'gateway', 'dashboard'] as const;
@@ -79,7 +80,7 @@ export async function startStack(env: Record<string, string>, modelDir: string):
   };
 
   const start = async (name: ServiceName) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', `${name}/src/server.ts`], {
+    const child = spawn(process.execPath, await serviceArgs(name), {
       cwd: root,
       env: { ...common, PORT: String(ports[name]) },
       stdio: ['ignore', 'pipe', 'pipe'],
