@@ -26,6 +26,8 @@ const EXPERIMENTS = 20;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONNECTIONS = 50;
+/** p99 over a few seconds hangs on a handful of requests: more rounds, and their median. */
+const HALF_LOAD_ROUNDS = Number(process.env.BENCH_HALF_LOAD_ROUNDS ?? 5);
 const PATH = '/v1/models/recommend/predict';
 const file = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 
@@ -261,7 +263,7 @@ export async function run(): Promise<BenchResult[]> {
     // Latency at half of the bare proxy's saturating load (every connection paced), gateway vs bare proxy.
     const rate = Math.round(rps('bare-proxy') / 2);
     const half: Record<'bare-proxy' | 'gateway' | 'gateway-1', LoadResult[]> = { 'bare-proxy': [], gateway: [], 'gateway-1': [] };
-    for (let round = 0; round < 3; round++) {
+    for (let round = 0; round < HALF_LOAD_ROUNDS; round++) {
       half['bare-proxy'].push(await wrk({ url: `${bare.url}${PATH}`, seconds: SECONDS, connections: CONNECTIONS, ratePerSecond: rate }));
       half.gateway.push(await wrk({ url: routeUrl(gateway), headers: gatewayHeaders, seconds: SECONDS, connections: CONNECTIONS, ratePerSecond: rate }));
       half['gateway-1'].push(await wrk({ url: routeUrl(single), headers: gatewayHeaders, seconds: SECONDS, connections: CONNECTIONS, ratePerSecond: rate }));
