@@ -1,4 +1,5 @@
 import cluster, { type Worker } from 'node:cluster';
+import { pino } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { LogSink } from '@bunryu/platform';
 import type { Config } from '../config.ts';
@@ -32,7 +33,9 @@ interface Collection {
  * the publisher makes everything durable.
  */
 export async function runPrimary(config: Readonly<Config>): Promise<void> {
+  // The same pino lines as the workers' fastify logger, so one log shows the whole gateway.
   const logger = new LogSink('gateway', config.LOG_LEVEL === 'silent');
+  logger.use(pino({ level: config.LOG_LEVEL, base: { service: 'gateway' } }));
   const events = await composeEvents(config, logger);
   const registry = new Registry();
   registry.setDefaultLabels({ service: 'gateway' });
