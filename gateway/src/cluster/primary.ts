@@ -42,7 +42,6 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
   collectDefaultMetrics({ register: registry, labels: { process: 'primary' } });
   registerPublisherMetrics(registry, () => events.publisher.stats());
 
-  cluster.setupPrimary({ serialization: 'advanced' });
   const collections = new Map<number, Collection>();
   let nextCollection = 0;
   const started = new Map<Worker, number>();

@@ -1,6 +1,7 @@
 /**
- * Messages between the gateway's cluster primary and its workers (node:cluster IPC with the
- * 'advanced' serialization, so strings cross as they are, without JSON escaping).
+ * Messages between the gateway's cluster primary and its workers (node:cluster IPC, JSON: with
+ * the 'advanced' serialization, which spares the escaping, the workers' p99 at half load was
+ * 1.6 ms worse, measured in the same runs).
  */
 import type { Registry } from 'prom-client';
 
