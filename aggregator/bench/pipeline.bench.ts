@@ -32,9 +32,8 @@
  * After the run the aggregator is stopped and its table is counted, which must hold every accepted
  * event.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -45,6 +44,7 @@ import { EVENTS_TOPIC } from '@bunryu/core';
 import { createFileEventLog, createKafkaEventLog, type EventLog } from '@bunryu/event-log';
 import { integrationServer } from '@bunryu/platform/testing';
 import { load } from '../../bench/lib/load.ts';
+import { cpuSeconds } from '../../bench/lib/proc.ts';
 import type { BenchResult } from '../../bench/lib/result.ts';
 import { serviceArgs } from '../../scripts/services.ts';
 import { Ingester } from '../src/ingest/ingester.ts';
@@ -61,7 +61,6 @@ const INGEST_EVENTS = 300_000;
 const POLL_MS = 100;
 const TOKEN = 'bench-token';
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
 const silent = { info() {}, warn() {}, error() {} };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -76,11 +75,10 @@ async function until(check: () => Promise<boolean> | boolean, what: string | (()
 }
 
 /** CPU seconds (user + system, every thread) a process has used so far. */
-function cpuSeconds(pid: number): number {
-  // Fields after the parenthesised command name; utime and stime are the 14th and 15th of the line.
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+function cpuSecondsOf(pid: number): number {
+  const seconds = cpuSeconds([pid]);
+  if (seconds === null) throw new Error(`cannot read /proc/${pid}/stat`);
+  return seconds;
 }
 
 // ---------------------------------------------------------------- a stand-in experiment-service
@@ -262,7 +260,7 @@ async function pipeline(name: string, kafka: string | undefined): Promise<BenchR
     const measure = async (rate?: number) => {
       const before = await ingested();
       const callsBefore = await eventCalls(gw);
-      const cpuBefore = cpuSeconds(pid);
+      const cpuBefore = cpuSecondsOf(pid);
       let exited: number | undefined;
       const loading = load({
         url: `${gw}/v1/events`,
@@ -301,7 +299,7 @@ async function pipeline(name: string, kafka: string | undefined): Promise<BenchR
         180_000,
         POLL_MS,
       );
-      const cpu = cpuSeconds(pid) - cpuBefore;
+      const cpu = cpuSecondsOf(pid) - cpuBefore;
       return {
         accepted,
         offered: accepted / ((loadEnd - firstCall) / 1000),

@@ -9,12 +9,12 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
-import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { startChild, type ChildServer } from '../../bench/lib/child.ts';
 import { FLEET_ROUTES, fleet } from '../../bench/lib/fleet.ts';
+import { processTree, rssMb } from '../../bench/lib/proc.ts';
 import type { BenchResult } from '../../bench/lib/result.ts';
 import { wrkInstalled } from '../../bench/lib/wrk.ts';
 import { buildGateway } from '../build.ts';
@@ -22,23 +22,6 @@ import { fakeExperimentService } from './proxy.bench.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3) * 2;
 const file = (p: string) => fileURLToPath(new URL(p, import.meta.url));
-
-/** Resident set (VmRSS) of a process and of its children, in MB. */
-function rssMb(pid: number): number[] {
-  const rss = (p: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
-  const children = readdirSync('/proc')
-    .filter((name) => /^\d+$/.test(name))
-    .filter((name) => {
-      try {
-        const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid;
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-  return [pid, ...children].map(rss);
-}
 
 export async function run(): Promise<BenchResult[]> {
   if (!wrkInstalled()) throw new Error('the memory bench drives its load with wrk: apt-get install wrk');
@@ -90,7 +73,7 @@ end
         execFile('wrk', ['-t', '2', '-c', '50', '-d', `${SECONDS}s`, '-s', script, gateway.url], (err, stdout) => (err ? reject(err) : resolve(stdout))),
       );
       if (/Non-2xx or 3xx responses/.test(out)) throw new Error(`the gateway answered errors under load:\n${out}`);
-      const rss = rssMb(gateway.process.pid!);
+      const rss = processTree(gateway.process.pid!).map(rssMb);
       const largest = Math.max(...rss);
       const total = rss.reduce((a, b) => a + b, 0);
       const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);

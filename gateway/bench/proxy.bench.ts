@@ -8,7 +8,6 @@
  * same gateway in one process is measured too: what one worker costs per request.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -18,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import type { ConfigSnapshot, Experiment } from '@bunryu/core';
 import { startChild, type ChildServer } from '../../bench/lib/child.ts';
 import { load, type LoadResult } from '../../bench/lib/load.ts';
+import { cpuSeconds, processTree } from '../../bench/lib/proc.ts';
 import { wrk, wrkInstalled } from '../../bench/lib/wrk.ts';
 import { buildGateway } from '../build.ts';
 import type { BenchResult } from '../../bench/lib/result.ts';
@@ -42,35 +42,11 @@ interface Run extends LoadResult {
   cpuUsPerRequest: number | null;
 }
 
-/** Fields of /proc/<pid>/stat after the command name (Linux); null when unreadable. */
-function stat(pid: number): string[] | null {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return text.slice(text.lastIndexOf(')') + 2).split(' ');
-  } catch {
-    return null;
-  }
-}
-
-/** The process and its children (a cluster's primary and workers). */
-function tree(pid: number): number[] {
-  const children = readdirSync('/proc')
-    .filter((name) => /^\d+$/.test(name))
-    .filter((name) => Number(stat(Number(name))?.[1]) === pid)
-    .map(Number);
-  return [pid, ...children];
-}
-
 /** CPU time (user + system) a process and its children used so far, in ms; null off Linux. */
 function cpuMs(pid: number | undefined): number | null {
-  if (pid === undefined) return null;
-  let total = 0;
-  for (const p of tree(pid)) {
-    const fields = stat(p);
-    if (!fields) return null;
-    total += (Number(fields[11]) + Number(fields[12])) * 10; // clock ticks of 10 ms
-  }
-  return total;
+  if (pid === undefined || process.platform !== 'linux') return null;
+  const seconds = cpuSeconds(processTree(pid));
+  return seconds === null ? null : seconds * 1000;
 }
 
 function median(values: number[]): number {
