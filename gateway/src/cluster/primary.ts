@@ -50,6 +50,7 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
   let stopping = false;
   let restartDelay = RESTART_MIN_MS;
 
+  const workers = () => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
   const send = (worker: Worker, message: ToWorker) => {
     if (worker.isConnected()) worker.send(message);
   };
@@ -86,15 +87,15 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
         return;
       case 'bunryu:metrics': {
         const key = ++nextCollection;
-        const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected());
+        const asked = workers().filter((w) => w.isConnected());
         collections.set(key, {
           requester: worker,
           requestId: message.id,
           parts: [],
-          waiting: new Set(workers.map((w) => w.id)),
+          waiting: new Set(asked.map((w) => w.id)),
           timer: setTimeout(() => void finishCollection(key), COLLECT_TIMEOUT_MS),
         });
-        for (const w of workers) send(w, { type: 'bunryu:collect', id: key });
+        for (const w of asked) send(w, { type: 'bunryu:collect', id: key });
         return;
       }
       case 'bunryu:collected': {
@@ -142,9 +143,8 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
     stopping = true;
     const force = setTimeout(() => process.exit(1), SHUTDOWN_GRACE_MS);
     force.unref();
-    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
     await Promise.all(
-      workers.map(
+      workers().map(
         (w) =>
           new Promise<void>((resolve) => {
             if (w.isDead()) return resolve();
