@@ -1,10 +1,12 @@
 import cluster, { type Worker } from 'node:cluster';
+import type { Readable } from 'node:stream';
 import { pino } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { LogSink } from '@bunryu/platform';
 import type { Config } from '../config.ts';
 import { composeEvents } from '../compose.ts';
 import { registerPublisherMetrics } from '../metrics/gateway-metrics.ts';
+import { EVENT_PIPE_FD, FrameReader } from './event-frames.ts';
 import { isMessage, type ToPrimary, type ToWorker, type WorkerMetrics } from './protocol.ts';
 
 const COLLECT_TIMEOUT_MS = 2000;
@@ -45,6 +47,8 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
   const collections = new Map<number, Collection>();
   let nextCollection = 0;
   const started = new Map<Worker, number>();
+  /** Per worker: resolves once its event pipe has ended and every frame on it was read. */
+  const pipesRead = new Map<Worker, Promise<void>>();
   const listened = new Set<Worker>();
   let serving = false;
   let stopping = false;
@@ -73,18 +77,6 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
   const onMessage = (worker: Worker, message: unknown) => {
     if (!isMessage<ToPrimary>(message)) return;
     switch (message.type) {
-      case 'bunryu:events': {
-        const { keys, values } = message;
-        for (let i = 0; i < keys.length; i++) events.publisher.publishJson(keys[i]!, values[i]!);
-        return;
-      }
-      case 'bunryu:flush':
-        // Messages of one worker arrive in order: its events are all queued by now.
-        events.publisher.flush().then(
-          () => send(worker, { type: 'bunryu:flushed', id: message.id }),
-          (err: unknown) => send(worker, { type: 'bunryu:flushed', id: message.id, error: String(err) }),
-        );
-        return;
       case 'bunryu:metrics': {
         const key = ++nextCollection;
         const asked = workers().filter((w) => w.isConnected());
@@ -108,9 +100,40 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
     }
   };
 
+  const readEvents = (worker: Worker) => {
+    const pipe = worker.process.stdio[EVENT_PIPE_FD] as Readable;
+    const reader = new FrameReader({
+      event: (key, value) => events.publisher.publishJson(key, value),
+      // Frames of one pipe arrive in order: the events sent before this flush are all queued by now.
+      flush: (id) =>
+        events.publisher.flush().then(
+          () => send(worker, { type: 'bunryu:flushed', id }),
+          (err: unknown) => send(worker, { type: 'bunryu:flushed', id, error: String(err) }),
+        ),
+    });
+    const done = new Promise<void>((resolve) => {
+      pipe.on('data', (chunk: Buffer) => {
+        try {
+          reader.push(chunk);
+        } catch (err) {
+          logger.error({ worker: worker.process.pid, err: String(err) }, 'a gateway worker wrote a broken event stream; stopping it');
+          pipe.destroy();
+          worker.process.kill('SIGKILL');
+        }
+      });
+      pipe.once('close', () => {
+        // A worker killed hard can stop in the middle of a frame: the events of its last milliseconds.
+        if (reader.pendingBytes > 0) logger.warn({ worker: worker.process.pid, bytes: reader.pendingBytes }, 'a gateway worker stopped in the middle of an event');
+        resolve();
+      });
+    });
+    pipesRead.set(worker, done);
+  };
+
   const fork = () => {
     const worker = cluster.fork();
     started.set(worker, Date.now());
+    readEvents(worker);
   };
 
   cluster.on('message', onMessage);
@@ -124,6 +147,7 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
   cluster.on('exit', (worker, code, signal) => {
     const uptime = Date.now() - (started.get(worker) ?? Date.now());
     started.delete(worker);
+    void pipesRead.get(worker)?.finally(() => pipesRead.delete(worker));
     if (stopping) return;
     const didListen = listened.delete(worker);
     // A worker that could not even start (port taken, bad config) would fail again: stop the gateway.
@@ -153,6 +177,8 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
           }),
       ),
     );
+    // What the workers wrote before they exited, a worker killed hard included, is read before the publisher closes.
+    await Promise.all(pipesRead.values());
     try {
       await events.close();
     } catch (err) {
@@ -164,5 +190,7 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
   process.once('SIGINT', () => void shutdown(0));
   process.once('SIGTERM', () => void shutdown(0));
 
+  // stdin, stdout, stderr and IPC as node:cluster sets them, and the event pipe (EVENT_PIPE_FD).
+  cluster.setupPrimary({ stdio: ['inherit', 'inherit', 'inherit', 'ipc', 'pipe'] });
   for (let i = 0; i < config.GATEWAY_WORKERS; i++) fork();
 }

@@ -1,7 +1,10 @@
+import { Socket } from 'node:net';
+import type { Writable } from 'node:stream';
 import { AggregatorRegistry, type Registry } from 'prom-client';
 import type { Event } from '@bunryu/core';
 import { eventJson } from '../events/event-json.ts';
 import type { EventSink, PublisherStats } from '../events/event-publisher.ts';
+import { EVENT_PIPE_FD, encodeEvents, encodeFlush } from './event-frames.ts';
 import { isMessage, type ToPrimary, type ToWorker } from './protocol.ts';
 
 /** Events a worker gathers before handing them to the primary without waiting for the timer. */
@@ -18,9 +21,9 @@ interface Waiter {
 /**
  * A cluster worker's side of the gateway's one event publisher, which lives in the primary (the
  * embedded log has a single writer; one queue and one spill also keep the no-loss rules of the
- * single-process gateway). Events are serialized here, on the worker's cores, and cross the IPC
- * channel in batches every few milliseconds; `flush` resolves once the primary has them in the
- * event log or its disk spill.
+ * single-process gateway). Events are serialized here, on the worker's cores, and cross the
+ * worker's event pipe as binary frames (event-frames.ts) in batches every few milliseconds;
+ * `flush` resolves once the primary has them in the event log or its disk spill.
  */
 export class WorkerEventLink implements EventSink {
   private keys: string[] = [];
@@ -33,8 +36,16 @@ export class WorkerEventLink implements EventSink {
   private closed = false;
   private registry: Registry | null = null;
 
-  constructor(private readonly channel: NodeJS.Process = process) {
+  private readonly pipe: Writable;
+
+  constructor(
+    private readonly channel: NodeJS.Process = process,
+    pipe?: Writable,
+  ) {
     if (!channel.send) throw new Error('WorkerEventLink needs an IPC channel to the cluster primary');
+    this.pipe = pipe ?? new Socket({ fd: EVENT_PIPE_FD, readable: false, writable: true });
+    // A broken pipe means the primary is gone; the worker stops on the IPC channel's 'disconnect'.
+    this.pipe.on('error', () => {});
     this.timer = setInterval(() => this.send(), FLUSH_INTERVAL_MS);
     this.timer.unref();
     channel.on('message', this.onMessage);
@@ -64,7 +75,7 @@ export class WorkerEventLink implements EventSink {
 
   async flush(): Promise<void> {
     this.send();
-    const answer = await this.request((id) => ({ type: 'bunryu:flush', id }));
+    const answer = await this.request((id) => this.pipe.write(encodeFlush(id)));
     if (answer.type === 'bunryu:flushed' && answer.error) throw new Error(`the cluster primary could not flush events: ${answer.error}`);
   }
 
@@ -73,8 +84,9 @@ export class WorkerEventLink implements EventSink {
     this.closed = true;
     clearInterval(this.timer);
     try {
-      if (this.channel.connected) await this.flush();
+      if (this.open) await this.flush();
     } finally {
+      this.pipe.end();
       this.channel.off('message', this.onMessage);
       for (const w of this.waiters.values()) {
         clearTimeout(w.timer);
@@ -86,32 +98,36 @@ export class WorkerEventLink implements EventSink {
 
   /** The Prometheus exposition of the whole cluster: every worker's metrics and the primary's, aggregated. */
   async clusterMetrics(): Promise<string> {
-    const answer = await this.request((id) => ({ type: 'bunryu:metrics', id }));
+    const answer = await this.request((id) => this.channel.send!({ type: 'bunryu:metrics', id } satisfies ToPrimary));
     if (answer.type !== 'bunryu:metrics') throw new Error(`unexpected answer ${answer.type}`);
     if (answer.error) throw new Error(answer.error);
     return AggregatorRegistry.aggregate(answer.parts).metrics();
   }
 
+  private get open(): boolean {
+    return this.channel.connected === true && this.pipe.writable;
+  }
+
   private send(): void {
     this.sendScheduled = false;
-    if (this.keys.length === 0 || !this.channel.connected) return;
-    const message: ToPrimary = { type: 'bunryu:events', keys: this.keys, values: this.values };
+    if (this.keys.length === 0 || !this.open) return;
+    this.pipe.write(encodeEvents(this.keys, this.values));
     this.handed += this.keys.length;
     this.keys = [];
     this.values = [];
-    this.channel.send!(message);
   }
 
-  private request(make: (id: number) => ToPrimary): Promise<ToWorker> {
+  /** Sends a request (`ask`, over IPC or on the event pipe) and waits for the primary's answer over IPC. */
+  private request(ask: (id: number) => unknown): Promise<ToWorker> {
     const id = ++this.nextId;
     return new Promise((resolve, reject) => {
-      if (!this.channel.connected) return reject(new Error('the cluster primary is gone'));
+      if (!this.open) return reject(new Error('the cluster primary is gone'));
       const timer = setTimeout(() => {
         this.waiters.delete(id);
         reject(new Error(`the cluster primary did not answer within ${REQUEST_TIMEOUT_MS} ms`));
       }, REQUEST_TIMEOUT_MS);
       this.waiters.set(id, { resolve, reject, timer });
-      this.channel.send!(make(id));
+      ask(id);
     });
   }
 
