@@ -106,6 +106,7 @@ export async function fakeExperimentService(snapshot: ConfigSnapshot): Promise<S
 
 interface Nginx {
   url: string;
+  pid: number | undefined;
   stop(): Promise<void>;
 }
 
@@ -147,6 +148,7 @@ http {
   }
   return {
     url: `http://127.0.0.1:${port}`,
+    pid: child.pid,
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();
@@ -212,7 +214,7 @@ export async function run(): Promise<BenchResult[]> {
       { name: 'gateway', url: routeUrl(gateway), headers: gatewayHeaders, pid: gateway.process.pid },
       { name: 'gateway-1', url: routeUrl(single), headers: gatewayHeaders, pid: single.process.pid },
       { name: 'gateway-0', url: routeUrl(plain), headers: gatewayHeaders, pid: plain.process.pid },
-      ...(nginx ? [{ name: 'nginx', url: `${nginx.url}${PATH}`, headers: {} }] : []),
+      ...(nginx ? [{ name: 'nginx', url: `${nginx.url}${PATH}`, headers: {}, pid: nginx.pid }] : []),
     ];
     for (const t of targets) await wrk({ url: t.url, headers: t.headers, seconds: 2, connections: CONNECTIONS }); // JIT, pools
 
@@ -305,6 +307,18 @@ export async function run(): Promise<BenchResult[]> {
         target: '>= 0.5',
         note: `per-round ratios ${rounds('gateway', 'nginx')}`,
       });
+      // Where the gap is: the CPU each proxy spends per request (its own processes, user + system).
+      if (Number.isFinite(cpuPerRequest('nginx')) && Number.isFinite(cpuPerRequest('gateway'))) {
+        results.push({
+          scenario: 'proxy',
+          metric: `gateway (${workers} workers and primary) CPU per request vs nginx`,
+          value: cpuPerRequest('gateway'),
+          unit: 'µs/req',
+          baseline: cpuPerRequest('nginx'),
+          ratio: cpuPerRequest('gateway') / cpuPerRequest('nginx'),
+          note: `upstream ${cpuPerRequest('direct').toFixed(1)} µs/req when called directly`,
+        });
+      }
     } else {
       results.push({ scenario: 'proxy', metric: 'gateway vs nginx: skipped (apt-get install nginx)', value: 0, unit: 'req/s' });
     }
