@@ -140,3 +140,54 @@ describe.runIf(process.platform === 'linux')('gateway cluster (GATEWAY_WORKERS=2
     expect(new Set(logged.map((e) => e.eventId)).size).toBe(90);
   }, 90_000);
 });
+
+describe.runIf(process.platform === 'linux')('a gateway forked by a cluster primary of another program', () => {
+  it('runs as a gateway of its own (no event pipe to expect) and logs its exposures', async () => {
+    const upstream = await startUpstream();
+    const es = await startFakeExperimentService(snapshot(1, [route('recommend', upstream.url)], [experiment('exp-a', 'recommend')]));
+    const dataDir = await tempDir('bunryu-gateway-foreign-');
+    // What a process manager's cluster mode does: fork the service as a node:cluster worker.
+    const foreign = `import cluster from 'node:cluster';
+cluster.setupPrimary({ exec: process.env.GATEWAY_BUNDLE, execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+const worker = cluster.fork();
+process.on('SIGTERM', () => worker.process.kill('SIGTERM'));
+worker.on('exit', (code) => process.exit(code ?? 1));`;
+    const primary = spawn(process.execPath, ['--input-type=module', '-e', foreign], {
+      // GATEWAY_WORKERS unset: the default (one per core) must not make it wait for a primary of ours.
+      env: { ...process.env, GATEWAY_BUNDLE: await buildGateway(), GATEWAY_WORKERS: '', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', BUNRYU_DATA_DIR: dataDir, EXPERIMENT_SERVICE_URL: es.url, KAFKA_BROKERS: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      const exited = new Promise<number | null>((resolve) => primary.once('exit', (code) => resolve(code)));
+      let out = '';
+      primary.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+      const url = await new Promise<string>((resolve, reject) => {
+        primary.stdout!.on('data', (c: Buffer) => {
+          out += c.toString();
+          const m = /listening on (http:\/\/[\d.]+:\d+)/.exec(out);
+          if (m) resolve(m[1]!);
+        });
+        void exited.then((code) => reject(new Error(`the gateway exited with ${code}: ${out}`)));
+      });
+      await until(async () => (await call(`${url}/readyz`)).status === 200, 30_000, 'ready');
+      for (let i = 0; i < 3; i++) {
+        const res = await call(`${url}/v1/routes/recommend/predict`, { headers: { 'x-unit-id': `unit-${i}` } });
+        expect(res.status).toBe(200);
+        expect(String(res.headers['x-ab-assignments'])).toMatch(/^exp-a=(control|treatment)$/);
+      }
+      primary.kill('SIGTERM');
+      expect(await exited).toBe(0);
+
+      const consumer = createFileEventLog({ dir: join(dataDir, 'events'), topic: EVENTS_TOPIC, pollIntervalMs: 10 }).consumer({ group: 'foreign-test' });
+      const records: ConsumedRecord[] = [];
+      await consumer.run({ eachBatch: async (batch) => void records.push(...batch) });
+      await until(async () => (await consumer.lag()) === 0 && records.length > 0, 10_000, 'the log read');
+      await consumer.close();
+      expect(records.map((r) => (JSON.parse(r.value) as Event).unitId).sort()).toEqual(['unit-0', 'unit-1', 'unit-2']);
+    } finally {
+      if (primary.exitCode === null) primary.kill('SIGKILL');
+      await es.close();
+      await upstream.close();
+    }
+  }, 60_000);
+});

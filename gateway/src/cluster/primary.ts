@@ -9,6 +9,11 @@ import { registerPublisherMetrics } from '../metrics/gateway-metrics.ts';
 import { EVENT_PIPE_FD, FrameReader } from './event-frames.ts';
 import { isMessage, type ToPrimary, type ToWorker, type WorkerMetrics } from './protocol.ts';
 
+/**
+ * Set on the workers this primary forks: a process that another cluster primary forked (a
+ * process manager's cluster mode) has no event pipe and runs as a gateway of its own.
+ */
+export const WORKER_ENV = 'BUNRYU_GATEWAY_WORKER';
 const COLLECT_TIMEOUT_MS = 2000;
 const SHUTDOWN_GRACE_MS = 15_000;
 const RESTART_MIN_MS = 500;
@@ -131,7 +136,7 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
   };
 
   const fork = () => {
-    const worker = cluster.fork();
+    const worker = cluster.fork({ [WORKER_ENV]: '1' });
     started.set(worker, Date.now());
     readEvents(worker);
   };
