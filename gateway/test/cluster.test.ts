@@ -2,6 +2,7 @@
  * The gateway as it ships (its bundle) with GATEWAY_WORKERS=2: a primary holding the event publisher
  * and two workers sharing the port. Requests spread over both workers, /metrics adds them up, a
  * killed worker is replaced, and every exposure and event reaches the embedded log exactly once.
+ * Forked by another program's cluster primary, the same bundle runs as a gateway of its own.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
