@@ -11,14 +11,15 @@ import type { BenchResult } from '../lib/result.ts';
 
 const EXPERIMENTS = 20;
 
-function twentyExperiments(): AssignableConfig {
+/** Each experiment alone in its layer (every unit assigned to all 20), or five to a layer, 2,000 buckets each. */
+function twentyExperiments(shared = false): AssignableConfig {
   const experiments: AssignableExperiment[] = Array.from({ length: EXPERIMENTS }, (_, i) => ({
     key: `exp-${String(i).padStart(2, '0')}`,
     route: 'recommend',
-    layer: `layer-${i}`,
+    layer: shared ? `layer-${i % 4}` : `layer-${i}`,
     salt: 's',
     status: 'running',
-    allocation: { start: 0, end: 10_000 },
+    allocation: shared ? { start: Math.floor(i / 4) * 2000, end: Math.floor(i / 4) * 2000 + 2000 } : { start: 0, end: 10_000 },
     targeting: [{ attribute: 'country', op: 'in', value: ['JP', 'US'] }],
     variants: [
       { key: 'control', weight: 50, params: { [`p${i}`]: 'a' } },
@@ -81,6 +82,13 @@ export async function run(): Promise<BenchResult[]> {
   const sample = assign(config, 'recommend', 'user-1', attrs);
   if (sample.assignments.length !== EXPERIMENTS) throw new Error('assign bench config does not assign all 20 experiments');
   results.push({ scenario: 'assign', metric: 'assign, 1 unit × 20 running experiments', value: assignUs, unit: 'µs/unit' });
+  // Experiments that share layers need the layer hash too (an experiment alone in its layer skips it).
+  const layered = twentyExperiments(true);
+  const layeredUs = timeIt(() => {
+    for (let k = 0; k < 1000; k++) assign(layered, 'recommend', units[i++ % units.length]!, attrs);
+  });
+  if (assign(layered, 'recommend', 'user-1', attrs).assignments.length !== 4) throw new Error('layered assign bench config does not assign one experiment per layer');
+  results.push({ scenario: 'assign', metric: 'assign, 1 unit × 20 running experiments in 4 shared layers', value: layeredUs, unit: 'µs/unit' });
 
   const upstream = await startChild(new URL('../lib/upstream.ts', import.meta.url).pathname);
   const proxy = await startChild(new URL('../lib/bare-proxy.ts', import.meta.url).pathname, { UPSTREAM: upstream.url });

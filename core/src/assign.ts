@@ -1,4 +1,4 @@
-import { PrefixHasher, hashPrefix, type HashPrefix } from './hash.ts';
+import { BUCKETS, PrefixHasher, hashPrefix, type HashPrefix } from './hash.ts';
 import { hundredths, type ExperimentStatus, type Params, type TargetingRule } from './schemas.ts';
 import { compileTargeting, type Attributes, type CompiledTargeting } from './targeting.ts';
 
@@ -53,6 +53,8 @@ interface CompiledExperiment {
   variantPrefix: HashPrefix;
   start: number;
   end: number;
+  /** The allocation covers every bucket of its layer: no layer bucket can fall outside it. */
+  wholeLayer: boolean;
   /** thresholds[i] = cumulative round(weight*100) of variants 0..i */
   thresholds: Int32Array;
   variants: readonly { key: string; entries: Entries; upstream?: string }[];
@@ -120,6 +122,7 @@ export function compileConfig(config: AssignableConfig): CompiledConfig {
       variantPrefix: hashPrefix(`${e.key}:${e.salt ?? ''}:`),
       start: e.allocation.start,
       end: e.allocation.end,
+      wholeLayer: e.allocation.start <= 0 && e.allocation.end >= BUCKETS,
       thresholds,
       variants: e.variants.map((v) => ({ key: v.key, entries: Object.entries(v.params ?? EMPTY), upstream: v.upstream })),
       overrides,
@@ -179,8 +182,11 @@ export function assign(
   const assignments: Assignment[] = [];
   for (const e of r.running) {
     if (!e.matches(attributes)) continue;
-    const layerBucket = hasher.bucket(e.layerPrefix);
-    if (layerBucket < e.start || layerBucket >= e.end) continue;
+    // An experiment alone in its layer usually holds all of it: then the layer hash decides nothing.
+    if (!e.wholeLayer) {
+      const layerBucket = hasher.bucket(e.layerPrefix);
+      if (layerBucket < e.start || layerBucket >= e.end) continue;
+    }
     const forcedIndex = e.overrides.get(unitId);
     const index = forcedIndex ?? pickVariant(e.thresholds, hasher.bucket(e.variantPrefix));
     if (index < 0) continue;
