@@ -1,5 +1,4 @@
 import { Socket } from 'node:net';
-import type { Writable } from 'node:stream';
 import { AggregatorRegistry, type Registry } from 'prom-client';
 import type { Event } from '@bunryu/core';
 import { eventJson } from '../events/event-json.ts';
@@ -36,14 +35,10 @@ export class WorkerEventLink implements EventSink {
   private closed = false;
   private registry: Registry | null = null;
 
-  private readonly pipe: Writable;
+  private readonly pipe = new Socket({ fd: EVENT_PIPE_FD, readable: false, writable: true });
 
-  constructor(
-    private readonly channel: NodeJS.Process = process,
-    pipe?: Writable,
-  ) {
+  constructor(private readonly channel: NodeJS.Process = process) {
     if (!channel.send) throw new Error('WorkerEventLink needs an IPC channel to the cluster primary');
-    this.pipe = pipe ?? new Socket({ fd: EVENT_PIPE_FD, readable: false, writable: true });
     // A broken pipe means the primary is gone; the worker stops on the IPC channel's 'disconnect'.
     this.pipe.on('error', () => {});
     this.timer = setInterval(() => this.send(), FLUSH_INTERVAL_MS);
