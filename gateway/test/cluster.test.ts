@@ -115,6 +115,10 @@ describe.runIf(process.platform === 'linux')('gateway cluster (GATEWAY_WORKERS=2
 
     // The link hands events over every few ms: once the primary has published them all, a worker may die.
     await until(async () => metric((await call(`${url}/metrics`)).body, /^bunryu_gateway_events_published_total\{/) === 50, 10_000, '50 events published');
+    // Everything is with the primary: the workers count nothing as still being handed over.
+    const handed = (await call(`${url}/metrics`)).body;
+    expect(handed).toMatch(/^bunryu_gateway_event_handover_pending/m);
+    expect(metric(handed, /^bunryu_gateway_event_handover_pending/)).toBe(0);
     const [victim] = childrenOf(gateway.pid!);
     process.kill(victim!, 'SIGKILL');
     await until(() => {

@@ -1,5 +1,5 @@
 import { Socket } from 'node:net';
-import { AggregatorRegistry, type Registry } from 'prom-client';
+import { AggregatorRegistry, Gauge, type Registry } from 'prom-client';
 import type { Event } from '@bunryu/core';
 import { eventJson } from '../events/event-json.ts';
 import type { EventSink, PublisherStats } from '../events/event-publisher.ts';
@@ -32,6 +32,8 @@ export class WorkerEventLink implements EventSink {
   private readonly waiters = new Map<number, Waiter>();
   private readonly timer: NodeJS.Timeout;
   private handed = 0;
+  /** Events written to the pipe that have not yet left this process (the pipe's buffer). */
+  private inPipe = 0;
   private closed = false;
   private registry: Registry | null = null;
 
@@ -49,6 +51,15 @@ export class WorkerEventLink implements EventSink {
   /** The registry whose metrics this worker contributes when the cluster's are collected. */
   metricsFrom(registry: Registry): void {
     this.registry = registry;
+    const pending = () => this.keys.length + this.inPipe;
+    new Gauge({
+      name: 'bunryu_gateway_event_handover_pending',
+      help: 'Events cluster workers hold or have in their pipe buffers, not yet with the primary',
+      registers: [registry],
+      collect() {
+        this.set(pending());
+      },
+    });
   }
 
   publish(key: string, event: Event): void {
@@ -106,8 +117,10 @@ export class WorkerEventLink implements EventSink {
   private send(): void {
     this.sendScheduled = false;
     if (this.keys.length === 0 || !this.open) return;
-    this.pipe.write(encodeEvents(this.keys, this.values));
-    this.handed += this.keys.length;
+    const count = this.keys.length;
+    this.inPipe += count;
+    this.pipe.write(encodeEvents(this.keys, this.values), () => (this.inPipe -= count));
+    this.handed += count;
     this.keys = [];
     this.values = [];
   }
