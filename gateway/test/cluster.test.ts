@@ -54,6 +54,39 @@ function metric(text: string, line: RegExp): number {
     .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
 }
 
+interface GatewayProcess {
+  child: ChildProcess;
+  url: string;
+  exited: Promise<number | null>;
+}
+
+/** Starts `node <args>` and waits for the gateway's "listening on" line (a worker's, in a cluster). */
+async function spawnGateway(args: string[], env: Record<string, string>): Promise<GatewayProcess> {
+  const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let out = '';
+  child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      const m = /listening on (http:\/\/[\d.]+:\d+)/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    void exited.then((code) => reject(new Error(`the gateway exited with ${code}: ${out}`)));
+  });
+  return { child, url, exited };
+}
+
+/** Every event in the embedded log under `dataDir`, read to the end by a group of its own. */
+async function loggedEvents(dataDir: string, group: string): Promise<Event[]> {
+  const consumer = createFileEventLog({ dir: join(dataDir, 'events'), topic: EVENTS_TOPIC, pollIntervalMs: 10 }).consumer({ group });
+  const records: ConsumedRecord[] = [];
+  await consumer.run({ eachBatch: async (batch) => void records.push(...batch) });
+  await until(async () => (await consumer.lag()) === 0 && records.length > 0, 10_000, 'the log read');
+  await consumer.close();
+  return records.map((r) => JSON.parse(r.value) as Event);
+}
+
 describe.runIf(process.platform === 'linux')('gateway cluster (GATEWAY_WORKERS=2)', () => {
   let upstream: TestUpstream;
   let es: FakeExperimentService;
@@ -67,21 +100,15 @@ describe.runIf(process.platform === 'linux')('gateway cluster (GATEWAY_WORKERS=2
     es = await startFakeExperimentService(snapshot(1, [route('recommend', upstream.url)], [experiment('exp-a', 'recommend'), experiment('exp-b', 'recommend', { layer: 'other' })]));
     dataDir = await tempDir('bunryu-gateway-cluster-');
     // As it ships: the bundle, run by plain node.
-    gateway = spawn(process.execPath, [await buildGateway()], {
-      env: { ...process.env, GATEWAY_WORKERS: '2', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', BUNRYU_DATA_DIR: dataDir, EXPERIMENT_SERVICE_URL: es.url, KAFKA_BROKERS: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    exited = new Promise((resolve) => gateway.once('exit', (code) => resolve(code)));
-    let out = '';
-    gateway.stderr!.on('data', (c: Buffer) => (out += c.toString()));
-    url = await new Promise<string>((resolve, reject) => {
-      gateway.stdout!.on('data', (c: Buffer) => {
-        out += c.toString();
-        const m = /listening on (http:\/\/[\d.]+:\d+)/.exec(out);
-        if (m) resolve(m[1]!);
-      });
-      void exited.then((code) => reject(new Error(`the gateway exited with ${code}: ${out}`)));
-    });
+    ({ child: gateway, url, exited } = await spawnGateway([await buildGateway()], {
+      GATEWAY_WORKERS: '2',
+      PORT: '0',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+      BUNRYU_DATA_DIR: dataDir,
+      EXPERIMENT_SERVICE_URL: es.url,
+      KAFKA_BROKERS: '',
+    }));
     await until(async () => (await call(`${url}/readyz`)).status === 200 && childrenOf(gateway.pid!).length === 2, 45_000, 'both workers ready');
   }, 60_000);
 
@@ -131,13 +158,7 @@ describe.runIf(process.platform === 'linux')('gateway cluster (GATEWAY_WORKERS=2
     gateway.kill('SIGTERM');
     expect(await exited).toBe(0);
 
-    const log = createFileEventLog({ dir: join(dataDir, 'events'), topic: EVENTS_TOPIC, pollIntervalMs: 10 });
-    const consumer = log.consumer({ group: 'cluster-test' });
-    const records: ConsumedRecord[] = [];
-    await consumer.run({ eachBatch: async (batch) => void records.push(...batch) });
-    await until(async () => (await consumer.lag()) === 0 && records.length > 0, 10_000, 'the log read');
-    await consumer.close();
-    const logged = records.map((r) => JSON.parse(r.value) as Event);
+    const logged = await loggedEvents(dataDir, 'cluster-test');
     const exposures = logged.filter((e) => e.type === 'exposure');
     expect(exposures).toHaveLength(80);
     expect(new Set(exposures.map((e) => e.unitId)).size).toBe(80);
@@ -157,23 +178,21 @@ cluster.setupPrimary({ exec: process.env.GATEWAY_BUNDLE, execArgv: [], stdio: ['
 const worker = cluster.fork();
 process.on('SIGTERM', () => worker.process.kill('SIGTERM'));
 worker.on('exit', (code) => process.exit(code ?? 1));`;
-    const primary = spawn(process.execPath, ['--input-type=module', '-e', foreign], {
-      // GATEWAY_WORKERS unset: the default (one per core) must not make it wait for a primary of ours.
-      env: { ...process.env, GATEWAY_BUNDLE: await buildGateway(), GATEWAY_WORKERS: '', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', BUNRYU_DATA_DIR: dataDir, EXPERIMENT_SERVICE_URL: es.url, KAFKA_BROKERS: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    let primary: ChildProcess | undefined;
     try {
-      const exited = new Promise<number | null>((resolve) => primary.once('exit', (code) => resolve(code)));
-      let out = '';
-      primary.stderr!.on('data', (c: Buffer) => (out += c.toString()));
-      const url = await new Promise<string>((resolve, reject) => {
-        primary.stdout!.on('data', (c: Buffer) => {
-          out += c.toString();
-          const m = /listening on (http:\/\/[\d.]+:\d+)/.exec(out);
-          if (m) resolve(m[1]!);
-        });
-        void exited.then((code) => reject(new Error(`the gateway exited with ${code}: ${out}`)));
+      const started = await spawnGateway(['--input-type=module', '-e', foreign], {
+        GATEWAY_BUNDLE: await buildGateway(),
+        // GATEWAY_WORKERS unset: the default (one per core) must not make it wait for a primary of ours.
+        GATEWAY_WORKERS: '',
+        PORT: '0',
+        HOST: '127.0.0.1',
+        LOG_LEVEL: 'info',
+        BUNRYU_DATA_DIR: dataDir,
+        EXPERIMENT_SERVICE_URL: es.url,
+        KAFKA_BROKERS: '',
       });
+      primary = started.child;
+      const { url, exited } = started;
       await until(async () => (await call(`${url}/readyz`)).status === 200, 30_000, 'ready');
       for (let i = 0; i < 3; i++) {
         const res = await call(`${url}/v1/routes/recommend/predict`, { headers: { 'x-unit-id': `unit-${i}` } });
@@ -183,14 +202,9 @@ worker.on('exit', (code) => process.exit(code ?? 1));`;
       primary.kill('SIGTERM');
       expect(await exited).toBe(0);
 
-      const consumer = createFileEventLog({ dir: join(dataDir, 'events'), topic: EVENTS_TOPIC, pollIntervalMs: 10 }).consumer({ group: 'foreign-test' });
-      const records: ConsumedRecord[] = [];
-      await consumer.run({ eachBatch: async (batch) => void records.push(...batch) });
-      await until(async () => (await consumer.lag()) === 0 && records.length > 0, 10_000, 'the log read');
-      await consumer.close();
-      expect(records.map((r) => (JSON.parse(r.value) as Event).unitId).sort()).toEqual(['unit-0', 'unit-1', 'unit-2']);
+      expect((await loggedEvents(dataDir, 'foreign-test')).map((e) => e.unitId).sort()).toEqual(['unit-0', 'unit-1', 'unit-2']);
     } finally {
-      if (primary.exitCode === null) primary.kill('SIGKILL');
+      if (primary && primary.exitCode === null) primary.kill('SIGKILL');
       await es.close();
       await upstream.close();
     }
