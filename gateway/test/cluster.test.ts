@@ -60,9 +60,15 @@ interface GatewayProcess {
   exited: Promise<number | null>;
 }
 
-/** Starts `node <args>` and waits for the gateway's "listening on" line (a worker's, in a cluster). */
-async function spawnGateway(args: string[], env: Record<string, string>): Promise<GatewayProcess> {
-  const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Starts `node <args>` as a gateway on the embedded log under `dataDir`, on a free port, and waits
+ * for its "listening on" line (a worker's, in a cluster).
+ */
+async function spawnGateway(args: string[], dataDir: string, experimentService: string, env: Record<string, string>): Promise<GatewayProcess> {
+  const child = spawn(process.execPath, args, {
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', BUNRYU_DATA_DIR: dataDir, EXPERIMENT_SERVICE_URL: experimentService, KAFKA_BROKERS: '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let out = '';
   child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
@@ -100,15 +106,7 @@ describe.runIf(process.platform === 'linux')('gateway cluster (GATEWAY_WORKERS=2
     es = await startFakeExperimentService(snapshot(1, [route('recommend', upstream.url)], [experiment('exp-a', 'recommend'), experiment('exp-b', 'recommend', { layer: 'other' })]));
     dataDir = await tempDir('bunryu-gateway-cluster-');
     // As it ships: the bundle, run by plain node.
-    ({ child: gateway, url, exited } = await spawnGateway([await buildGateway()], {
-      GATEWAY_WORKERS: '2',
-      PORT: '0',
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'info',
-      BUNRYU_DATA_DIR: dataDir,
-      EXPERIMENT_SERVICE_URL: es.url,
-      KAFKA_BROKERS: '',
-    }));
+    ({ child: gateway, url, exited } = await spawnGateway([await buildGateway()], dataDir, es.url, { GATEWAY_WORKERS: '2' }));
     await until(async () => (await call(`${url}/readyz`)).status === 200 && childrenOf(gateway.pid!).length === 2, 45_000, 'both workers ready');
   }, 60_000);
 
@@ -180,16 +178,10 @@ process.on('SIGTERM', () => worker.process.kill('SIGTERM'));
 worker.on('exit', (code) => process.exit(code ?? 1));`;
     let primary: ChildProcess | undefined;
     try {
-      const started = await spawnGateway(['--input-type=module', '-e', foreign], {
+      const started = await spawnGateway(['--input-type=module', '-e', foreign], dataDir, es.url, {
         GATEWAY_BUNDLE: await buildGateway(),
         // GATEWAY_WORKERS unset: the default (one per core) must not make it wait for a primary of ours.
         GATEWAY_WORKERS: '',
-        PORT: '0',
-        HOST: '127.0.0.1',
-        LOG_LEVEL: 'info',
-        BUNRYU_DATA_DIR: dataDir,
-        EXPERIMENT_SERVICE_URL: es.url,
-        KAFKA_BROKERS: '',
       });
       primary = started.child;
       const { url, exited } = started;
