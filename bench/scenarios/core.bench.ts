@@ -4,7 +4,7 @@
  * @fastify/http-proxy request measured in the same run.
  */
 import murmurhash from 'murmurhash';
-import { PrefixHasher, assign, hashPrefix, type AssignableConfig, type AssignableExperiment } from '@bunryu/core';
+import { PrefixHasher, assign, assignForwarding, hashPrefix, type AssignableConfig, type AssignableExperiment } from '@bunryu/core';
 import { startChild } from '../lib/child.ts';
 import { load } from '../lib/load.ts';
 import type { BenchResult } from '../lib/result.ts';
@@ -82,6 +82,11 @@ export async function run(): Promise<BenchResult[]> {
   const sample = assign(config, 'recommend', 'user-1', attrs);
   if (sample.assignments.length !== EXPERIMENTS) throw new Error('assign bench config does not assign all 20 experiments');
   results.push({ scenario: 'assign', metric: 'assign, 1 unit × 20 running experiments', value: assignUs, unit: 'µs/unit' });
+  // What the gateway runs per request: the same assignment, with the params as the x-ab-params text.
+  const forwardingUs = timeIt(() => {
+    for (let k = 0; k < 1000; k++) assignForwarding(config, 'recommend', units[i++ % units.length]!, attrs);
+  });
+  results.push({ scenario: 'assign', metric: 'assignForwarding (params as header JSON), 20 experiments', value: forwardingUs, unit: 'µs/unit' });
   // Experiments that share layers need the layer hash too (an experiment alone in its layer skips it).
   const layered = twentyExperiments(true);
   const layeredUs = timeIt(() => {
@@ -99,8 +104,8 @@ export async function run(): Promise<BenchResult[]> {
     results.push({ scenario: 'assign', metric: 'bare @fastify/http-proxy throughput', value: bare.rps, unit: 'req/s' });
     results.push({
       scenario: 'assign',
-      metric: 'assign cost as share of a bare-proxy request',
-      value: assignUs,
+      metric: 'gateway assignment cost as share of a bare-proxy request',
+      value: forwardingUs,
       unit: 'µs/unit',
       baseline: budgetUs,
       ratio: assignUs / budgetUs,

@@ -37,12 +37,35 @@ export interface AssignmentResult {
   upstream?: string;
 }
 
+/** What assignForwarding returns: the params as JSON text instead of an object. */
+export interface ForwardingAssignment {
+  assignments: Assignment[];
+  /**
+   * `JSON.stringify(params)` of the same assignment, with every character above U+007E written
+   * as a `\uXXXX` escape: ASCII only, so it can travel in an HTTP header.
+   */
+  paramsJson: string;
+  holdout: boolean;
+  upstream?: string;
+}
+
 /** A params object flattened once per snapshot: merging key by key is far cheaper than Object.assign per request. */
 type Entries = readonly (readonly [string, unknown])[];
 
+/**
+ * The params one source sets (the route's defaults, a released or an assigned variant), compiled
+ * for both results: entries for the params object, and for the JSON text each entry's key slot
+ * in its route and its value already serialized.
+ */
+interface ParamsSource {
+  entries: Entries;
+  slots: Int32Array;
+  values: readonly string[];
+}
+
 interface CompiledRelease {
   matches: CompiledTargeting;
-  entries: Entries;
+  params: ParamsSource;
   upstream?: string;
 }
 
@@ -57,14 +80,22 @@ interface CompiledExperiment {
   wholeLayer: boolean;
   /** thresholds[i] = cumulative round(weight*100) of variants 0..i */
   thresholds: Int32Array;
-  variants: readonly { key: string; entries: Entries; upstream?: string }[];
+  variants: readonly { key: string; params: ParamsSource; upstream?: string }[];
   overrides: ReadonlyMap<string, number>;
 }
 
 interface CompiledRoute {
-  defaultEntries: Entries;
+  defaults: ParamsSource;
   released: CompiledRelease[];
   running: CompiledExperiment[];
+  /** Every params key of the route, as JSON text, by slot. */
+  keys: string[];
+  slotOf: Map<string, number>;
+  /**
+   * Some key is an array index, which a JS object enumerates before every other key: the JSON
+   * text is then made from the params object (the rare slow path).
+   */
+  indexKeys: boolean;
 }
 
 export interface CompiledConfig {
@@ -85,7 +116,8 @@ export function compileConfig(config: AssignableConfig): CompiledConfig {
   const routeFor = (name: string): CompiledRoute => {
     let r = routes.get(name);
     if (!r) {
-      r = { defaultEntries: Object.entries(config.routes[name]?.defaultParams ?? EMPTY), released: [], running: [] };
+      r = { defaults: EMPTY_SOURCE, released: [], running: [], keys: [], slotOf: new Map(), indexKeys: false };
+      r.defaults = paramsSource(r, config.routes[name]?.defaultParams);
       routes.set(name, r);
     }
     return r;
@@ -98,7 +130,8 @@ export function compileConfig(config: AssignableConfig): CompiledConfig {
   for (const e of released) {
     const variant = e.variants.find((v) => v.key === e.releasedVariant);
     if (!variant) continue;
-    routeFor(e.route).released.push({ matches: compileTargeting(e.targeting ?? []), entries: Object.entries(variant.params ?? EMPTY), upstream: variant.upstream });
+    const route = routeFor(e.route);
+    route.released.push({ matches: compileTargeting(e.targeting ?? []), params: paramsSource(route, variant.params), upstream: variant.upstream });
   }
 
   const running = config.experiments.filter((e) => e.status === 'running').sort((a, b) => compare(a.key, b.key));
@@ -115,7 +148,8 @@ export function compileConfig(config: AssignableConfig): CompiledConfig {
       const i = index.get(variant);
       if (i !== undefined) overrides.set(unit, i);
     }
-    routeFor(e.route).running.push({
+    const route = routeFor(e.route);
+    route.running.push({
       key: e.key,
       matches: compileTargeting(e.targeting ?? []),
       layerPrefix: hashPrefix(`layer:${e.layer ?? e.key}:`),
@@ -124,7 +158,7 @@ export function compileConfig(config: AssignableConfig): CompiledConfig {
       end: e.allocation.end,
       wholeLayer: e.allocation.start <= 0 && e.allocation.end >= BUCKETS,
       thresholds,
-      variants: e.variants.map((v) => ({ key: v.key, entries: Object.entries(v.params ?? EMPTY), upstream: v.upstream })),
+      variants: e.variants.map((v) => ({ key: v.key, params: paramsSource(route, v.params), upstream: v.upstream })),
       overrides,
     });
   }
@@ -144,6 +178,11 @@ function compiled(config: AssignableConfig): CompiledConfig {
   return c;
 }
 
+/** Receives the params sources of one assignment, in merge order (later sources win). */
+interface ParamsSink {
+  merge(source: ParamsSource): void;
+}
+
 /**
  * Assigns a unit on a route (SPEC §3). Pure: the caller publishes exposures for the returned
  * non-forced assignments. Snapshots are compiled once and cached by identity, so treat a
@@ -155,28 +194,59 @@ export function assign(
   unitId: string,
   attributes: Attributes = {},
 ): AssignmentResult {
+  // Built key by key: spreading a shared object and then adding keys is an order of magnitude slower in V8.
+  const params: Params = {};
+  const sink: ParamsSink = { merge: (source) => mergeInto(params, source.entries) };
+  const result = assignTo(compiled(config), route, unitId, attributes, sink);
+  return withUpstream<AssignmentResult>({ assignments: result.assignments, params, holdout: result.holdout }, result.upstream);
+}
+
+/**
+ * `assign` for forwarding a request: the params come as ASCII-only JSON text (ForwardingAssignment),
+ * joined from values serialized once per snapshot instead of built into an object and serialized
+ * on every request.
+ */
+export function assignForwarding(
+  config: AssignableConfig,
+  route: string,
+  unitId: string,
+  attributes: Attributes = {},
+): ForwardingAssignment {
   const c = compiled(config);
   const r = c.routes.get(route);
-  // 1. params starts as the route's defaultParams. (Built key by key: spreading a shared object
-  //    and then adding keys is an order of magnitude slower in V8.)
-  const params: Params = {};
+  if (r === undefined || r.indexKeys) {
+    const { assignments, params, holdout, upstream } = assign(config, route, unitId, attributes);
+    return withUpstream<ForwardingAssignment>({ assignments, paramsJson: asciiJson(params), holdout }, upstream);
+  }
+  jsonSink.begin(r);
+  const result = assignTo(c, route, unitId, attributes, jsonSink);
+  return withUpstream<ForwardingAssignment>({ assignments: result.assignments, paramsJson: jsonSink.end(), holdout: result.holdout }, result.upstream);
+}
+
+interface Assigned {
+  assignments: Assignment[];
+  holdout: boolean;
+  upstream: string | undefined;
+}
+
+function assignTo(c: CompiledConfig, route: string, unitId: string, attributes: Attributes, params: ParamsSink): Assigned {
+  const r = c.routes.get(route);
   let upstream: string | undefined;
-  if (!r) return { assignments: [], params, holdout: false };
-  mergeInto(params, r.defaultEntries);
+  if (!r) return { assignments: [], holdout: false, upstream };
+  // 1. params starts as the route's defaultParams.
+  params.merge(r.defaults);
 
   // 2. Released experiments, ordered by (releasedAt, key): merge the released variant's params.
   for (const rel of r.released) {
     if (!rel.matches(attributes)) continue;
-    mergeInto(params, rel.entries);
+    params.merge(rel.params);
     if (rel.upstream) upstream = rel.upstream;
   }
 
   hasher.setUnit(unitId);
 
   // 3. Holdout: a held-out unit gets no assignments.
-  if (c.holdout && hasher.bucket(c.holdout.prefix) < c.holdout.threshold) {
-    return withUpstream({ assignments: [], params, holdout: true }, upstream);
-  }
+  if (c.holdout && hasher.bucket(c.holdout.prefix) < c.holdout.threshold) return { assignments: [], holdout: true, upstream };
 
   // 4. Running experiments, ordered by key.
   const assignments: Assignment[] = [];
@@ -191,15 +261,87 @@ export function assign(
     const index = forcedIndex ?? pickVariant(e.thresholds, hasher.bucket(e.variantPrefix));
     if (index < 0) continue;
     const variant = e.variants[index]!;
-    mergeInto(params, variant.entries);
+    params.merge(variant.params);
     if (variant.upstream) upstream = variant.upstream;
     assignments.push({ experiment: e.key, variant: variant.key, forced: forcedIndex !== undefined });
   }
-  return withUpstream({ assignments, params, holdout: false }, upstream);
+  return { assignments, holdout: false, upstream };
 }
 
 function mergeInto(params: Params, entries: Entries): void {
   for (let i = 0; i < entries.length; i++) params[entries[i]![0]] = entries[i]![1];
+}
+
+/**
+ * Joins the JSON text of one assignment's params. A key keeps the place where it was first set
+ * and takes the value set last, as in the object `assign` builds, so the text is the same as
+ * JSON.stringify of that object. One instance serves every call: assignment is synchronous.
+ */
+class JsonParamsSink implements ParamsSink {
+  private route: CompiledRoute | null = null;
+  private values: (string | undefined)[] = [];
+  /** Slots in the order their key was first set. */
+  private order: number[] = [];
+
+  begin(route: CompiledRoute): void {
+    this.clear(); // what a call that threw half way left behind
+    this.route = route;
+    if (this.values.length < route.keys.length) this.values = new Array<string | undefined>(route.keys.length);
+  }
+
+  merge(source: ParamsSource): void {
+    const { slots, values } = source;
+    for (let i = 0; i < slots.length; i++) {
+      const slot = slots[i]!;
+      if (this.values[slot] === undefined) this.order.push(slot);
+      this.values[slot] = values[i];
+    }
+  }
+
+  end(): string {
+    const keys = this.route!.keys;
+    let out = '{';
+    for (let i = 0; i < this.order.length; i++) {
+      const slot = this.order[i]!;
+      out += (i === 0 ? '' : ',') + keys[slot] + ':' + this.values[slot];
+    }
+    this.clear();
+    return out + '}';
+  }
+
+  private clear(): void {
+    for (let i = 0; i < this.order.length; i++) this.values[this.order[i]!] = undefined;
+    this.order.length = 0;
+    this.route = null;
+  }
+}
+
+const jsonSink = new JsonParamsSink();
+const EMPTY_SOURCE: ParamsSource = { entries: [], slots: new Int32Array(0), values: [] };
+/** A canonical array index: V8 enumerates such keys first, in numeric order, whatever the insertion order. */
+const ARRAY_INDEX = /^(?:0|[1-9]\d{0,9})$/;
+
+function paramsSource(route: CompiledRoute, params: Params | undefined): ParamsSource {
+  const entries = Object.entries(params ?? EMPTY);
+  const slots = new Int32Array(entries.length);
+  entries.forEach(([key], i) => {
+    let slot = route.slotOf.get(key);
+    if (slot === undefined) {
+      slot = route.keys.push(asciiJson(key)) - 1;
+      route.slotOf.set(key, slot);
+      if (ARRAY_INDEX.test(key) && Number(key) < 2 ** 32 - 1) route.indexKeys = true;
+    }
+    slots[i] = slot;
+  });
+  return { entries, slots, values: entries.map(([, value]) => asciiJson(value)) };
+}
+
+const NON_ASCII = /[\u007f-\uffff]/g;
+
+/** JSON text with every character above U+007E escaped: the same value, in ASCII. */
+function asciiJson(value: unknown): string {
+  const json = JSON.stringify(value) ?? 'null';
+  return json.replace(NON_ASCII, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
 }
 
 /** The first variant whose cumulative round(weight*100) exceeds the bucket. */
@@ -208,7 +350,7 @@ function pickVariant(thresholds: Int32Array, b: number): number {
   return -1;
 }
 
-function withUpstream(result: AssignmentResult, upstream: string | undefined): AssignmentResult {
+function withUpstream<R extends { upstream?: string }>(result: R, upstream: string | undefined): R {
   if (upstream) result.upstream = upstream;
   return result;
 }

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { assign, type AssignableConfig, type AssignableExperiment } from '../src/index.ts';
+import { assign, assignForwarding, type AssignableConfig, type AssignableExperiment, type TargetingRule } from '../src/index.ts';
 
 const experiment = (over: Partial<AssignableExperiment>): AssignableExperiment => ({
   key: 'exp',
@@ -97,5 +97,67 @@ describe('PrefixHasher', () => {
       }),
       { numRuns: 3000 },
     );
+  });
+});
+
+describe('assignForwarding', () => {
+  // Keys that meet across sources, array indexes (which objects enumerate first) and text beyond ASCII.
+  const key = fc.constantFrom('model', 'version', 'k', 'é', '0', '7', '10', 'x-y');
+  const value = fc.oneof(fc.string({ maxLength: 6 }), fc.integer(), fc.boolean(), fc.constant(null), fc.constantFrom('日本', '💡', '\u007f'), fc.array(fc.integer(), { maxLength: 2 }));
+  const params = fc.dictionary(key, value, { maxKeys: 4 });
+  const targeting = fc.option(fc.constant<TargetingRule[]>([{ attribute: 'country', op: 'in', value: ['JP'] }]), { nil: undefined });
+  const experimentArb = (i: number) =>
+    fc.record({
+      layer: fc.constantFrom('a', 'b', `own-${i}`),
+      start: fc.integer({ min: 0, max: 5000 }),
+      status: fc.constantFrom('running' as const, 'running' as const, 'released' as const, 'paused' as const),
+      targeting,
+      control: params,
+      treatment: params,
+      upstream: fc.option(fc.constant(`http://variant-${i}`), { nil: undefined }),
+      forced: fc.boolean(),
+    }).map(
+      (x): AssignableExperiment => ({
+        key: `exp-${i}`,
+        route: 'r',
+        layer: x.layer,
+        status: x.status,
+        allocation: { start: x.start, end: 10000 },
+        targeting: x.targeting,
+        variants: [
+          { key: 'control', weight: 50, params: x.control },
+          { key: 'treatment', weight: 50, params: x.treatment, upstream: x.upstream },
+        ],
+        overrides: x.forced ? { 'unit-3': 'treatment' } : {},
+        releasedVariant: 'treatment',
+        releasedAt: `2026-01-0${(i % 9) + 1}T00:00:00.000Z`,
+      }),
+    );
+  const configArb = fc
+    .tuple(params, fc.integer({ min: 0, max: 5 }), fc.option(fc.integer({ min: 0, max: 30 }), { nil: undefined }))
+    .chain(([defaults, n, holdout]) =>
+      fc.tuple(...Array.from({ length: n }, (_, i) => experimentArb(i))).map(
+        (experiments): AssignableConfig => ({ routes: { r: { defaultParams: defaults } }, experiments, holdout: holdout === undefined ? null : { percent: holdout } }),
+      ),
+    );
+  const ascii = (json: string) => json.replace(/[\u007f-\uffff]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
+
+  it('gives the params of assign() as the same JSON text, in ASCII, and the same assignments', () => {
+    fc.assert(
+      fc.property(configArb, fc.constantFrom({}, { country: 'JP' }), (c, attributes) => {
+        for (const unit of units(12)) {
+          const { params, ...rest } = assign(c, 'r', unit, attributes);
+          const { paramsJson, ...forwarding } = assignForwarding(c, 'r', unit, attributes);
+          expect(paramsJson).toBe(ascii(JSON.stringify(params)));
+          expect(paramsJson).toMatch(/^[\x20-\x7e]*$/);
+          expect(forwarding).toEqual(rest);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('knows no params on a route it has not been told of', () => {
+    expect(assignForwarding(config(experiment({})), 'elsewhere', 'u')).toEqual({ assignments: [], paramsJson: '{}', holdout: false });
   });
 });

@@ -21,7 +21,7 @@ describe('forwarding /v1/routes/:route/*', () => {
       3,
       [
         route('recommend', main.url, { path: '/v1/models/recommend', defaultParams: { model: 'recommend', version: '0' } }),
-        route('based', `${main.url}/base/`, { path: '/' }),
+        route('based', `${main.url}/base/`, { path: '/', defaultParams: { label: 'おすすめ 💡', note: 'déjà' } }),
         route('canary', main.url, { path: '/predict' }),
       ],
       [
@@ -94,6 +94,14 @@ describe('forwarding /v1/routes/:route/*', () => {
     expect(res.headers.get('x-request-id')).toBe(seen.headers['x-request-id']);
     expect(res.headers.get('x-upstream')).toBe('yes');
     expect(await res.json()).toEqual({ upstream: 'echo', method: 'POST', url: '/v1/models/recommend/predict?q=1&x=%20y', body });
+  });
+
+  it('sends params beyond ASCII as JSON escapes, since header values are Latin-1', async () => {
+    main.seen.length = 0;
+    expect((await fetch(`${gw.url}/v1/routes/based/x`, { headers: { 'x-unit-id': 'u-1' } })).status).toBe(200);
+    const header = main.seen.at(-1)!.headers['x-ab-params'] as string;
+    expect(header).toMatch(/^[\x20-\x7e]+$/);
+    expect(JSON.parse(header)).toEqual({ label: 'おすすめ 💡', note: 'déjà' });
   });
 
   it('joins the route path with nothing, a query, or an upstream base path', async () => {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { BunryuError, assign, createError, formatAssignmentsHeader, type Assignment } from '@bunryu/core';
+import { BunryuError, assignForwarding, createError, formatAssignmentsHeader, type Assignment } from '@bunryu/core';
 import { attributesFromHeaders } from '../client/attributes.ts';
 import { unitCookie, unitIdOf } from '../client/unit-id.ts';
 import type { SnapshotStore } from '../config-source/snapshot-store.ts';
@@ -25,9 +25,6 @@ export interface RouteProxyDeps {
 
 export const ROUTES_PREFIX = '/v1/routes/';
 const PREFIX_LENGTH = ROUTES_PREFIX.length;
-// Header values are Latin-1 on the wire; escape the rest so any params survive the hop as JSON.
-const NON_ASCII = /[\u007f-\uffff]/;
-const NON_ASCII_ALL = /[\u007f-\uffff]/g;
 const JSON_TYPE = 'application/json; charset=utf-8';
 
 /**
@@ -69,13 +66,12 @@ export class RouteProxy {
 
     const unit = unitIdOf(req.headers);
     const attributes = attributesFromHeaders(req.headers);
-    const result = assign(live.snapshot, name, unit.id, attributes);
+    // Header values are Latin-1 on the wire: the params come as ASCII-only JSON.
+    const result = assignForwarding(live.snapshot, name, unit.id, attributes);
     const assignments = formatAssignmentsHeader(result.assignments);
-    let params = JSON.stringify(result.params);
-    if (NON_ASCII.test(params)) params = params.replace(NON_ASCII_ALL, escapeChar);
 
     const headers = upstreamHeaders(req.rawHeaders, req.headers.connection);
-    headers.push('x-ab-unit', unit.id, 'x-ab-assignments', assignments, 'x-ab-params', params, 'x-request-id', requestId);
+    headers.push('x-ab-unit', unit.id, 'x-ab-assignments', assignments, 'x-ab-params', result.paramsJson, 'x-request-id', requestId);
     const upstream = result.upstream === undefined ? route.upstream : pools.resolve(result.upstream);
     const rest = url.slice(nameEnd);
     const forwarded: ForwardRequest = { method: req.method!, path: upstreamPath(upstream, route, rest), headers, body };
@@ -193,8 +189,4 @@ function decodeName(raw: string): string {
   } catch {
     return raw;
   }
-}
-
-function escapeChar(c: string): string {
-  return '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0');
 }
