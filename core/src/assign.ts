@@ -1,6 +1,7 @@
 import { BUCKETS, PrefixHasher, hashPrefix, type HashPrefix } from './hash.ts';
 import { hundredths, type ExperimentStatus, type Params, type TargetingRule } from './schemas.ts';
 import { compileTargeting, type Attributes, type CompiledTargeting } from './targeting.ts';
+import { formatAssignmentsHeader } from './events.ts';
 
 /** The part of a config snapshot that assignment reads (the test vectors use exactly this). */
 export interface AssignableConfig {
@@ -37,9 +38,11 @@ export interface AssignmentResult {
   upstream?: string;
 }
 
-/** What assignForwarding returns: the params as JSON text instead of an object. */
+/** What assignForwarding returns: the texts a forwarded request carries instead of the params object. */
 export interface ForwardingAssignment {
   assignments: Assignment[];
+  /** formatAssignmentsHeader(assignments): the `x-ab-assignments` header. */
+  assignmentsHeader: string;
   /**
    * `JSON.stringify(params)` of the same assignment, with every character above U+007E written
    * as a `\uXXXX` escape: ASCII only, so it can travel in an HTTP header.
@@ -55,12 +58,12 @@ type Entries = readonly (readonly [string, unknown])[];
 /**
  * The params one source sets (the route's defaults, a released or an assigned variant), compiled
  * for both results: entries for the params object, and for the JSON text each entry's key slot
- * in its route and its value already serialized.
+ * in its route and its `"key":value` member already serialized.
  */
 interface ParamsSource {
   entries: Entries;
   slots: Int32Array;
-  values: readonly string[];
+  members: readonly string[];
 }
 
 interface CompiledRelease {
@@ -80,16 +83,25 @@ interface CompiledExperiment {
   wholeLayer: boolean;
   /** thresholds[i] = cumulative round(weight*100) of variants 0..i */
   thresholds: Int32Array;
-  variants: readonly { key: string; params: ParamsSource; upstream?: string }[];
+  variants: readonly CompiledVariant[];
   overrides: ReadonlyMap<string, number>;
+}
+
+interface CompiledVariant {
+  params: ParamsSource;
+  upstream?: string;
+  /** The assignment to this variant, by the hash and forced; frozen, as every request shares them. */
+  hashed: Assignment;
+  forced: Assignment;
+  /** `experiment=variant` in the x-ab-assignments header. */
+  header: string;
 }
 
 interface CompiledRoute {
   defaults: ParamsSource;
   released: CompiledRelease[];
   running: CompiledExperiment[];
-  /** Every params key of the route, as JSON text, by slot. */
-  keys: string[];
+  /** The slot of every params key of the route. */
   slotOf: Map<string, number>;
   /**
    * Some key is an array index, which a JS object enumerates before every other key: the JSON
@@ -116,7 +128,7 @@ export function compileConfig(config: AssignableConfig): CompiledConfig {
   const routeFor = (name: string): CompiledRoute => {
     let r = routes.get(name);
     if (!r) {
-      r = { defaults: EMPTY_SOURCE, released: [], running: [], keys: [], slotOf: new Map(), indexKeys: false };
+      r = { defaults: EMPTY_SOURCE, released: [], running: [], slotOf: new Map(), indexKeys: false };
       r.defaults = paramsSource(r, config.routes[name]?.defaultParams);
       routes.set(name, r);
     }
@@ -158,7 +170,13 @@ export function compileConfig(config: AssignableConfig): CompiledConfig {
       end: e.allocation.end,
       wholeLayer: e.allocation.start <= 0 && e.allocation.end >= BUCKETS,
       thresholds,
-      variants: e.variants.map((v) => ({ key: v.key, params: paramsSource(route, v.params), upstream: v.upstream })),
+      variants: e.variants.map((v) => ({
+        params: paramsSource(route, v.params),
+        upstream: v.upstream,
+        hashed: Object.freeze({ experiment: e.key, variant: v.key, forced: false }),
+        forced: Object.freeze({ experiment: e.key, variant: v.key, forced: true }),
+        header: `${e.key}=${v.key}`,
+      })),
       overrides,
     });
   }
@@ -178,15 +196,17 @@ function compiled(config: AssignableConfig): CompiledConfig {
   return c;
 }
 
-/** Receives the params sources of one assignment, in merge order (later sources win). */
-interface ParamsSink {
+/** Receives what one assignment sets: params sources in merge order (later sources win), and each assigned variant. */
+interface AssignmentSink {
   merge(source: ParamsSource): void;
+  assigned(header: string): void;
 }
 
 /**
  * Assigns a unit on a route (SPEC §3). Pure: the caller publishes exposures for the returned
  * non-forced assignments. Snapshots are compiled once and cached by identity, so treat a
- * snapshot as immutable once it has been assigned against.
+ * snapshot as immutable once it has been assigned against. The Assignment objects are frozen
+ * and shared by every call that assigns the same variant.
  */
 export function assign(
   config: AssignableConfig,
@@ -196,7 +216,7 @@ export function assign(
 ): AssignmentResult {
   // Built key by key: spreading a shared object and then adding keys is an order of magnitude slower in V8.
   const params: Params = {};
-  const sink: ParamsSink = { merge: (source) => mergeInto(params, source.entries) };
+  const sink: AssignmentSink = { merge: (source) => mergeInto(params, source.entries), assigned() {} };
   const result = assignTo(compiled(config), route, unitId, attributes, sink);
   return withUpstream<AssignmentResult>({ assignments: result.assignments, params, holdout: result.holdout }, result.upstream);
 }
@@ -216,11 +236,11 @@ export function assignForwarding(
   const r = c.routes.get(route);
   if (r === undefined || r.indexKeys) {
     const { assignments, params, holdout, upstream } = assign(config, route, unitId, attributes);
-    return withUpstream<ForwardingAssignment>({ assignments, paramsJson: asciiJson(params), holdout }, upstream);
+    return withUpstream<ForwardingAssignment>({ assignments, assignmentsHeader: formatAssignmentsHeader(assignments), paramsJson: asciiJson(params), holdout }, upstream);
   }
-  jsonSink.begin(r);
-  const result = assignTo(c, route, unitId, attributes, jsonSink);
-  return withUpstream<ForwardingAssignment>({ assignments: result.assignments, paramsJson: jsonSink.end(), holdout: result.holdout }, result.upstream);
+  forwardingSink.begin(r);
+  const { assignments, holdout, upstream } = assignTo(c, route, unitId, attributes, forwardingSink);
+  return withUpstream<ForwardingAssignment>({ assignments, ...forwardingSink.end(), holdout }, upstream);
 }
 
 interface Assigned {
@@ -229,17 +249,17 @@ interface Assigned {
   upstream: string | undefined;
 }
 
-function assignTo(c: CompiledConfig, route: string, unitId: string, attributes: Attributes, params: ParamsSink): Assigned {
+function assignTo(c: CompiledConfig, route: string, unitId: string, attributes: Attributes, sink: AssignmentSink): Assigned {
   const r = c.routes.get(route);
   let upstream: string | undefined;
   if (!r) return { assignments: [], holdout: false, upstream };
   // 1. params starts as the route's defaultParams.
-  params.merge(r.defaults);
+  sink.merge(r.defaults);
 
   // 2. Released experiments, ordered by (releasedAt, key): merge the released variant's params.
   for (const rel of r.released) {
     if (!rel.matches(attributes)) continue;
-    params.merge(rel.params);
+    sink.merge(rel.params);
     if (rel.upstream) upstream = rel.upstream;
   }
 
@@ -261,9 +281,10 @@ function assignTo(c: CompiledConfig, route: string, unitId: string, attributes: 
     const index = forcedIndex ?? pickVariant(e.thresholds, hasher.bucket(e.variantPrefix));
     if (index < 0) continue;
     const variant = e.variants[index]!;
-    params.merge(variant.params);
+    sink.merge(variant.params);
+    sink.assigned(variant.header);
     if (variant.upstream) upstream = variant.upstream;
-    assignments.push({ experiment: e.key, variant: variant.key, forced: forcedIndex !== undefined });
+    assignments.push(forcedIndex === undefined ? variant.hashed : variant.forced);
   }
   return { assignments, holdout: false, upstream };
 }
@@ -273,51 +294,55 @@ function mergeInto(params: Params, entries: Entries): void {
 }
 
 /**
- * Joins the JSON text of one assignment's params. A key keeps the place where it was first set
- * and takes the value set last, as in the object `assign` builds, so the text is the same as
- * JSON.stringify of that object. One instance serves every call: assignment is synchronous.
+ * Joins the texts of one assignment from pieces serialized once per snapshot. A params key keeps
+ * the place where it was first set and takes the value set last, as in the object `assign`
+ * builds, so the JSON is the same as JSON.stringify of that object. Joined, not concatenated:
+ * a concatenation leaves a string node per piece for the GC. One instance serves every call:
+ * assignment is synchronous.
  */
-class JsonParamsSink implements ParamsSink {
-  private route: CompiledRoute | null = null;
-  private values: (string | undefined)[] = [];
+class ForwardingSink implements AssignmentSink {
+  /** By slot: the member last set for that key in this call. */
+  private members: (string | undefined)[] = [];
   /** Slots in the order their key was first set. */
-  private order: number[] = [];
+  private readonly order: number[] = [];
+  private readonly parts: string[] = [];
+  private readonly headers: string[] = [];
 
   begin(route: CompiledRoute): void {
     this.clear(); // what a call that threw half way left behind
-    this.route = route;
-    if (this.values.length < route.keys.length) this.values = new Array<string | undefined>(route.keys.length);
+    if (this.members.length < route.slotOf.size) this.members = new Array<string | undefined>(route.slotOf.size);
   }
 
   merge(source: ParamsSource): void {
-    const { slots, values } = source;
+    const { slots, members } = source;
     for (let i = 0; i < slots.length; i++) {
       const slot = slots[i]!;
-      if (this.values[slot] === undefined) this.order.push(slot);
-      this.values[slot] = values[i];
+      if (this.members[slot] === undefined) this.order.push(slot);
+      this.members[slot] = members[i];
     }
   }
 
-  end(): string {
-    const keys = this.route!.keys;
-    let out = '{';
-    for (let i = 0; i < this.order.length; i++) {
-      const slot = this.order[i]!;
-      out += (i === 0 ? '' : ',') + keys[slot] + ':' + this.values[slot];
-    }
+  assigned(header: string): void {
+    this.headers.push(header);
+  }
+
+  end(): { assignmentsHeader: string; paramsJson: string } {
+    for (let i = 0; i < this.order.length; i++) this.parts.push(this.members[this.order[i]!]!);
+    const texts = { assignmentsHeader: this.headers.join(','), paramsJson: '{' + this.parts.join(',') + '}' };
     this.clear();
-    return out + '}';
+    return texts;
   }
 
   private clear(): void {
-    for (let i = 0; i < this.order.length; i++) this.values[this.order[i]!] = undefined;
+    for (let i = 0; i < this.order.length; i++) this.members[this.order[i]!] = undefined;
     this.order.length = 0;
-    this.route = null;
+    this.parts.length = 0;
+    this.headers.length = 0;
   }
 }
 
-const jsonSink = new JsonParamsSink();
-const EMPTY_SOURCE: ParamsSource = { entries: [], slots: new Int32Array(0), values: [] };
+const forwardingSink = new ForwardingSink();
+const EMPTY_SOURCE: ParamsSource = { entries: [], slots: new Int32Array(0), members: [] };
 /** A canonical array index: V8 enumerates such keys first, in numeric order, whatever the insertion order. */
 const ARRAY_INDEX = /^(?:0|[1-9]\d{0,9})$/;
 
@@ -327,13 +352,13 @@ function paramsSource(route: CompiledRoute, params: Params | undefined): ParamsS
   entries.forEach(([key], i) => {
     let slot = route.slotOf.get(key);
     if (slot === undefined) {
-      slot = route.keys.push(asciiJson(key)) - 1;
+      slot = route.slotOf.size;
       route.slotOf.set(key, slot);
       if (ARRAY_INDEX.test(key) && Number(key) < 2 ** 32 - 1) route.indexKeys = true;
     }
     slots[i] = slot;
   });
-  return { entries, slots, values: entries.map(([, value]) => asciiJson(value)) };
+  return { entries, slots, members: entries.map(([key, value]) => asciiJson(key) + ':' + asciiJson(value)) };
 }
 
 const NON_ASCII = /[\u007f-\uffff]/g;
