@@ -1,7 +1,6 @@
 import { BUCKETS, PrefixHasher, hashPrefix, type HashPrefix } from './hash.ts';
 import { hundredths, type ExperimentStatus, type Params, type TargetingRule } from './schemas.ts';
 import { compileTargeting, type Attributes, type CompiledTargeting } from './targeting.ts';
-import { formatAssignmentsHeader } from './events.ts';
 
 /** The part of a config snapshot that assignment reads (the test vectors use exactly this). */
 export interface AssignableConfig {
@@ -38,11 +37,9 @@ export interface AssignmentResult {
   upstream?: string;
 }
 
-/** What assignForwarding returns: the texts a forwarded request carries instead of the params object. */
+/** What assignForwarding returns: the params as JSON text instead of an object. */
 export interface ForwardingAssignment {
   assignments: Assignment[];
-  /** formatAssignmentsHeader(assignments): the `x-ab-assignments` header. */
-  assignmentsHeader: string;
   /**
    * `JSON.stringify(params)` of the same assignment, with every character above U+007E written
    * as a `\uXXXX` escape: ASCII only, so it can travel in an HTTP header.
@@ -93,8 +90,6 @@ interface CompiledVariant {
   /** The assignment to this variant, by the hash and forced; frozen, as every request shares them. */
   hashed: Assignment;
   forced: Assignment;
-  /** `experiment=variant` in the x-ab-assignments header. */
-  header: string;
 }
 
 interface CompiledRoute {
@@ -175,7 +170,6 @@ export function compileConfig(config: AssignableConfig): CompiledConfig {
         upstream: v.upstream,
         hashed: Object.freeze({ experiment: e.key, variant: v.key, forced: false }),
         forced: Object.freeze({ experiment: e.key, variant: v.key, forced: true }),
-        header: `${e.key}=${v.key}`,
       })),
       overrides,
     });
@@ -196,10 +190,9 @@ function compiled(config: AssignableConfig): CompiledConfig {
   return c;
 }
 
-/** Receives what one assignment sets: params sources in merge order (later sources win), and each assigned variant. */
-interface AssignmentSink {
+/** Receives the params sources of one assignment, in merge order (later sources win). */
+interface ParamsSink {
   merge(source: ParamsSource): void;
-  assigned(header: string): void;
 }
 
 /**
@@ -216,7 +209,7 @@ export function assign(
 ): AssignmentResult {
   // Built key by key: spreading a shared object and then adding keys is an order of magnitude slower in V8.
   const params: Params = {};
-  const sink: AssignmentSink = { merge: (source) => mergeInto(params, source.entries), assigned() {} };
+  const sink: ParamsSink = { merge: (source) => mergeInto(params, source.entries) };
   const result = assignTo(compiled(config), route, unitId, attributes, sink);
   return withUpstream<AssignmentResult>({ assignments: result.assignments, params, holdout: result.holdout }, result.upstream);
 }
@@ -236,11 +229,11 @@ export function assignForwarding(
   const r = c.routes.get(route);
   if (r === undefined || r.indexKeys) {
     const { assignments, params, holdout, upstream } = assign(config, route, unitId, attributes);
-    return withUpstream<ForwardingAssignment>({ assignments, assignmentsHeader: formatAssignmentsHeader(assignments), paramsJson: asciiJson(params), holdout }, upstream);
+    return withUpstream<ForwardingAssignment>({ assignments, paramsJson: asciiJson(params), holdout }, upstream);
   }
-  forwardingSink.begin(r);
-  const { assignments, holdout, upstream } = assignTo(c, route, unitId, attributes, forwardingSink);
-  return withUpstream<ForwardingAssignment>({ assignments, ...forwardingSink.end(), holdout }, upstream);
+  jsonSink.begin(r);
+  const { assignments, holdout, upstream } = assignTo(c, route, unitId, attributes, jsonSink);
+  return withUpstream<ForwardingAssignment>({ assignments, paramsJson: jsonSink.end(), holdout }, upstream);
 }
 
 interface Assigned {
@@ -249,7 +242,7 @@ interface Assigned {
   upstream: string | undefined;
 }
 
-function assignTo(c: CompiledConfig, route: string, unitId: string, attributes: Attributes, sink: AssignmentSink): Assigned {
+function assignTo(c: CompiledConfig, route: string, unitId: string, attributes: Attributes, sink: ParamsSink): Assigned {
   const r = c.routes.get(route);
   let upstream: string | undefined;
   if (!r) return { assignments: [], holdout: false, upstream };
@@ -282,7 +275,6 @@ function assignTo(c: CompiledConfig, route: string, unitId: string, attributes: 
     if (index < 0) continue;
     const variant = e.variants[index]!;
     sink.merge(variant.params);
-    sink.assigned(variant.header);
     if (variant.upstream) upstream = variant.upstream;
     assignments.push(forcedIndex === undefined ? variant.hashed : variant.forced);
   }
@@ -294,19 +286,16 @@ function mergeInto(params: Params, entries: Entries): void {
 }
 
 /**
- * Joins the texts of one assignment from pieces serialized once per snapshot. A params key keeps
- * the place where it was first set and takes the value set last, as in the object `assign`
- * builds, so the JSON is the same as JSON.stringify of that object. Joined, not concatenated:
- * a concatenation leaves a string node per piece for the GC. One instance serves every call:
- * assignment is synchronous.
+ * Builds the JSON text of one assignment's params from members serialized once per snapshot. A
+ * key keeps the place where it was first set and takes the value set last, as in the object
+ * `assign` builds, so the text is the same as JSON.stringify of that object. One instance
+ * serves every call: assignment is synchronous.
  */
-class ForwardingSink implements AssignmentSink {
-  /** By slot: the member last set for that key in this call. */
+class JsonParamsSink implements ParamsSink {
+  /** By slot: the `"key":value` member last set for that key in this call. */
   private members: (string | undefined)[] = [];
   /** Slots in the order their key was first set. */
   private readonly order: number[] = [];
-  private readonly parts: string[] = [];
-  private readonly headers: string[] = [];
 
   begin(route: CompiledRoute): void {
     this.clear(); // what a call that threw half way left behind
@@ -322,26 +311,20 @@ class ForwardingSink implements AssignmentSink {
     }
   }
 
-  assigned(header: string): void {
-    this.headers.push(header);
-  }
-
-  end(): { assignmentsHeader: string; paramsJson: string } {
-    for (let i = 0; i < this.order.length; i++) this.parts.push(this.members[this.order[i]!]!);
-    const texts = { assignmentsHeader: this.headers.join(','), paramsJson: '{' + this.parts.join(',') + '}' };
+  end(): string {
+    let out = '{';
+    for (let i = 0; i < this.order.length; i++) out += (i === 0 ? '' : ',') + this.members[this.order[i]!];
     this.clear();
-    return texts;
+    return out + '}';
   }
 
   private clear(): void {
     for (let i = 0; i < this.order.length; i++) this.members[this.order[i]!] = undefined;
     this.order.length = 0;
-    this.parts.length = 0;
-    this.headers.length = 0;
   }
 }
 
-const forwardingSink = new ForwardingSink();
+const jsonSink = new JsonParamsSink();
 const EMPTY_SOURCE: ParamsSource = { entries: [], slots: new Int32Array(0), members: [] };
 /** A canonical array index: V8 enumerates such keys first, in numeric order, whatever the insertion order. */
 const ARRAY_INDEX = /^(?:0|[1-9]\d{0,9})$/;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { BunryuError, assignForwarding, createError, type Assignment } from '@bunryu/core';
+import { BunryuError, assignForwarding, createError, formatAssignmentsHeader, type Assignment } from '@bunryu/core';
 import { attributesFromHeaders } from '../client/attributes.ts';
 import { unitCookie, unitIdOf } from '../client/unit-id.ts';
 import type { SnapshotStore } from '../config-source/snapshot-store.ts';
@@ -68,7 +68,7 @@ export class RouteProxy {
     const attributes = attributesFromHeaders(req.headers);
     // Header values are Latin-1 on the wire: the params come as ASCII-only JSON.
     const result = assignForwarding(live.snapshot, name, unit.id, attributes);
-    const assignments = result.assignmentsHeader;
+    const assignments = formatAssignmentsHeader(result.assignments);
 
     const headers = upstreamHeaders(req.rawHeaders, req.headers.connection);
     headers.push('x-ab-unit', unit.id, 'x-ab-assignments', assignments, 'x-ab-params', result.paramsJson, 'x-request-id', requestId);
