@@ -210,14 +210,15 @@ export function assign(
   // Built key by key: spreading a shared object and then adding keys is an order of magnitude slower in V8.
   const params: Params = {};
   const sink: ParamsSink = { merge: (source) => mergeInto(params, source.entries) };
-  const result = assignTo(compiled(config), route, unitId, attributes, sink);
+  const c = compiled(config);
+  const result = assignTo(c, c.routes.get(route), unitId, attributes, sink);
   return withUpstream<AssignmentResult>({ assignments: result.assignments, params, holdout: result.holdout }, result.upstream);
 }
 
 /**
  * `assign` for forwarding a request: the params come as ASCII-only JSON text (ForwardingAssignment),
- * joined from values serialized once per snapshot instead of built into an object and serialized
- * on every request.
+ * built from members serialized once per snapshot instead of an object built and serialized on
+ * every request.
  */
 export function assignForwarding(
   config: AssignableConfig,
@@ -232,7 +233,7 @@ export function assignForwarding(
     return withUpstream<ForwardingAssignment>({ assignments, paramsJson: asciiJson(params), holdout }, upstream);
   }
   jsonSink.begin(r);
-  const { assignments, holdout, upstream } = assignTo(c, route, unitId, attributes, jsonSink);
+  const { assignments, holdout, upstream } = assignTo(c, r, unitId, attributes, jsonSink);
   return withUpstream<ForwardingAssignment>({ assignments, paramsJson: jsonSink.end(), holdout }, upstream);
 }
 
@@ -242,8 +243,8 @@ interface Assigned {
   upstream: string | undefined;
 }
 
-function assignTo(c: CompiledConfig, route: string, unitId: string, attributes: Attributes, sink: ParamsSink): Assigned {
-  const r = c.routes.get(route);
+/** The assignment both results share; `r` is the route compiled in `c`, undefined for a route it does not know. */
+function assignTo(c: CompiledConfig, r: CompiledRoute | undefined, unitId: string, attributes: Attributes, sink: ParamsSink): Assigned {
   let upstream: string | undefined;
   if (!r) return { assignments: [], holdout: false, upstream };
   // 1. params starts as the route's defaultParams.
