@@ -135,6 +135,27 @@ describe('forwarding /v1/routes/:route/*', () => {
     expect(seen.headers['x-ab-params']).not.toContain('forged');
   });
 
+  it('takes a body sent with Expect: 100-continue and forwards it whole, without the Expect', async () => {
+    const res = await rawRequest(`${gw.url}/v1/routes/recommend/predict`, {
+      method: 'POST',
+      headers: { 'x-unit-id': 'u-expect', expect: '100-continue', 'content-type': 'application/json' },
+      body: '{"instances":[1]}',
+    });
+    expect(res.status).toBe(200);
+    const seen = main.seen.at(-1)!;
+    expect(seen.body).toBe('{"instances":[1]}');
+    expect(seen.headers.expect).toBeUndefined();
+  });
+
+  it('does not take a unit id from a cookie that decodes to what no header may hold', async () => {
+    const res = await fetch(`${gw.url}/v1/routes/recommend/predict`, { headers: { cookie: 'ab_uid=evil%0D%0Ax-injected%3A%201' } });
+    expect(res.status).toBe(200);
+    const issued = /^ab_uid=([0-9a-f-]{36});/.exec(res.headers.getSetCookie()[0] ?? '');
+    expect(issued).not.toBeNull();
+    expect(main.seen.at(-1)!.headers['x-ab-unit']).toBe(issued![1]);
+    expect(main.seen.at(-1)!.headers['x-injected']).toBeUndefined();
+  });
+
   it('issues an ab_uid cookie to a unit without id and keeps it on the next request', async () => {
     const first = await fetch(`${gw.url}/v1/routes/recommend/predict`);
     const cookie = first.headers.getSetCookie()[0]!;

@@ -8,8 +8,9 @@ const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authe
 const DROPPED_UPSTREAM = new Set([
   ...HOP_BY_HOP,
   'host',
-  // the body is re-sent from a buffer; undici sets the length itself
+  // the body is re-sent from a buffer with its own length, and was already read in full
   'content-length',
+  'expect',
   'x-api-key',
   'x-ab-unit',
   'x-ab-assignments',
@@ -21,7 +22,7 @@ const DROPPED_UPSTREAM = new Set([
 const DROPPED_DOWNSTREAM = new Set([...HOP_BY_HOP, 'x-ab-assignments', 'x-ab-fallback', 'x-request-id']);
 
 /**
- * The client's headers as a flat list for undici, minus what must not be forwarded, including
+ * The client's headers as a flat list for the upstream client, minus what must not be forwarded, including
  * any header the client's `Connection` header names.
  */
 export function upstreamHeaders(rawHeaders: readonly string[], connection: string | undefined): string[] {
@@ -36,20 +37,20 @@ export function upstreamHeaders(rawHeaders: readonly string[], connection: strin
   return out;
 }
 
-/** The upstream's answer headers as `[lowercase name, value]` pairs that may reach the client. */
-export function downstreamHeaders(rawHeaders: readonly Buffer[]): string[] {
+/** The upstream's answer headers (`[lowercase name, value…]`) that may reach the client. */
+export function downstreamHeaders(headers: readonly string[]): string[] {
   const out: string[] = [];
   let named: Set<string> | null = null;
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const lower = rawHeaders[i]!.toString('latin1').toLowerCase();
-    if (DROPPED_DOWNSTREAM.has(lower)) {
-      if (lower === 'connection') {
-        const value = rawHeaders[i + 1]!.toString('latin1');
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (DROPPED_DOWNSTREAM.has(name)) {
+      if (name === 'connection') {
+        const value = headers[i + 1]!;
         if (value !== 'keep-alive' && value !== 'close') named = connectionTokens(value);
       }
       continue;
     }
-    out.push(lower, rawHeaders[i + 1]!.toString('latin1'));
+    out.push(name, headers[i + 1]!);
   }
   if (named === null) return out;
   const kept: string[] = [];

@@ -8,7 +8,7 @@ import { exposureJson } from '../events/event-json.ts';
 import type { EventSink } from '../events/event-publisher.ts';
 import type { Logger } from '@bunryu/platform';
 import type { GatewayMetrics } from '../metrics/gateway-metrics.ts';
-import { forward, UpstreamFailure, type ForwardRequest, type UpstreamResponse } from './forward.ts';
+import { UpstreamFailure, type ForwardRequest, type UpstreamResponse } from './upstream-client.ts';
 import { downstreamHeaders, upstreamHeaders } from './headers.ts';
 import { upstreamPath, type RouteRuntime } from './route-table.ts';
 import type { UpstreamPools } from './upstream-pools.ts';
@@ -80,7 +80,7 @@ export class RouteProxy {
     let response: UpstreamResponse | null = null;
     let failure: UpstreamFailure | null = null;
     try {
-      response = await forward(upstream, forwarded, route.timeoutMs);
+      response = await upstream.client.request(forwarded, route.timeoutMs);
     } catch (err) {
       failure = err instanceof UpstreamFailure ? err : new UpstreamFailure('failed', String(err));
     }
@@ -138,7 +138,7 @@ export class RouteProxy {
     }
     const second: ForwardRequest = { ...forwarded, path: upstreamPath(fallback.upstream, route, rest) };
     try {
-      const answer = await forward(fallback.upstream, second, route.timeoutMs);
+      const answer = await fallback.upstream.client.request(second, route.timeoutMs);
       metrics.request(route.name, assignments, answer.status, latencyMs / 1000);
       sendUpstream(res, answer, own);
     } catch (err) {
@@ -150,7 +150,7 @@ export class RouteProxy {
 }
 
 function sendUpstream(res: ServerResponse, response: UpstreamResponse, own: string[]): void {
-  const headers = downstreamHeaders(response.rawHeaders);
+  const headers = downstreamHeaders(response.headers);
   for (let i = 0; i < own.length; i++) headers.push(own[i]!);
   res.writeHead(response.status, headers);
   res.end(response.body);

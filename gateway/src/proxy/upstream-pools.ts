@@ -1,12 +1,12 @@
-import { Pool } from 'undici';
+import { HttpOrigin } from './upstream-client.ts';
 
-/** An upstream URL split into the pool that reaches its origin and the path every request is prefixed with. */
+/** An upstream URL split into the client that reaches its origin and the path every request is prefixed with. */
 export interface Upstream {
   url: string;
   origin: string;
   /** The URL's path without a trailing slash ('' for the root). */
   basePath: string;
-  pool: Pool;
+  client: HttpOrigin;
 }
 
 export interface UpstreamPoolOptions {
@@ -14,12 +14,12 @@ export interface UpstreamPoolOptions {
 }
 
 /**
- * One keep-alive undici Pool per upstream origin, shared by every route and variant that points
+ * One keep-alive client per upstream origin, shared by every route and variant that points
  * there, and kept across snapshot swaps so a config change never drops warm connections.
  */
 export class UpstreamPools {
   private readonly byUrl = new Map<string, Upstream>();
-  private readonly byOrigin = new Map<string, Pool>();
+  private readonly byOrigin = new Map<string, HttpOrigin>();
 
   constructor(private readonly options: UpstreamPoolOptions) {}
 
@@ -27,26 +27,20 @@ export class UpstreamPools {
     let upstream = this.byUrl.get(url);
     if (upstream) return upstream;
     const parsed = new URL(url);
-    let pool = this.byOrigin.get(parsed.origin);
-    if (!pool) {
-      pool = new Pool(parsed.origin, {
-        connections: this.options.connections,
-        pipelining: 1,
-        keepAliveTimeout: 30_000,
-        keepAliveMaxTimeout: 600_000,
-        connect: { timeout: 10_000 },
-      });
-      this.byOrigin.set(parsed.origin, pool);
+    let client = this.byOrigin.get(parsed.origin);
+    if (!client) {
+      client = new HttpOrigin(parsed.origin, { connections: this.options.connections, keepAliveMs: 30_000, keepAliveMaxMs: 600_000 });
+      this.byOrigin.set(parsed.origin, client);
     }
-    upstream = { url, origin: parsed.origin, basePath: parsed.pathname.replace(/\/+$/, ''), pool };
+    upstream = { url, origin: parsed.origin, basePath: parsed.pathname.replace(/\/+$/, ''), client };
     this.byUrl.set(url, upstream);
     return upstream;
   }
 
   async close(): Promise<void> {
-    const pools = [...this.byOrigin.values()];
+    const clients = [...this.byOrigin.values()];
     this.byOrigin.clear();
     this.byUrl.clear();
-    await Promise.allSettled(pools.map((p) => p.close()));
+    await Promise.allSettled(clients.map((c) => c.close()));
   }
 }
