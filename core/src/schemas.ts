@@ -56,12 +56,16 @@ export type TargetingRule = z.infer<typeof TargetingRule>;
 
 // ---------------------------------------------------------------- routes
 
+/** A fixed fallback's headers go out as they are: names must be tokens, values free of CR, LF and other controls (RFC 9110 §5). */
+const HeaderName = z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'must be an HTTP header name');
+const HeaderValue = z.string().regex(/^[\t\x20-\x7e\x80-\xff]*$/, 'must be an HTTP header value (no CR, LF or other control characters)');
+
 export const Fallback = z.union([
   z.strictObject({ upstream: HttpUrl }),
   z.strictObject({
     status: z.number().int().min(100).max(599).default(200),
     body: JsonValue,
-    headers: z.record(z.string(), z.string()).optional(),
+    headers: z.record(HeaderName, HeaderValue).optional(),
   }),
 ]);
 export type Fallback = z.infer<typeof Fallback>;

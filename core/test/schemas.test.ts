@@ -59,6 +59,12 @@ describe('RouteInput', () => {
   it('accepts a fixed-body fallback', () => {
     expect(RouteInput.safeParse({ upstream: 'http://a:1', fallback: { body: { predictions: [] } } }).success).toBe(true);
   });
+  it('rejects fallback headers that could not go out as they are', () => {
+    const fallback = (headers: Record<string, string>) => RouteInput.safeParse({ upstream: 'http://a:1', fallback: { body: null, headers } });
+    expect(fallback({ 'x-served-by': 'fallback; v=1' }).success).toBe(true);
+    expect(fallback({ 'x-a': 'ok\r\nset-cookie: evil=1' }).success).toBe(false);
+    expect(fallback({ 'bad name': 'v' }).success).toBe(false);
+  });
 });
 
 describe('MetricDefinition', () => {

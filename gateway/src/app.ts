@@ -23,7 +23,7 @@ export interface AppOptions {
 }
 
 export async function buildApp(config: Readonly<Config>, deps: Deps, options: AppOptions = {}): Promise<FastifyInstance> {
-  const fastPath: FastPathTarget = { proxy: null, closing: false };
+  const fastPath: FastPathTarget = { proxy: null, inject: null, closing: false, raw: null };
   const app = createHttpServer({
     service: 'gateway',
     logLevel: config.LOG_LEVEL,
@@ -35,7 +35,7 @@ export async function buildApp(config: Readonly<Config>, deps: Deps, options: Ap
         },
       },
     ],
-    fastify: { serverFactory: fastPathServerFactory(fastPath) },
+    fastify: { serverFactory: fastPathServerFactory(fastPath, config.GATEWAY_HTTP_SERVER === 'own') },
     ...(options.clusterMetrics ? { metrics: options.clusterMetrics } : {}),
   });
   deps.logger.use(app.log);
@@ -54,8 +54,10 @@ export async function buildApp(config: Readonly<Config>, deps: Deps, options: Ap
     clientKeys: config.BUNRYU_CLIENT_KEYS ? new Set(config.BUNRYU_CLIENT_KEYS) : null,
   });
   fastPath.proxy = proxy;
+  fastPath.inject = (request) => app.inject(request);
   app.addHook('preClose', async () => {
     fastPath.closing = true;
+    fastPath.raw?.closeIdle();
   });
 
   // The route proxy checks client keys itself (the fast path never reaches fastify hooks).

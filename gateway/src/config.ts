@@ -12,6 +12,12 @@ export const ConfigSchema = z.object({
   BUNRYU_CLIENT_KEYS: csv.pipe(z.array(z.string()).min(1)).optional(),
   /** Most keep-alive connections per upstream origin (opened as needed; as @fastify/reply-from). */
   GATEWAY_UPSTREAM_CONNECTIONS: z.coerce.number().int().min(1).max(1024).default(128),
+  /**
+   * `own`: connections that come for /v1/routes are served by the gateway's own HTTP/1.1 server on
+   * node's request parser; `node`: every connection through node:http (slower; the way back if a
+   * Node release changes the internal parser, which the gateway also detects by itself).
+   */
+  GATEWAY_HTTP_SERVER: z.enum(['own', 'node']).default('own'),
   /** Processes serving requests (one per core by default); with more than one, a primary process holds the event publisher. */
   GATEWAY_WORKERS: z.coerce.number().int().min(1).max(64).default(availableParallelism()),
   /** Events held in memory before the publisher spills to disk. */

@@ -5,7 +5,8 @@ import { tapEvents, type EventTap } from './helpers/event-tap.ts';
 import { experiment, route, snapshot } from './helpers/snapshots.ts';
 import { closedPort, startUpstream, type TestUpstream } from './helpers/upstream.ts';
 
-describe('route timeoutMs and fallback', () => {
+// Both of the gateway's HTTP servers serve routes: its own (the default) and node:http.
+describe.each(['own', 'node'] as const)('route timeoutMs and fallback (%s HTTP server)', (httpServer) => {
   let healthy: TestUpstream;
   let slow: TestUpstream;
   let failing: TestUpstream;
@@ -39,7 +40,7 @@ describe('route timeoutMs and fallback', () => {
       route('both-dead', dead, { fallback: { upstream: dead } }),
     ];
     es = await startFakeExperimentService(snapshot(1, routes, routes.map((r) => experiment(`exp-${r.key}`, r.key))));
-    gw = await startGateway({ experimentService: es.url });
+    gw = await startGateway({ experimentService: es.url, env: { GATEWAY_HTTP_SERVER: httpServer } });
     tap = await tapEvents(gw);
     await until(() => gw.deps.store.current !== null);
   });

@@ -6,7 +6,8 @@ import { tapEvents, type EventTap } from './helpers/event-tap.ts';
 import { experiment, route, snapshot } from './helpers/snapshots.ts';
 import { rawRequest, startUpstream, type TestUpstream } from './helpers/upstream.ts';
 
-describe('forwarding /v1/routes/:route/*', () => {
+// Both of the gateway's HTTP servers serve routes: its own (the default) and node:http.
+describe.each(['own', 'node'] as const)('forwarding /v1/routes/:route/* (%s HTTP server)', (httpServer) => {
   let main: TestUpstream;
   let variantUpstream: TestUpstream;
   let es: FakeExperimentService;
@@ -51,7 +52,7 @@ describe('forwarding /v1/routes/:route/*', () => {
     );
     es = await startFakeExperimentService(config);
     // The embedded event log, as in production without KAFKA_BROKERS.
-    gw = await startGateway({ experimentService: es.url });
+    gw = await startGateway({ experimentService: es.url, env: { GATEWAY_HTTP_SERVER: httpServer } });
     tap = await tapEvents(gw);
     await until(() => gw.deps.store.current !== null, 5000, 'the first snapshot');
   });

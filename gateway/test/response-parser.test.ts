@@ -112,6 +112,8 @@ describe('ResponseParser', () => {
     'obsolete line folding': 'HTTP/1.1 200 OK\r\nX-A: 1\r\n  folded\r\nContent-Length: 0\r\n\r\n',
     'a header line without a colon': 'HTTP/1.1 200 OK\r\nnot a header\r\n\r\n',
     'a header name with a space': 'HTTP/1.1 200 OK\r\nX A: 1\r\n\r\n',
+    'a bare CR in a header value': 'HTTP/1.1 200 OK\r\nX-A: 1\rSet-Cookie: a=b\r\nContent-Length: 0\r\n\r\n',
+    'a NUL in a header value': 'HTTP/1.1 200 OK\r\nX-A: 1\u0000\r\nContent-Length: 0\r\n\r\n',
     'a content-length that is not a number': 'HTTP/1.1 200 OK\r\nContent-Length: 1e3\r\n\r\n',
     'two different content-lengths': 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok',
     'a chunk size that is not hex': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n',

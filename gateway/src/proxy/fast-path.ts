@@ -1,26 +1,35 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyServerOptions } from 'fastify';
 import { createError } from '@bunryu/core';
 import { BODY_LIMIT } from '@bunryu/platform';
-import { ROUTES_PREFIX, sendError, type RouteProxy } from './route-proxy.ts';
+import { RawHttpServer, type Inject } from './raw-http.ts';
+import { NodeReply, ROUTES_PREFIX, sendError, type ProxyRequest, type RouteProxy } from './route-proxy.ts';
 
 /** Filled in by buildApp once the proxy exists (the server is created before the app). */
 export interface FastPathTarget {
   proxy: RouteProxy | null;
+  /** fastify's inject: how the gateway's own server answers a non-route request. */
+  inject: Inject | null;
   /** Set when the app starts closing: answers then close their connection. */
   closing: boolean;
+  /** The gateway's own HTTP server for route connections; null when every connection goes to node:http. */
+  raw: RawHttpServer | null;
 }
 
 /**
- * A fastify `serverFactory` whose server hands `/v1/routes/…` straight to the RouteProxy and
- * everything else to fastify. The proxied path is the gateway's hot path: skipping fastify's
- * per-request objects, hooks and reply pipeline there is what keeps the gateway at or above a
- * bare @fastify/http-proxy while it assigns and logs (SPEC §7). It keeps fastify's conventions:
- * `x-request-id` (kept from the client or a new UUID), the 1 MiB body limit (413) and the shared
- * error body.
+ * A fastify `serverFactory` for the gateway's hot path, `/v1/routes/…`, in two layers:
+ * - a connection whose first request is for a route is served by the gateway's own HTTP server
+ *   (raw-http.ts) on node's request parser, without node:http's per-request objects;
+ * - every other connection goes to node:http, whose handler still hands `/v1/routes/…` straight
+ *   to the RouteProxy and everything else to fastify.
+ * Skipping fastify's per-request objects, hooks and reply pipeline, and where it can node:http's,
+ * is what keeps the gateway ahead of a bare @fastify/http-proxy while it assigns and logs
+ * (SPEC §7). Both keep fastify's conventions: `x-request-id` (kept from the client or a new
+ * UUID), the 1 MiB body limit (413) and the shared error body.
  */
-export function fastPathServerFactory(target: FastPathTarget): NonNullable<FastifyServerOptions['serverFactory']> {
+export function fastPathServerFactory(target: FastPathTarget, ownServer: boolean): NonNullable<FastifyServerOptions['serverFactory']> {
   return (handler, options): Server => {
     const server = createServer((req, res) => {
       const url = req.url;
@@ -35,6 +44,17 @@ export function fastPathServerFactory(target: FastPathTarget): NonNullable<Fasti
     server.keepAliveTimeout = o.keepAliveTimeout ?? 72_000;
     server.requestTimeout = o.requestTimeout ?? 0;
     server.setTimeout(o.connectionTimeout ?? 0);
+    if (ownServer && RawHttpServer.available) {
+      const raw = new RawHttpServer({ target, keepAliveTimeoutMs: server.keepAliveTimeout, requestTimeoutMs: server.headersTimeout });
+      target.raw = raw;
+      // node:http's own connection listener, called for the connections the gateway's server does not keep.
+      const nodeListeners = server.listeners('connection') as ((socket: Socket) => void)[];
+      server.removeAllListeners('connection');
+      const handOff = (socket: Socket) => {
+        for (const listener of nodeListeners) listener.call(server, socket);
+      };
+      server.on('connection', (socket: Socket) => raw.accept(socket, handOff));
+    }
     return server;
   };
 }
@@ -45,7 +65,7 @@ function serveRoute(target: FastPathTarget, proxy: RouteProxy, req: IncomingMess
   const requestId = typeof header === 'string' && header.length > 0 ? header.slice(0, 128) : randomUUID();
   const length = req.headers['content-length'];
   if ((length === undefined || length === '0') && req.headers['transfer-encoding'] === undefined) {
-    void proxy.serve(req, res, requestId, null);
+    void proxy.serve(req as ProxyRequest, new NodeReply(res), requestId, null);
     return;
   }
   if (length !== undefined && Number(length) > BODY_LIMIT) return tooLarge(req, res, requestId);
@@ -61,12 +81,12 @@ function serveRoute(target: FastPathTarget, proxy: RouteProxy, req: IncomingMess
     }
     chunks.push(chunk);
   });
-  req.on('end', () => void proxy.serve(req, res, requestId, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+  req.on('end', () => void proxy.serve(req as ProxyRequest, new NodeReply(res), requestId, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
   req.on('error', () => res.destroy());
 }
 
 function tooLarge(req: IncomingMessage, res: ServerResponse, requestId: string): void {
   res.shouldKeepAlive = false;
-  sendError(res, createError('BUNRYU_PAYLOAD_TOO_LARGE'), requestId);
+  sendError(new NodeReply(res), createError('BUNRYU_PAYLOAD_TOO_LARGE'), requestId);
   req.resume();
 }

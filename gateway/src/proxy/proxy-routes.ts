@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { RouteProxy } from './route-proxy.ts';
+import { NodeReply, type ProxyRequest, type RouteProxy } from './route-proxy.ts';
 
 /**
  * `any /v1/routes/:route/*` as fastify routes, for `app.inject()` and any server without the fast
@@ -12,7 +12,7 @@ export async function proxyRoutes(app: FastifyInstance, deps: { proxy: RouteProx
   async function handle(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     reply.hijack();
     const body = request.body as Buffer | undefined;
-    await deps.proxy.serve(request.raw, reply.raw, request.id.slice(0, 128), body && body.length > 0 ? body : null);
+    await deps.proxy.serve(request.raw as ProxyRequest, new NodeReply(reply.raw), request.id.slice(0, 128), body && body.length > 0 ? body : null);
   }
 
   app.all('/v1/routes/:route', handle);

@@ -17,6 +17,8 @@ const MAX_CHUNK_LINE_BYTES = 4096;
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: |$)/;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const DIGITS = /^\d{1,15}$/;
+/** Bare CR, LF, NUL and other controls never reach the client (node:http's writeHead refuses them too). */
+const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const HEX = /^[0-9A-Fa-f]{1,8}$/;
 /** An upstream keep-alive hint within this of expiring is not trusted (as undici's keepAliveTimeoutThreshold). */
 const HINT_MARGIN_MS = 1000;
@@ -31,8 +33,8 @@ export class ResponseParser {
   keepAlive = false;
   /** How long the upstream said it keeps an idle connection (`Keep-Alive: timeout=N`), less a margin; null if it did not say. */
   keepAliveMs: number | null = null;
-  /** Bytes arrived after the answer ended: the connection is out of step and must not be reused. */
-  overrun = false;
+  /** Bytes that arrived after the answer ended (the connection is then out of step and must not be reused). */
+  excess: Buffer | null = null;
 
   private phase: Phase = 'head';
   private pending: Buffer | null = null;
@@ -49,13 +51,17 @@ export class ResponseParser {
     this.headers = [];
     this.keepAlive = false;
     this.keepAliveMs = null;
-    this.overrun = false;
+    this.excess = null;
     this.phase = 'head';
     this.pending = null;
     this.remaining = 0;
     this.chunks = [];
     this.size = 0;
     this.noBody = headRequest;
+  }
+
+  get overrun(): boolean {
+    return this.excess !== null;
   }
 
   get complete(): boolean {
@@ -144,7 +150,7 @@ export class ResponseParser {
           if (at < buf.length) this.push(at === 0 ? buf : buf.subarray(at));
           return false;
         case 'done':
-          if (at < buf.length) this.overrun = true;
+          if (at < buf.length) this.excess = this.excess === null ? buf.subarray(at) : Buffer.concat([this.excess, buf.subarray(at)]);
           return true;
       }
     }
@@ -179,6 +185,7 @@ export class ResponseParser {
       // Also refuses obsolete line folding: a continuation line starts with whitespace, never a token.
       if (!TOKEN.test(name)) throw new ResponseParseError(`bad header line "${line.slice(0, 64)}"`);
       const value = line.slice(colon + 1).trim();
+      if (BAD_VALUE.test(value)) throw new ResponseParseError(`bad value of header "${name}"`);
       if (name === 'content-length') {
         if (!DIGITS.test(value) || (length !== -1 && length !== Number(value))) throw new ResponseParseError(`bad content-length "${value.slice(0, 32)}"`);
         length = Number(value);

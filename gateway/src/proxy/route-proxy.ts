@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { BunryuError, assignForwarding, createError, formatAssignmentsHeader, type Assignment } from '@bunryu/core';
 import { attributesFromHeaders } from '../client/attributes.ts';
 import { unitCookie, unitIdOf } from '../client/unit-id.ts';
@@ -23,6 +23,44 @@ export interface RouteProxyDeps {
   clientKeys: ReadonlySet<string> | null;
 }
 
+/** What the proxy reads of a request: node's IncomingMessage, or the gateway's own HTTP server (raw-http.ts). */
+export interface ProxyRequest {
+  readonly method: string;
+  /** Path and query as sent. */
+  readonly url: string;
+  /** `[name, value, …]` as received. */
+  readonly rawHeaders: readonly string[];
+  /** Lowercase names; repeated fields joined as node:http joins them. */
+  readonly headers: IncomingHttpHeaders;
+}
+
+/** Where the proxy writes its one answer. */
+export interface ProxyReply {
+  readonly sent: boolean;
+  /** Status, `[lowercase name, value, …]` and the whole body; the reply sets the framing headers. */
+  send(status: number, headers: string[], body: Buffer | string): void;
+  /** The answer cannot be completed: drop the connection. */
+  abort(): void;
+}
+
+/** A ProxyReply on node's ServerResponse. */
+export class NodeReply implements ProxyReply {
+  constructor(private readonly res: ServerResponse) {}
+
+  get sent(): boolean {
+    return this.res.headersSent;
+  }
+
+  send(status: number, headers: string[], body: Buffer | string): void {
+    this.res.writeHead(status, headers);
+    this.res.end(body);
+  }
+
+  abort(): void {
+    this.res.destroy();
+  }
+}
+
 export const ROUTES_PREFIX = '/v1/routes/';
 const PREFIX_LENGTH = ROUTES_PREFIX.length;
 const JSON_TYPE = 'application/json; charset=utf-8';
@@ -37,18 +75,18 @@ export class RouteProxy {
   constructor(private readonly deps: RouteProxyDeps) {}
 
   /** Answers one request whose body (if any) has been read; never rejects. */
-  async serve(req: IncomingMessage, res: ServerResponse, requestId: string, body: Buffer | null): Promise<void> {
+  async serve(req: ProxyRequest, res: ProxyReply, requestId: string, body: Buffer | null): Promise<void> {
     try {
       await this.proxy(req, res, requestId, body);
     } catch (err) {
       const error = err instanceof BunryuError ? err : createError('BUNRYU_INTERNAL');
       if (error.statusCode >= 500) this.deps.logger.error({ err: String(err), url: req.url }, 'route request failed');
-      if (!res.headersSent) sendError(res, error, requestId);
-      else res.destroy();
+      if (!res.sent) sendError(res, error, requestId);
+      else res.abort();
     }
   }
 
-  private async proxy(req: IncomingMessage, res: ServerResponse, requestId: string, body: Buffer | null): Promise<void> {
+  private async proxy(req: ProxyRequest, res: ProxyReply, requestId: string, body: Buffer | null): Promise<void> {
     const { store, pools, publisher, metrics, clientKeys } = this.deps;
     if (clientKeys !== null) {
       const key = req.headers['x-api-key'];
@@ -58,7 +96,7 @@ export class RouteProxy {
     }
     const live = store.current;
     if (!live) throw createError('BUNRYU_NOT_READY', 'no config snapshot loaded yet');
-    const url = req.url!;
+    const url = req.url;
     const nameEnd = routeNameEnd(url);
     const name = decodeName(url.slice(PREFIX_LENGTH, nameEnd));
     const route = live.routes.get(name);
@@ -74,7 +112,7 @@ export class RouteProxy {
     headers.push('x-ab-unit', unit.id, 'x-ab-assignments', assignments, 'x-ab-params', result.paramsJson, 'x-request-id', requestId);
     const upstream = result.upstream === undefined ? route.upstream : pools.resolve(result.upstream);
     const rest = url.slice(nameEnd);
-    const forwarded: ForwardRequest = { method: req.method!, path: upstreamPath(upstream, route, rest), headers, body };
+    const forwarded: ForwardRequest = { method: req.method, path: upstreamPath(upstream, route, rest), headers, body };
 
     const started = performance.now();
     let response: UpstreamResponse | null = null;
@@ -114,7 +152,7 @@ export class RouteProxy {
   }
 
   private async answerFromFallback(
-    res: ServerResponse,
+    res: ProxyReply,
     route: RouteRuntime,
     forwarded: ForwardRequest,
     rest: string,
@@ -132,8 +170,7 @@ export class RouteProxy {
     logger.warn({ route: route.name, reason, status: response?.status, err: failure?.message, requestId }, 'answering from the route fallback');
     if (fallback.kind === 'fixed') {
       metrics.request(route.name, assignments, fallback.status, latencyMs / 1000);
-      res.writeHead(fallback.status, fallback.headers.concat(own));
-      res.end(fallback.body);
+      res.send(fallback.status, fallback.headers.concat(own), fallback.body);
       return;
     }
     const second: ForwardRequest = { ...forwarded, path: upstreamPath(fallback.upstream, route, rest) };
@@ -149,21 +186,19 @@ export class RouteProxy {
   }
 }
 
-function sendUpstream(res: ServerResponse, response: UpstreamResponse, own: string[]): void {
+function sendUpstream(res: ProxyReply, response: UpstreamResponse, own: string[]): void {
   const headers = downstreamHeaders(response.headers);
   for (let i = 0; i < own.length; i++) headers.push(own[i]!);
-  res.writeHead(response.status, headers);
-  res.end(response.body);
+  res.send(response.status, headers, response.body);
 }
 
 /** The shared error body (`{"error": {code, message, details?}}`), written without fastify. */
-export function sendError(res: ServerResponse, error: BunryuError, requestId: string, own?: string[]): void {
+export function sendError(res: ProxyReply, error: BunryuError, requestId: string, own?: string[]): void {
   const body = JSON.stringify(error.code === 'BUNRYU_INTERNAL' ? { error: { code: error.code, message: 'Internal error' } } : error.toBody());
   const headers = ['content-type', JSON_TYPE];
   if (own) headers.push(...own);
   else headers.push('x-request-id', requestId);
-  res.writeHead(error.statusCode, headers);
-  res.end(body);
+  res.send(error.statusCode, headers, body);
 }
 
 /** The client gets the catalogue message; the cause (addresses, errno) stays in the log. */

@@ -1,0 +1,492 @@
+import { randomUUID } from 'node:crypto';
+import { STATUS_CODES, type IncomingHttpHeaders } from 'node:http';
+import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
+import { createError } from '@bunryu/core';
+import { BODY_LIMIT } from '@bunryu/platform';
+import { ROUTES_PREFIX, sendError, type ProxyReply, type ProxyRequest, type RouteProxy } from './route-proxy.ts';
+
+/**
+ * The gateway's own HTTP/1.1 server for connections that come for `/v1/routes/…`: node's request
+ * parser (llhttp, the one node:http runs) on the raw socket, and answers written as one string
+ * and one buffer. It skips node:http's per-request IncomingMessage and ServerResponse streams,
+ * which measured ~11 µs of CPU per request, about an eighth of the gateway's (ADR 0004).
+ *
+ * A connection is looked at once, on its first bytes: if its first request is for a route it is
+ * served here for its whole life, other requests on it going through fastify's `inject`; any
+ * other connection is handed to node:http untouched. Node exports its parser only from an
+ * internal module (`_http_common`); when that is missing or changed, every connection goes to
+ * node:http, which serves routes too, only slower.
+ */
+
+interface NodeHttpParser {
+  initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
+  execute(data: Buffer): number | Error;
+  close(): void;
+  [callback: number]: unknown;
+}
+
+interface ParserModule {
+  HTTPParser: {
+    new (): NodeHttpParser;
+    REQUEST: number;
+    kOnMessageBegin: number;
+    kOnHeaders: number;
+    kOnHeadersComplete: number;
+    kOnBody: number;
+    kOnMessageComplete: number;
+  };
+  methods: string[];
+}
+
+function loadParser(): ParserModule | null {
+  try {
+    const m = createRequire(import.meta.url)('_http_common') as Partial<ParserModule>;
+    const P = m.HTTPParser as unknown as Record<string, unknown> | undefined;
+    if (typeof P !== 'function' || !Array.isArray(m.methods)) return null;
+    for (const k of ['REQUEST', 'kOnMessageBegin', 'kOnHeaders', 'kOnHeadersComplete', 'kOnBody', 'kOnMessageComplete']) if (typeof P[k] !== 'number') return null;
+    const proto = (P as { prototype?: Record<string, unknown> }).prototype ?? {};
+    for (const k of ['initialize', 'execute', 'close']) if (typeof proto[k] !== 'function') return null;
+    return m as ParserModule;
+  } catch {
+    return null;
+  }
+}
+
+const parserModule = loadParser();
+
+/** What fastify's `inject` answers (light-my-request's Response, the fields used here). */
+export interface InjectedAnswer {
+  statusCode: number;
+  headers: Record<string, string | number | string[] | undefined>;
+  rawPayload: Buffer;
+}
+
+export type Inject = (request: {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  payload?: Buffer;
+  remoteAddress?: string;
+}) => Promise<InjectedAnswer>;
+
+/** Filled in once the app exists (the server is created before it). */
+export interface RawHttpTarget {
+  proxy: RouteProxy | null;
+  inject: Inject | null;
+}
+
+export interface RawHttpOptions {
+  target: RawHttpTarget;
+  /** An idle keep-alive connection closes after this (fastify's keepAliveTimeout). */
+  keepAliveTimeoutMs: number;
+  /** A request must arrive whole (headers and body) within this of its first byte (node's headersTimeout). */
+  requestTimeoutMs?: number;
+  maxHeaderSize?: number;
+}
+
+/** Largest request line prefix looked at before deciding: `OPTIONS /v1/routes/`. */
+const DECIDE_BYTES = 'OPTIONS '.length + ROUTES_PREFIX.length;
+/** Requests parsed ahead of their turn (pipelining) before the connection stops reading. */
+const MAX_QUEUED = 16;
+const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
+/** Fields a request may hold once; node:http keeps the first of each (IncomingMessage#_addHeaderLine). */
+const FIRST_WINS = new Set([
+  'age', 'authorization', 'content-length', 'content-type', 'etag', 'expires', 'from', 'host', 'if-modified-since',
+  'if-unmodified-since', 'last-modified', 'location', 'max-forwards', 'proxy-authorization', 'referer', 'retry-after',
+  'server', 'user-agent',
+]);
+
+export class RawHttpServer {
+  /** False when node's parser could not be loaded: then every connection goes to node:http. */
+  static readonly available = parserModule !== null;
+  closing = false;
+  readonly keepAliveHeader: string;
+  private readonly connections = new Set<RawConnection>();
+  private readonly undecided = new Set<Socket>();
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(readonly options: RawHttpOptions) {
+    this.keepAliveHeader = `connection: keep-alive\r\nkeep-alive: timeout=${Math.floor(options.keepAliveTimeoutMs / 1000)}\r\n\r\n`;
+    this.sweeper = setInterval(() => this.sweep(), 1000).unref();
+  }
+
+  get requestTimeoutMs(): number {
+    return this.options.requestTimeoutMs ?? 60_000;
+  }
+
+  /** A new connection: served here if its first request is for a route, else given to `handOff` (node:http). */
+  accept(socket: Socket, handOff: (socket: Socket) => void): void {
+    if (parserModule === null || this.closing || this.options.target.proxy === null || this.options.target.inject === null) return handOff(socket);
+    this.undecided.add(socket);
+    let seen: Buffer | null = null;
+    const decide = (chunk: Buffer) => {
+      seen = seen === null ? chunk : Buffer.concat([seen, chunk]);
+      const verdict = routeRequestLine(seen);
+      if (verdict === null) return;
+      socket.removeListener('data', decide);
+      socket.removeListener('close', forget);
+      socket.setTimeout(0);
+      this.undecided.delete(socket);
+      if (verdict) {
+        this.connections.add(new RawConnection(this, socket, seen));
+        return;
+      }
+      // As httpolyglot hands a peeked socket on: the bytes go back in front, node:http reads them first.
+      socket.pause();
+      socket.unshift(seen);
+      handOff(socket);
+      process.nextTick(() => socket.resume());
+    };
+    const forget = () => this.undecided.delete(socket);
+    socket.on('data', decide);
+    socket.once('close', forget);
+    socket.on('error', () => {});
+    socket.setTimeout(this.requestTimeoutMs, () => socket.destroy());
+  }
+
+  dropped(connection: RawConnection): void {
+    this.connections.delete(connection);
+  }
+
+  /** Shutting down: idle connections close now, busy ones after their answer. */
+  closeIdle(): void {
+    this.closing = true;
+    clearInterval(this.sweeper);
+    for (const socket of this.undecided) socket.destroy();
+    for (const connection of this.connections) connection.closeIfIdle();
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const connection of this.connections) connection.checkRequestTimeout(now);
+  }
+}
+
+/** true: the first request is for a route; false: it is not (or is no HTTP); null: too few bytes yet. */
+function routeRequestLine(buf: Buffer): boolean | null {
+  const space = buf.indexOf(32);
+  if (space === -1) return buf.length >= DECIDE_BYTES ? false : null;
+  const have = buf.toString('latin1', space + 1, Math.min(buf.length, space + 1 + ROUTES_PREFIX.length));
+  if (have.length < ROUTES_PREFIX.length) return ROUTES_PREFIX.startsWith(have) ? null : false;
+  return have === ROUTES_PREFIX;
+}
+
+interface Pending {
+  method: string;
+  url: string;
+  rawHeaders: string[];
+  keepAlive: boolean;
+  upgrade: boolean;
+  chunks: Buffer[];
+  size: number;
+  /** Set when the request cannot be served (too large); it is answered with this and the connection closed. */
+  refusal: 'too-large' | null;
+}
+
+class RawRequest implements ProxyRequest {
+  private parsed: IncomingHttpHeaders | null = null;
+
+  constructor(
+    readonly method: string,
+    readonly url: string,
+    readonly rawHeaders: string[],
+  ) {}
+
+  get headers(): IncomingHttpHeaders {
+    return (this.parsed ??= headersObject(this.rawHeaders));
+  }
+}
+
+/** The lowercase header object node:http would build for these raw headers. */
+export function headersObject(raw: readonly string[]): IncomingHttpHeaders {
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    const value = raw[i + 1]!;
+    const had = out[name];
+    if (had === undefined) out[name] = name === 'set-cookie' ? [value] : value;
+    else if (name === 'set-cookie') (had as string[]).push(value);
+    else if (FIRST_WINS.has(name)) continue;
+    else out[name] = `${had as string}${name === 'cookie' ? '; ' : ', '}${value}`;
+  }
+  return out;
+}
+
+class RawConnection {
+  private readonly parser: NodeHttpParser;
+  private current: Pending | null = null;
+  private partialHeaders: string[] = [];
+  private partialUrl = '';
+  private readonly queue: Pending[] = [];
+  private busy = false;
+  /** No more requests are read: the client ended, a request was refused, or the answer said close. */
+  private stopped = false;
+  private closed = false;
+  private messageStartedAt = 0;
+
+  constructor(
+    private readonly server: RawHttpServer,
+    private readonly socket: Socket,
+    first: Buffer,
+  ) {
+    const { HTTPParser, methods } = parserModule!;
+    const parser = new HTTPParser();
+    parser.initialize(HTTPParser.REQUEST, {}, server.options.maxHeaderSize ?? 16 * 1024, 0);
+    parser[HTTPParser.kOnMessageBegin] = () => {
+      this.messageStartedAt = Date.now();
+    };
+    // Past 32 fields llhttp hands headers over in parts, before headers-complete gets none.
+    parser[HTTPParser.kOnHeaders] = (headers: string[], url: string) => {
+      for (const h of headers) this.partialHeaders.push(h);
+      this.partialUrl += url;
+    };
+    parser[HTTPParser.kOnHeadersComplete] = (
+      _major: number,
+      minor: number,
+      headers: string[] | undefined,
+      method: number,
+      url: string | undefined,
+      _status: unknown,
+      _message: unknown,
+      upgrade: boolean,
+      keepAlive: boolean,
+    ) => {
+      const rawHeaders = headers ?? this.partialHeaders;
+      this.partialHeaders = [];
+      const fullUrl = url ?? this.partialUrl;
+      this.partialUrl = '';
+      this.onHeaders({ method: methods[method] ?? 'GET', url: fullUrl, rawHeaders, keepAlive, upgrade, chunks: [], size: 0, refusal: null }, minor);
+      return 0;
+    };
+    parser[HTTPParser.kOnBody] = (chunk: Buffer) => {
+      const p = this.current;
+      if (p === null || p.refusal !== null) return;
+      p.size += chunk.length;
+      if (p.size > BODY_LIMIT) return this.refuse(p);
+      p.chunks.push(chunk);
+    };
+    parser[HTTPParser.kOnMessageComplete] = () => {
+      const p = this.current;
+      this.current = null;
+      this.messageStartedAt = 0;
+      if (p === null || p.refusal !== null) return;
+      this.enqueue(p);
+    };
+    this.parser = parser;
+    socket.setNoDelay(true);
+    socket.setTimeout(server.options.keepAliveTimeoutMs, () => {
+      if (!this.busy && this.queue.length === 0) socket.destroy();
+    });
+    socket.on('data', (chunk: Buffer) => this.read(chunk));
+    socket.on('end', () => {
+      this.stopped = true;
+      this.closeIfIdle();
+    });
+    socket.on('close', () => this.onClose());
+    this.read(first);
+  }
+
+  closeIfIdle(): void {
+    if (!this.busy && this.queue.length === 0 && this.current === null) this.end();
+    else this.stopped ||= this.server.closing;
+  }
+
+  checkRequestTimeout(now: number): void {
+    if (this.messageStartedAt !== 0 && now - this.messageStartedAt > this.server.requestTimeoutMs && !this.stopped) {
+      this.stopped = true;
+      this.messageStartedAt = 0;
+      this.current = null;
+      this.enqueueError(408);
+    }
+  }
+
+  private read(chunk: Buffer): void {
+    if (this.stopped || this.closed) return;
+    const result = this.parser.execute(chunk);
+    if (typeof result !== 'number') {
+      // Malformed: answered after the requests before it, then the connection closes (as node:http does).
+      this.stopped = true;
+      this.current = null;
+      this.enqueueError(400);
+    }
+  }
+
+  private onHeaders(p: Pending, minor: number): void {
+    this.current = p;
+    if (p.upgrade) {
+      // No protocol is switched to here (node:http without an 'upgrade' listener closes too).
+      this.stopped = true;
+      this.socket.destroy();
+      return;
+    }
+    let expectContinue = false;
+    for (let i = 0; i < p.rawHeaders.length; i += 2) {
+      const name = p.rawHeaders[i]!;
+      if (name.length === 14 && name.toLowerCase() === 'content-length' && Number(p.rawHeaders[i + 1]) > BODY_LIMIT) return this.refuse(p);
+      if (name.length === 6 && name.toLowerCase() === 'expect' && p.rawHeaders[i + 1]!.toLowerCase() === '100-continue') expectContinue = minor >= 1;
+    }
+    if (expectContinue) this.socket.write(CONTINUE, 'latin1');
+  }
+
+  /** Too large: answered 413 in its turn, nothing after it is read, and the connection closes. */
+  private refuse(p: Pending): void {
+    p.refusal = 'too-large';
+    this.stopped = true;
+    this.enqueue(p);
+  }
+
+  private enqueueError(status: 400 | 408): void {
+    this.enqueue({ method: 'GET', url: '', rawHeaders: [], keepAlive: false, upgrade: false, chunks: [], size: status, refusal: null });
+  }
+
+  private enqueue(p: Pending): void {
+    this.queue.push(p);
+    if (this.queue.length > MAX_QUEUED) this.socket.pause();
+    if (!this.busy) this.next();
+  }
+
+  private next(): void {
+    const p = this.queue.shift();
+    if (p === undefined) {
+      if (this.stopped) this.end();
+      return;
+    }
+    if (this.queue.length < MAX_QUEUED && this.socket.isPaused()) this.socket.resume();
+    this.busy = true;
+    void this.serve(p);
+  }
+
+  private async serve(p: Pending): Promise<void> {
+    const reply = new RawReply(this, p);
+    if (p.url === '') {
+      // A request that could not be parsed (400) or did not arrive in time (408).
+      const status = p.size;
+      return reply.send(status, ['content-type', 'text/plain; charset=utf-8'], STATUS_CODES[status] ?? '');
+    }
+    const request = new RawRequest(p.method, p.url, p.rawHeaders);
+    const header = request.headers['x-request-id'];
+    const requestId = typeof header === 'string' && header.length > 0 ? header.slice(0, 128) : randomUUID();
+    if (p.refusal !== null) return sendError(reply, createError('BUNRYU_PAYLOAD_TOO_LARGE'), requestId);
+    const body = p.chunks.length === 0 ? null : p.chunks.length === 1 ? p.chunks[0]! : Buffer.concat(p.chunks, p.size);
+    const { proxy, inject } = this.server.options.target;
+    if (p.url.length > ROUTES_PREFIX.length && p.url.startsWith(ROUTES_PREFIX)) return proxy!.serve(request, reply, requestId, body);
+    try {
+      const answer = await inject!({
+        method: p.method,
+        url: p.url,
+        headers: request.headers,
+        ...(body !== null ? { payload: body } : {}),
+        ...(this.socket.remoteAddress !== undefined ? { remoteAddress: this.socket.remoteAddress } : {}),
+      });
+      const headers: string[] = [];
+      for (const name in answer.headers) {
+        const value = answer.headers[name];
+        if (value === undefined || name === 'connection' || name === 'keep-alive' || name === 'transfer-encoding') continue;
+        if (Array.isArray(value)) for (const v of value) headers.push(name, v);
+        else headers.push(name, String(value));
+      }
+      reply.send(answer.statusCode, headers, answer.rawPayload);
+    } catch {
+      if (!reply.sent) sendError(reply, createError('BUNRYU_INTERNAL'), requestId);
+    }
+  }
+
+  /** Writes one answer; the next queued request is served after it. */
+  write(p: Pending, status: number, headers: string[], body: Buffer | string): void {
+    if (this.closed) return this.done();
+    const noBody = p.method === 'HEAD' || status < 200 || status === 204 || status === 304;
+    let head = 'HTTP/1.1 ' + status + ' ' + (STATUS_CODES[status] ?? 'unknown') + '\r\n';
+    let hasDate = false;
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!;
+      // The body goes out whole, so its length is known; an answer without one keeps what it was given.
+      if (name === 'content-length' && !noBody) continue;
+      if (name === 'date') hasDate = true;
+      head += name + ': ' + headers[i + 1]! + '\r\n';
+    }
+    const bodyBytes = noBody ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.length;
+    if (!noBody) head += 'content-length: ' + bodyBytes + '\r\n';
+    if (!hasDate) head += 'date: ' + utcDate() + '\r\n';
+    // Stopped means the connection closes once what was read is answered: the last answer says so.
+    const keepAlive = p.keepAlive && !this.server.closing && !(this.stopped && this.queue.length === 0);
+    if (!keepAlive) {
+      this.stopped = true;
+      this.queue.length = 0;
+    }
+    head += keepAlive ? this.server.keepAliveHeader : 'connection: close\r\n\r\n';
+    const { socket } = this;
+    if (bodyBytes === 0) socket.write(head, 'latin1');
+    else {
+      socket.cork();
+      socket.write(head, 'latin1');
+      if (typeof body === 'string') socket.write(body, 'utf8');
+      else socket.write(body);
+      socket.uncork();
+    }
+    this.done();
+  }
+
+  abort(): void {
+    this.socket.destroy();
+    this.done();
+  }
+
+  private done(): void {
+    this.busy = false;
+    this.next();
+  }
+
+  private end(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.end();
+    // A client that never closes its side is not waited for.
+    this.socket.destroySoon();
+  }
+
+  private onClose(): void {
+    this.closed = true;
+    this.stopped = true;
+    this.queue.length = 0;
+    this.server.dropped(this);
+    const parser = this.parser;
+    // Not from inside one of its own callbacks.
+    setImmediate(() => parser.close());
+  }
+}
+
+class RawReply implements ProxyReply {
+  sent = false;
+
+  constructor(
+    private readonly connection: RawConnection,
+    private readonly pending: Pending,
+  ) {}
+
+  send(status: number, headers: string[], body: Buffer | string): void {
+    if (this.sent) return;
+    this.sent = true;
+    this.connection.write(this.pending, status, headers, body);
+  }
+
+  abort(): void {
+    if (this.sent) return;
+    this.sent = true;
+    this.connection.abort();
+  }
+}
+
+let dateSecond = -1;
+let dateText = '';
+
+/** The Date header, formatted once a second (as node:http caches it). */
+function utcDate(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateText = new Date(now).toUTCString();
+  }
+  return dateText;
+}

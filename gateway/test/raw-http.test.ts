@@ -1,0 +1,239 @@
+import { createServer as createHttpServer } from 'node:http';
+import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RawHttpServer, headersObject } from '../src/proxy/raw-http.ts';
+import { ResponseParser } from '../src/proxy/response-parser.ts';
+import type { RouteProxy } from '../src/proxy/route-proxy.ts';
+import { startFakeExperimentService, type FakeExperimentService } from './helpers/fake-experiment-service.ts';
+import { startGateway, until, type TestGateway } from './helpers/gateway.ts';
+import { experiment, route, snapshot } from './helpers/snapshots.ts';
+import { startUpstream, type TestUpstream } from './helpers/upstream.ts';
+
+interface Answer {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+interface Conversation {
+  answers: Answer[];
+  /** Everything the server sent, as text. */
+  text: string;
+  /** The server closed the connection. */
+  closed: boolean;
+}
+
+/**
+ * Writes `bytes` on one connection and reads answers until `count` are complete (then keeps
+ * reading for `lingerMs` to see whether the server closes) or the server closes.
+ */
+function converse(port: number, bytes: string | string[], count: number, opts: { lingerMs?: number; heads?: boolean[] } = {}): Promise<Conversation> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    const parser = new ResponseParser(4 * 1024 * 1024);
+    const answers: Answer[] = [];
+    let text = '';
+    let finished = false;
+    const next = () => parser.reset(opts.heads?.[answers.length] ?? false);
+    next();
+    const finish = (closed: boolean) => {
+      if (finished) return;
+      finished = true;
+      socket.destroy();
+      resolve({ answers, text, closed });
+    };
+    const take = (chunk: Buffer) => {
+      while (chunk.length > 0 && answers.length < count) {
+        if (!parser.execute(chunk)) return;
+        const headers: Record<string, string> = {};
+        for (let i = 0; i < parser.headers.length; i += 2) headers[parser.headers[i]!] = parser.headers[i + 1]!;
+        answers.push({ status: parser.status, headers, body: parser.body.toString() });
+        // What followed this answer in the same chunk is the next one.
+        chunk = parser.excess ?? Buffer.alloc(0);
+        next();
+      }
+    };
+    socket.on('data', (chunk: Buffer) => {
+      text += chunk.toString('latin1');
+      take(chunk);
+      if (answers.length >= count) setTimeout(() => finish(false), opts.lingerMs ?? 0);
+    });
+    socket.on('end', () => finish(true));
+    socket.on('close', () => finish(true));
+    socket.on('error', reject);
+    for (const b of Array.isArray(bytes) ? bytes : [bytes]) socket.write(b, 'latin1');
+  });
+}
+
+const routeGet = (extra = '') => `GET /v1/routes/recommend/predict HTTP/1.1\r\nHost: gw\r\nx-unit-id: u-1\r\n${extra}\r\n`;
+
+describe("the gateway's own HTTP server", () => {
+  let upstream: TestUpstream;
+  let es: FakeExperimentService;
+  let gw: TestGateway;
+  let port: number;
+
+  beforeAll(async () => {
+    upstream = await startUpstream('main');
+    es = await startFakeExperimentService(snapshot(1, [route('recommend', upstream.url, { path: '/m' })], [experiment('ranker', 'recommend')]));
+    gw = await startGateway({ experimentService: es.url });
+    port = Number(new URL(gw.url).port);
+    await until(() => gw.deps.store.current !== null);
+  });
+
+  afterAll(async () => {
+    await gw?.close();
+    await es?.close();
+    await upstream?.close();
+  });
+
+  it('serves a connection that starts with a route, other requests on it through fastify, in order', async () => {
+    const assign = JSON.stringify({ route: 'recommend', unitId: 'u-1' });
+    const c = await converse(
+      port,
+      routeGet() +
+        'GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n' +
+        `POST /v1/assign HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: ${assign.length}\r\n\r\n${assign}` +
+        'GET /v1/routes/nope/x HTTP/1.1\r\nHost: gw\r\nx-request-id: mine-1\r\n\r\n',
+      4,
+      { lingerMs: 50 },
+    );
+    expect(c.answers.map((a) => a.status)).toEqual([200, 200, 200, 404]);
+    expect(JSON.parse(c.answers[0]!.body)).toMatchObject({ upstream: 'echo', url: '/m/predict' });
+    expect(c.answers[0]!.headers['x-ab-assignments']).toMatch(/^ranker=/);
+    expect(JSON.parse(c.answers[2]!.body).assignments[0]).toMatchObject({ experiment: 'ranker' });
+    expect(c.answers[3]!.headers['x-request-id']).toBe('mine-1');
+    expect(JSON.parse(c.answers[3]!.body).error.code).toBe('BUNRYU_NOT_FOUND');
+    for (const a of c.answers) {
+      expect(a.headers.connection).toBe('keep-alive');
+      expect(a.headers.date).toMatch(/GMT$/);
+    }
+    // Its framing headers are lowercase; node:http's are not (the next test).
+    expect(c.text).toContain('\r\nconnection: keep-alive\r\n');
+    expect(c.closed).toBe(false);
+  });
+
+  it('hands a connection that starts with anything else to node:http, which serves routes too', async () => {
+    const c = await converse(port, ['GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n', routeGet()], 2, { lingerMs: 50 });
+    expect(c.answers.map((a) => a.status)).toEqual([200, 200]);
+    expect(c.answers[1]!.headers['x-ab-assignments']).toMatch(/^ranker=/);
+    expect(c.text).toContain('Connection: keep-alive');
+    expect(c.closed).toBe(false);
+  });
+
+  it('decides on a request line that arrives a byte at a time', async () => {
+    const c = await converse(port, routeGet().split(''), 1);
+    expect(c.answers[0]!.status).toBe(200);
+    expect(c.text).toContain('\r\nconnection: keep-alive\r\n');
+  });
+
+  it('answers what came before a malformed request, then 400, and closes', async () => {
+    const c = await converse(port, routeGet() + 'NOT HTTP AT ALL\r\n\r\n', 2);
+    expect(c.answers.map((a) => a.status)).toEqual([200, 400]);
+    expect(c.answers[1]!.headers.connection).toBe('close');
+    expect(c.closed).toBe(true);
+  });
+
+  it('answers 413 to a body over 1 MiB, declared or chunked, and closes', async () => {
+    const declared = await converse(port, `POST /v1/routes/recommend/p HTTP/1.1\r\nHost: gw\r\nContent-Length: ${2 * 1024 * 1024}\r\n\r\n`, 1);
+    expect(declared.answers[0]!.status).toBe(413);
+    expect(JSON.parse(declared.answers[0]!.body).error.code).toBe('BUNRYU_PAYLOAD_TOO_LARGE');
+    expect(declared.closed).toBe(true);
+    const piece = 'a'.repeat(64 * 1024);
+    const chunks = Array.from({ length: 17 }, () => `${piece.length.toString(16)}\r\n${piece}\r\n`);
+    const chunked = await converse(port, [`POST /v1/routes/recommend/p HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n`, ...chunks], 1);
+    expect(chunked.answers[0]!.status).toBe(413);
+    expect(chunked.closed).toBe(true);
+  });
+
+  it('forwards a chunked body whole, and more than 32 header fields', async () => {
+    const many = Array.from({ length: 40 }, (_, i) => `x-field-${i}: v${i}\r\n`).join('');
+    const c = await converse(
+      port,
+      `POST /v1/routes/recommend/p HTTP/1.1\r\nHost: gw\r\nx-unit-id: u-2\r\n${many}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n`,
+      1,
+    );
+    expect(c.answers[0]!.status).toBe(200);
+    const seen = upstream.seen.at(-1)!;
+    expect(seen.body).toBe('hello world');
+    expect(seen.headers['x-field-0']).toBe('v0');
+    expect(seen.headers['x-field-39']).toBe('v39');
+    expect(seen.headers['x-ab-unit']).toBe('u-2');
+  });
+
+  it('sends 100 Continue to a client that expects it, then the answer', async () => {
+    const c = await converse(port, `POST /v1/routes/recommend/p HTTP/1.1\r\nHost: gw\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok`, 1);
+    expect(c.text.startsWith('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n')).toBe(true);
+    expect(upstream.seen.at(-1)!.body).toBe('ok');
+  });
+
+  it('answers HEAD without a body, and closes after an HTTP/1.0 request without keep-alive', async () => {
+    const head = await converse(port, 'HEAD /v1/routes/recommend/p HTTP/1.1\r\nHost: gw\r\n\r\n', 1, { heads: [true], lingerMs: 50 });
+    expect(head.answers[0]!.status).toBe(200);
+    expect(head.text.endsWith('\r\n\r\n')).toBe(true);
+    const old = await converse(port, 'GET /v1/routes/recommend/p HTTP/1.0\r\nHost: gw\r\n\r\n', 1);
+    expect(old.answers[0]!.headers.connection).toBe('close');
+    expect(old.closed).toBe(true);
+  });
+
+  it('survives a client that leaves before its answer', async () => {
+    upstream.behave((_req, res) => setTimeout(() => res.end('{"late":true}'), 100));
+    try {
+      const socket = connect(port, '127.0.0.1');
+      socket.write(routeGet());
+      await new Promise((r) => setTimeout(r, 20));
+      socket.destroy();
+      await new Promise((r) => setTimeout(r, 150));
+    } finally {
+      upstream.behave((req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ upstream: 'echo', method: req.method, url: req.url, body: req.body }));
+      });
+    }
+    expect((await converse(port, routeGet(), 1)).answers[0]!.status).toBe(200);
+  });
+
+  it('closes idle connections when the gateway closes, so closing does not wait on them', async () => {
+    const other = await startGateway({ experimentService: es.url });
+    await until(() => other.deps.store.current !== null);
+    const socket = connect(Number(new URL(other.url).port), '127.0.0.1');
+    const closed = new Promise<void>((r) => socket.on('close', () => r()));
+    socket.on('error', () => {});
+    socket.write(routeGet());
+    await new Promise((r) => socket.once('data', r));
+    const started = Date.now();
+    await other.close();
+    await closed;
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+});
+
+describe('RawHttpServer on its own', () => {
+  it('answers 408 and closes when a request does not arrive whole in time', async () => {
+    const node = createHttpServer((_req, res) => res.end('node'));
+    const raw = new RawHttpServer({
+      target: { proxy: { serve: async () => {} } as unknown as RouteProxy, inject: async () => ({ statusCode: 200, headers: {}, rawPayload: Buffer.alloc(0) }) },
+      keepAliveTimeoutMs: 60_000,
+      requestTimeoutMs: 300,
+    });
+    const server = createNetServer((socket: Socket) => raw.accept(socket, (s) => node.emit('connection', s)));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const c = await converse((server.address() as AddressInfo).port, 'GET /v1/routes/r/p HTTP/1.1\r\nHost: gw\r\nx-slow: ', 1);
+      expect(c.answers[0]!.status).toBe(408);
+      expect(c.closed).toBe(true);
+    } finally {
+      raw.closeIdle();
+      server.close();
+    }
+  });
+
+  it('builds the header object node:http would', () => {
+    expect(headersObject(['Cookie', 'a=1', 'cookie', 'b=2', 'X-Multi', '1', 'x-multi', '2', 'Content-Type', 'text/a', 'content-type', 'text/b', 'Set-Cookie', 's=1'])).toEqual({
+      cookie: 'a=1; b=2',
+      'x-multi': '1, 2',
+      'content-type': 'text/a',
+      'set-cookie': ['s=1'],
+    });
+  });
+});
