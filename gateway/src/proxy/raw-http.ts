@@ -90,6 +90,8 @@ const DECIDE_BYTES = 'OPTIONS '.length + ROUTES_PREFIX.length;
 /** Requests parsed ahead of their turn (pipelining) before the connection stops reading. */
 const MAX_QUEUED = 16;
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
+/** Bodies up to this go out in one string with their head (latin1 keeps every byte as it is). */
+const ONE_WRITE_BYTES = 16 * 1024;
 /** Fields a request may hold once; node:http keeps the first of each (IncomingMessage#_addHeaderLine). */
 const FIRST_WINS = new Set([
   'age', 'authorization', 'content-length', 'content-type', 'etag', 'expires', 'from', 'host', 'if-modified-since',
@@ -417,6 +419,8 @@ class RawConnection {
     head += keepAlive ? this.server.keepAliveHeader : 'connection: close\r\n\r\n';
     const { socket } = this;
     if (bodyBytes === 0) socket.write(head, 'latin1');
+    // One string, one write: cheaper than corking two writes into a writev for the small answers models give.
+    else if (bodyBytes <= ONE_WRITE_BYTES && typeof body !== 'string') socket.write(head + body.toString('latin1'), 'latin1');
     else {
       socket.cork();
       socket.write(head, 'latin1');

@@ -48,6 +48,8 @@ export interface OriginOptions {
   tls?: ConnectionOptions;
 }
 
+/** Bodies up to this go out in one string with their head (latin1 keeps every byte as it is). */
+const ONE_WRITE_BYTES = 16 * 1024;
 /** Methods whose request carries a body by definition: sent with `content-length: 0` when empty, as undici does. */
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 
@@ -193,6 +195,11 @@ class Connection {
     const { socket } = this;
     if (exchange.body === null) {
       socket.write(exchange.head, 'latin1');
+      return;
+    }
+    // One string, one write: cheaper than corking two writes into a writev for small bodies.
+    if (exchange.body.length <= ONE_WRITE_BYTES) {
+      socket.write(exchange.head + exchange.body.toString('latin1'), 'latin1');
       return;
     }
     socket.cork();
