@@ -56,7 +56,7 @@ function converse(port: number, bytes: string | string[], count: number, opts: {
     socket.on('data', (chunk: Buffer) => {
       text += chunk.toString('latin1');
       take(chunk);
-      if (answers.length >= count) setTimeout(() => finish(false), opts.lingerMs ?? 0);
+      if (answers.length >= count) setTimeout(() => finish(false), opts.lingerMs ?? 100);
     });
     socket.on('end', () => finish(true));
     socket.on('close', () => finish(true));
