@@ -1,3 +1,4 @@
+import { formatAssignmentsHeader } from './events.ts';
 import { BUCKETS, PrefixHasher, hashPrefix, type HashPrefix } from './hash.ts';
 import { hundredths, type ExperimentStatus, type Params, type TargetingRule } from './schemas.ts';
 import { compileTargeting, type Attributes, type CompiledTargeting } from './targeting.ts';
@@ -45,6 +46,13 @@ export interface ForwardingAssignment {
    * as a `\uXXXX` escape: ASCII only, so it can travel in an HTTP header.
    */
   paramsJson: string;
+  /** `formatAssignmentsHeader(assignments)`: the `x-ab-assignments` value. */
+  assignmentsHeader: string;
+  /**
+   * The exposure's `assignments`: JSON of the non-forced assignments as `{experiment, variant}`
+   * (what exposureEvent carries), or null when every assignment is forced and there is nothing to expose.
+   */
+  exposureAssignmentsJson: string | null;
   holdout: boolean;
   upstream?: string;
 }
@@ -90,6 +98,9 @@ interface CompiledVariant {
   /** The assignment to this variant, by the hash and forced; frozen, as every request shares them. */
   hashed: Assignment;
   forced: Assignment;
+  /** `exp=variant` in `x-ab-assignments`, and `{"experiment":…,"variant":…}` in an exposure. */
+  headerPair: string;
+  exposureJson: string;
 }
 
 interface CompiledRoute {
@@ -170,6 +181,8 @@ export function compileConfig(config: AssignableConfig): CompiledConfig {
         upstream: v.upstream,
         hashed: Object.freeze({ experiment: e.key, variant: v.key, forced: false }),
         forced: Object.freeze({ experiment: e.key, variant: v.key, forced: true }),
+        headerPair: `${e.key}=${v.key}`,
+        exposureJson: JSON.stringify({ experiment: e.key, variant: v.key }),
       })),
       overrides,
     });
@@ -190,9 +203,10 @@ function compiled(config: AssignableConfig): CompiledConfig {
   return c;
 }
 
-/** Receives the params sources of one assignment, in merge order (later sources win). */
+/** Receives the params sources of one assignment, in merge order (later sources win), and each variant assigned. */
 interface ParamsSink {
   merge(source: ParamsSource): void;
+  assigned?(variant: CompiledVariant, forced: boolean): void;
 }
 
 /**
@@ -230,12 +244,27 @@ export function assignForwarding(
   const r = c.routes.get(route);
   if (r === undefined || r.indexKeys) {
     const { assignments, params, holdout, upstream } = assign(config, route, unitId, attributes);
-    return withUpstream<ForwardingAssignment>({ assignments, paramsJson: asciiJson(params), holdout }, upstream);
+    const exposed = assignments.filter((a) => !a.forced).map(({ experiment, variant }) => ({ experiment, variant }));
+    return withUpstream<ForwardingAssignment>(
+      {
+        assignments,
+        paramsJson: asciiJson(params),
+        assignmentsHeader: formatAssignmentsHeader(assignments),
+        exposureAssignmentsJson: exposed.length === 0 ? null : JSON.stringify(exposed),
+        holdout,
+      },
+      upstream,
+    );
   }
   jsonSink.begin(r);
   const { assignments, holdout, upstream } = assignTo(c, r, unitId, attributes, jsonSink);
-  return withUpstream<ForwardingAssignment>({ assignments, paramsJson: jsonSink.end(), holdout }, upstream);
+  const paramsJson = jsonSink.end();
+  return withUpstream<ForwardingAssignment>(
+    { assignments, paramsJson, assignmentsHeader: jsonSink.header, exposureAssignmentsJson: jsonSink.exposure, holdout },
+    upstream,
+  );
 }
+
 
 interface Assigned {
   assignments: Assignment[];
@@ -276,6 +305,7 @@ function assignTo(c: CompiledConfig, r: CompiledRoute | undefined, unitId: strin
     if (index < 0) continue;
     const variant = e.variants[index]!;
     sink.merge(variant.params);
+    sink.assigned?.(variant, forcedIndex !== undefined);
     if (variant.upstream) upstream = variant.upstream;
     assignments.push(forcedIndex === undefined ? variant.hashed : variant.forced);
   }
@@ -298,9 +328,20 @@ class JsonParamsSink implements ParamsSink {
   /** Slots in the order their key was first set. */
   private readonly order: number[] = [];
 
+  /** After end(): the call's `x-ab-assignments` value and its exposure's assignments (null: none). */
+  header = '';
+  exposure: string | null = null;
+
   begin(route: CompiledRoute): void {
     this.clear(); // what a call that threw half way left behind
     if (this.members.length < route.slotOf.size) this.members = new Array<string | undefined>(route.slotOf.size);
+    this.header = '';
+    this.exposure = null;
+  }
+
+  assigned(variant: CompiledVariant, forced: boolean): void {
+    this.header = this.header === '' ? variant.headerPair : this.header + ',' + variant.headerPair;
+    if (!forced) this.exposure = this.exposure === null ? '[' + variant.exposureJson : this.exposure + ',' + variant.exposureJson;
   }
 
   merge(source: ParamsSource): void {
@@ -316,6 +357,7 @@ class JsonParamsSink implements ParamsSink {
     let out = '{';
     for (let i = 0; i < this.order.length; i++) out += (i === 0 ? '' : ',') + this.members[this.order[i]!];
     this.clear();
+    if (this.exposure !== null) this.exposure += ']';
     return out + '}';
   }
 

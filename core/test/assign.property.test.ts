@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { assign, assignForwarding, type AssignableConfig, type AssignableExperiment, type TargetingRule } from '../src/index.ts';
+import { assign, assignForwarding, exposureEvent, formatAssignmentsHeader, type AssignableConfig, type AssignableExperiment, type TargetingRule } from '../src/index.ts';
 
 const experiment = (over: Partial<AssignableExperiment>): AssignableExperiment => ({
   key: 'exp',
@@ -147,10 +147,13 @@ describe('assignForwarding', () => {
       fc.property(configArb, fc.constantFrom({}, { country: 'JP' }), (c, attributes) => {
         for (const unit of units(12)) {
           const { params, ...rest } = assign(c, 'r', unit, attributes);
-          const { paramsJson, ...forwarding } = assignForwarding(c, 'r', unit, attributes);
+          const { paramsJson, assignmentsHeader, exposureAssignmentsJson, ...forwarding } = assignForwarding(c, 'r', unit, attributes);
           expect(paramsJson).toBe(ascii(JSON.stringify(params)));
           expect(paramsJson).toMatch(/^[\x20-\x7e]*$/);
           expect(forwarding).toEqual(rest);
+          expect(assignmentsHeader).toBe(formatAssignmentsHeader(rest.assignments));
+          const exposed = exposureEvent(rest.assignments, { unitId: unit, route: 'r', requestId: 'q', ts: 0 }, 'e')?.assignments;
+          expect(exposureAssignmentsJson).toBe(exposed === undefined ? null : JSON.stringify(exposed));
         }
       }),
       { numRuns: 300 },
@@ -158,6 +161,12 @@ describe('assignForwarding', () => {
   });
 
   it('knows no params on a route it has not been told of', () => {
-    expect(assignForwarding(config(experiment({})), 'elsewhere', 'u')).toEqual({ assignments: [], paramsJson: '{}', holdout: false });
+    expect(assignForwarding(config(experiment({})), 'elsewhere', 'u')).toEqual({
+      assignments: [],
+      paramsJson: '{}',
+      assignmentsHeader: '',
+      exposureAssignmentsJson: null,
+      holdout: false,
+    });
   });
 });

@@ -49,7 +49,8 @@ describe('eventJson', () => {
     fc.assert(
       fc.property(fc.array(assignment, { maxLength: 6 }), ctx, fc.uuid(), (assignments, c, id) => {
         const event = exposureEvent(assignments, c, id);
-        const json = exposureJson(assignments, c, id);
+        // The assignments as assignForwarding serializes them (its own property test holds that equal).
+        const json = exposureJson(event === null ? null : JSON.stringify(event.assignments), c, id);
         if (event === null) expect(json).toBeNull();
         else expect(JSON.parse(json!)).toEqual(JSON.parse(JSON.stringify(event)));
       }),

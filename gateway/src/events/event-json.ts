@@ -1,4 +1,4 @@
-import type { Assignment, AssignmentRef, Event, ExposureContext } from '@bunryu/core';
+import type { AssignmentRef, Event, ExposureContext } from '@bunryu/core';
 
 /** experiment → variant → `{"experiment":…,"variant":…}`, serialized once per pair. */
 const fragments = new Map<string, Map<string, string>>();
@@ -14,7 +14,7 @@ export function eventJson(e: Event): string {
   let out = '{"eventId":' + JSON.stringify(e.eventId) + ',"type":' + JSON.stringify(e.type) + ',"ts":' + number(e.ts) + ',"unitId":' + JSON.stringify(e.unitId);
   if (e.route !== undefined) out += ',"route":' + JSON.stringify(e.route);
   if (e.requestId !== undefined) out += ',"requestId":' + JSON.stringify(e.requestId);
-  out += ',"assignments":' + assignmentsJson(e.assignments, false);
+  out += ',"assignments":' + assignmentsJson(e.assignments);
   if (e.value !== undefined) out += ',"value":' + number(e.value);
   if (e.latencyMs !== undefined) out += ',"latencyMs":' + number(e.latencyMs);
   if (e.status !== undefined) out += ',"status":' + number(e.status);
@@ -23,17 +23,16 @@ export function eventJson(e: Event): string {
 }
 
 /**
- * `eventJson(exposureEvent(assignments, ctx, eventId))` without building the event and its copy of
- * every assignment: the hot path writes one exposure per request. Null when there is nothing to
- * expose, as exposureEvent (a property test holds the two equal).
+ * `eventJson(exposureEvent(assignments, ctx, eventId))` from the exposure's assignments already
+ * as JSON (`assignForwarding`'s `exposureAssignmentsJson`, made from pieces serialized once per
+ * snapshot): the hot path writes one exposure per request. Null when there is nothing to expose,
+ * as exposureEvent (a property test holds the two equal).
  */
-export function exposureJson(assignments: readonly Assignment[], ctx: ExposureContext, eventId: string): string | null {
-  let analysed = false;
-  for (let i = 0; i < assignments.length; i++) if (!assignments[i]!.forced) analysed = true;
-  if (!analysed) return null;
+export function exposureJson(assignmentsJson: string | null, ctx: ExposureContext, eventId: string): string | null {
+  if (assignmentsJson === null) return null;
   let out = '{"eventId":' + JSON.stringify(eventId) + ',"type":"exposure","ts":' + number(ctx.ts) + ',"unitId":' + JSON.stringify(ctx.unitId);
   out += ',"route":' + JSON.stringify(ctx.route) + ',"requestId":' + JSON.stringify(ctx.requestId);
-  out += ',"assignments":' + assignmentsJson(assignments, true);
+  out += ',"assignments":' + assignmentsJson;
   if (ctx.latencyMs !== undefined) out += ',"latencyMs":' + number(ctx.latencyMs);
   if (ctx.status !== undefined) out += ',"status":' + number(ctx.status);
   if (ctx.attributes) {
@@ -59,12 +58,11 @@ function number(n: number): string {
   return Number.isFinite(n) ? String(n) : 'null';
 }
 
-function assignmentsJson(list: readonly (AssignmentRef | Assignment)[], skipForced: boolean): string {
+function assignmentsJson(list: readonly AssignmentRef[]): string {
   let out = '[';
   let first = true;
   for (let i = 0; i < list.length; i++) {
     const a = list[i]!;
-    if (skipForced && (a as Assignment).forced) continue;
     const { experiment, variant } = a;
     let byVariant = fragments.get(experiment);
     if (byVariant === undefined) {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
-import { BunryuError, assignForwarding, createError, formatAssignmentsHeader, type Assignment } from '@bunryu/core';
+import { BunryuError, assignForwarding, createError, type Assignment } from '@bunryu/core';
 import { attributesFromHeaders } from '../client/attributes.ts';
 import { unitCookie, unitIdOf } from '../client/unit-id.ts';
 import type { SnapshotStore } from '../config-source/snapshot-store.ts';
@@ -106,7 +106,7 @@ export class RouteProxy {
     const attributes = attributesFromHeaders(req.headers);
     // Header values are Latin-1 on the wire: the params come as ASCII-only JSON.
     const result = assignForwarding(live.snapshot, name, unit.id, attributes);
-    const assignments = formatAssignmentsHeader(result.assignments);
+    const assignments = result.assignmentsHeader;
 
     const headers = upstreamHeaders(req.rawHeaders, req.headers.connection);
     headers.push('x-ab-unit', unit.id, 'x-ab-assignments', assignments, 'x-ab-params', result.paramsJson, 'x-request-id', requestId);
@@ -142,12 +142,14 @@ export class RouteProxy {
       return await this.answerFromFallback(res, route, forwarded, rest, response, failure, result.assignments, latencyMs, own, requestId);
     } finally {
       // Serialized and queued once the answer is on its way: the event adds nothing to its latency.
-      const exposure = exposureJson(
-        result.assignments,
-        { unitId: unit.id, route: name, requestId, ts: Date.now(), latencyMs: Math.round(latencyMs * 1000) / 1000, status: upstreamStatus, attributes },
-        randomUUID(),
-      );
-      if (exposure !== null) publisher.publishJson(unit.id, exposure);
+      if (result.exposureAssignmentsJson !== null) {
+        const exposure = exposureJson(
+          result.exposureAssignmentsJson,
+          { unitId: unit.id, route: name, requestId, ts: Date.now(), latencyMs: Math.round(latencyMs * 1000) / 1000, status: upstreamStatus, attributes },
+          randomUUID(),
+        );
+        publisher.publishJson(unit.id, exposure!);
+      }
     }
   }
 
