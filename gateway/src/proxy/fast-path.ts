@@ -65,7 +65,7 @@ function serveRoute(target: FastPathTarget, proxy: RouteProxy, req: IncomingMess
   const requestId = typeof header === 'string' && header.length > 0 ? header.slice(0, 128) : randomUUID();
   const length = req.headers['content-length'];
   if ((length === undefined || length === '0') && req.headers['transfer-encoding'] === undefined) {
-    void proxy.serve(req as ProxyRequest, new NodeReply(res), requestId, null);
+    proxy.serve(req as ProxyRequest, new NodeReply(res), requestId, null);
     return;
   }
   if (length !== undefined && Number(length) > BODY_LIMIT) return tooLarge(req, res, requestId);
@@ -81,7 +81,7 @@ function serveRoute(target: FastPathTarget, proxy: RouteProxy, req: IncomingMess
     }
     chunks.push(chunk);
   });
-  req.on('end', () => void proxy.serve(req as ProxyRequest, new NodeReply(res), requestId, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+  req.on('end', () => proxy.serve(req as ProxyRequest, new NodeReply(res), requestId, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
   req.on('error', () => res.destroy());
 }
 

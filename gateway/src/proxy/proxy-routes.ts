@@ -9,10 +9,10 @@ export async function proxyRoutes(app: FastifyInstance, deps: { proxy: RouteProx
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
 
-  async function handle(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  function handle(request: FastifyRequest, reply: FastifyReply): void {
     reply.hijack();
     const body = request.body as Buffer | undefined;
-    await deps.proxy.serve(request.raw as ProxyRequest, new NodeReply(reply.raw), request.id.slice(0, 128), body && body.length > 0 ? body : null);
+    deps.proxy.serve(request.raw as ProxyRequest, new NodeReply(reply.raw), request.id.slice(0, 128), body && body.length > 0 ? body : null);
   }
 
   app.all('/v1/routes/:route', handle);

@@ -34,6 +34,9 @@ export class UpstreamFailure extends Error {
   }
 }
 
+/** The outcome of one request: a failure, or else the answer. */
+export type Done = (failure: UpstreamFailure | null, response: UpstreamResponse | null) => void;
+
 /** Answers are buffered; one larger than this is a failure rather than a memory hazard. */
 export const MAX_RESPONSE_BYTES = 32 * 1024 * 1024;
 
@@ -90,20 +93,26 @@ export class HttpOrigin {
     this.sweeper = setInterval(() => this.sweep(), 1000).unref();
   }
 
-  /** Sends one request and buffers the answer; the deadline covers waiting, connecting, headers and body. */
+  /** `send` as a promise. */
   request(request: ForwardRequest, timeoutMs: number): Promise<UpstreamResponse> {
-    return new Promise<UpstreamResponse>((resolve, reject) => {
-      const exchange = new Exchange(request, this.host, resolve, reject, timeoutMs);
-      if (this.closed) return exchange.fail('failed', 'upstream client closed');
-      const now = Date.now();
-      while (this.idle.length > 0) {
-        const connection = this.idle.pop()!;
-        if (connection.expiresAt > now) return connection.run(exchange);
-        connection.destroy();
-      }
-      if (this.open < this.options.connections) return this.connect().run(exchange);
-      this.waiting.push(exchange);
-    });
+    return new Promise<UpstreamResponse>((resolve, reject) => this.send(request, timeoutMs, (failure, response) => (failure !== null ? reject(failure) : resolve(response!))));
+  }
+
+  /**
+   * Sends one request and buffers the answer; the deadline covers waiting, connecting, headers and
+   * body. `done` is called once, never synchronously.
+   */
+  send(request: ForwardRequest, timeoutMs: number, done: Done): void {
+    const exchange = new Exchange(request, this.host, done, timeoutMs);
+    if (this.closed) return void process.nextTick(() => exchange.fail('failed', 'upstream client closed'));
+    const now = Date.now();
+    while (this.idle.length > 0) {
+      const connection = this.idle.pop()!;
+      if (connection.expiresAt > now) return connection.run(exchange);
+      connection.destroy();
+    }
+    if (this.open < this.options.connections) return this.connect().run(exchange);
+    this.waiting.push(exchange);
   }
 
   /** Open connections (idle or busy). */
@@ -222,11 +231,15 @@ class Connection {
     if (!complete) return;
     this.exchange = null;
     const { parser } = this;
-    exchange.complete(parser.status, parser.headers, parser.body);
-    if (!parser.keepAlive || parser.overrun || exchange.timedOut) return this.destroy();
-    const hinted = parser.keepAliveMs;
-    this.expiresAt = Date.now() + (hinted === null ? this.origin.keepAliveMs : Math.min(hinted, this.origin.keepAliveMaxMs));
-    this.origin.release(this);
+    const { status, headers, body } = parser;
+    // Released before the answer is handed on, so that what the answer sets off can use this connection.
+    if (!parser.keepAlive || parser.overrun || exchange.timedOut) this.destroy();
+    else {
+      const hinted = parser.keepAliveMs;
+      this.expiresAt = Date.now() + (hinted === null ? this.origin.keepAliveMs : Math.min(hinted, this.origin.keepAliveMaxMs));
+      this.origin.release(this);
+    }
+    exchange.complete(status, headers, body);
   }
 
   private onClose(): void {
@@ -255,8 +268,7 @@ class Exchange {
   constructor(
     request: ForwardRequest,
     host: string,
-    private readonly resolve: (r: UpstreamResponse) => void,
-    private readonly reject: (e: UpstreamFailure) => void,
+    private readonly done: Done,
     private readonly timeoutMs: number,
   ) {
     this.method = request.method;
@@ -274,21 +286,21 @@ class Exchange {
     if (this.settled) return;
     this.settled = true;
     clearTimeout(this.timer);
-    this.resolve({ status, headers, body });
+    this.done(null, { status, headers, body });
   }
 
   fail(kind: UpstreamFailureKind, message: string, cause?: unknown): void {
     if (this.settled) return;
     this.settled = true;
     clearTimeout(this.timer);
-    this.reject(new UpstreamFailure(kind, `upstream failed: ${message}`, cause === undefined ? undefined : { cause }));
+    this.done(new UpstreamFailure(kind, `upstream failed: ${message}`, cause === undefined ? undefined : { cause }), null);
   }
 
   private onTimeout(): void {
     if (this.settled) return;
     this.settled = true;
     this.timedOut = true;
-    this.reject(new UpstreamFailure('timeout', `upstream did not answer within ${this.timeoutMs} ms`));
+    this.done(new UpstreamFailure('timeout', `upstream did not answer within ${this.timeoutMs} ms`), null);
     // A connection with an answer half read cannot carry another request.
     this.connection?.destroy();
   }
