@@ -88,7 +88,8 @@ describe.each(['own', 'node'] as const)('route timeoutMs and fallback (%s HTTP s
     expect(res.headers.get('content-type')).toMatch(/^application\/json/);
     expect(JSON.parse(body)).toEqual(fixed.body);
     expect(exposure).toMatchObject({ status: 504 });
-    expect(exposure!.latencyMs).toBeGreaterThanOrEqual(150);
+    // Timers run on the event loop's millisecond clock, which can stand up to 1 ms behind performance.now().
+    expect(exposure!.latencyMs).toBeGreaterThanOrEqual(149);
   });
 
   it('answers from the fallback upstream on a timeout', async () => {

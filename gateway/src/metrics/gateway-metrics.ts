@@ -13,22 +13,39 @@ export interface MetricSources {
 
 type StatusCounts = Map<number, number>;
 
+/** Requests of one series: 200s apart, the common case, other statuses in a map made when first needed. */
+interface Tally {
+  ok: number;
+  other: StatusCounts | null;
+}
+
+interface VariantTally extends Tally {
+  route: string;
+  experiment: string;
+  variant: string;
+}
+
 /**
- * The gateway's Prometheus metrics. Request counts are tallied in plain maps on the hot path and
+ * The gateway's Prometheus metrics. Request counts are tallied in plain objects on the hot path and
  * copied into prom-client only when /metrics is scraped: with 20 experiments on a route a request
- * touches 20 variant cells, and label hashing per cell would cost more than the assignment.
+ * touches 20 variant series, and label hashing per series would cost more than the assignment.
  */
 export class GatewayMetrics {
-  private readonly routeTally = new Map<string, StatusCounts>();
-  /** route → experiment → variant → status → count */
-  private readonly variantTally = new Map<string, Map<string, Map<string, StatusCounts>>>();
+  private readonly routeTally = new Map<string, Tally>();
+  private readonly variantTallies: VariantTally[] = [];
+  private readonly variantByName = new Map<string, VariantTally>();
+  /**
+   * By the Assignment objects the core shares per variant and snapshot: one identity lookup per
+   * assignment. Weak, so the objects of a replaced snapshot go; their series stay by name.
+   */
+  private readonly variantByAssignment = new WeakMap<Assignment, VariantTally>();
   private readonly latency: Histogram<'route'>;
   private readonly latencyByRoute = new Map<string, { observe(v: number): void }>();
   private readonly fallbacks: Counter<'route' | 'reason'>;
 
   constructor(registry: Registry, sources: MetricSources) {
     const routeTally = this.routeTally;
-    const variantTally = this.variantTally;
+    const variantTallies = this.variantTallies;
     const now = sources.now ?? Date.now;
     new Counter({
       name: 'bunryu_gateway_requests_total',
@@ -37,7 +54,7 @@ export class GatewayMetrics {
       registers: [registry],
       collect() {
         this.reset();
-        for (const [route, counts] of routeTally) for (const [status, n] of counts) this.inc({ route, status }, n);
+        for (const [route, tally] of routeTally) forEachStatus(tally, (status, n) => this.inc({ route, status }, n));
       },
     });
     new Counter({
@@ -47,9 +64,7 @@ export class GatewayMetrics {
       registers: [registry],
       collect() {
         this.reset();
-        for (const [route, experiments] of variantTally)
-          for (const [experiment, variants] of experiments)
-            for (const [variant, counts] of variants) for (const [status, n] of counts) this.inc({ route, experiment, variant, status }, n);
+        for (const t of variantTallies) forEachStatus(t, (status, n) => this.inc({ route: t.route, experiment: t.experiment, variant: t.variant, status }, n));
       },
     });
     this.latency = new Histogram({
@@ -99,22 +114,31 @@ export class GatewayMetrics {
 
   /** One proxied request: its status and every assignment it carried. */
   request(route: string, assignments: readonly Assignment[], status: number, upstreamSeconds: number): void {
-    bump(this.routeTally, route, status);
-    if (assignments.length > 0) {
-      let experiments = this.variantTally.get(route);
-      if (!experiments) this.variantTally.set(route, (experiments = new Map()));
-      for (let i = 0; i < assignments.length; i++) {
-        const a = assignments[i]!;
-        let variants = experiments.get(a.experiment);
-        if (!variants) experiments.set(a.experiment, (variants = new Map()));
-        bump(variants, a.variant, status);
-      }
+    let tally = this.routeTally.get(route);
+    if (tally === undefined) this.routeTally.set(route, (tally = { ok: 0, other: null }));
+    count(tally, status);
+    for (let i = 0; i < assignments.length; i++) {
+      const a = assignments[i]!;
+      let v = this.variantByAssignment.get(a);
+      if (v === undefined) this.variantByAssignment.set(a, (v = this.variantTally(route, a)));
+      count(v, status);
     }
     if (upstreamSeconds >= 0) {
       let child = this.latencyByRoute.get(route);
       if (!child) this.latencyByRoute.set(route, (child = this.latency.labels({ route })));
       child.observe(upstreamSeconds);
     }
+  }
+
+  private variantTally(route: string, a: Assignment): VariantTally {
+    const name = `${route}\n${a.experiment}\n${a.variant}`;
+    let v = this.variantByName.get(name);
+    if (v === undefined) {
+      v = { route, experiment: a.experiment, variant: a.variant, ok: 0, other: null };
+      this.variantByName.set(name, v);
+      this.variantTallies.push(v);
+    }
+    return v;
   }
 
   fallback(route: string, reason: 'error' | 'timeout' | 'status'): void {
@@ -169,8 +193,15 @@ export function registerPublisherMetrics(registry: Registry, stats: () => Publis
   });
 }
 
-function bump(tally: Map<string, StatusCounts>, key: string, status: number): void {
-  let counts = tally.get(key);
-  if (!counts) tally.set(key, (counts = new Map()));
-  counts.set(status, (counts.get(status) ?? 0) + 1);
+function count(tally: Tally, status: number): void {
+  if (status === 200) tally.ok++;
+  else {
+    const other = (tally.other ??= new Map());
+    other.set(status, (other.get(status) ?? 0) + 1);
+  }
+}
+
+function forEachStatus(tally: Tally, fn: (status: number, n: number) => void): void {
+  if (tally.ok > 0) fn(200, tally.ok);
+  if (tally.other !== null) for (const [status, n] of tally.other) fn(status, n);
 }
