@@ -23,14 +23,15 @@ export function eventJson(e: Event): string {
 }
 
 /**
- * `eventJson(exposureEvent(assignments, ctx, eventId))` from the exposure's assignments already
+ * `eventJson(exposureEvent(assignments, ctx, eventId))`, for an `eventId` that is a UUID, from the exposure's assignments already
  * as JSON (`assignForwarding`'s `exposureAssignmentsJson`, made from pieces serialized once per
  * snapshot): the hot path writes one exposure per request. Null when there is nothing to expose,
  * as exposureEvent (a property test holds the two equal).
  */
 export function exposureJson(assignmentsJson: string | null, ctx: ExposureContext, eventId: string): string | null {
   if (assignmentsJson === null) return null;
-  let out = '{"eventId":' + JSON.stringify(eventId) + ',"type":"exposure","ts":' + number(ctx.ts) + ',"unitId":' + JSON.stringify(ctx.unitId);
+  // A UUID needs no escaping; the other strings may.
+  let out = '{"eventId":"' + eventId + '","type":"exposure","ts":' + number(ctx.ts) + ',"unitId":' + JSON.stringify(ctx.unitId);
   out += ',"route":' + JSON.stringify(ctx.route) + ',"requestId":' + JSON.stringify(ctx.requestId);
   out += ',"assignments":' + assignmentsJson;
   if (ctx.latencyMs !== undefined) out += ',"latencyMs":' + number(ctx.latencyMs);

@@ -17,8 +17,11 @@ const MAX_CHUNK_LINE_BYTES = 4096;
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: |$)/;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const DIGITS = /^\d{1,15}$/;
-/** Bare CR, LF, NUL and other controls never reach the client (node:http's writeHead refuses them too). */
-const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+/**
+ * Bare CR, LF, NUL and other controls never reach the client (node:http's writeHead refuses them
+ * too): looked for once in the whole head, where every CR and LF must be a line's CRLF.
+ */
+const BAD_HEAD = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n/;
 const HEX = /^[0-9A-Fa-f]{1,8}$/;
 /** An upstream keep-alive hint within this of expiring is not trusted (as undici's keepAliveTimeoutThreshold). */
 const HINT_MARGIN_MS = 1000;
@@ -169,6 +172,7 @@ export class ResponseParser {
 
   /** The status line and header fields; decides how the body is framed (RFC 9112 §6.3). */
   private head(text: string): void {
+    if (BAD_HEAD.test(text)) throw new ResponseParseError('control characters in the answer head');
     const lines = text.split('\r\n');
     const m = STATUS_LINE.exec(lines[0]!);
     if (!m) throw new ResponseParseError(`bad status line "${lines[0]!.slice(0, 64)}"`);
@@ -185,7 +189,6 @@ export class ResponseParser {
       // Also refuses obsolete line folding: a continuation line starts with whitespace, never a token.
       if (!TOKEN.test(name)) throw new ResponseParseError(`bad header line "${line.slice(0, 64)}"`);
       const value = line.slice(colon + 1).trim();
-      if (BAD_VALUE.test(value)) throw new ResponseParseError(`bad value of header "${name}"`);
       if (name === 'content-length') {
         if (!DIGITS.test(value) || (length !== -1 && length !== Number(value))) throw new ResponseParseError(`bad content-length "${value.slice(0, 32)}"`);
         length = Number(value);
