@@ -356,10 +356,10 @@ class RawConnection {
     }
     if (this.queue.length < MAX_QUEUED && this.socket.isPaused()) this.socket.resume();
     this.busy = true;
-    void this.serve(p);
+    this.serve(p);
   }
 
-  private async serve(p: Pending): Promise<void> {
+  private serve(p: Pending): void {
     const reply = new RawReply(this, p);
     if (p.url === '') {
       // A request that could not be parsed (400) or did not arrive in time (408).
@@ -371,27 +371,29 @@ class RawConnection {
     const requestId = typeof header === 'string' && header.length > 0 ? header.slice(0, 128) : randomUUID();
     if (p.refusal !== null) return sendError(reply, createError('BUNRYU_PAYLOAD_TOO_LARGE'), requestId);
     const body = p.chunks.length === 0 ? null : p.chunks.length === 1 ? p.chunks[0]! : Buffer.concat(p.chunks, p.size);
-    const { proxy, inject } = this.server.options.target;
-    if (p.url.length > ROUTES_PREFIX.length && p.url.startsWith(ROUTES_PREFIX)) return proxy!.serve(request, reply, requestId, body);
-    try {
-      const answer = await inject!({
-        method: p.method,
-        url: p.url,
-        headers: request.headers,
-        ...(body !== null ? { payload: body } : {}),
-        ...(this.socket.remoteAddress !== undefined ? { remoteAddress: this.socket.remoteAddress } : {}),
-      });
-      const headers: string[] = [];
-      for (const name in answer.headers) {
-        const value = answer.headers[name];
-        if (value === undefined || name === 'connection' || name === 'keep-alive' || name === 'transfer-encoding') continue;
-        if (Array.isArray(value)) for (const v of value) headers.push(name, v);
-        else headers.push(name, String(value));
-      }
-      reply.send(answer.statusCode, headers, answer.rawPayload);
-    } catch {
+    if (p.url.length > ROUTES_PREFIX.length && p.url.startsWith(ROUTES_PREFIX)) return this.server.options.target.proxy!.serve(request, reply, requestId, body);
+    this.inject(request, reply, requestId, body).catch(() => {
       if (!reply.sent) sendError(reply, createError('BUNRYU_INTERNAL'), requestId);
+    });
+  }
+
+  /** Any other request: through fastify, as `app.inject` answers it. */
+  private async inject(request: RawRequest, reply: RawReply, requestId: string, body: Buffer | null): Promise<void> {
+    const answer = await this.server.options.target.inject!({
+      method: request.method,
+      url: request.url,
+      headers: request.headers,
+      ...(body !== null ? { payload: body } : {}),
+      ...(this.socket.remoteAddress !== undefined ? { remoteAddress: this.socket.remoteAddress } : {}),
+    });
+    const headers: string[] = [];
+    for (const name in answer.headers) {
+      const value = answer.headers[name];
+      if (value === undefined || name === 'connection' || name === 'keep-alive' || name === 'transfer-encoding') continue;
+      if (Array.isArray(value)) for (const v of value) headers.push(name, v);
+      else headers.push(name, String(value));
     }
+    reply.send(answer.statusCode, headers, answer.rawPayload);
   }
 
   /** Writes one answer; the next queued request is served after it. */
