@@ -134,6 +134,15 @@ describe("the gateway's own HTTP server", () => {
     expect(c.closed).toBe(true);
   });
 
+  it('answers a client pipelining too far ahead up to the limit, then closes', async () => {
+    // One in flight and 16 waiting; the 18th and after are not read.
+    const c = await converse(port, Array.from({ length: 20 }, () => routeGet()).join(''), 20);
+    expect(c.answers.map((a) => a.status)).toEqual(Array.from({ length: 17 }, () => 200));
+    expect(c.answers.at(-1)!.headers.connection).toBe('close');
+    expect(c.answers.at(-2)!.headers.connection).toBe('keep-alive');
+    expect(c.closed).toBe(true);
+  });
+
   it('answers 413 to a body over 1 MiB, declared or chunked, and closes', async () => {
     const declared = await converse(port, `POST /v1/routes/recommend/p HTTP/1.1\r\nHost: gw\r\nContent-Length: ${2 * 1024 * 1024}\r\n\r\n`, 1);
     expect(declared.answers[0]!.status).toBe(413);
@@ -208,23 +217,63 @@ describe("the gateway's own HTTP server", () => {
   });
 });
 
-describe('RawHttpServer on its own', () => {
-  it('answers 408 and closes when a request does not arrive whole in time', async () => {
+describe.each([true, false])('RawHttpServer on its own (parser consuming the socket: %s)', (consume) => {
+  /** A server whose "proxy" echoes the URL and body, with node:http behind it for other connections. */
+  async function serve(options: { requestTimeoutMs?: number } = {}) {
     const node = createHttpServer((_req, res) => res.end('node'));
+    const proxy = {
+      serve: (req: { url: string }, reply: { send(s: number, h: string[], b: Buffer | string): void }, _id: string, body: Buffer | null) =>
+        setTimeout(() => reply.send(200, ['x-url', req.url], body ?? ''), 1),
+    };
     const raw = new RawHttpServer({
-      target: { proxy: { serve: async () => {} } as unknown as RouteProxy, inject: async () => ({ statusCode: 200, headers: {}, rawPayload: Buffer.alloc(0) }) },
+      target: { proxy: proxy as unknown as RouteProxy, inject: async () => ({ statusCode: 204, headers: {}, rawPayload: Buffer.alloc(0) }) },
       keepAliveTimeoutMs: 60_000,
-      requestTimeoutMs: 300,
+      consume,
+      ...options,
     });
     const server = createNetServer((socket: Socket) => raw.accept(socket, (s) => node.emit('connection', s)));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return {
+      port: (server.address() as AddressInfo).port,
+      close: () => {
+        raw.closeIdle();
+        server.close();
+      },
+    };
+  }
+
+  it('answers pipelined requests in order, bodies chunked or not, and a malformed one with 400', async () => {
+    const s = await serve();
     try {
-      const c = await converse((server.address() as AddressInfo).port, 'GET /v1/routes/r/p HTTP/1.1\r\nHost: gw\r\nx-slow: ', 1);
+      const c = await converse(
+        s.port,
+        [
+          'POST /v1/routes/r/a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\none',
+          'POST /v1/routes/r/b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\ntwo\r\n0\r\n\r\nGET /health HTTP/1.1\r\n\r\n',
+          'BROKEN\r\n\r\n',
+        ],
+        4,
+      );
+      expect(c.answers.map((a) => [a.status, a.headers['x-url'], a.body])).toEqual([
+        [200, '/v1/routes/r/a', 'one'],
+        [200, '/v1/routes/r/b', 'two'],
+        [204, undefined, ''],
+        [400, undefined, 'Bad Request'],
+      ]);
+      expect(c.closed).toBe(true);
+    } finally {
+      s.close();
+    }
+  });
+
+  it('answers 408 and closes when a request does not arrive whole in time', async () => {
+    const s = await serve({ requestTimeoutMs: 300 });
+    try {
+      const c = await converse(s.port, 'GET /v1/routes/r/p HTTP/1.1\r\nHost: gw\r\nx-slow: ', 1);
       expect(c.answers[0]!.status).toBe(408);
       expect(c.closed).toBe(true);
     } finally {
-      raw.closeIdle();
-      server.close();
+      s.close();
     }
   });
 
