@@ -1,4 +1,4 @@
-import { formatAssignmentsHeader } from './events.ts';
+import { exposedAssignments, formatAssignmentsHeader } from './events.ts';
 import { BUCKETS, PrefixHasher, hashPrefix, type HashPrefix } from './hash.ts';
 import { hundredths, type ExperimentStatus, type Params, type TargetingRule } from './schemas.ts';
 import { compileTargeting, type Attributes, type CompiledTargeting } from './targeting.ts';
@@ -244,7 +244,7 @@ export function assignForwarding(
   const r = c.routes.get(route);
   if (r === undefined || r.indexKeys) {
     const { assignments, params, holdout, upstream } = assign(config, route, unitId, attributes);
-    const exposed = assignments.filter((a) => !a.forced).map(({ experiment, variant }) => ({ experiment, variant }));
+    const exposed = exposedAssignments(assignments);
     return withUpstream<ForwardingAssignment>(
       {
         assignments,
@@ -264,7 +264,6 @@ export function assignForwarding(
     upstream,
   );
 }
-
 
 interface Assigned {
   assignments: Assignment[];

@@ -17,13 +17,18 @@ export interface ExposureContext {
  * exposed, which is what keeps them out of the analysis.
  */
 export function exposureEvent(assignments: readonly Assignment[], ctx: ExposureContext, eventId: string): Event | null {
-  const analysed = assignments.filter((a) => !a.forced).map((a) => ({ experiment: a.experiment, variant: a.variant }));
+  const analysed = exposedAssignments(assignments);
   if (analysed.length === 0) return null;
   const event: Event = { eventId, type: 'exposure', ts: ctx.ts, unitId: ctx.unitId, route: ctx.route, requestId: ctx.requestId, assignments: analysed };
   if (ctx.latencyMs !== undefined) event.latencyMs = ctx.latencyMs;
   if (ctx.status !== undefined) event.status = ctx.status;
   if (ctx.attributes && Object.keys(ctx.attributes).length > 0) event.attributes = ctx.attributes;
   return event;
+}
+
+/** What an exposure lists of a request's assignments: the non-forced ones, as `{experiment, variant}`. */
+export function exposedAssignments(assignments: readonly Assignment[]): { experiment: string; variant: string }[] {
+  return assignments.filter((a) => !a.forced).map((a) => ({ experiment: a.experiment, variant: a.variant }));
 }
 
 /** `exp=variant,exp2=variant` (SPEC §4 `x-ab-assignments`). */

@@ -56,9 +56,14 @@ export type TargetingRule = z.infer<typeof TargetingRule>;
 
 // ---------------------------------------------------------------- routes
 
-/** A fixed fallback's headers go out as they are: names must be tokens, values free of CR, LF and other controls (RFC 9110 §5). */
-const HeaderName = z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'must be an HTTP header name');
-const HeaderValue = z.string().regex(/^[\t\x20-\x7e\x80-\xff]*$/, 'must be an HTTP header value (no CR, LF or other control characters)');
+/** An HTTP field name: a token (RFC 9110 §5.1). */
+export const HTTP_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** What an HTTP field value may hold: no CR, LF, NUL or other control characters (RFC 9110 §5.5). */
+export const HTTP_FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/** A fixed fallback's headers go out as they are. */
+const HeaderName = z.string().regex(HTTP_TOKEN, 'must be an HTTP header name');
+const HeaderValue = z.string().regex(HTTP_FIELD_VALUE, 'must be an HTTP header value (no CR, LF or other control characters)');
 
 export const Fallback = z.union([
   z.strictObject({ upstream: HttpUrl }),

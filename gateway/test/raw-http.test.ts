@@ -276,7 +276,9 @@ describe.each([true, false])('RawHttpServer on its own (parser consuming the soc
       s.close();
     }
   });
+});
 
+describe('headersObject', () => {
   it('builds the header object node:http would', () => {
     expect(headersObject(['Cookie', 'a=1', 'cookie', 'b=2', 'X-Multi', '1', 'x-multi', '2', 'Content-Type', 'text/a', 'content-type', 'text/b', 'Set-Cookie', 's=1'])).toEqual({
       cookie: 'a=1; b=2',

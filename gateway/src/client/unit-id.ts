@@ -1,13 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import { createError } from '@bunryu/core';
+import { HTTP_FIELD_VALUE, createError } from '@bunryu/core';
 
 export const UNIT_COOKIE = 'ab_uid';
 /** The event schema's bound on `unitId`. */
 export const MAX_UNIT_ID_LENGTH = 256;
 const ONE_YEAR_SECONDS = 365 * 24 * 3600;
-/** What a header value may hold: the unit id goes upstream in `x-ab-unit`. */
-const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]+$/;
 
 export interface UnitId {
   id: string;
@@ -33,8 +31,8 @@ export function unitIdOf(headers: IncomingHttpHeaders): UnitId {
   const cookie = headers.cookie;
   if (cookie !== undefined) {
     const id = cookieValue(cookie, UNIT_COOKIE);
-    // A percent-decoded cookie can hold what no header may (CR, LF): such an id is not taken.
-    if (id !== undefined && id.length > 0 && id.length <= MAX_UNIT_ID_LENGTH && HEADER_VALUE.test(id)) return { id, issued: false };
+    // The id goes upstream in `x-ab-unit`, and a percent-decoded cookie can hold what no header may (CR, LF): such an id is not taken.
+    if (id !== undefined && id.length > 0 && id.length <= MAX_UNIT_ID_LENGTH && HTTP_FIELD_VALUE.test(id)) return { id, issued: false };
   }
   return { id: randomUUID(), issued: true };
 }

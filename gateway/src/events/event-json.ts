@@ -23,10 +23,10 @@ export function eventJson(e: Event): string {
 }
 
 /**
- * `eventJson(exposureEvent(assignments, ctx, eventId))`, for an `eventId` that is a UUID, from the exposure's assignments already
- * as JSON (`assignForwarding`'s `exposureAssignmentsJson`, made from pieces serialized once per
- * snapshot): the hot path writes one exposure per request. Null when there is nothing to expose,
- * as exposureEvent (a property test holds the two equal).
+ * `eventJson(exposureEvent(assignments, ctx, eventId))` for an `eventId` that is a UUID, from the
+ * exposure's assignments already as JSON (`assignForwarding`'s `exposureAssignmentsJson`, made
+ * from pieces serialized once per snapshot): the hot path writes one exposure per request. Null
+ * when there is nothing to expose, as exposureEvent (a property test holds the two equal).
  */
 export function exposureJson(assignmentsJson: string | null, ctx: ExposureContext, eventId: string): string | null {
   if (assignmentsJson === null) return null;

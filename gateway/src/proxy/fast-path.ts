@@ -1,11 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyServerOptions } from 'fastify';
 import { createError } from '@bunryu/core';
 import { BODY_LIMIT } from '@bunryu/platform';
 import { RawHttpServer, type Inject } from './raw-http.ts';
-import { NodeReply, ROUTES_PREFIX, sendError, type ProxyRequest, type RouteProxy } from './route-proxy.ts';
+import { NodeReply, isRouteUrl, requestIdOf, sendError, type ProxyRequest, type RouteProxy } from './route-proxy.ts';
 
 /** Filled in by buildApp once the proxy exists (the server is created before the app). */
 export interface FastPathTarget {
@@ -33,7 +32,7 @@ export function fastPathServerFactory(target: FastPathTarget, ownServer: boolean
   return (handler, options): Server => {
     const server = createServer((req, res) => {
       const url = req.url;
-      if (target.proxy !== null && url !== undefined && url.length > ROUTES_PREFIX.length && url.startsWith(ROUTES_PREFIX)) {
+      if (target.proxy !== null && url !== undefined && isRouteUrl(url)) {
         serveRoute(target, target.proxy, req, res);
         return;
       }
@@ -61,8 +60,7 @@ export function fastPathServerFactory(target: FastPathTarget, ownServer: boolean
 
 function serveRoute(target: FastPathTarget, proxy: RouteProxy, req: IncomingMessage, res: ServerResponse): void {
   if (target.closing) res.shouldKeepAlive = false;
-  const header = req.headers['x-request-id'];
-  const requestId = typeof header === 'string' && header.length > 0 ? header.slice(0, 128) : randomUUID();
+  const requestId = requestIdOf(req.headers);
   const length = req.headers['content-length'];
   if ((length === undefined || length === '0') && req.headers['transfer-encoding'] === undefined) {
     proxy.serve(req as ProxyRequest, new NodeReply(res), requestId, null);

@@ -1,10 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, type IncomingHttpHeaders } from 'node:http';
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import { createError } from '@bunryu/core';
 import { BODY_LIMIT } from '@bunryu/platform';
-import { ROUTES_PREFIX, sendError, type ProxyReply, type ProxyRequest, type RouteProxy } from './route-proxy.ts';
+import { ROUTES_PREFIX, isRouteUrl, requestIdOf, sendError, type ProxyReply, type ProxyRequest, type RouteProxy } from './route-proxy.ts';
+import { ONE_WRITE_BYTES } from './upstream-client.ts';
 
 /**
  * The gateway's own HTTP/1.1 server for connections that come for `/v1/routes/…`: node's request
@@ -96,8 +96,6 @@ const DECIDE_BYTES = 'OPTIONS '.length + ROUTES_PREFIX.length;
 /** Requests parsed ahead of their turn (pipelining): past this the connection answers those and closes. */
 const MAX_QUEUED = 16;
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
-/** Bodies up to this go out in one string with their head (latin1 keeps every byte as it is). */
-const ONE_WRITE_BYTES = 16 * 1024;
 /** Fields a request may hold once; node:http keeps the first of each (IncomingMessage#_addHeaderLine). */
 const FIRST_WINS = new Set([
   'age', 'authorization', 'content-length', 'content-type', 'etag', 'expires', 'from', 'host', 'if-modified-since',
@@ -188,8 +186,15 @@ interface Pending {
   upgrade: boolean;
   chunks: Buffer[];
   size: number;
-  /** Set when the request cannot be served (too large); it is answered with this and the connection closed. */
-  refusal: 'too-large' | null;
+  /**
+   * Set when the request is not served but refused with this status, after which the connection
+   * closes: 413 (too large), 400 (malformed: nothing of it is known) or 408 (not whole in time).
+   */
+  refusal: 413 | 400 | 408 | null;
+}
+
+function pending(method: string, url: string, rawHeaders: string[], keepAlive: boolean, upgrade: boolean): Pending {
+  return { method, url, rawHeaders, keepAlive, upgrade, chunks: [], size: 0, refusal: null };
 }
 
 class RawRequest implements ProxyRequest {
@@ -268,7 +273,7 @@ class RawConnection {
       this.partialUrl = '';
       // The parser may read on after the connection stopped taking requests: those are dropped.
       if (this.stopped) return 0;
-      this.onHeaders({ method: methods[method] ?? 'GET', url: fullUrl, rawHeaders, keepAlive, upgrade, chunks: [], size: 0, refusal: null }, minor);
+      this.onHeaders(pending(methods[method] ?? 'GET', fullUrl, rawHeaders, keepAlive, upgrade), minor);
       return 0;
     };
     parser[HTTPParser.kOnBody] = (chunk: Buffer) => {
@@ -357,13 +362,15 @@ class RawConnection {
 
   /** Too large: answered 413 in its turn, nothing after it is read, and the connection closes. */
   private refuse(p: Pending): void {
-    p.refusal = 'too-large';
+    p.refusal = 413;
     this.stopped = true;
     this.enqueue(p);
   }
 
   private enqueueError(status: 400 | 408): void {
-    this.enqueue({ method: 'GET', url: '', rawHeaders: [], keepAlive: false, upgrade: false, chunks: [], size: status, refusal: null });
+    const p = pending('GET', '', [], false, false);
+    p.refusal = status;
+    this.enqueue(p);
   }
 
   private enqueue(p: Pending): void {
@@ -385,17 +392,13 @@ class RawConnection {
 
   private serve(p: Pending): void {
     const reply = new RawReply(this, p);
-    if (p.url === '') {
-      // A request that could not be parsed (400) or did not arrive in time (408).
-      const status = p.size;
-      return reply.send(status, ['content-type', 'text/plain; charset=utf-8'], STATUS_CODES[status] ?? '');
-    }
+    // Nothing is known of a request that could not be parsed or did not arrive in time.
+    if (p.refusal === 400 || p.refusal === 408) return reply.send(p.refusal, ['content-type', 'text/plain; charset=utf-8'], STATUS_CODES[p.refusal]!);
     const request = new RawRequest(p.method, p.url, p.rawHeaders);
-    const header = request.headers['x-request-id'];
-    const requestId = typeof header === 'string' && header.length > 0 ? header.slice(0, 128) : randomUUID();
-    if (p.refusal !== null) return sendError(reply, createError('BUNRYU_PAYLOAD_TOO_LARGE'), requestId);
+    const requestId = requestIdOf(request.headers);
+    if (p.refusal === 413) return sendError(reply, createError('BUNRYU_PAYLOAD_TOO_LARGE'), requestId);
     const body = p.chunks.length === 0 ? null : p.chunks.length === 1 ? p.chunks[0]! : Buffer.concat(p.chunks, p.size);
-    if (p.url.length > ROUTES_PREFIX.length && p.url.startsWith(ROUTES_PREFIX)) return this.server.options.target.proxy!.serve(request, reply, requestId, body);
+    if (isRouteUrl(p.url)) return this.server.options.target.proxy!.serve(request, reply, requestId, body);
     this.inject(request, reply, requestId, body).catch(() => {
       if (!reply.sent) sendError(reply, createError('BUNRYU_INTERNAL'), requestId);
     });
@@ -445,7 +448,6 @@ class RawConnection {
     head += keepAlive ? this.server.keepAliveHeader : 'connection: close\r\n\r\n';
     const { socket } = this;
     if (bodyBytes === 0) socket.write(head, 'latin1');
-    // One string, one write: cheaper than corking two writes into a writev for the small answers models give.
     else if (bodyBytes <= ONE_WRITE_BYTES && typeof body !== 'string') socket.write(head + body.toString('latin1'), 'latin1');
     else {
       socket.cork();

@@ -1,3 +1,5 @@
+import { HTTP_TOKEN } from '@bunryu/core';
+
 /**
  * An HTTP/1.1 response parser (RFC 9112) for the gateway's upstream connections: status line,
  * header fields, then a body framed by Content-Length, chunked transfer coding, or the end of the
@@ -15,7 +17,6 @@ export class ResponseParseError extends Error {
 const MAX_HEAD_BYTES = 64 * 1024;
 const MAX_CHUNK_LINE_BYTES = 4096;
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: |$)/;
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const DIGITS = /^\d{1,15}$/;
 /**
  * Bare CR, LF, NUL and other controls never reach the client (node:http's writeHead refuses them
@@ -187,7 +188,7 @@ export class ResponseParser {
       const colon = line.indexOf(':');
       const name = colon > 0 ? line.slice(0, colon).toLowerCase() : '';
       // Also refuses obsolete line folding: a continuation line starts with whitespace, never a token.
-      if (!TOKEN.test(name)) throw new ResponseParseError(`bad header line "${line.slice(0, 64)}"`);
+      if (!HTTP_TOKEN.test(name)) throw new ResponseParseError(`bad header line "${line.slice(0, 64)}"`);
       const value = line.slice(colon + 1).trim();
       if (name === 'content-length') {
         if (!DIGITS.test(value) || (length !== -1 && length !== Number(value))) throw new ResponseParseError(`bad content-length "${value.slice(0, 32)}"`);

@@ -63,13 +63,25 @@ export class NodeReply implements ProxyReply {
 
 export const ROUTES_PREFIX = '/v1/routes/';
 const PREFIX_LENGTH = ROUTES_PREFIX.length;
+
+/** `/v1/routes/<something>`: a request for the route proxy. */
+export function isRouteUrl(url: string): boolean {
+  return url.length > PREFIX_LENGTH && url.startsWith(ROUTES_PREFIX);
+}
+
+/** The request id: the client's `x-request-id` (within the event schema's bound), else a new UUID. */
+export function requestIdOf(headers: IncomingHttpHeaders): string {
+  const header = headers['x-request-id'];
+  return typeof header === 'string' && header.length > 0 ? header.slice(0, 128) : randomUUID();
+}
 const JSON_TYPE = 'application/json; charset=utf-8';
 
 /**
- * `any /v1/routes/:route/*` (SPEC §4, request path steps 2–7) on plain node:http objects: assign
+ * `any /v1/routes/:route/*` (SPEC §4, request path steps 2–7) on a ProxyRequest and ProxyReply: assign
  * the unit, forward to the route's (or the variant's) upstream with the A/B headers, answer with
- * the upstream's answer or the route's fallback, and queue the exposure. Both the server's fast
- * path (fast-path.ts) and the fastify route (proxy-routes.ts) hand requests here.
+ * the upstream's answer or the route's fallback, and queue the exposure. The gateway's own server
+ * (raw-http.ts), node:http's fast path (fast-path.ts) and the fastify route (proxy-routes.ts) hand
+ * requests here.
  */
 export class RouteProxy {
   constructor(private readonly deps: RouteProxyDeps) {}

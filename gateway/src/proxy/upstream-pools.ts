@@ -29,7 +29,7 @@ export class UpstreamPools {
     const parsed = new URL(url);
     let client = this.byOrigin.get(parsed.origin);
     if (!client) {
-      client = new HttpOrigin(parsed.origin, { connections: this.options.connections, keepAliveMs: 30_000, keepAliveMaxMs: 600_000 });
+      client = new HttpOrigin(parsed.origin, { connections: this.options.connections });
       this.byOrigin.set(parsed.origin, client);
     }
     upstream = { url, origin: parsed.origin, basePath: parsed.pathname.replace(/\/+$/, ''), client };
