@@ -2,68 +2,17 @@ import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawHttpServer, headersObject } from '../src/proxy/raw-http.ts';
-import { ResponseParser } from '../src/proxy/response-parser.ts';
 import type { RouteProxy } from '../src/proxy/route-proxy.ts';
+import { converse } from './helpers/converse.ts';
 import { startFakeExperimentService, type FakeExperimentService } from './helpers/fake-experiment-service.ts';
 import { startGateway, until, type TestGateway } from './helpers/gateway.ts';
 import { experiment, route, snapshot } from './helpers/snapshots.ts';
-import { startUpstream, type TestUpstream } from './helpers/upstream.ts';
+import { startUpstream, type Behaviour, type TestUpstream } from './helpers/upstream.ts';
 
-interface Answer {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-}
-
-interface Conversation {
-  answers: Answer[];
-  /** Everything the server sent, as text. */
-  text: string;
-  /** The server closed the connection. */
-  closed: boolean;
-}
-
-/**
- * Writes `bytes` on one connection and reads answers until `count` are complete (then keeps
- * reading for `lingerMs` to see whether the server closes) or the server closes.
- */
-function converse(port: number, bytes: string | string[], count: number, opts: { lingerMs?: number; heads?: boolean[] } = {}): Promise<Conversation> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
-    const parser = new ResponseParser(4 * 1024 * 1024);
-    const answers: Answer[] = [];
-    let text = '';
-    let finished = false;
-    const next = () => parser.reset(opts.heads?.[answers.length] ?? false);
-    next();
-    const finish = (closed: boolean) => {
-      if (finished) return;
-      finished = true;
-      socket.destroy();
-      resolve({ answers, text, closed });
-    };
-    const take = (chunk: Buffer) => {
-      while (chunk.length > 0 && answers.length < count) {
-        if (!parser.execute(chunk)) return;
-        const headers: Record<string, string> = {};
-        for (let i = 0; i < parser.headers.length; i += 2) headers[parser.headers[i]!] = parser.headers[i + 1]!;
-        answers.push({ status: parser.status, headers, body: parser.body.toString() });
-        // What followed this answer in the same chunk is the next one.
-        chunk = parser.excess ?? Buffer.alloc(0);
-        next();
-      }
-    };
-    socket.on('data', (chunk: Buffer) => {
-      text += chunk.toString('latin1');
-      take(chunk);
-      if (answers.length >= count) setTimeout(() => finish(false), opts.lingerMs ?? 100);
-    });
-    socket.on('end', () => finish(true));
-    socket.on('close', () => finish(true));
-    socket.on('error', reject);
-    for (const b of Array.isArray(bytes) ? bytes : [bytes]) socket.write(b, 'latin1');
-  });
-}
+const echoBack: Behaviour = (req, res) => {
+  res.writeHead(200, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ upstream: 'echo', method: req.method, url: req.url, body: req.body }));
+};
 
 const routeGet = (extra = '') => `GET /v1/routes/recommend/predict HTTP/1.1\r\nHost: gw\r\nx-unit-id: u-1\r\n${extra}\r\n`;
 
@@ -119,6 +68,50 @@ describe("the gateway's own HTTP server", () => {
     expect(c.answers[1]!.headers['x-ab-assignments']).toMatch(/^ranker=/);
     expect(c.text).toContain('Connection: keep-alive');
     expect(c.closed).toBe(false);
+  });
+
+  it('node:http answers routes with a length: a 1.0 client asking for keep-alive keeps its connection', async () => {
+    const c = await converse(
+      port,
+      'GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n' +
+        'GET /v1/routes/recommend/predict HTTP/1.0\r\nHost: gw\r\nx-unit-id: u-1\r\nConnection: keep-alive\r\n\r\n' +
+        routeGet(),
+      3,
+      { lingerMs: 50 },
+    );
+    expect(c.answers.map((a) => [a.status, a.headers.connection, a.headers['content-length'] === String(Buffer.byteLength(a.body))])).toEqual([
+      [200, 'keep-alive', true],
+      [200, 'keep-alive', true],
+      [200, 'keep-alive', true],
+    ]);
+    expect(c.text).not.toContain('chunked');
+    expect(c.closed).toBe(false);
+  });
+
+  it('node:http sends the 100 Continue of a request queued behind another before its answer', async () => {
+    // The queued request's answer is ready while the one ahead of it still waits for the upstream.
+    upstream.behave((req, res) => {
+      const answer = () => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ upstream: 'echo', method: req.method, url: req.url, body: req.body }));
+      };
+      if (req.url.endsWith('/slow')) setTimeout(answer, 100);
+      else answer();
+    });
+    try {
+      const c = await converse(
+        port,
+        'GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n' +
+          'GET /v1/routes/recommend/slow HTTP/1.1\r\nHost: gw\r\nx-unit-id: u-1\r\n\r\n' +
+          'POST /v1/routes/recommend/p HTTP/1.1\r\nHost: gw\r\nx-unit-id: u-1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok',
+        3,
+      );
+      expect(c.answers.map((a) => a.status)).toEqual([200, 200, 200]);
+      expect(c.text.indexOf('HTTP/1.1 100 Continue')).toBeLessThan(c.text.lastIndexOf('HTTP/1.1 200 OK'));
+      expect(JSON.parse(c.answers[2]!.body)).toMatchObject({ upstream: 'echo', method: 'POST', body: 'ok' });
+    } finally {
+      upstream.behave(echoBack);
+    }
   });
 
   it('decides on a request line that arrives a byte at a time', async () => {
@@ -194,10 +187,7 @@ describe("the gateway's own HTTP server", () => {
       socket.destroy();
       await new Promise((r) => setTimeout(r, 150));
     } finally {
-      upstream.behave((req, res) => {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ upstream: 'echo', method: req.method, url: req.url, body: req.body }));
-      });
+      upstream.behave(echoBack);
     }
     expect((await converse(port, routeGet(), 1)).answers[0]!.status).toBe(200);
   });

@@ -79,7 +79,8 @@ function serveRoute(target: FastPathTarget, proxy: RouteProxy, req: IncomingMess
     }
     chunks.push(chunk);
   });
-  req.on('end', () => proxy.serve(req as ProxyRequest, new NodeReply(res), requestId, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+  // An empty body is none, as on the own server and the fastify route: the upstream sees the same request.
+  req.on('end', () => proxy.serve(req as ProxyRequest, new NodeReply(res), requestId, size === 0 ? null : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
   req.on('error', () => res.destroy());
 }
 

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import { createError } from '@bunryu/core';
 import { BODY_LIMIT } from '@bunryu/platform';
-import { ROUTES_PREFIX, isRouteUrl, requestIdOf, sendError, type ProxyReply, type ProxyRequest, type RouteProxy } from './route-proxy.ts';
+import { ROUTES_PREFIX, answerHasBody, isRouteUrl, requestIdOf, sendError, type ProxyReply, type ProxyRequest, type RouteProxy } from './route-proxy.ts';
 import { ONE_WRITE_BYTES } from './upstream-client.ts';
 
 /**
@@ -426,7 +426,7 @@ class RawConnection {
   /** Writes one answer; the next queued request is served after it. */
   write(p: Pending, status: number, headers: string[], body: Buffer | string): void {
     if (this.closed) return this.done();
-    const noBody = p.method === 'HEAD' || status < 200 || status === 204 || status === 304;
+    const noBody = !answerHasBody(p.method, status);
     let head = 'HTTP/1.1 ' + status + ' ' + (STATUS_CODES[status] ?? 'unknown') + '\r\n';
     let hasDate = false;
     for (let i = 0; i < headers.length; i += 2) {

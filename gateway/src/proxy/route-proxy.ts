@@ -52,13 +52,31 @@ export class NodeReply implements ProxyReply {
   }
 
   send(status: number, headers: string[], body: Buffer | string): void {
-    this.res.writeHead(status, headers);
-    this.res.end(body);
+    const { res } = this;
+    // The length is set here: headers given to writeHead without one make node chunk a 1.1
+    // answer and close the connection after a 1.0 one, keep-alive asked or not.
+    if (answerHasBody(res.req.method, status)) {
+      const sized: string[] = [];
+      for (let i = 0; i < headers.length; i += 2) if (headers[i] !== 'content-length') sized.push(headers[i]!, headers[i + 1]!);
+      sized.push('content-length', String(typeof body === 'string' ? Buffer.byteLength(body) : body.length));
+      headers = sized;
+    }
+    res.writeHead(status, headers);
+    // An answer queued behind another on its connection may already hold a 100 Continue; node
+    // would put the head of a Buffer body in front of it (OutgoingMessage._send unshifts it),
+    // while a head sent on its own goes behind it.
+    if (res.socket === null) res.flushHeaders();
+    res.end(body);
   }
 
   abort(): void {
     this.res.destroy();
   }
+}
+
+/** Whether an answer to `method` with `status` carries a body (and so a content-length). */
+export function answerHasBody(method: string | undefined, status: number): boolean {
+  return method !== 'HEAD' && status >= 200 && status !== 204 && status !== 304;
 }
 
 export const ROUTES_PREFIX = '/v1/routes/';
