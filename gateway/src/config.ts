@@ -1,7 +1,9 @@
-import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { baseEnv, csv, eventLogEnv, experimentServiceEnv, port } from '@bunryu/core';
 import { loadConfig } from '@bunryu/platform';
+import { cpuBudget } from './cluster/cpu-budget.ts';
+
+const MAX_WORKERS = 64;
 
 export const ConfigSchema = z.object({
   ...baseEnv,
@@ -18,8 +20,8 @@ export const ConfigSchema = z.object({
    * Node release changes the internal parser, which the gateway also detects by itself).
    */
   GATEWAY_HTTP_SERVER: z.enum(['own', 'node']).default('own'),
-  /** Processes serving requests (one per core by default); with more than one, a primary process holds the event publisher. */
-  GATEWAY_WORKERS: z.coerce.number().int().min(1).max(64).default(availableParallelism()),
+  /** Processes serving requests (one per core it may use, cgroup CPU limits included); with more than one, a primary process holds the event publisher. */
+  GATEWAY_WORKERS: z.coerce.number().int().min(1).max(MAX_WORKERS).default(Math.min(MAX_WORKERS, cpuBudget())),
   /** Events held in memory before the publisher spills to disk. */
   GATEWAY_EVENT_QUEUE_LIMIT: z.coerce.number().int().min(1000).max(10_000_000).default(100_000),
 });
