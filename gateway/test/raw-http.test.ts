@@ -256,6 +256,20 @@ describe.each([true, false])('RawHttpServer on its own (parser consuming the soc
     }
   });
 
+  it('answers 431 to a head over the size limit, after the requests before it, and closes', async () => {
+    const s = await serve();
+    try {
+      const c = await converse(s.port, ['GET /v1/routes/r/a HTTP/1.1\r\nHost: x\r\n\r\n', `GET /v1/routes/r/b HTTP/1.1\r\nHost: x\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`], 2, { gapMs: 5 });
+      expect(c.answers.map((a) => [a.status, a.headers.connection])).toEqual([
+        [200, 'keep-alive'],
+        [431, 'close'],
+      ]);
+      expect(c.closed).toBe(true);
+    } finally {
+      s.close();
+    }
+  });
+
   it('answers 408 and closes when a request does not arrive whole in time', async () => {
     const s = await serve({ requestTimeoutMs: 300 });
     try {

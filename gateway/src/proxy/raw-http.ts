@@ -188,9 +188,10 @@ interface Pending {
   size: number;
   /**
    * Set when the request is not served but refused with this status, after which the connection
-   * closes: 413 (too large), 400 (malformed: nothing of it is known) or 408 (not whole in time).
+   * closes: 413 (body too large), 431 (head too large), 400 (malformed: nothing of it is known)
+   * or 408 (not whole in time).
    */
-  refusal: 413 | 400 | 408 | null;
+  refusal: 413 | 431 | 400 | 408 | null;
 }
 
 function pending(method: string, url: string, rawHeaders: string[], keepAlive: boolean, upgrade: boolean): Pending {
@@ -307,7 +308,7 @@ class RawConnection {
     const handle = (socket as unknown as { _handle?: object | null })._handle;
     if (server.options.consume !== false && typeof parser.consume === 'function' && handle && !this.closed) {
       parser[HTTPParser.kOnExecute] = (result: number | Error) => {
-        if (typeof result !== 'number') this.malformed();
+        if (typeof result !== 'number') this.malformed(result);
       };
       parser.consume(handle);
       this.consumed = true;
@@ -332,15 +333,19 @@ class RawConnection {
 
   private read(chunk: Buffer): void {
     if (this.stopped || this.closed) return;
-    if (typeof this.parser.execute(chunk) !== 'number') this.malformed();
+    const result = this.parser.execute(chunk);
+    if (typeof result !== 'number') this.malformed(result);
   }
 
-  /** Answered 400 after the requests before it, then the connection closes (as node:http does). */
-  private malformed(): void {
+  /**
+   * Answered after the requests before it, 431 for a head over the size limit and 400 for the
+   * rest, then the connection closes (as node:http does).
+   */
+  private malformed(error: Error): void {
     if (this.stopped) return;
     this.stopped = true;
     this.current = null;
-    this.enqueueError(400);
+    this.enqueueError((error as Error & { code?: string }).code === 'HPE_HEADER_OVERFLOW' ? 431 : 400);
   }
 
   private onHeaders(p: Pending, minor: number): void {
@@ -367,7 +372,7 @@ class RawConnection {
     this.enqueue(p);
   }
 
-  private enqueueError(status: 400 | 408): void {
+  private enqueueError(status: 400 | 408 | 431): void {
     const p = pending('GET', '', [], false, false);
     p.refusal = status;
     this.enqueue(p);
@@ -393,7 +398,7 @@ class RawConnection {
   private serve(p: Pending): void {
     const reply = new RawReply(this, p);
     // Nothing is known of a request that could not be parsed or did not arrive in time.
-    if (p.refusal === 400 || p.refusal === 408) return reply.send(p.refusal, ['content-type', 'text/plain; charset=utf-8'], STATUS_CODES[p.refusal]!);
+    if (p.refusal === 400 || p.refusal === 408 || p.refusal === 431) return reply.send(p.refusal, ['content-type', 'text/plain; charset=utf-8'], STATUS_CODES[p.refusal]!);
     const request = new RawRequest(p.method, p.url, p.rawHeaders);
     const requestId = requestIdOf(request.headers);
     if (p.refusal === 413) return sendError(reply, createError('BUNRYU_PAYLOAD_TOO_LARGE'), requestId);
