@@ -37,12 +37,3 @@ export function formatAssignmentsHeader(assignments: readonly Pick<Assignment, '
   for (const a of assignments) out += (out ? ',' : '') + a.experiment + '=' + a.variant;
   return out;
 }
-
-export function parseAssignmentsHeader(header: string | undefined): { experiment: string; variant: string }[] {
-  if (!header) return [];
-  return header
-    .split(',')
-    .map((pair) => pair.trim().split('='))
-    .filter((p): p is [string, string] => p.length === 2 && p[0] !== '' && p[1] !== '')
-    .map(([experiment, variant]) => ({ experiment, variant }));
-}

@@ -2,12 +2,6 @@ import type { TargetingRule } from './schemas.ts';
 
 export type Attributes = Readonly<Record<string, unknown>>;
 
-/** All rules must match. A missing attribute matches no rule, `exists` included (SPEC §3). */
-export function matchesTargeting(rules: readonly TargetingRule[], attributes: Attributes): boolean {
-  for (const rule of rules) if (!matchesRule(rule, attributes[rule.attribute])) return false;
-  return true;
-}
-
 export function matchesRule(rule: TargetingRule, actual: unknown): boolean {
   if (actual === undefined || actual === null) return false;
   const { value } = rule;

@@ -75,5 +75,3 @@ export const SCHEMA: readonly string[] = [
   FROM events
   GROUP BY type, unitId`,
 ];
-
-export const TABLES = ['unit_events_mv', 'unit_exposures_mv', 'unit_events', 'unit_exposures', 'events'] as const;

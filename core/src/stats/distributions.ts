@@ -297,11 +297,6 @@ export function regularizedBeta(x: number, a: number, b: number, y: number = 1 -
   return 1 - front(true) * betaContinuedFraction(y, b, a);
 }
 
-/** The upper tail of I: 1 − I_x(a, b), computed without cancellation. */
-export function regularizedBetaComplement(x: number, a: number, b: number, y: number = 1 - x): number {
-  return regularizedBeta(y, b, a, x);
-}
-
 /** The regularized upper incomplete gamma function Q(a, x) = Γ(a, x) / Γ(a). */
 export function regularizedGammaQ(a: number, x: number): number {
   if (Number.isNaN(x) || !(a > 0) || x < 0) return NaN;

@@ -1,14 +1,12 @@
-import type { ConsumerOptions, EventLog, EventLogConsumer, EventLogLogger, EventLogProducer } from '../event-log.ts';
+import type { ConsumerOptions, EventLog, EventLogConsumer, EventLogLogger, EventLogOptions, EventLogProducer } from '../event-log.ts';
 import { silentLogger } from '../event-log.ts';
 import { FileLogConsumer } from './file-log-consumer.ts';
 import { FileLogLayout } from './file-log-layout.ts';
 import { FileLogProducer } from './file-log-producer.ts';
 
-export interface FileEventLogOptions {
-  /** Folder holding the logs (the services use `<BUNRYU_DATA_DIR>/events`). */
+export interface FileEventLogOptions extends EventLogOptions {
+  /** Folder holding the logs (the services use `<BUNRYU_DATA_DIR>/events`); each topic is a folder under it. */
   dir: string;
-  /** The log's name: a folder under `dir`. */
-  topic: string;
   /** Fixed when the log is first created; every process opening it must give the same number. */
   partitions?: number;
   /** Size at which a partition starts a new segment (default 64 MiB). */

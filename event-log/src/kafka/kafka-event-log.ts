@@ -1,12 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CompressionTypes, Kafka, Partitioners, logLevel, type Admin, type Consumer, type LogEntry, type Producer, type RetryOptions } from 'kafkajs';
-import type { ConsumedRecord, ConsumerHandlers, ConsumerOptions, EventLog, EventLogConsumer, EventLogLogger, EventLogProducer, LogRecord } from '../event-log.ts';
+import type { ConsumedRecord, ConsumerHandlers, ConsumerOptions, EventLog, EventLogConsumer, EventLogLogger, EventLogOptions, EventLogProducer, LogRecord } from '../event-log.ts';
 import { silentLogger } from '../event-log.ts';
 
-export interface KafkaEventLogOptions {
+export interface KafkaEventLogOptions extends EventLogOptions {
   /** Seed brokers: an array, or a comma-separated list as in KAFKA_BROKERS. */
   brokers: string | readonly string[];
-  topic: string;
   clientId?: string;
   /** Used when the topic is missing and gets created (default 4 partitions, replication 1). */
   partitions?: number;
