@@ -77,9 +77,10 @@ export function relativeLift(
   confidence = 0.95,
 ): { relLift: number; relCi95: [number, number] } {
   if (controlMean === 0 || !Number.isFinite(controlMean)) return { relLift: NaN, relCi95: [NaN, NaN] };
-  const mc2 = controlMean * controlMean;
   const relLift = (treatmentMean - controlMean) / controlMean;
-  const se = Math.sqrt(treatmentVarOfMean / mc2 + (treatmentMean * treatmentMean * controlVarOfMean) / (mc2 * mc2));
+  // The same as √(Var(mt)/mc² + mt²·Var(mc)/mc⁴), without mc⁴, which underflows for small means.
+  const ratio = treatmentMean / controlMean;
+  const se = Math.sqrt(treatmentVarOfMean + ratio * ratio * controlVarOfMean) / Math.abs(controlMean);
   const z = normalQuantile(1 - (1 - confidence) / 2);
   return { relLift, relCi95: [relLift - z * se, relLift + z * se] };
 }
@@ -118,7 +119,7 @@ export function welchTest(control: MeanSummary, treatment: MeanSummary, options:
     probabilityToBeat: probabilityToBeat(diff, se),
   };
   if (!(control.n >= 2 && treatment.n >= 2)) {
-    return { ...base, ci95: [NaN, NaN], pValue: NaN, probabilityToBeat: NaN, df: NaN };
+    return { ...base, ci95: [NaN, NaN], relCi95: [NaN, NaN], pValue: NaN, probabilityToBeat: NaN, df: NaN };
   }
   if (se === 0) {
     return { ...base, ci95: [diff, diff], pValue: diff === 0 ? 1 : 0, df: control.n + treatment.n - 2 };

@@ -291,10 +291,15 @@ export function regularizedBeta(x: number, a: number, b: number, y: number = 1 -
     swap ? Math.exp(b * lny + a * lnx - logBeta(a, b) - Math.log(b)) : Math.exp(a * lnx + b * lny - logBeta(a, b) - Math.log(a));
   // Large a with small b and x near 1 (a Student t with many degrees of freedom): the continued
   // fraction cancels there, so use the asymptotic expansion in incomplete gamma functions.
-  if (a >= 15 && b <= 1 && y < 0.3) return largeAsmallB(a, b, x, y);
+  if (a >= 15 && b <= 1 && y < 0.3) return probability(largeAsmallB(a, b, x, y));
   // Use the fraction where it converges fast, the symmetry I_x(a,b) = 1 − I_{1−x}(b,a) elsewhere.
-  if (x * (a + b + 2) < a + 1) return front(false) * betaContinuedFraction(x, a, b);
-  return 1 - front(true) * betaContinuedFraction(y, b, a);
+  if (x * (a + b + 2) < a + 1) return probability(front(false) * betaContinuedFraction(x, a, b));
+  return probability(1 - front(true) * betaContinuedFraction(y, b, a));
+}
+
+/** Rounding can carry a value an ulp or so past [0, 1]; a probability (a p-value shown to analysts) never is. */
+function probability(p: number): number {
+  return p > 1 ? 1 : p < 0 ? 0 : p;
 }
 
 /** The regularized upper incomplete gamma function Q(a, x) = Γ(a, x) / Γ(a). */
