@@ -23,7 +23,7 @@ export interface AppOptions {
 }
 
 export async function buildApp(config: Readonly<Config>, deps: Deps, options: AppOptions = {}): Promise<FastifyInstance> {
-  const fastPath: FastPathTarget = { proxy: null, inject: null, closing: false, raw: null };
+  const fastPath: FastPathTarget = { proxy: null, handler: null, closing: false, raw: null };
   const app = createHttpServer({
     service: 'gateway',
     logLevel: config.LOG_LEVEL,
@@ -54,7 +54,6 @@ export async function buildApp(config: Readonly<Config>, deps: Deps, options: Ap
     clientKeys: config.BUNRYU_CLIENT_KEYS ? new Set(config.BUNRYU_CLIENT_KEYS) : null,
   });
   fastPath.proxy = proxy;
-  fastPath.inject = (request) => app.inject(request);
   app.addHook('preClose', async () => {
     fastPath.closing = true;
     fastPath.raw?.closeIdle();

@@ -60,7 +60,7 @@ const bodyArb: fc.Arbitrary<GeneratedRequest['body']> = fc.oneof(
   fc.tuple(fc.array(fc.stringMatching(/^[ -~]{1,20}$/), { maxLength: 4 }), fc.boolean()).map(([chunks, upper]) => ({ kind: 'chunked' as const, chunks, upper })),
 );
 
-const requestArb: fc.Arbitrary<Omit<GeneratedRequest, 'close'>> = fc.record({
+const routeRequestArb: fc.Arbitrary<Omit<GeneratedRequest, 'close'>> = fc.record({
   method: fc.constantFrom('GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'HEAD'),
   path: pathArb,
   headers: headersArb,
@@ -68,6 +68,33 @@ const requestArb: fc.Arbitrary<Omit<GeneratedRequest, 'close'>> = fc.record({
   old: fc.boolean(),
   expect: fc.boolean(),
 });
+
+// The rest of the API, which a connection that began with a route hands to fastify.
+const clientBodies = [
+  '{"events":[{"type":"click","unitId":"u-1","route":"recommend","value":1}]}',
+  '{"events":[{"type":"click","unitId":"u-1"},{"type":"Bad!","unitId":"u-2"},{"type":"exposure","unitId":"u-3"}]}',
+  '{"unitId":"u-1","route":"recommend","attributes":{"country":"JP"}}',
+  '{"unitId":"","route":"nope"}',
+  '{"events":',
+  '{"__proto__":{"x":1},"events":[]}',
+  '',
+];
+const clientRequestArb: fc.Arbitrary<Omit<GeneratedRequest, 'close'>> = fc.record({
+  method: fc.constantFrom('POST', 'POST', 'GET', 'PUT'),
+  path: fc.constantFrom('/v1/events', '/v1/assign', '/healthz', '/readyz', '/nope', '/v1/events?x=1'),
+  headers: fc
+    .tuple(headersArb, fc.constantFrom('application/json', 'application/json; charset=utf-8', 'text/plain', null))
+    .map(([headers, type]) => (type === null ? headers : [...headers, ['content-type', type] as [string, string]])),
+  body: fc.oneof(
+    fc.constantFrom(...clientBodies).map((text) => ({ kind: 'length' as const, text })),
+    fc.constantFrom(...clientBodies).map((text) => ({ kind: 'chunked' as const, chunks: text === '' ? [] : [text.slice(0, 7), text.slice(7)].filter(Boolean), upper: false })),
+    fc.constant({ kind: 'none' as const }),
+  ),
+  old: fc.boolean(),
+  expect: fc.boolean(),
+});
+
+const requestArb = fc.oneof({ weight: 3, arbitrary: routeRequestArb }, { weight: 1, arbitrary: clientRequestArb });
 
 const pipelineArb = fc
   .tuple(fc.array(requestArb, { minLength: 1, maxLength: 4 }), fc.boolean())
@@ -170,11 +197,14 @@ describe('the own HTTP server and node:http, same bytes in', () => {
         const pieces = cut(requests.map(serialize).join(''), at);
         const opts = { heads: requests.map((r) => r.method === 'HEAD'), gapMs: 1, lingerMs: 30 };
         const [a, b] = await Promise.all([converse(ownPort, pieces, requests.length, opts), converse(nodePort, pieces, requests.length, opts)]);
-        expect(a.answers).toHaveLength(requests.length);
         expect(comparable(a)).toEqual(comparable(b));
+        // Everything is answered, unless an answer closed the connection (fastify does after some 400s).
+        const closedAt = a.answers.findIndex((x) => x.headers.connection === 'close');
+        expect(a.answers).toHaveLength(closedAt === -1 ? requests.length : closedAt + 1);
         // Not two servers that fail alike: every route request that names a route reached the upstream.
-        requests.forEach((r, i) => {
+        requests.slice(0, a.answers.length).forEach((r, i) => {
           const answer = a.answers[i]!;
+          if (!r.path.startsWith('/v1/routes/')) return;
           if (r.path.startsWith('/v1/routes/nope/')) return expect(answer.status).toBe(404);
           expect(answer.status).toBe(200);
           if (r.method === 'HEAD') return;

@@ -216,7 +216,13 @@ describe.each([true, false])('RawHttpServer on its own (parser consuming the soc
         setTimeout(() => reply.send(200, ['x-url', req.url], body ?? ''), 1),
     };
     const raw = new RawHttpServer({
-      target: { proxy: proxy as unknown as RouteProxy, inject: async () => ({ statusCode: 204, headers: {}, rawPayload: Buffer.alloc(0) }) },
+      target: {
+        proxy: proxy as unknown as RouteProxy,
+        handler: (_req, res) => {
+          res.statusCode = 204;
+          res.end();
+        },
+      },
       keepAliveTimeoutMs: 60_000,
       consume,
       ...options,

@@ -3,14 +3,14 @@ import type { Socket } from 'node:net';
 import type { FastifyServerOptions } from 'fastify';
 import { createError } from '@bunryu/core';
 import { BODY_LIMIT } from '@bunryu/platform';
-import { RawHttpServer, type Inject } from './raw-http.ts';
+import { RawHttpServer, type RequestHandler } from './raw-http.ts';
 import { NodeReply, isRouteUrl, requestIdOf, sendError, type ProxyRequest, type RouteProxy } from './route-proxy.ts';
 
 /** Filled in by buildApp once the proxy exists (the server is created before the app). */
 export interface FastPathTarget {
   proxy: RouteProxy | null;
-  /** fastify's inject: how the gateway's own server answers a non-route request. */
-  inject: Inject | null;
+  /** fastify's request handler: how the gateway's own server answers a non-route request. */
+  handler: RequestHandler | null;
   /** Set when the app starts closing: answers then close their connection. */
   closing: boolean;
   /** The gateway's own HTTP server for route connections; null when every connection goes to node:http. */
@@ -30,6 +30,7 @@ export interface FastPathTarget {
  */
 export function fastPathServerFactory(target: FastPathTarget, ownServer: boolean): NonNullable<FastifyServerOptions['serverFactory']> {
   return (handler, options): Server => {
+    target.handler = handler;
     const server = createServer((req, res) => {
       const url = req.url;
       if (target.proxy !== null && url !== undefined && isRouteUrl(url)) {
