@@ -15,9 +15,9 @@ import { ONE_WRITE_BYTES } from './upstream-client.ts';
  * A connection is looked at once, on its first bytes: if its first request is for a route it is
  * served here for its whole life, other requests on it going to fastify's handler with node's
  * own request and response objects on the socket; any other connection is handed to node:http
- * untouched. Node exports its parser only from an
- * internal module (`_http_common`); when that is missing or changed, every connection goes to
- * node:http, which serves routes too, only slower.
+ * untouched. Node exports its parser only from an internal module (`_http_common`); when that
+ * is missing or changed, every connection goes to node:http, which serves routes too, only
+ * slower.
  */
 
 interface NodeHttpParser {
