@@ -262,6 +262,27 @@ describe.each([true, false])('RawHttpServer on its own (parser consuming the soc
     }
   });
 
+  it('sends a queued request its 100 Continue in its turn, after the answers ahead of it', async () => {
+    const s = await serve();
+    try {
+      const c = await converse(
+        s.port,
+        ['GET /v1/routes/r/a HTTP/1.1\r\nHost: x\r\n\r\nPOST /v1/routes/r/b HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n', 'ok'],
+        2,
+        { gapMs: 50 },
+      );
+      expect(c.answers.map((a) => [a.status, a.headers['x-url'], a.body])).toEqual([
+        [200, '/v1/routes/r/a', ''],
+        [200, '/v1/routes/r/b', 'ok'],
+      ]);
+      const continued = c.text.indexOf('HTTP/1.1 100 Continue');
+      expect(continued).toBeGreaterThan(c.text.indexOf('HTTP/1.1 200'));
+      expect(continued).toBeLessThan(c.text.lastIndexOf('HTTP/1.1 200'));
+    } finally {
+      s.close();
+    }
+  });
+
   it('answers 431 to a head over the size limit, after the requests before it, and closes', async () => {
     const s = await serve();
     try {

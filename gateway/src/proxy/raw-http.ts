@@ -231,6 +231,8 @@ class RawConnection {
   private messageStartedAt = 0;
   /** The parser reads from the socket's handle itself (parser.consume). */
   private consumed = false;
+  /** A request still being read that asked for `100 Continue` while others were ahead of it. */
+  private continueDue: Pending | null = null;
 
   constructor(
     private readonly server: RawHttpServer,
@@ -353,7 +355,12 @@ class RawConnection {
       if (name.length === 14 && name.toLowerCase() === 'content-length' && Number(p.rawHeaders[i + 1]) > BODY_LIMIT) return this.refuse(p);
       if (name.length === 6 && name.toLowerCase() === 'expect' && p.rawHeaders[i + 1]!.toLowerCase() === '100-continue') expectContinue = p.minor >= 1;
     }
-    if (expectContinue) this.socket.write(CONTINUE, 'latin1');
+    // A 100 belongs to the request being answered: one queued behind others gets it in its turn,
+    // if its body has not arrived by then (node:http does the same).
+    if (expectContinue) {
+      if (!this.busy && this.queue.length === 0) this.socket.write(CONTINUE, 'latin1');
+      else this.continueDue = p;
+    }
   }
 
   /** Too large: answered 413 in its turn, nothing after it is read, and the connection closes. */
@@ -379,7 +386,10 @@ class RawConnection {
   private next(): void {
     const p = this.queue.shift();
     if (p === undefined) {
-      if (this.stopped) this.end();
+      if (this.stopped) return this.end();
+      // Its turn has come and it still waits for the go-ahead to send its body.
+      if (this.continueDue !== null && this.continueDue === this.current) this.socket.write(CONTINUE, 'latin1');
+      this.continueDue = null;
       return;
     }
     this.busy = true;
