@@ -18,6 +18,7 @@ import type { ConfigSnapshot, Experiment } from '@bunryu/core';
 import { startChild, type ChildServer } from '../../bench/lib/child.ts';
 import { load, type LoadResult } from '../../bench/lib/load.ts';
 import { cpuSeconds, processTree } from '../../bench/lib/proc.ts';
+import { sequenceLoad } from '../../bench/lib/sequence-load.ts';
 import { wrk, wrkInstalled } from '../../bench/lib/wrk.ts';
 import { buildGateway } from '../build.ts';
 import type { BenchResult } from '../../bench/lib/result.ts';
@@ -263,6 +264,25 @@ export async function run(): Promise<BenchResult[]> {
     });
     if (ingest.errors > 0 || ingest.non2xx > 0) throw new Error(`/v1/events: ${ingest.errors} errors, ${ingest.non2xx} non-2xx answers`);
 
+    // A client that posts its events on the connection of its route calls (one keep-alive agent):
+    // there the gateway's own server hands them to fastify, which must cost what a connection
+    // of their own costs. One event per call, the gateway in one process.
+    const oneEvent = JSON.stringify({ events: [{ type: 'click', unitId: 'user-12345', route: 'recommend', value: 1 }] });
+    const post = `POST /v1/events HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: ${oneEvent.length}\r\n\r\n${oneEvent}`;
+    const routeCall = 'GET /v1/routes/recommend/predict HTTP/1.1\r\nHost: gw\r\nx-unit-id: user-12345\r\nx-ab-attr-country: JP\r\n\r\n';
+    const onePosts: Record<'shared' | 'own', { rps: number; cpuUs: number }[]> = { shared: [], own: [] };
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [name, first] of [['shared', routeCall], ['own', post]] as const) {
+        const cpu0 = cpuMs(single.process.pid);
+        const r = await sequenceLoad({ port: single.port, first, then: post, seconds: SECONDS });
+        const cpu = cpuMs(single.process.pid);
+        if (r.non2xx > 0 || r.total === 0) throw new Error(`one-event posts (${name} connection): ${r.non2xx} non-2xx answers of ${r.total}`);
+        onePosts[name].push({ rps: r.rps, cpuUs: cpu0 === null || cpu === null ? NaN : ((cpu - cpu0) * 1000) / r.total });
+      }
+    }
+    const eventsCpu = (name: 'shared' | 'own') => median(onePosts[name].map((r) => r.cpuUs));
+    const eventsRps = (name: 'shared' | 'own') => median(onePosts[name].map((r) => r.rps));
+
     const results: BenchResult[] = [
       { scenario: 'proxy', metric: 'direct to the upstream', value: rps('direct'), unit: 'req/s' },
       { scenario: 'proxy', metric: 'bare @fastify/http-proxy', value: rps('bare-proxy'), unit: 'req/s' },
@@ -358,6 +378,15 @@ export async function run(): Promise<BenchResult[]> {
       note: `p99 ${fmtMs(p99('gateway-1'))} ms, p50 ${fmtMs(p50('gateway-1'))} ms at ${achieved('gateway-1')} req/s`,
     });
     results.push({ scenario: 'events', metric: 'gateway /v1/events ingest (500 per call, tagged)', value: ingest.rps * 500, unit: 'events/s', note: `p99 ${ingest.p99} ms per call` });
+    results.push({
+      scenario: 'events',
+      metric: 'one-event POST /v1/events on a route call\'s connection vs on its own, CPU per call (one process)',
+      value: eventsCpu('shared'),
+      unit: 'µs/req',
+      baseline: eventsCpu('own'),
+      ratio: eventsCpu('shared') / eventsCpu('own'),
+      note: `${Math.round(eventsRps('shared'))} and ${Math.round(eventsRps('own'))} calls/s`,
+    });
     return results;
   } finally {
     await nginx?.stop();
