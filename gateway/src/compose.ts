@@ -74,6 +74,7 @@ export async function composeEvents(config: Readonly<Config>, logger: LogSink, o
     producer,
     spill,
     queueLimit: config.GATEWAY_EVENT_QUEUE_LIMIT,
+    queueBytesLimit: config.GATEWAY_EVENT_QUEUE_MB * 1024 * 1024,
     // An append costs a Kafka round trip or an fsync, whatever its size. A Kafka record batch
     // must stay under the broker's 1 MB message.max.bytes; the embedded log takes what a flush
     // tick gathered in one write, so a busy gateway does not fall behind on fsyncs.

@@ -14,6 +14,8 @@ export interface EventPublisherOptions {
   spill: SpillLog;
   /** Events held in memory; beyond it the publisher spills to disk instead of waiting for the log. */
   queueLimit: number;
+  /** The same bound in bytes of serialized events (default 32 MiB): what keeps the process's memory bounded. */
+  queueBytesLimit?: number;
   /** Records per append (default 1000). */
   batchSize?: number;
   /** How often the background flusher runs (default 20 ms). */
@@ -71,6 +73,10 @@ const silent: PublisherLogger = { info() {}, warn() {}, error() {} };
  */
 export class EventPublisher implements EventSink {
   private queue: LogRecord[] = [];
+  /** Characters of the queued values: their bytes, near enough (the JSON is mostly ASCII). */
+  private queuedBytes = 0;
+  /** Set while an append is in flight: called when the queue outgrows its bounds meanwhile. */
+  private overflowed: (() => void) | null = null;
   private mode: 'memory' | 'spill';
   private pumping: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -87,6 +93,7 @@ export class EventPublisher implements EventSink {
   private readonly producer: EventLogProducer;
   private readonly spill: SpillLog;
   private readonly queueLimit: number;
+  private readonly queueBytesLimit: number;
   private readonly batchSize: number;
   private readonly appendTimeoutMs: number;
   private readonly retryMinMs: number;
@@ -98,6 +105,7 @@ export class EventPublisher implements EventSink {
     this.producer = options.producer;
     this.spill = options.spill;
     this.queueLimit = options.queueLimit;
+    this.queueBytesLimit = options.queueBytesLimit ?? 32 * 1024 * 1024;
     this.batchSize = options.batchSize ?? 1000;
     this.appendTimeoutMs = options.appendTimeoutMs ?? 15_000;
     this.retryMinMs = options.retryMinMs ?? 250;
@@ -122,7 +130,10 @@ export class EventPublisher implements EventSink {
 
   /** `publish` for an event already serialized (the hot path's exposures). */
   publishJson(key: string, json: string): void {
-    if (this.queue.push({ key, value: json }) === this.batchSize) this.scheduleKick();
+    const queued = this.queue.push({ key, value: json });
+    this.queuedBytes += json.length;
+    if (queued === this.batchSize) this.scheduleKick();
+    if (this.overflowed !== null && this.full()) this.overflowed();
   }
 
   stats(): PublisherStats {
@@ -203,17 +214,37 @@ export class EventPublisher implements EventSink {
       while (!this.closed || this.queue.length > 0) {
         if (this.mode === 'memory') {
           if (this.queue.length === 0) return;
-          if (this.queue.length > this.queueLimit) {
+          if (this.full()) {
             this.enterSpill('the event queue is full');
             continue;
           }
           const records = this.take(Math.min(this.queue.length, this.batchSize));
+          let outcome: 'appended' | 'overflowed';
+          const appending = this.append(records);
           try {
-            await this.append(records);
+            // A log that is slow but not failing must not let the queue grow past its bounds
+            // while it answers: the queue then goes to disk without waiting for the append.
+            outcome = await Promise.race([
+              appending.then(() => 'appended' as const),
+              new Promise<'overflowed'>((resolve) => (this.overflowed = () => resolve('overflowed'))),
+            ]);
           } catch (err) {
             this.failures++;
             this.enterSpill('the event log rejected an append', err);
             // Order matters: the failed batch is older than anything still queued.
+            await this.toSpill(records);
+            continue;
+          } finally {
+            this.overflowed = null;
+          }
+          if (outcome === 'overflowed') {
+            this.enterSpill('the event queue outgrew its bounds behind a slow event log');
+            // The batch goes to disk ahead of what came after it, whatever its append does: if it
+            // still succeeds, the replay sends it again, and the aggregator drops the copies by
+            // eventId (events to the log are at least once).
+            appending.catch(() => {
+              this.failures++;
+            });
             await this.toSpill(records);
             continue;
           }
@@ -258,6 +289,7 @@ export class EventPublisher implements EventSink {
       this.spilled += records.length;
     } catch (err) {
       this.queue = records.concat(this.queue);
+      for (const r of records) this.queuedBytes += r.value.length;
       throw err;
     }
   }
@@ -269,13 +301,21 @@ export class EventPublisher implements EventSink {
     this.logger.warn({ reason, err: err === undefined ? undefined : String(err) }, 'events spill to disk');
   }
 
+  private full(): boolean {
+    return this.queue.length > this.queueLimit || this.queuedBytes > this.queueBytesLimit;
+  }
+
   private take(n: number): LogRecord[] {
+    let taken: LogRecord[];
     if (n === this.queue.length) {
-      const taken = this.queue;
+      taken = this.queue;
       this.queue = [];
+      this.queuedBytes = 0;
       return taken;
     }
-    return this.queue.splice(0, n);
+    taken = this.queue.splice(0, n);
+    for (const r of taken) this.queuedBytes -= r.value.length;
+    return taken;
   }
 
   private async append(records: LogRecord[], timeoutMs = this.appendTimeoutMs): Promise<void> {
