@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_EVENTS_PER_CALL, assign, type ConfigSnapshot, type Event } from '@bunryu/core';
-import { startFakeExperimentService, type FakeExperimentService } from './helpers/fake-experiment-service.ts';
-import { startGateway, until, type TestGateway } from './helpers/gateway.ts';
-import { tapEvents, type EventTap } from './helpers/event-tap.ts';
+import type { EventTap } from './helpers/event-tap.ts';
+import type { TestGateway } from './helpers/gateway.ts';
+import { startReadyGateway, type ReadyGateway } from './helpers/ready-gateway.ts';
 import { experiment, route, snapshot } from './helpers/snapshots.ts';
 
 describe('POST /v1/assign and POST /v1/events', () => {
-  let es: FakeExperimentService;
+  let ready: ReadyGateway;
   let gw: TestGateway;
   let config: ConfigSnapshot;
   let tap: EventTap;
@@ -23,17 +23,11 @@ describe('POST /v1/assign and POST /v1/events', () => {
         experiment('old', 'search', { status: 'paused' }),
       ],
     );
-    es = await startFakeExperimentService(config);
-    gw = await startGateway({ experimentService: es.url });
-    tap = await tapEvents(gw);
-    await until(() => gw.deps.store.current !== null);
+    ready = await startReadyGateway(config);
+    ({ gw, tap } = ready);
   });
 
-  afterAll(async () => {
-    await tap?.close();
-    await gw?.close();
-    await es?.close();
-  });
+  afterAll(() => ready?.close());
 
   const post = (path: string, body: unknown) =>
     fetch(gw.url + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });

@@ -2,9 +2,7 @@ import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClientEvent } from '@bunryu/core';
-import { tapEvents, type EventTap } from './helpers/event-tap.ts';
-import { startFakeExperimentService, type FakeExperimentService } from './helpers/fake-experiment-service.ts';
-import { startGateway, until, type TestGateway } from './helpers/gateway.ts';
+import { startReadyGateway, type ReadyGateway } from './helpers/ready-gateway.ts';
 import { experiment, route, snapshot } from './helpers/snapshots.ts';
 
 /**
@@ -38,27 +36,19 @@ const brokenArb = fc.tuple(validArb, fc.constantFrom('eventId', 'type', 'ts', 'u
 const batchArb = fc.array(fc.oneof(validArb.map((e) => ({ valid: true, event: e as Json })), brokenArb.map((e) => ({ valid: false, event: e }))), { minLength: 1, maxLength: 40 });
 
 describe('/v1/events with valid and broken events mixed', () => {
-  let es: FakeExperimentService;
-  let gw: TestGateway;
-  let tap: EventTap;
+  let ready: ReadyGateway;
 
   beforeAll(async () => {
     const routes = [route('recommend', 'http://127.0.0.1:9'), route('search', 'http://127.0.0.1:9')];
-    es = await startFakeExperimentService(snapshot(1, routes, [experiment('ranker', 'recommend'), experiment('speller', 'search')]));
-    gw = await startGateway({ experimentService: es.url });
-    tap = await tapEvents(gw);
-    await until(() => gw.deps.store.current !== null);
+    ready = await startReadyGateway(snapshot(1, routes, [experiment('ranker', 'recommend'), experiment('speller', 'search')]));
   });
 
-  afterAll(async () => {
-    await tap?.close();
-    await gw?.close();
-    await es?.close();
-  });
+  afterAll(() => ready?.close());
 
   it('accepts each valid event once, and rejects each broken one by index with its field', async () => {
     await fc.assert(
       fc.asyncProperty(batchArb, async (batch) => {
+        const { gw, tap } = ready;
         await tap.drain();
         const res = await fetch(`${gw.url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ events: batch.map((b) => b.event) }) });
         expect(res.status).toBe(202);

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFakeExperimentService, type FakeExperimentService } from './helpers/fake-experiment-service.ts';
-import { startGateway, until, type TestGateway } from './helpers/gateway.ts';
-import { tapEvents, type EventTap } from './helpers/event-tap.ts';
+import type { EventTap } from './helpers/event-tap.ts';
+import type { TestGateway } from './helpers/gateway.ts';
+import { startReadyGateway, type ReadyGateway } from './helpers/ready-gateway.ts';
 import { experiment, route, snapshot } from './helpers/snapshots.ts';
 import { closedPort, startUpstream, type TestUpstream } from './helpers/upstream.ts';
 
@@ -11,7 +11,7 @@ describe.each(['own', 'node'] as const)('route timeoutMs and fallback (%s HTTP s
   let slow: TestUpstream;
   let failing: TestUpstream;
   let backup: TestUpstream;
-  let es: FakeExperimentService;
+  let ready: ReadyGateway;
   let gw: TestGateway;
   let tap: EventTap;
   const fixed = { status: 200, body: { predictions: [], fallback: true }, headers: { 'x-served-by': 'fallback' } };
@@ -39,16 +39,12 @@ describe.each(['own', 'node'] as const)('route timeoutMs and fallback (%s HTTP s
       route('failing-no-fallback', failing.url),
       route('both-dead', dead, { fallback: { upstream: dead } }),
     ];
-    es = await startFakeExperimentService(snapshot(1, routes, routes.map((r) => experiment(`exp-${r.key}`, r.key))));
-    gw = await startGateway({ experimentService: es.url, env: { GATEWAY_HTTP_SERVER: httpServer } });
-    tap = await tapEvents(gw);
-    await until(() => gw.deps.store.current !== null);
+    ready = await startReadyGateway(snapshot(1, routes, routes.map((r) => experiment(`exp-${r.key}`, r.key))), { GATEWAY_HTTP_SERVER: httpServer });
+    ({ gw, tap } = ready);
   });
 
   afterAll(async () => {
-    await tap?.close();
-    await gw?.close();
-    await es?.close();
+    await ready?.close();
     for (const u of [healthy, slow, failing, backup]) await u?.close();
   });
 

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assign, formatAssignmentsHeader, type ConfigSnapshot } from '@bunryu/core';
 import { startFakeExperimentService, type FakeExperimentService } from './helpers/fake-experiment-service.ts';
 import { startGateway, until, type TestGateway } from './helpers/gateway.ts';
-import { tapEvents, type EventTap } from './helpers/event-tap.ts';
+import type { EventTap } from './helpers/event-tap.ts';
+import { startReadyGateway, type ReadyGateway } from './helpers/ready-gateway.ts';
 import { experiment, route, snapshot } from './helpers/snapshots.ts';
 import { rawRequest, startUpstream, type TestUpstream } from './helpers/upstream.ts';
 
@@ -10,7 +11,7 @@ import { rawRequest, startUpstream, type TestUpstream } from './helpers/upstream
 describe.each(['own', 'node'] as const)('forwarding /v1/routes/:route/* (%s HTTP server)', (httpServer) => {
   let main: TestUpstream;
   let variantUpstream: TestUpstream;
-  let es: FakeExperimentService;
+  let ready: ReadyGateway;
   let gw: TestGateway;
   let config: ConfigSnapshot;
   let tap: EventTap;
@@ -50,17 +51,13 @@ describe.each(['own', 'node'] as const)('forwarding /v1/routes/:route/* (%s HTTP
         }),
       ],
     );
-    es = await startFakeExperimentService(config);
     // The embedded event log, as in production without KAFKA_BROKERS.
-    gw = await startGateway({ experimentService: es.url, env: { GATEWAY_HTTP_SERVER: httpServer } });
-    tap = await tapEvents(gw);
-    await until(() => gw.deps.store.current !== null, 5000, 'the first snapshot');
+    ready = await startReadyGateway(config, { GATEWAY_HTTP_SERVER: httpServer });
+    ({ gw, tap } = ready);
   });
 
   afterAll(async () => {
-    await tap?.close();
-    await gw?.close();
-    await es?.close();
+    await ready?.close();
     await main?.close();
     await variantUpstream?.close();
   });

@@ -2,8 +2,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { converse } from './helpers/converse.ts';
-import { startFakeExperimentService, type FakeExperimentService } from './helpers/fake-experiment-service.ts';
-import { startGateway, until, type TestGateway } from './helpers/gateway.ts';
+import { startReadyGateway, type ReadyGateway } from './helpers/ready-gateway.ts';
 import { experiment, route, snapshot } from './helpers/snapshots.ts';
 
 /**
@@ -123,26 +122,22 @@ function rawUpstream(answers: Map<number, GeneratedAnswer>): Server {
 describe.each(['own', 'node'] as const)('upstream answers through the gateway (%s HTTP server)', (httpServer) => {
   const answers = new Map<number, GeneratedAnswer>();
   let upstream: Server;
-  let es: FakeExperimentService;
-  let gw: TestGateway;
+  let ready: ReadyGateway;
 
   beforeAll(async () => {
     upstream = rawUpstream(answers);
     await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
     const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
-    es = await startFakeExperimentService(snapshot(1, [route('raw', url)], [experiment('ranker', 'raw')]));
-    gw = await startGateway({ experimentService: es.url, env: { GATEWAY_HTTP_SERVER: httpServer } });
-    await until(() => gw.deps.store.current !== null);
+    ready = await startReadyGateway(snapshot(1, [route('raw', url)], [experiment('ranker', 'raw')]), { GATEWAY_HTTP_SERVER: httpServer });
   });
 
   afterAll(async () => {
-    await gw?.close();
-    await es?.close();
+    await ready?.close();
     upstream?.close();
   });
 
   it('reach the client with their status, body and end-to-end headers, and no hop-by-hop ones', async () => {
-    const port = Number(new URL(gw.url).port);
+    const port = Number(new URL(ready.gw.url).port);
     let next = 0;
     await fc.assert(
       fc.asyncProperty(answerArb, async (answer) => {

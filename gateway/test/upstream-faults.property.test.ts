@@ -2,8 +2,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { converse, type Conversation } from './helpers/converse.ts';
-import { startFakeExperimentService, type FakeExperimentService } from './helpers/fake-experiment-service.ts';
-import { startGateway, until, type TestGateway } from './helpers/gateway.ts';
+import { startReadyGateway, type ReadyGateway } from './helpers/ready-gateway.ts';
 import { experiment, route, snapshot } from './helpers/snapshots.ts';
 
 /**
@@ -94,27 +93,23 @@ function faultyUpstream(exchanges: Map<number, Exchange>): Server {
 describe.each(['own', 'node'] as const)('a faulty upstream (%s HTTP server)', (httpServer) => {
   const exchanges = new Map<number, Exchange>();
   let upstream: Server;
-  let es: FakeExperimentService;
-  let gw: TestGateway;
+  let ready: ReadyGateway;
 
   beforeAll(async () => {
     upstream = faultyUpstream(exchanges);
     await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
     const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
-    es = await startFakeExperimentService(snapshot(1, [route('faulty', url, { timeoutMs: TIMEOUT_MS })], [experiment('ranker', 'faulty')]));
     // Few pooled connections, so that a poisoned one would be picked again soon.
-    gw = await startGateway({ experimentService: es.url, env: { GATEWAY_HTTP_SERVER: httpServer, GATEWAY_UPSTREAM_CONNECTIONS: '2' } });
-    await until(() => gw.deps.store.current !== null);
+    ready = await startReadyGateway(snapshot(1, [route('faulty', url, { timeoutMs: TIMEOUT_MS })], [experiment('ranker', 'faulty')]), { GATEWAY_HTTP_SERVER: httpServer, GATEWAY_UPSTREAM_CONNECTIONS: '2' });
   });
 
   afterAll(async () => {
-    await gw?.close();
-    await es?.close();
+    await ready?.close();
     upstream?.close();
   });
 
   it('costs the broken exchange alone a 502 or 504; every other request gets its own answer', async () => {
-    const port = Number(new URL(gw.url).port);
+    const port = Number(new URL(ready.gw.url).port);
     let next = 0;
     await fc.assert(
       fc.asyncProperty(fc.array(exchangeArb, { minLength: 1, maxLength: 6 }), async (list) => {
