@@ -306,14 +306,13 @@ export class EventPublisher implements EventSink {
   }
 
   private take(n: number): LogRecord[] {
-    let taken: LogRecord[];
     if (n === this.queue.length) {
-      taken = this.queue;
+      const all = this.queue;
       this.queue = [];
       this.queuedBytes = 0;
-      return taken;
+      return all;
     }
-    taken = this.queue.splice(0, n);
+    const taken = this.queue.splice(0, n);
     for (const r of taken) this.queuedBytes -= r.value.length;
     return taken;
   }

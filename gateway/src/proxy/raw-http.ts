@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import { createError } from '@bunryu/core';
 import { BODY_LIMIT } from '@bunryu/platform';
 import { ROUTES_PREFIX, answerHasBody, isRouteUrl, requestIdOf, sendError, type ProxyReply, type ProxyRequest, type RouteProxy } from './route-proxy.ts';
-import { ONE_WRITE_BYTES } from './upstream-client.ts';
+import { writeMessage } from './upstream-client.ts';
 
 /**
  * The gateway's own HTTP/1.1 server for connections that come for `/v1/routes/…`: node's request
@@ -401,20 +401,20 @@ class RawConnection {
     // Nothing is known of a request that could not be parsed or did not arrive in time.
     if (p.refusal === 400 || p.refusal === 408 || p.refusal === 431) return reply.send(p.refusal, ['content-type', 'text/plain; charset=utf-8'], STATUS_CODES[p.refusal]!);
     const request = new RawRequest(p.method, p.url, p.rawHeaders);
-    const requestId = requestIdOf(request.headers);
-    if (p.refusal === 413) return sendError(reply, createError('BUNRYU_PAYLOAD_TOO_LARGE'), requestId);
+    if (p.refusal === 413) return sendError(reply, createError('BUNRYU_PAYLOAD_TOO_LARGE'), requestIdOf(request.headers));
     const body = p.chunks.length === 0 ? null : p.chunks.length === 1 ? p.chunks[0]! : Buffer.concat(p.chunks, p.size);
-    if (isRouteUrl(p.url)) return this.server.options.target.proxy!.serve(request, reply, requestId, body);
-    this.toHandler(p, body);
+    if (isRouteUrl(p.url)) return this.server.options.target.proxy!.serve(request, reply, requestIdOf(request.headers), body);
+    // fastify takes the request id itself.
+    this.toHandler(p, request.headers, body);
   }
 
   /**
    * Any other request: node:http's own request and response objects on this socket, handed to
    * fastify's handler as node:http hands them, so it is answered as on a connection of its own
-   * (through fastify's `inject` a one-event POST /v1/events took 63–68 µs of CPU, here 25–27 µs,
-   * as on a connection of its own). A property test holds its answers equal to node:http's.
+   * (through fastify's `inject` a one-event POST /v1/events took 63–68 µs of CPU; this way
+   * 25–27 µs). A property test holds its answers equal to node:http's.
    */
-  private toHandler(p: Pending, body: Buffer | null): void {
+  private toHandler(p: Pending, headers: IncomingHttpHeaders, body: Buffer | null): void {
     const { socket } = this;
     const req = new IncomingMessage(socket);
     req.httpVersionMajor = 1;
@@ -423,12 +423,12 @@ class RawConnection {
     req.method = p.method;
     req.url = p.url;
     req.rawHeaders = p.rawHeaders;
-    req.headers = headersObject(p.rawHeaders);
+    req.headers = headers;
     req.complete = true;
     if (body !== null) req.push(body);
     req.push(null);
     const res = new ServerResponse(req);
-    res.shouldKeepAlive = p.keepAlive && !this.server.closing && !(this.stopped && this.queue.length === 0);
+    res.shouldKeepAlive = this.keepsAlive(p);
     // node:http's server sets it on every response: it is what writes `Keep-Alive: timeout=…`.
     (res as ServerResponse & { _keepAliveTimeout?: number })._keepAliveTimeout = this.server.options.keepAliveTimeoutMs;
     res.assignSocket(socket);
@@ -436,10 +436,7 @@ class RawConnection {
       res.detachSocket(socket);
       // An answer that said close (asked for, HTTP/1.0 without keep-alive, or no length to
       // frame it by) ends the connection: node marks it `_last`, as its own server reads it.
-      if ((res as ServerResponse & { _last?: boolean })._last === true) {
-        this.stopped = true;
-        this.queue.length = 0;
-      }
+      if ((res as ServerResponse & { _last?: boolean })._last === true) this.stopAfterThis();
       process.nextTick(() => res.emit('close'));
       this.done();
     });
@@ -459,27 +456,27 @@ class RawConnection {
       if (name === 'date') hasDate = true;
       head += name + ': ' + headers[i + 1]! + '\r\n';
     }
-    const bodyBytes = noBody ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.length;
-    if (!noBody) head += 'content-length: ' + bodyBytes + '\r\n';
+    if (!noBody) head += 'content-length: ' + (typeof body === 'string' ? Buffer.byteLength(body) : body.length) + '\r\n';
     if (!hasDate) head += 'date: ' + utcDate() + '\r\n';
-    // Stopped means the connection closes once what was read is answered: the last answer says so.
-    const keepAlive = p.keepAlive && !this.server.closing && !(this.stopped && this.queue.length === 0);
-    if (!keepAlive) {
-      this.stopped = true;
-      this.queue.length = 0;
-    }
+    const keepAlive = this.keepsAlive(p);
+    if (!keepAlive) this.stopAfterThis();
     head += keepAlive ? this.server.keepAliveHeader : 'connection: close\r\n\r\n';
-    const { socket } = this;
-    if (bodyBytes === 0) socket.write(head, 'latin1');
-    else if (bodyBytes <= ONE_WRITE_BYTES && typeof body !== 'string') socket.write(head + body.toString('latin1'), 'latin1');
-    else {
-      socket.cork();
-      socket.write(head, 'latin1');
-      if (typeof body === 'string') socket.write(body, 'utf8');
-      else socket.write(body);
-      socket.uncork();
-    }
+    writeMessage(this.socket, head, noBody ? null : body);
     this.done();
+  }
+
+  /**
+   * Whether the answer to `p` leaves the connection open. Stopped means it closes once what was
+   * read is answered: the last answer says so.
+   */
+  private keepsAlive(p: Pending): boolean {
+    return p.keepAlive && !this.server.closing && !(this.stopped && this.queue.length === 0);
+  }
+
+  /** The answer being written is the connection's last: nothing after it is read or answered. */
+  private stopAfterThis(): void {
+    this.stopped = true;
+    this.queue.length = 0;
   }
 
   abort(): void {

@@ -114,11 +114,8 @@ export class ResponseParser {
           break;
         }
         case 'chunk-size': {
-          const eol = buf.indexOf('\r\n', at, 'latin1');
-          if (eol === -1) {
-            if (buf.length - at > MAX_CHUNK_LINE_BYTES) throw new ResponseParseError('chunk size line too long');
-            return this.wait(buf, at);
-          }
+          const eol = lineEnd(buf, at, MAX_CHUNK_LINE_BYTES, 'chunk size line too long');
+          if (eol === -1) return this.wait(buf, at);
           const line = buf.toString('latin1', at, eol);
           const semicolon = line.indexOf(';');
           const hex = (semicolon === -1 ? line : line.slice(0, semicolon)).trim();
@@ -141,11 +138,8 @@ export class ResponseParser {
         }
         case 'trailers': {
           // Trailer fields are read past and dropped: the answer is forwarded with a length.
-          const eol = buf.indexOf('\r\n', at, 'latin1');
-          if (eol === -1) {
-            if (buf.length - at > MAX_HEAD_BYTES) throw new ResponseParseError('trailer section too long');
-            return this.wait(buf, at);
-          }
+          const eol = lineEnd(buf, at, MAX_HEAD_BYTES, 'trailer section too long');
+          if (eol === -1) return this.wait(buf, at);
           this.phase = eol === at ? 'done' : 'trailers';
           at = eol + 2;
           break;
@@ -242,4 +236,11 @@ function hasToken(list: string, token: string): boolean {
 function hintMs(value: string): number | null {
   const m = /(?:^|[,\s])timeout=(\d+)/i.exec(value);
   return m ? Math.max(0, Number(m[1]) * 1000 - HINT_MARGIN_MS) : null;
+}
+
+/** Where the CRLF ending the line at `at` starts; -1 while it has not all arrived. Past `max` bytes without one the answer is refused. */
+function lineEnd(buf: Buffer, at: number, max: number, tooLong: string): number {
+  const eol = buf.indexOf('\r\n', at, 'latin1');
+  if (eol === -1 && buf.length - at > max) throw new ResponseParseError(tooLong);
+  return eol;
 }
