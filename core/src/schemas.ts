@@ -228,6 +228,12 @@ export type ConfigSnapshot = z.infer<typeof ConfigSnapshot>;
 
 export const AssignmentRef = z.strictObject({ experiment: Key, variant: Key });
 export type AssignmentRef = z.infer<typeof AssignmentRef>;
+/** One experiment's assignment of a unit (SPEC §3 step 4): `forced` when an override chose it. */
+export interface Assignment {
+  experiment: string;
+  variant: string;
+  forced: boolean;
+}
 
 export const Event = z.strictObject({
   eventId: z.string().uuid(),

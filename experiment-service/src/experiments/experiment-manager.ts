@@ -7,25 +7,23 @@ import {
   hundredths,
   parseOrThrow,
   validationError,
-  type Allocation,
   type ExperimentAction,
   type ExperimentDefinition,
   type ExperimentStatus,
 } from '@bunryu/core';
 import type { Principal } from '../auth/tokens.ts';
 import { StaleWriteError, type AuditEntry, type ExperimentStore, type StoreState } from '../store/experiment-store.ts';
-import { HOLDS_RANGE, RESERVES_RANGE, firstFreeRange, layerMembers, overlapping } from './allocation.ts';
-
+import { RESERVES_RANGE, assertFree, placeInLayer } from './allocation.ts';
 import { findParamConflict } from './param-conflicts.ts';
-
-/** An If-Match header: `*` (any existing version) or the versions it names; absent: undefined. */
-export type IfMatch = '*' | readonly number[] | undefined;
 
 export interface ExperimentManagerOptions {
   now?: () => Date;
   /** How often a change that lost a race against another writer is re-read and re-applied. */
   maxAttempts?: number;
 }
+
+/** An If-Match header: `*` (any existing version) or the versions it names; absent: undefined. */
+export type IfMatch = '*' | readonly number[] | undefined;
 
 type Mutation = (current: Experiment, state: StoreState | undefined) => Experiment;
 
@@ -211,22 +209,6 @@ export function subjectOf(key: string): string {
   return `experiment:${key}`;
 }
 
-/** Parses an If-Match header: `*`, or ETags such as `"3"`, `W/"3"` or a bare `3`, comma-separated. */
-export function parseIfMatch(header: string | string[] | undefined): IfMatch {
-  if (header === undefined) return undefined;
-  const value = Array.isArray(header) ? header.join(',') : header;
-  if (value.trim() === '*') return '*';
-  return value
-    .split(',')
-    .map((tag) => tag.trim().replace(/^W\//, '').replace(/^"(.*)"$/, '$1'))
-    .filter((tag) => /^\d+$/.test(tag))
-    .map(Number);
-}
-
-export function etagOf(version: number): string {
-  return `"${version}"`;
-}
-
 function checkIfMatch(key: string, ifMatch: IfMatch, version: number): void {
   if (ifMatch === undefined || ifMatch === '*' || ifMatch.includes(version)) return;
   throw stale(key, version);
@@ -262,57 +244,6 @@ function checkMetricRefs(def: ExperimentDefinition, state: StoreState): void {
   check(def.metrics.primary, ['metrics', 'primary']);
   def.metrics.guardrails.forEach((g, i) => check(g, ['metrics', 'guardrails', i]));
   if (issues.length > 0) throw validationError(issues);
-}
-
-/**
- * The experiment's range in its layer. An explicit `allocation` is taken as given; otherwise a
- * range of `trafficPercent` (default 100) is kept from before when still free, or the first free
- * one is chosen, preferring ranges no draft has reserved.
- */
-function placeInLayer(
-  def: ExperimentDefinition,
-  layer: string,
-  state: StoreState,
-  current: Experiment | undefined,
-): { allocation: Allocation; trafficPercent: number } {
-  const self = def.key;
-  if (def.allocation) {
-    const width = def.allocation.end - def.allocation.start;
-    if (def.trafficPercent !== undefined && hundredths(def.trafficPercent) !== width) {
-      throw validationError([{ path: ['trafficPercent'], message: `must be ${width / 100} to match allocation, or be left out` }]);
-    }
-    assertFree(state, layer, self, def.allocation);
-    return { allocation: def.allocation, trafficPercent: width / 100 };
-  }
-  const width = hundredths(def.trafficPercent ?? 100);
-  if (width < 1) throw validationError([{ path: ['trafficPercent'], message: 'must be at least 0.01' }]);
-  const trafficPercent = width / 100;
-  const kept = current?.allocation;
-  if (current && kept && current.layer === layer && kept.end - kept.start === width && !overlapping(state.experiments, layer, self, kept)) {
-    return { allocation: kept, trafficPercent };
-  }
-  const ranges = (statuses: readonly ExperimentStatus[]) => layerMembers(state.experiments, layer, self, statuses).map((e) => e.allocation);
-  const allocation = firstFreeRange(ranges(RESERVES_RANGE), width) ?? firstFreeRange(ranges(HOLDS_RANGE), width);
-  if (!allocation) {
-    const holders = layerMembers(state.experiments, layer, self, HOLDS_RANGE);
-    throw createError('BUNRYU_LAYER_FULL', `Layer ${layer} has no free range of ${trafficPercent}% (held by ${holders.map((e) => e.key).join(', ')})`, {
-      layer,
-      trafficPercent,
-      heldBy: holders.map((e) => ({ experiment: e.key, allocation: e.allocation })),
-    });
-  }
-  return { allocation, trafficPercent };
-}
-
-function assertFree(state: StoreState, layer: string, self: string, allocation: Allocation): void {
-  const other = overlapping(state.experiments, layer, self, allocation);
-  if (other) {
-    throw createError(
-      'BUNRYU_LAYER_FULL',
-      `Buckets ${allocation.start}-${allocation.end} of layer ${layer} overlap experiment ${other.key} (${other.allocation.start}-${other.allocation.end})`,
-      { layer, experiment: other.key, allocation: other.allocation },
-    );
-  }
 }
 
 /** What a running (or paused, about to run again) experiment needs: its route, a free range, no param clash. */

@@ -1,6 +1,7 @@
 import { Experiment, ExperimentDefinition, ExperimentStatus, PromoteRequest, RampRequest, parseOrThrow } from '@bunryu/core';
 import type { Principal } from '../auth/tokens.ts';
-import { etagOf, type ExperimentManager, type IfMatch } from '../experiments/experiment-manager.ts';
+import type { ExperimentManager, IfMatch } from '../experiments/experiment-manager.ts';
+import { etagOf } from './if-match.ts';
 import { AuditLog, ExperimentList, NoBody } from '../openapi/schemas.ts';
 import { withChanges } from './audit-view.ts';
 import { endpoint, type Endpoint, type EndpointContext } from './endpoint.ts';

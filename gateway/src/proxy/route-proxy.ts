@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
-import { BunryuError, assignForwarding, createError, type Assignment } from '@bunryu/core';
+import { BunryuError, assignForwarding, clientErrorBody, createError, type Assignment } from '@bunryu/core';
 import { attributesFromHeaders } from '../client/attributes.ts';
 import { unitCookie, unitIdOf } from '../client/unit-id.ts';
 import type { SnapshotStore } from '../config-source/snapshot-store.ts';
@@ -232,7 +232,7 @@ function sendUpstream(res: ProxyReply, response: UpstreamResponse, own: string[]
 
 /** The shared error body (`{"error": {code, message, details?}}`), written without fastify. */
 export function sendError(res: ProxyReply, error: BunryuError, requestId: string, own?: string[]): void {
-  const body = JSON.stringify(error.code === 'BUNRYU_INTERNAL' ? { error: { code: error.code, message: 'Internal error' } } : error.toBody());
+  const body = JSON.stringify(clientErrorBody(error));
   const headers = ['content-type', JSON_TYPE];
   if (own) headers.push(...own);
   else headers.push('x-request-id', requestId);
