@@ -9,11 +9,6 @@ import { fastPathServerFactory, type FastPathTarget } from './proxy/fast-path.ts
 import { proxyRoutes } from './proxy/proxy-routes.ts';
 import { RouteProxy } from './proxy/route-proxy.ts';
 
-/**
- * The gateway (SPEC §4): `/v1/routes/:route/*`, `/v1/assign`, `/v1/events`, plus /healthz,
- * /readyz (ready once a config snapshot is loaded; Kafka being down does not make it unready, as
- * events then spill to disk) and /metrics.
- */
 export interface AppOptions {
   /**
    * Set in a cluster worker: /metrics serves this (every process's metrics, aggregated), and the
@@ -22,6 +17,11 @@ export interface AppOptions {
   clusterMetrics?: () => Promise<string>;
 }
 
+/**
+ * The gateway (SPEC §4): `/v1/routes/:route/*`, `/v1/assign`, `/v1/events`, plus /healthz,
+ * /readyz (ready once a config snapshot is loaded; Kafka being down does not make it unready, as
+ * events then spill to disk) and /metrics.
+ */
 export async function buildApp(config: Readonly<Config>, deps: Deps, options: AppOptions = {}): Promise<FastifyInstance> {
   const fastPath: FastPathTarget = { proxy: null, handler: null, closing: false, raw: null };
   const app = createHttpServer({
