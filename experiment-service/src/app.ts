@@ -83,5 +83,6 @@ export async function buildApp(config: Readonly<Config>, deps: Omit<Deps, 'store
 const INFO = {
   title: 'bunryu experiment-service',
   version: '1',
+  license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
   description: 'Experiments, routes, metrics and the holdout; the config snapshot gateways and the aggregator read (SPEC §4).',
 };

@@ -37,6 +37,12 @@ describe('OpenAPI document and docs page', () => {
     expect(documented.sort()).toEqual(served.sort());
   });
 
+  it('names every operation once, for client generators', () => {
+    const ids = Object.values(doc.paths).flatMap((ops) => Object.values(ops).map((o) => o.operationId));
+    expect(ids.every((id) => typeof id === 'string' && /^[a-z][A-Za-z]+$/.test(id))).toBe(true);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
   it('resolves every $ref to a component', () => {
     const refs = [...JSON.stringify(doc).matchAll(/"\$ref":"([^"]+)"/g)].map((m) => m[1]!);
     expect(refs.length).toBeGreaterThan(0);
@@ -74,6 +80,7 @@ describe('OpenAPI document and docs page', () => {
 });
 
 interface Operation {
+  operationId: string;
   parameters?: { name: string; in: string; required: boolean }[];
   requestBody?: { content: Record<string, { schema: unknown }> };
   responses: Record<string, unknown>;

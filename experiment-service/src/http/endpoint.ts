@@ -23,6 +23,8 @@ export interface EndpointContext<B> {
 export interface Endpoint<B = unknown> {
   method: 'GET' | 'PUT' | 'POST';
   url: string;
+  /** Unique and stable: client generators name their methods after it. */
+  operationId: string;
   summary: string;
   /** The lowest role allowed; null: no token needed. */
   role: Role | null;
