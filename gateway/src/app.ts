@@ -6,6 +6,7 @@ import { clientKeyCheck } from './client/client-keys.ts';
 import { clientRoutes } from './client/client-routes.ts';
 import { GatewayMetrics } from './metrics/gateway-metrics.ts';
 import { fastPathServerFactory, type FastPathTarget } from './proxy/fast-path.ts';
+import { nodeParser } from './proxy/http1/node-parser.ts';
 import { proxyRoutes } from './proxy/proxy-routes.ts';
 import { RouteProxy } from './proxy/route-proxy.ts';
 
@@ -39,6 +40,9 @@ export async function buildApp(config: Readonly<Config>, deps: Deps, options: Ap
     ...(options.clusterMetrics ? { metrics: options.clusterMetrics } : {}),
   });
   deps.logger.use(app.log);
+  if (config.GATEWAY_HTTP_SERVER === 'own' && nodeParser.unavailable !== null) {
+    deps.logger.warn({ reason: nodeParser.unavailable }, "the gateway's own HTTP server is off: every connection goes through node:http");
+  }
   const metrics = new GatewayMetrics(app.metrics, {
     ...(options.clusterMetrics ? {} : { publisher: () => deps.publisher.stats() }),
     config: () => deps.store.current,

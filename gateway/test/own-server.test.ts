@@ -1,7 +1,8 @@
 import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RawHttpServer, headersObject } from '../src/proxy/raw-http.ts';
+import { RawHttpServer } from '../src/proxy/http1/own-server.ts';
+import { headersObject } from '../src/proxy/http1/wire.ts';
 import type { RouteProxy } from '../src/proxy/route-proxy.ts';
 import { converse } from './helpers/converse.ts';
 import { startFakeExperimentService, type FakeExperimentService } from './helpers/fake-experiment-service.ts';
@@ -222,6 +223,8 @@ describe.each([true, false])('RawHttpServer on its own (parser consuming the soc
           res.statusCode = 204;
           res.end();
         },
+        closing: false,
+        raw: null,
       },
       keepAliveTimeoutMs: 60_000,
       consume,
