@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_CATALOGUE } from '@bunryu/core';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../src/app.ts';
-import { storeFixture, testConfig, type StoreFixture } from './helpers.ts';
+import { storeFixture, testConfig, type StoreFixture } from './support/service.ts';
 
 describe('OpenAPI document and docs page', () => {
   let fixture: StoreFixture;

@@ -6,8 +6,8 @@ import type { Event } from '@bunryu/core';
 import type { LogRecord } from '@bunryu/event-log';
 import { EventPublisher } from '../src/events/event-publisher.ts';
 import { SpillLog } from '../src/events/spill-log.ts';
-import { tempDir, until } from './helpers/gateway.ts';
-import { MemoryProducer } from './helpers/memory-producer.ts';
+import { tempDir, until } from './support/gateway.ts';
+import { MemoryProducer } from './support/memory-producer.ts';
 
 /** An event whose ts is its place in the sequence published. */
 const ev = (seq: number): Event => ({ eventId: randomUUID(), type: 'click', ts: seq, unitId: 'u', assignments: [] });
