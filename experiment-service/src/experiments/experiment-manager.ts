@@ -6,6 +6,8 @@ import {
   createError,
   hundredths,
   parseOrThrow,
+  rolloutEditIssues,
+  rolloutPlanIssues,
   validationError,
   type ExperimentAction,
   type ExperimentDefinition,
@@ -26,6 +28,16 @@ export interface ExperimentManagerOptions {
 export type IfMatch = '*' | readonly number[] | undefined;
 
 type Mutation = (current: Experiment, state: StoreState | undefined) => Experiment;
+
+/** Who takes an automatic action, as the audit log names it (SPEC §10). */
+export const AUTOPILOT: Principal = { role: 'releaser', name: 'autopilot' };
+
+/** What an autopilot action carries into the audit log: its step and its decision with the evidence. */
+export interface AutopilotContext {
+  /** For a ramp: the plan step it moves to. */
+  toStep?: number;
+  decision: unknown;
+}
 
 /**
  * Experiment lifecycle (SPEC §3, §4): every change is validated against a fresh read, then
@@ -68,6 +80,7 @@ export class ExperimentManager {
       const state = await this.store.load();
       if (state.experiments.some((e) => e.key === def.key)) throw alreadyExists(def.key);
       checkMetricRefs(def, state);
+      checkRolloutPlan(def, undefined);
       const layer = def.layer ?? def.key;
       const at = this.now().toISOString();
       const experiment = parseOrThrow(Experiment, {
@@ -101,6 +114,7 @@ export class ExperimentManager {
     return this.mutate(key, 'update', ifMatch, actor, true, (current, state) => {
       const s = state!;
       checkMetricRefs(def, s);
+      checkRolloutPlan(def, current);
       const layer = def.layer ?? def.key;
       const next: Experiment = {
         ...def,
@@ -111,6 +125,8 @@ export class ExperimentManager {
         createdAt: current.createdAt,
         updatedAt: this.now().toISOString(),
         ...(current.startedAt ? { startedAt: current.startedAt } : {}),
+        ...(current.rolloutState && def.rollout ? { rolloutState: current.rolloutState } : {}),
+        ...(current.weightsChangedAt ? { weightsChangedAt: current.weightsChangedAt } : {}),
       };
       if (current.status !== 'draft') {
         assertAssignmentUnchanged(current, next);
@@ -123,35 +139,50 @@ export class ExperimentManager {
   start(key: string, ifMatch: IfMatch, actor: Principal): Promise<Experiment> {
     return this.mutate(key, 'start', ifMatch, actor, true, (current, state) => {
       const at = this.now().toISOString();
-      const next: Experiment = { ...current, status: 'running', startedAt: current.startedAt ?? at };
+      let next: Experiment = { ...current, status: 'running', startedAt: current.startedAt ?? at };
+      // A guarded rollout starts at its first step, with the autopilot driving.
+      if (current.rollout && !current.rolloutState) {
+        const first = current.rollout.steps[0]!.weights;
+        next = { ...next, variants: current.variants.map((v) => ({ ...v, weight: first[v.key]! })), weightsChangedAt: at, rolloutState: { step: 0, stepStartedAt: at, autopilot: 'active' } };
+      }
       checkCanRun(next, state!);
       return next;
     });
   }
 
-  pause(key: string, ifMatch: IfMatch, actor: Principal): Promise<Experiment> {
-    return this.mutate(key, 'pause', ifMatch, actor, false, (current) => ({ ...current, status: 'paused' }));
+  pause(key: string, ifMatch: IfMatch, actor: Principal, autopilot?: AutopilotContext): Promise<Experiment> {
+    return this.mutate(key, 'pause', ifMatch, actor, false, (current) => takenOver({ ...current, status: 'paused' }, actor), autopilot);
   }
 
   archive(key: string, ifMatch: IfMatch, actor: Principal): Promise<Experiment> {
     return this.mutate(key, 'archive', ifMatch, actor, false, (current) => ({ ...current, status: 'archived' }));
   }
 
-  rollback(key: string, ifMatch: IfMatch, actor: Principal): Promise<Experiment> {
-    return this.mutate(key, 'rollback', ifMatch, actor, false, (current) => ({ ...current, status: 'rolled_back' }));
+  rollback(key: string, ifMatch: IfMatch, actor: Principal, autopilot?: AutopilotContext): Promise<Experiment> {
+    return this.mutate(key, 'rollback', ifMatch, actor, false, (current) => takenOver({ ...current, status: 'rolled_back' }, actor), autopilot);
   }
 
-  promote(key: string, variant: string, ifMatch: IfMatch, actor: Principal): Promise<Experiment> {
+  /** Hands a guarded rollout to a person (`paused`) or back to the autopilot (`active`). */
+  setAutopilot(key: string, mode: 'active' | 'paused', ifMatch: IfMatch, actor: Principal): Promise<Experiment> {
+    return this.mutate(key, 'autopilot', ifMatch, actor, false, (current) => {
+      if (!current.rollout || !current.rolloutState) {
+        throw createError('BUNRYU_INVALID_TRANSITION', `Experiment ${key} has no guarded rollout running (start an experiment with a rollout plan)`, { field: 'rollout' });
+      }
+      return { ...current, rolloutState: { ...current.rolloutState, autopilot: mode } };
+    });
+  }
+
+  promote(key: string, variant: string, ifMatch: IfMatch, actor: Principal, autopilot?: AutopilotContext): Promise<Experiment> {
     return this.mutate(key, 'promote', ifMatch, actor, false, (current) => {
       if (!current.variants.some((v) => v.key === variant)) {
         throw validationError([{ path: ['variant'], message: `unknown variant "${variant}" (variants: ${current.variants.map((v) => v.key).join(', ')})` }]);
       }
-      return { ...current, status: 'released', releasedVariant: variant, releasedAt: this.now().toISOString() };
-    });
+      return takenOver({ ...current, status: 'released', releasedVariant: variant, releasedAt: this.now().toISOString() }, actor);
+    }, autopilot);
   }
 
   /** Sets the weights of the named variants; the others keep theirs, and all must sum to 100. */
-  ramp(key: string, weights: Readonly<Record<string, number>>, ifMatch: IfMatch, actor: Principal): Promise<Experiment> {
+  ramp(key: string, weights: Readonly<Record<string, number>>, ifMatch: IfMatch, actor: Principal, autopilot?: AutopilotContext): Promise<Experiment> {
     return this.mutate(key, 'ramp', ifMatch, actor, false, (current) => {
       const known = new Set(current.variants.map((v) => v.key));
       const unknown = Object.keys(weights).filter((k) => !known.has(k));
@@ -162,8 +193,11 @@ export class ExperimentManager {
         throw validationError([{ path: ['weights'], message: `the variants' weights must sum to exactly 100 (they would sum to ${total / 100})` }]);
       }
       const changed = variants.some((v, i) => v.weight !== current.variants[i]!.weight);
-      return changed ? { ...current, variants, weightsChangedAt: this.now().toISOString() } : { ...current, variants };
-    });
+      const at = this.now().toISOString();
+      const next = changed ? { ...current, variants, weightsChangedAt: at } : { ...current, variants };
+      if (autopilot?.toStep !== undefined && current.rolloutState) return { ...next, rolloutState: { ...current.rolloutState, step: autopilot.toStep, stepStartedAt: at } };
+      return takenOver(next, actor);
+    }, autopilot);
   }
 
   private async mutate(
@@ -173,6 +207,7 @@ export class ExperimentManager {
     actor: Principal,
     needsState: boolean,
     apply: Mutation,
+    autopilot?: AutopilotContext,
   ): Promise<Experiment> {
     for (let attempt = 1; ; attempt++) {
       // Only changes that widen an experiment's footprint (start, edit) need the other experiments.
@@ -186,7 +221,8 @@ export class ExperimentManager {
       const next = parseOrThrow(Experiment, { ...applied, status: LEADS_TO[action] ?? applied.status, version: current.version + 1, updatedAt: at });
       const expect = { ...(state ? versionsOf(related(state, next)) : {}), [key]: current.version };
       try {
-        await this.store.commit({ expect, experiments: [next], audit: [{ subject: subjectOf(key), action, actor, at, before: current, after: next }] });
+        const entry = { subject: subjectOf(key), action, actor, at, before: current, after: next, ...(autopilot ? { decision: autopilot.decision } : {}) };
+        await this.store.commit({ expect, experiments: [next], audit: [entry] });
         return next;
       } catch (err) {
         if (err instanceof StaleWriteError && err.key === key && ifMatch !== undefined) throw stale(key, err.actual);
@@ -207,6 +243,30 @@ export class ExperimentManager {
 
 export function subjectOf(key: string): string {
   return `experiment:${key}`;
+}
+
+/**
+ * A person's ramp, pause, promote or rollback of a guarded rollout takes it over: the autopilot
+ * stops acting on it until someone hands it back (POST …/rollout/resume).
+ */
+function takenOver(next: Experiment, actor: Principal): Experiment {
+  if (actor === AUTOPILOT || !next.rolloutState || next.rolloutState.autopilot === 'paused') return next;
+  return { ...next, rolloutState: { ...next.rolloutState, autopilot: 'paused' } };
+}
+
+/** A plan fits the variants; once a rollout has started, it keeps its plan and the steps behind it (SPEC §10). */
+function checkRolloutPlan(def: ExperimentDefinition, current: Experiment | undefined): void {
+  const keys = def.variants.map((v) => v.key);
+  if (def.rollout) {
+    const issues = current?.rollout && current.rolloutState ? rolloutEditIssues(current.rollout, def.rollout, current.rolloutState.step, keys) : rolloutPlanIssues(def.rollout, keys);
+    if (issues.length > 0) throw validationError(issues);
+  }
+  if (current?.rolloutState && !def.rollout) {
+    throw validationError([{ path: ['rollout'], message: 'a guarded rollout has started: its plan can be edited but not removed (pause the autopilot to drive it by hand)' }]);
+  }
+  if (current && current.status !== 'draft' && !current.rollout && def.rollout) {
+    throw validationError([{ path: ['rollout'], message: 'a plan is given before the experiment starts (start a new experiment, or POST /v1/releases, for a guarded rollout)' }]);
+  }
 }
 
 function checkIfMatch(key: string, ifMatch: IfMatch, version: number): void {
