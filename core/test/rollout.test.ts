@@ -127,6 +127,11 @@ describe('decideRollout: every action and every reason to hold', () => {
     expect(d.evidence.guardrails[0]!.bound!).toBeLessThan(0);
   });
 
+  it('takes a difference without spread as exact: no errors in either arm is no harm, every request failing is', () => {
+    expect(decideRollout(plan, results({ n: [3000, 300], errors: [0, 0] }), clock(0, 11), NOW)).toMatchObject({ action: 'ramp' });
+    expect(decideRollout(plan, results({ n: [3000, 300], errors: [0, 1] }), clock(0, 11), NOW)).toMatchObject({ action: 'rollback', reason: 'harm' });
+  });
+
   it('pauses on a sample-ratio mismatch, and never advances through one', () => {
     expect(decideRollout(plan, results({ srm: true }), clock(0, 500), NOW)).toMatchObject({ action: 'pause', reason: 'srm' });
   });

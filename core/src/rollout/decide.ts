@@ -165,9 +165,10 @@ function guardrailEvidence(
     perUnit = (t.variance + c.variance) / 2;
   }
   const tau2 = GUARDRAIL_MIXING_SD * GUARDRAIL_MIXING_SD * perUnit;
-  if (!(tau2 > 0)) return { ...base, estimate, bound: null, verdict: 'insufficient' };
+  // No spread in either arm (no errors anywhere, say): the difference is known exactly.
+  const exact = !(tau2 > 0) || v === 0;
   // For `decrease` the bound is the upper one: the lower bound of the negated difference, negated.
-  const bound = g.harm === 'increase' ? alwaysValidLowerBound(estimate, v, tau2, level) : -alwaysValidLowerBound(-estimate, v, tau2, level);
+  const bound = exact ? estimate : g.harm === 'increase' ? alwaysValidLowerBound(estimate, v, tau2, level) : -alwaysValidLowerBound(-estimate, v, tau2, level);
   const harmed = g.harm === 'increase' ? bound > g.margin : bound < -g.margin;
   return { ...base, estimate, bound, verdict: harmed ? 'harmed' : 'ok' };
 }

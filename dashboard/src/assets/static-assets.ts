@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import fastifyStatic from '@fastify/static';
-import { ALLOWED_FROM, createError } from '@bunryu/core';
+import { ALLOWED_FROM, createError, defaultRolloutPlan } from '@bunryu/core';
 
 export const PUBLIC_DIR = join(dirname(fileURLToPath(import.meta.url)), '../../public');
 
@@ -61,6 +61,9 @@ export async function registerStaticAssets(app: FastifyInstance): Promise<void> 
   // UI never offers an action the service would refuse with 409 (the UI calls an update "edit").
   const lifecycleModule = `export const ALLOWED_FROM = ${JSON.stringify({ ...ALLOWED_FROM, edit: ALLOWED_FROM.update })};\n`;
   app.get('/js/lib/lifecycle-table.js', async (_request, reply) => reply.type('text/javascript; charset=utf-8').send(lifecycleModule));
+  // SPEC §10's default rollout plan, from core, so the plan editor starts where the service would.
+  const rolloutModule = `export const DEFAULT_ROLLOUT = ${JSON.stringify(defaultRolloutPlan(['control', 'treatment']))};\n`;
+  app.get('/js/lib/rollout-defaults.js', async (_request, reply) => reply.type('text/javascript; charset=utf-8').send(rolloutModule));
 
   const vendor = vendorFiles();
   app.get<{ Params: { file: string } }>('/vendor/:file', async (request, reply) => {

@@ -94,6 +94,10 @@ export const es = {
   /** @param {string} key @param {string} variant @param {number} [version] */
   promote: (key, variant, version) => request('POST', `/api/es/v1/experiments/${enc(key)}/promote`, { body: { variant }, ifMatch: version }).then((r) => r.data),
   /** @param {string} key */
+  rollout: (key) => request('GET', `/api/es/v1/experiments/${enc(key)}/rollout`).then((r) => r.data),
+  /** @param {string} key @param {'pause' | 'resume'} mode @param {number} version */
+  autopilot: (key, mode, version) => request('POST', `/api/es/v1/experiments/${enc(key)}/rollout/${mode}`, { body: {}, ifMatch: version }).then((r) => r.data),
+  /** @param {string} key */
   history: (key) => request('GET', `/api/es/v1/experiments/${enc(key)}/history`).then((r) => list(r.data, 'history', 'entries', 'events')),
   routes: () => request('GET', '/api/es/v1/routes').then((r) => list(r.data, 'routes')),
   /** @param {string} key @param {object} route */

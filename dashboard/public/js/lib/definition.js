@@ -1,5 +1,6 @@
 // Form state ⇄ experiment definition (SPEC §4), and where each validation message belongs.
 
+import { formOfPlan, planOfForm } from './rollout-form.js';
 import { evenSplit, toHundredths, toPercent } from './weights.js';
 
 export const TARGETING_OPS = [
@@ -65,6 +66,7 @@ export function emptyForm(metricKeys = []) {
     primary: '',
     guardrails: metricKeys.filter((k) => k === 'error_rate' || k === 'latency_ms'),
     allocation: null,
+    rollout: null,
     version: null,
   };
 }
@@ -93,6 +95,7 @@ export function formFromExperiment(e) {
     primary: e.metrics?.primary ?? '',
     guardrails: e.metrics?.guardrails ?? [],
     allocation: e.allocation ?? null,
+    rollout: e.rollout ? formOfPlan(e.rollout, e.variants.map((v) => v.key)) : null,
     originalTraffic: String(e.trafficPercent ?? 100),
     originalLayer: e.layer === e.key ? '' : e.layer ?? '',
     version: e.version,
@@ -172,6 +175,11 @@ export function toDefinition(f) {
 
   def.metrics = { guardrails: f.guardrails.slice() };
   if (f.primary) def.metrics.primary = f.primary;
+  if (f.rollout) {
+    const { plan, errors: planErrors } = planOfForm(f.rollout, def.variants.map((v) => v.key));
+    def.rollout = plan;
+    Object.assign(errors, planErrors);
+  }
   return { definition: def, errors };
 }
 

@@ -9,6 +9,7 @@ import { errorProps, FieldError } from '../components/field.js';
 import { notify } from '../components/notices.js';
 import { SplitBar, WeightSlider } from '../components/weights.js';
 import { TargetingEditor } from '../components/targeting-editor.js';
+import { RolloutEditor } from '../components/rollout-editor.js';
 
 const LABELS = {
   key: 'Key',
@@ -81,8 +82,16 @@ export function ExperimentForm({ who, experimentKey }) {
     const s = new Set(['key', 'name', 'hypothesis', 'route', 'layer', 'trafficPercent', 'salt', 'targeting', 'variants', 'overrides', 'metrics.primary', 'metrics.guardrails']);
     form.targeting.forEach((_, i) => ['attribute', 'op', 'value'].forEach((f) => s.add(`targeting.${i}.${f}`)));
     form.variants.forEach((_, i) => ['key', 'name', 'weight', 'params', 'upstream'].forEach((f) => s.add(`variants.${i}.${f}`)));
+    if (form.rollout) {
+      s.add('rollout').add('rollout.alpha').add('rollout.minUnitsForDecision');
+      form.rollout.steps.forEach((_, i) => {
+        ['weights', 'minMinutes', 'minUnits'].forEach((f) => s.add(`rollout.steps.${i}.${f}`));
+        form.variants.forEach((v) => s.add(`rollout.steps.${i}.weights.${v.key}`));
+      });
+      form.rollout.guardrails.forEach((_, i) => s.add(`rollout.guardrails.${i}.margin`));
+    }
     return s;
-  }, [form?.targeting.length, form?.variants.length]);
+  }, [form?.targeting.length, form?.variants.length, form?.rollout?.steps.length, form?.rollout?.guardrails.length, form?.rollout === null]);
 
   /** @param {string} path */
   const targetOf = (path) => fieldFor(path, rendered) ?? (path.startsWith('allocation') ? 'trafficPercent' : null);
@@ -284,6 +293,9 @@ export function ExperimentForm({ who, experimentKey }) {
             value=${form.overridesText} onInput=${(e) => set({ overridesText: e.currentTarget.value })} ...${ep}></textarea>`, 'Forced units are never analysed.')}
         </details>
       </section>
+
+      <${RolloutEditor} rollout=${form.rollout} keys=${form.variants.map((v) => v.key)} metricOptions=${metricOptions} disabled=${disabled || (started && !form.rollout)}
+        onChange=${(r) => set({ rollout: r })} errorAt=${errorAt} />
 
       <div class="form-actions">
         <button type="submit" class="primary" disabled=${disabled}>${busy ? 'Saving…' : editing ? 'Save changes' : 'Create experiment'}</button>

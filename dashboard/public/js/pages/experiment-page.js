@@ -12,6 +12,7 @@ import { ConfirmDialog } from '../components/confirm-dialog.js';
 import { HistoryTable } from '../components/history-table.js';
 import { notify } from '../components/notices.js';
 import { ReleasePanel } from '../components/release-panel.js';
+import { RolloutPanel } from '../components/rollout-panel.js';
 import { ResultsView } from '../components/results-view.js';
 import { StatusBadge } from '../components/status-badge.js';
 import { Tabs } from '../components/tabs.js';
@@ -104,6 +105,7 @@ export function ExperimentPage({ who, experimentKey }) {
       ['history', 'History'],
     ]}>
       ${tab === 'results' && html`<${ResultsView} experiment=${e} />`}
+      ${tab === 'release' && e.rollout && html`<${RolloutPanel} experiment=${e} who=${who} onChanged=${refresh} />`}
       ${tab === 'release' && html`<${ReleasePanel} experiment=${e} results=${results.data} who=${who} onChanged=${refresh} />`}
       ${tab === 'definition' && html`<${Definition} e=${e} />`}
       ${tab === 'history' &&
