@@ -5,25 +5,30 @@ import type { Deps } from './compose.ts';
 import { clientKeyCheck } from './client/client-keys.ts';
 import { clientRoutes } from './client/client-routes.ts';
 import { GatewayMetrics } from './metrics/gateway-metrics.ts';
-import { fastPathServerFactory, type FastPathTarget } from './proxy/fast-path.ts';
-import { proxyRoutes } from './proxy/proxy-routes.ts';
+import { proxyRoutes } from './proxy/http1/fastify-routes.ts';
+import { nodeParserSource, usableParser, type ParserSource } from './proxy/http1/node-parser.ts';
+import type { HttpTarget } from './proxy/http1/own-server.ts';
+import { fastPathServerFactory } from './proxy/http1/server-factory.ts';
 import { RouteProxy } from './proxy/route-proxy.ts';
 
-/**
- * The gateway (SPEC §4): `/v1/routes/:route/*`, `/v1/assign`, `/v1/events`, plus /healthz,
- * /readyz (ready once a config snapshot is loaded; Kafka being down does not make it unready, as
- * events then spill to disk) and /metrics.
- */
 export interface AppOptions {
   /**
    * Set in a cluster worker: /metrics serves this (every process's metrics, aggregated), and the
    * publisher's metrics come from the primary that holds it.
    */
   clusterMetrics?: () => Promise<string>;
+  /** Where node's internal HTTP parser comes from (a test gives one that misbehaves); checked at start-up. */
+  httpParser?: ParserSource;
 }
 
+/**
+ * The gateway (SPEC §4): `/v1/routes/:route/*`, `/v1/assign`, `/v1/events`, plus /healthz,
+ * /readyz (ready once a config snapshot is loaded; Kafka being down does not make it unready, as
+ * events then spill to disk) and /metrics.
+ */
 export async function buildApp(config: Readonly<Config>, deps: Deps, options: AppOptions = {}): Promise<FastifyInstance> {
-  const fastPath: FastPathTarget = { proxy: null, handler: null, closing: false, raw: null };
+  const fastPath: HttpTarget = { proxy: null, handler: null, closing: false, raw: null };
+  const parser = config.GATEWAY_HTTP_SERVER === 'own' ? usableParser(options.httpParser ?? nodeParserSource, deps.logger) : null;
   const app = createHttpServer({
     service: 'gateway',
     logLevel: config.LOG_LEVEL,
@@ -35,7 +40,7 @@ export async function buildApp(config: Readonly<Config>, deps: Deps, options: Ap
         },
       },
     ],
-    fastify: { serverFactory: fastPathServerFactory(fastPath, config.GATEWAY_HTTP_SERVER === 'own') },
+    fastify: { serverFactory: fastPathServerFactory(fastPath, parser) },
     ...(options.clusterMetrics ? { metrics: options.clusterMetrics } : {}),
   });
   deps.logger.use(app.log);

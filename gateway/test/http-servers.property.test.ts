@@ -7,7 +7,7 @@ import { experiment, route, snapshot } from './helpers/snapshots.ts';
 import { startUpstream, type TestUpstream } from './helpers/upstream.ts';
 
 /**
- * The gateway's own HTTP server (raw-http.ts) against node:http, its reference: the same bytes,
+ * The gateway's own HTTP server (http1/own-server.ts) against node:http, its reference: the same bytes,
  * cut into the same pieces, sent to a gateway of each kind must reach the upstream as the same
  * requests and come back as the same answers.
  */

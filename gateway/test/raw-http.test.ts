@@ -1,7 +1,9 @@
 import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RawHttpServer, headersObject } from '../src/proxy/raw-http.ts';
+import { nodeParserSource, usableParser } from '../src/proxy/http1/node-parser.ts';
+import { RawHttpServer } from '../src/proxy/http1/own-server.ts';
+import { headersObject } from '../src/proxy/http1/wire.ts';
 import type { RouteProxy } from '../src/proxy/route-proxy.ts';
 import { converse } from './helpers/converse.ts';
 import { startFakeExperimentService, type FakeExperimentService } from './helpers/fake-experiment-service.ts';
@@ -208,6 +210,7 @@ describe("the gateway's own HTTP server", () => {
 });
 
 describe.each([true, false])('RawHttpServer on its own (parser consuming the socket: %s)', (consume) => {
+  const parser = usableParser(nodeParserSource, { info() {}, warn() {}, error() {} });
   /** A server whose "proxy" echoes the URL and body, with node:http behind it for other connections. */
   async function serve(options: { requestTimeoutMs?: number } = {}) {
     const node = createHttpServer((_req, res) => res.end('node'));
@@ -222,7 +225,10 @@ describe.each([true, false])('RawHttpServer on its own (parser consuming the soc
           res.statusCode = 204;
           res.end();
         },
+        closing: false,
+        raw: null,
       },
+      parser: parser!,
       keepAliveTimeoutMs: 60_000,
       consume,
       ...options,

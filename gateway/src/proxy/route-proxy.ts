@@ -10,6 +10,7 @@ import type { Logger } from '@bunryu/platform';
 import type { GatewayMetrics } from '../metrics/gateway-metrics.ts';
 import { UpstreamFailure, type ForwardRequest, type UpstreamResponse } from './upstream-client.ts';
 import { downstreamHeaders, upstreamHeaders } from './headers.ts';
+import { answerHasBody, withContentLength } from './http1/wire.ts';
 import { upstreamPath, type RouteRuntime } from './route-table.ts';
 import type { UpstreamPools } from './upstream-pools.ts';
 
@@ -23,7 +24,7 @@ export interface RouteProxyDeps {
   clientKeys: ReadonlySet<string> | null;
 }
 
-/** What the proxy reads of a request: node's IncomingMessage, or the gateway's own HTTP server (raw-http.ts). */
+/** What the proxy reads of a request: node's IncomingMessage, or the gateway's own HTTP server (http1/own-server.ts). */
 export interface ProxyRequest {
   readonly method: string;
   /** Path and query as sent. */
@@ -55,13 +56,7 @@ export class NodeReply implements ProxyReply {
     const { res } = this;
     // The length is set here: headers given to writeHead without one make node chunk a 1.1
     // answer and close the connection after a 1.0 one, keep-alive asked or not.
-    if (answerHasBody(res.req.method, status)) {
-      const sized: string[] = [];
-      for (let i = 0; i < headers.length; i += 2) if (headers[i] !== 'content-length') sized.push(headers[i]!, headers[i + 1]!);
-      sized.push('content-length', String(typeof body === 'string' ? Buffer.byteLength(body) : body.length));
-      headers = sized;
-    }
-    res.writeHead(status, headers);
+    res.writeHead(status, answerHasBody(res.req.method, status) ? withContentLength(headers, body) : headers);
     // An answer queued behind another on its connection may already hold a 100 Continue; node
     // would put the head of a Buffer body in front of it (OutgoingMessage._send unshifts it),
     // while a head sent on its own goes behind it.
@@ -74,11 +69,6 @@ export class NodeReply implements ProxyReply {
   }
 }
 
-/** Whether an answer to `method` with `status` carries a body (and so a content-length). */
-export function answerHasBody(method: string | undefined, status: number): boolean {
-  return method !== 'HEAD' && status >= 200 && status !== 204 && status !== 304;
-}
-
 export const ROUTES_PREFIX = '/v1/routes/';
 const PREFIX_LENGTH = ROUTES_PREFIX.length;
 
@@ -87,18 +77,14 @@ export function isRouteUrl(url: string): boolean {
   return url.length > PREFIX_LENGTH && url.startsWith(ROUTES_PREFIX);
 }
 
-/** The request id: the client's `x-request-id` (within the event schema's bound), else a new UUID. */
-export function requestIdOf(headers: IncomingHttpHeaders): string {
-  const header = headers['x-request-id'];
-  return typeof header === 'string' && header.length > 0 ? header.slice(0, 128) : randomUUID();
-}
 const JSON_TYPE = 'application/json; charset=utf-8';
 
 /**
  * `any /v1/routes/:route/*` (SPEC §4, request path steps 2–7) on a ProxyRequest and ProxyReply: assign
  * the unit, forward to the route's (or the variant's) upstream with the A/B headers, answer with
  * the upstream's answer or the route's fallback, and queue the exposure. The gateway's own server
- * (raw-http.ts), node:http's fast path (fast-path.ts) and the fastify route (proxy-routes.ts) hand
+ * (http1/own-server.ts), node:http's fast path (http1/server-factory.ts) and the fastify route
+ * (http1/fastify-routes.ts) hand
  * requests here.
  */
 export class RouteProxy {

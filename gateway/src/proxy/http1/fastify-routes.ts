@@ -1,9 +1,11 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { NodeReply, type ProxyRequest, type RouteProxy } from './route-proxy.ts';
+import { NodeReply, type ProxyRequest, type RouteProxy } from '../route-proxy.ts';
+import { bodyOrNone, clipRequestId } from './wire.ts';
 
 /**
  * `any /v1/routes/:route/*` as fastify routes, for `app.inject()` and any server without the fast
- * path: the same RouteProxy answers. Bodies are taken as raw bytes, never parsed.
+ * path: the same RouteProxy answers. Bodies are taken as raw bytes, never parsed; fastify applies
+ * the body limit and takes the request id.
  */
 export async function proxyRoutes(app: FastifyInstance, deps: { proxy: RouteProxy }): Promise<void> {
   app.removeAllContentTypeParsers();
@@ -11,8 +13,7 @@ export async function proxyRoutes(app: FastifyInstance, deps: { proxy: RouteProx
 
   function handle(request: FastifyRequest, reply: FastifyReply): void {
     reply.hijack();
-    const body = request.body as Buffer | undefined;
-    deps.proxy.serve(request.raw as ProxyRequest, new NodeReply(reply.raw), request.id.slice(0, 128), body && body.length > 0 ? body : null);
+    deps.proxy.serve(request.raw as ProxyRequest, new NodeReply(reply.raw), clipRequestId(request.id), bodyOrNone(request.body as Buffer | undefined));
   }
 
   app.all('/v1/routes/:route', handle);

@@ -2,25 +2,16 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import type { FastifyServerOptions } from 'fastify';
 import { createError } from '@bunryu/core';
-import { BODY_LIMIT } from '@bunryu/platform';
-import { RawHttpServer, type RequestHandler } from './raw-http.ts';
-import { NodeReply, isRouteUrl, requestIdOf, sendError, type ProxyRequest, type RouteProxy } from './route-proxy.ts';
-
-/** Filled in by buildApp once the proxy exists (the server is created before the app). */
-export interface FastPathTarget {
-  proxy: RouteProxy | null;
-  /** fastify's request handler: how the gateway's own server answers a non-route request. */
-  handler: RequestHandler | null;
-  /** Set when the app starts closing: answers then close their connection. */
-  closing: boolean;
-  /** The gateway's own HTTP server for route connections; null when every connection goes to node:http. */
-  raw: RawHttpServer | null;
-}
+import { NodeReply, isRouteUrl, sendError, type ProxyRequest, type RouteProxy } from '../route-proxy.ts';
+import type { ParserModule } from './node-parser.ts';
+import { RawHttpServer, type HttpTarget } from './own-server.ts';
+import { BodyBuffer, declaredTooLarge, requestIdOf } from './wire.ts';
 
 /**
  * A fastify `serverFactory` for the gateway's hot path, `/v1/routes/…`, in two layers:
- * - a connection whose first request is for a route is served by the gateway's own HTTP server
- *   (raw-http.ts) on node's request parser, without node:http's per-request objects;
+ * - given a parser (one that passed the start-up check), a connection whose first request is for
+ *   a route is served by the gateway's own HTTP server (own-server.ts) without node:http's
+ *   per-request objects;
  * - every other connection goes to node:http, whose handler still hands `/v1/routes/…` straight
  *   to the RouteProxy and everything else to fastify.
  * Skipping fastify's per-request objects, hooks and reply pipeline, and where it can node:http's,
@@ -28,7 +19,7 @@ export interface FastPathTarget {
  * (SPEC §7). Both keep fastify's conventions: `x-request-id` (kept from the client or a new
  * UUID), the 1 MiB body limit (413) and the shared error body.
  */
-export function fastPathServerFactory(target: FastPathTarget, ownServer: boolean): NonNullable<FastifyServerOptions['serverFactory']> {
+export function fastPathServerFactory(target: HttpTarget, parser: ParserModule | null): NonNullable<FastifyServerOptions['serverFactory']> {
   return (handler, options): Server => {
     target.handler = handler;
     const server = createServer((req, res) => {
@@ -44,8 +35,8 @@ export function fastPathServerFactory(target: FastPathTarget, ownServer: boolean
     server.keepAliveTimeout = o.keepAliveTimeout ?? 72_000;
     server.requestTimeout = o.requestTimeout ?? 0;
     server.setTimeout(o.connectionTimeout ?? 0);
-    if (ownServer && RawHttpServer.available) {
-      const raw = new RawHttpServer({ target, keepAliveTimeoutMs: server.keepAliveTimeout, requestTimeoutMs: server.headersTimeout });
+    if (parser !== null) {
+      const raw = new RawHttpServer({ target, parser, keepAliveTimeoutMs: server.keepAliveTimeout, requestTimeoutMs: server.headersTimeout });
       target.raw = raw;
       // node:http's own connection listener, called for the connections the gateway's server does not keep.
       const nodeListeners = server.listeners('connection') as ((socket: Socket) => void)[];
@@ -59,7 +50,8 @@ export function fastPathServerFactory(target: FastPathTarget, ownServer: boolean
   };
 }
 
-function serveRoute(target: FastPathTarget, proxy: RouteProxy, req: IncomingMessage, res: ServerResponse): void {
+/** A route request on node:http: its body read here, up to the limit, then the RouteProxy answers. */
+function serveRoute(target: HttpTarget, proxy: RouteProxy, req: IncomingMessage, res: ServerResponse): void {
   if (target.closing) res.shouldKeepAlive = false;
   const requestId = requestIdOf(req.headers);
   const length = req.headers['content-length'];
@@ -67,21 +59,15 @@ function serveRoute(target: FastPathTarget, proxy: RouteProxy, req: IncomingMess
     proxy.serve(req as ProxyRequest, new NodeReply(res), requestId, null);
     return;
   }
-  if (length !== undefined && Number(length) > BODY_LIMIT) return tooLarge(req, res, requestId);
-  const chunks: Buffer[] = [];
-  let size = 0;
+  if (declaredTooLarge(length)) return tooLarge(req, res, requestId);
+  const body = new BodyBuffer();
   req.on('data', (chunk: Buffer) => {
-    size += chunk.length;
-    if (size > BODY_LIMIT) {
-      req.removeAllListeners('data');
-      req.removeAllListeners('end');
-      tooLarge(req, res, requestId);
-      return;
-    }
-    chunks.push(chunk);
+    if (body.add(chunk)) return;
+    req.removeAllListeners('data');
+    req.removeAllListeners('end');
+    tooLarge(req, res, requestId);
   });
-  // An empty body is none, as on the own server and the fastify route: the upstream sees the same request.
-  req.on('end', () => proxy.serve(req as ProxyRequest, new NodeReply(res), requestId, size === 0 ? null : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+  req.on('end', () => proxy.serve(req as ProxyRequest, new NodeReply(res), requestId, body.take()));
   req.on('error', () => res.destroy());
 }
 
