@@ -5,10 +5,9 @@ import type { Deps } from './compose.ts';
 import { clientKeyCheck } from './client/client-keys.ts';
 import { clientRoutes } from './client/client-routes.ts';
 import { GatewayMetrics } from './metrics/gateway-metrics.ts';
-import { proxyRoutes } from './proxy/http1/fastify-routes.ts';
-import { nodeParserSource, usableParser, type ParserSource } from './proxy/http1/node-parser.ts';
-import type { HttpTarget } from './proxy/http1/own-server.ts';
-import { fastPathServerFactory } from './proxy/http1/server-factory.ts';
+import { fastPathServerFactory, type FastPathTarget } from './proxy/fast-path.ts';
+import { nodeParser } from './proxy/http1/node-parser.ts';
+import { proxyRoutes } from './proxy/proxy-routes.ts';
 import { RouteProxy } from './proxy/route-proxy.ts';
 
 export interface AppOptions {
@@ -17,8 +16,6 @@ export interface AppOptions {
    * publisher's metrics come from the primary that holds it.
    */
   clusterMetrics?: () => Promise<string>;
-  /** Where node's internal HTTP parser comes from (a test gives one that misbehaves); checked at start-up. */
-  httpParser?: ParserSource;
 }
 
 /**
@@ -27,8 +24,7 @@ export interface AppOptions {
  * events then spill to disk) and /metrics.
  */
 export async function buildApp(config: Readonly<Config>, deps: Deps, options: AppOptions = {}): Promise<FastifyInstance> {
-  const fastPath: HttpTarget = { proxy: null, handler: null, closing: false, raw: null };
-  const parser = config.GATEWAY_HTTP_SERVER === 'own' ? usableParser(options.httpParser ?? nodeParserSource, deps.logger) : null;
+  const fastPath: FastPathTarget = { proxy: null, handler: null, closing: false, raw: null };
   const app = createHttpServer({
     service: 'gateway',
     logLevel: config.LOG_LEVEL,
@@ -40,10 +36,13 @@ export async function buildApp(config: Readonly<Config>, deps: Deps, options: Ap
         },
       },
     ],
-    fastify: { serverFactory: fastPathServerFactory(fastPath, parser) },
+    fastify: { serverFactory: fastPathServerFactory(fastPath, config.GATEWAY_HTTP_SERVER === 'own') },
     ...(options.clusterMetrics ? { metrics: options.clusterMetrics } : {}),
   });
   deps.logger.use(app.log);
+  if (config.GATEWAY_HTTP_SERVER === 'own' && nodeParser.unavailable !== null) {
+    deps.logger.warn({ reason: nodeParser.unavailable }, "the gateway's own HTTP server is off: every connection goes through node:http");
+  }
   const metrics = new GatewayMetrics(app.metrics, {
     ...(options.clusterMetrics ? {} : { publisher: () => deps.publisher.stats() }),
     config: () => deps.store.current,

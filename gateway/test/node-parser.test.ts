@@ -1,103 +1,51 @@
 import { createRequire } from 'node:module';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nodeParserSource, usableParser, type ParserModule, type ParserSource } from '../src/proxy/http1/node-parser.ts';
-import { converse } from './helpers/converse.ts';
-import { startFakeExperimentService, type FakeExperimentService } from './helpers/fake-experiment-service.ts';
-import { startGateway, until, type TestGateway } from './helpers/gateway.ts';
-import { experiment, route, snapshot } from './helpers/snapshots.ts';
-import { startUpstream, type TestUpstream } from './helpers/upstream.ts';
-
-/** A logger that keeps what it is given. */
-function recordingLogger() {
-  const lines: { level: string; obj: object; msg: string }[] = [];
-  const at = (level: string) => (obj: object, msg: string) => void lines.push({ level, obj, msg });
-  return { lines, info: at('info'), warn: at('warn'), error: at('error') };
-}
+import { describe, expect, it } from 'vitest';
+import { loadNodeParser, nodeParser, probeParser, type ParserModule } from '../src/proxy/http1/node-parser.ts';
 
 const real = createRequire(import.meta.url)('_http_common') as ParserModule;
 
-/**
- * Node's parser as a later release might change it: every callback still there, but the method
- * and the URL of headers-complete swapped. Its shape is right; only its behaviour differs.
- */
-const swappedArguments: ParserSource = () => {
-  const { HTTPParser } = real;
-  const slot = HTTPParser.kOnHeadersComplete;
-  class Changed extends (HTTPParser as unknown as new () => object) {}
-  Object.defineProperty(Changed.prototype, slot, {
-    set(this: Record<string, unknown>, fn: (...args: unknown[]) => unknown) {
-      this.wrapped = (major: unknown, minor: unknown, headers: unknown, method: unknown, url: unknown, ...rest: unknown[]) => fn(major, minor, headers, url, method, ...rest);
-    },
-    get(this: Record<string, unknown>) {
-      return this.wrapped;
-    },
-  });
-  Object.assign(Changed, HTTPParser);
-  for (const k of ['REQUEST', 'kOnMessageBegin', 'kOnHeaders', 'kOnHeadersComplete', 'kOnBody', 'kOnMessageComplete', 'kOnExecute'] as const) {
-    Object.defineProperty(Changed, k, { value: HTTPParser[k] });
-  }
-  return { HTTPParser: Changed, methods: real.methods };
-};
-
-describe("the start-up check of node's internal HTTP parser", () => {
-  it("takes this Node's parser, without a word", () => {
-    const logger = recordingLogger();
-    expect(usableParser(nodeParserSource, logger)).not.toBeNull();
-    expect(logger.lines).toEqual([]);
+describe("node's internal HTTP parser, checked before the own server uses it", () => {
+  it('behaves on this Node as the own server expects', () => {
+    expect(probeParser(real)).toBeNull();
+    expect(nodeParser.unavailable).toBeNull();
+    expect(nodeParser.module).not.toBeNull();
   });
 
-  it('refuses a parser whose callbacks get other arguments, with one warning naming what differs', () => {
-    const logger = recordingLogger();
-    expect(usableParser(swappedArguments, logger)).toBeNull();
-    expect(logger.lines).toHaveLength(1);
-    expect(logger.lines[0]!.level).toBe('warn');
-    expect((logger.lines[0]!.obj as { problem: string }).problem).toContain('head 1.1 undefined 3 ');
+  it('is refused when the module cannot be loaded or lacks a piece', () => {
+    expect(loadNodeParser(() => {
+      throw new Error('gone');
+    })).toMatchObject({ module: null, unavailable: expect.stringContaining('cannot be loaded') });
+    expect(loadNodeParser(() => ({ methods: real.methods }))).toMatchObject({ module: null, unavailable: expect.stringContaining('no HTTPParser') });
+    const { kOnExecute: _gone, ...lacking } = real.HTTPParser;
+    const withoutExecuteCallback = Object.assign(function HTTPParser() {}, lacking);
+    expect(loadNodeParser(() => ({ HTTPParser: withoutExecuteCallback, methods: real.methods }))).toMatchObject({ unavailable: expect.stringContaining('kOnExecute') });
   });
 
-  it('refuses a parser that is missing or has lost a callback, with one warning', () => {
-    for (const source of [
-      () => {
-        throw new Error("Cannot find module '_http_common'");
-      },
-      () => ({ HTTPParser: class {}, methods: real.methods }),
-    ]) {
-      const logger = recordingLogger();
-      expect(usableParser(source, logger)).toBeNull();
-      expect(logger.lines.map((l) => l.level)).toEqual(['warn']);
+  it('is refused when its method table no longer matches the numbers it reports', () => {
+    const shifted = { HTTPParser: real.HTTPParser, methods: [...real.methods].reverse() };
+    expect(probeParser(shifted)).toMatch(/callback 2: expected "headers 1.1 POST/);
+    expect(loadNodeParser(() => shifted)).toMatchObject({ module: null, unavailable: expect.stringContaining('behaves differently') });
+  });
+
+  it('is refused when its callbacks come in another order or with other arguments', () => {
+    /** A parser that has every function, but hands the body over as (buffer, start, length) and completes before it. */
+    class Reordered {
+      [callback: number]: unknown;
+      initialize() {}
+      close() {}
+      execute(data: Buffer): number {
+        const { HTTPParser } = real;
+        const call = (k: number, ...args: unknown[]) => (this[k] as (...a: unknown[]) => unknown)(...args);
+        if (data.toString('latin1').startsWith('POST')) {
+          call(HTTPParser.kOnMessageBegin);
+          call(HTTPParser.kOnHeadersComplete, 1, 1, ['Host', 'a', 'Content-Length', '5'], real.methods.indexOf('POST'), '/v1/routes/probe/p?q=1', 0, '', false, true);
+          call(HTTPParser.kOnMessageComplete);
+          call(HTTPParser.kOnBody, data, data.length - 2, 2);
+        }
+        return data.length;
+      }
     }
-  });
-});
-
-describe('a gateway on a parser that fails the check', () => {
-  let upstream: TestUpstream;
-  let es: FakeExperimentService;
-  let gw: TestGateway;
-
-  beforeAll(async () => {
-    upstream = await startUpstream('main');
-    es = await startFakeExperimentService(snapshot(1, [route('recommend', upstream.url, { path: '/m' })], [experiment('ranker', 'recommend')]));
-    gw = await startGateway({ experimentService: es.url, app: { httpParser: swappedArguments } });
-    await until(() => gw.deps.store.current !== null);
-  });
-
-  afterAll(async () => {
-    await gw?.close();
-    await es?.close();
-    await upstream?.close();
-  });
-
-  it('serves route connections through node:http, with their body', async () => {
-    const c = await converse(
-      Number(new URL(gw.url).port),
-      'POST /v1/routes/recommend/predict HTTP/1.1\r\nHost: gw\r\nx-unit-id: u-1\r\nContent-Length: 5\r\n\r\nhello' +
-        'GET /v1/routes/recommend/predict HTTP/1.1\r\nHost: gw\r\nx-unit-id: u-1\r\n\r\n',
-      2,
-      { lingerMs: 50 },
-    );
-    expect(c.answers.map((a) => a.status)).toEqual([200, 200]);
-    expect(upstream.seen.find((r) => r.method === 'POST')?.body).toBe('hello');
-    // node:http writes its framing headers capitalised; the own server writes them in lowercase.
-    expect(c.text).toContain('\r\nConnection: keep-alive\r\n');
-    expect(c.text).not.toContain('\r\nconnection: keep-alive\r\n');
+    const fake = { HTTPParser: Object.assign(Reordered, real.HTTPParser) as unknown as ParserModule['HTTPParser'], methods: real.methods };
+    expect(probeParser(fake)).toMatch(/callback 3: expected "body he", got "complete"/);
   });
 });

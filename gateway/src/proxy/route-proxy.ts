@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
-import { BunryuError, assignForwarding, createError, type Assignment } from '@bunryu/core';
+import { BunryuError, assignForwarding, clientErrorBody, createError, type Assignment } from '@bunryu/core';
 import { attributesFromHeaders } from '../client/attributes.ts';
 import { unitCookie, unitIdOf } from '../client/unit-id.ts';
 import type { SnapshotStore } from '../config-source/snapshot-store.ts';
@@ -8,9 +8,9 @@ import { exposureJson } from '../events/event-json.ts';
 import type { EventSink } from '../events/event-publisher.ts';
 import type { Logger } from '@bunryu/platform';
 import type { GatewayMetrics } from '../metrics/gateway-metrics.ts';
+import { answerHasBody } from './http1/wire.ts';
 import { UpstreamFailure, type ForwardRequest, type UpstreamResponse } from './upstream-client.ts';
 import { downstreamHeaders, upstreamHeaders } from './headers.ts';
-import { answerHasBody, withContentLength } from './http1/wire.ts';
 import { upstreamPath, type RouteRuntime } from './route-table.ts';
 import type { UpstreamPools } from './upstream-pools.ts';
 
@@ -24,7 +24,7 @@ export interface RouteProxyDeps {
   clientKeys: ReadonlySet<string> | null;
 }
 
-/** What the proxy reads of a request: node's IncomingMessage, or the gateway's own HTTP server (http1/own-server.ts). */
+/** What the proxy reads of a request: node's IncomingMessage, or the gateway's own HTTP server (raw-http.ts). */
 export interface ProxyRequest {
   readonly method: string;
   /** Path and query as sent. */
@@ -56,7 +56,13 @@ export class NodeReply implements ProxyReply {
     const { res } = this;
     // The length is set here: headers given to writeHead without one make node chunk a 1.1
     // answer and close the connection after a 1.0 one, keep-alive asked or not.
-    res.writeHead(status, answerHasBody(res.req.method, status) ? withContentLength(headers, body) : headers);
+    if (answerHasBody(res.req.method, status)) {
+      const sized: string[] = [];
+      for (let i = 0; i < headers.length; i += 2) if (headers[i] !== 'content-length') sized.push(headers[i]!, headers[i + 1]!);
+      sized.push('content-length', String(typeof body === 'string' ? Buffer.byteLength(body) : body.length));
+      headers = sized;
+    }
+    res.writeHead(status, headers);
     // An answer queued behind another on its connection may already hold a 100 Continue; node
     // would put the head of a Buffer body in front of it (OutgoingMessage._send unshifts it),
     // while a head sent on its own goes behind it.
@@ -83,8 +89,7 @@ const JSON_TYPE = 'application/json; charset=utf-8';
  * `any /v1/routes/:route/*` (SPEC §4, request path steps 2–7) on a ProxyRequest and ProxyReply: assign
  * the unit, forward to the route's (or the variant's) upstream with the A/B headers, answer with
  * the upstream's answer or the route's fallback, and queue the exposure. The gateway's own server
- * (http1/own-server.ts), node:http's fast path (http1/server-factory.ts) and the fastify route
- * (http1/fastify-routes.ts) hand
+ * (raw-http.ts), node:http's fast path (fast-path.ts) and the fastify route (proxy-routes.ts) hand
  * requests here.
  */
 export class RouteProxy {
@@ -218,7 +223,7 @@ function sendUpstream(res: ProxyReply, response: UpstreamResponse, own: string[]
 
 /** The shared error body (`{"error": {code, message, details?}}`), written without fastify. */
 export function sendError(res: ProxyReply, error: BunryuError, requestId: string, own?: string[]): void {
-  const body = JSON.stringify(error.code === 'BUNRYU_INTERNAL' ? { error: { code: error.code, message: 'Internal error' } } : error.toBody());
+  const body = JSON.stringify(clientErrorBody(error));
   const headers = ['content-type', JSON_TYPE];
   if (own) headers.push(...own);
   else headers.push('x-request-id', requestId);

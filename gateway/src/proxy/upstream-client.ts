@@ -59,7 +59,7 @@ const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
  * Keep-alive HTTP/1.1 connections to one upstream origin, one request at a time on each. The
  * gateway's own client on node:net rather than undici's Pool: forwarding needs a fraction of
  * undici's machinery (no streaming, no redirects, no pipelining, headers that node's request
- * parser already checked), and what it skips measured ~11 µs of CPU per request (ADR 0004).
+ * parser already checked), and what it skips is a measurable share of a request's CPU (ADR 0004).
  */
 export class HttpOrigin {
   /** The Host header for this origin. */

@@ -1,12 +1,12 @@
 import { createRequire } from 'node:module';
-import type { Logger } from '@bunryu/platform';
 
 /**
- * Node's HTTP/1 request parser (llhttp, the one node:http runs), which node exports only from an
- * internal module, `_http_common` (see README.md in this folder). The gateway's own server runs on
- * it; when it is missing or behaves otherwise than the server expects, every connection goes to
- * node:http, which serves routes too, only slower.
+ * node's HTTP/1 request parser (llhttp, the one node:http runs), which node exports only from an
+ * internal module. The own server (own-server.ts) relies on it; README.md beside this file lists
+ * every internal it touches. Before it is used it must parse a canned exchange exactly as the
+ * own server expects; otherwise the gateway serves every connection through node:http.
  */
+
 export interface NodeHttpParser {
   initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
   execute(data: Buffer): number | Error;
@@ -31,81 +31,95 @@ export interface ParserModule {
   methods: string[];
 }
 
-/** Where the parser comes from: node's internal module, or a test's stand-in. */
-export type ParserSource = () => unknown;
+export type NodeParser = { module: ParserModule; unavailable: null } | { module: null; unavailable: string };
 
-export const nodeParserSource: ParserSource = () => createRequire(import.meta.url)('_http_common');
-
-/**
- * The parser module if it has the shape and the behaviour the own server relies on, else null
- * after one warning (the gateway then serves every connection through node:http).
- */
-export function usableParser(source: ParserSource, logger: Logger): ParserModule | null {
-  let problem: string | null;
-  let module: ParserModule | null = null;
+/** Loads `_http_common` and checks its shape, then its behaviour (probeParser). */
+export function loadNodeParser(load: () => unknown = () => createRequire(import.meta.url)('_http_common')): NodeParser {
+  let m: Partial<ParserModule>;
   try {
-    module = parserShape(source());
-    problem = module === null ? 'HTTPParser or one of its callbacks is missing' : behaviourProblem(module);
+    m = load() as Partial<ParserModule>;
   } catch (err) {
-    problem = String(err);
+    return { module: null, unavailable: `node's _http_common cannot be loaded (${String(err)})` };
   }
-  if (problem === null) return module;
-  logger.warn({ node: process.version, problem }, "node's internal HTTP parser is not as expected: every connection goes through node:http");
-  return null;
-}
-
-function parserShape(m: unknown): ParserModule | null {
-  const { HTTPParser: P, methods } = (m ?? {}) as { HTTPParser?: unknown; methods?: unknown };
-  if (typeof P !== 'function' || !Array.isArray(methods)) return null;
-  const statics = P as unknown as Record<string, unknown>;
-  for (const k of ['REQUEST', 'kOnMessageBegin', 'kOnHeaders', 'kOnHeadersComplete', 'kOnBody', 'kOnMessageComplete', 'kOnExecute']) if (typeof statics[k] !== 'number') return null;
+  const P = m?.HTTPParser as unknown as Record<string, unknown> | undefined;
+  if (typeof P !== 'function' || !Array.isArray(m.methods)) return { module: null, unavailable: "node's _http_common has no HTTPParser or methods" };
+  for (const k of ['REQUEST', 'kOnMessageBegin', 'kOnHeaders', 'kOnHeadersComplete', 'kOnBody', 'kOnMessageComplete', 'kOnExecute']) {
+    if (typeof P[k] !== 'number') return { module: null, unavailable: `node's HTTPParser has no ${k}` };
+  }
   const proto = (P as { prototype?: Record<string, unknown> }).prototype ?? {};
-  for (const k of ['initialize', 'execute', 'close']) if (typeof proto[k] !== 'function') return null;
-  return m as ParserModule;
+  for (const k of ['initialize', 'execute', 'close']) {
+    if (typeof proto[k] !== 'function') return { module: null, unavailable: `node's HTTPParser has no ${k}()` };
+  }
+  const module = m as ParserModule;
+  const differs = probeParser(module);
+  return differs === null ? { module, unavailable: null } : { module: null, unavailable: `node's HTTPParser behaves differently: ${differs}` };
 }
 
-/**
- * Two pipelined requests, the first with a body that arrives in two reads, and what the own
- * server expects to hear of them: the callbacks in this order, with these arguments.
- */
-const CANNED = ['POST /v1/routes/check/x?q=1 HTTP/1.1\r\nHost: check\r\nContent-Length: 5\r\n\r\nhel', 'loGET /v1/routes/check/y HTTP/1.0\r\nX-A: 1\r\n\r\n'];
+/** Two pipelined requests, the first with a body cut across two reads: what the own server sees most. */
+const PROBE = ['POST /v1/routes/probe/p?q=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhe', 'lloGET /v1/routes/y HTTP/1.0\r\nX-A: b\r\n\r\n'];
 const EXPECTED = [
   'begin',
-  'head 1.1 POST /v1/routes/check/x?q=1 ["Host","check","Content-Length","5"] upgrade=false keepAlive=true',
-  'body hel',
-  'execute',
-  'body lo',
+  'headers 1.1 POST /v1/routes/probe/p?q=1 [Host,a,Content-Length,5] upgrade=false keepAlive=true',
+  'body he',
+  'body llo',
   'complete',
   'begin',
-  'head 1.0 GET /v1/routes/check/y ["X-A","1"] upgrade=false keepAlive=false',
+  'headers 1.0 GET /v1/routes/y [X-A,b] upgrade=false keepAlive=false',
   'complete',
-  'execute',
-  'malformed',
-].join('\n');
+];
 
-/** null when the parser does what the own server expects of it, else what differs. */
-function behaviourProblem({ HTTPParser, methods }: ParserModule): string | null {
-  const trace: string[] = [];
-  const parser = new HTTPParser();
+/**
+ * Parses PROBE through a fresh parser and compares the callbacks, in order and with their
+ * arguments, with what the own server reads from them. Null when they agree, else the first
+ * difference.
+ */
+export function probeParser({ HTTPParser, methods }: ParserModule): string | null {
+  const seen: string[] = [];
+  let parser: NodeHttpParser;
   try {
+    parser = new HTTPParser();
     parser.initialize(HTTPParser.REQUEST, {}, 16 * 1024, 0);
-    parser[HTTPParser.kOnMessageBegin] = () => trace.push('begin');
-    parser[HTTPParser.kOnHeaders] = (headers: string[], url: string) => trace.push(`headers ${JSON.stringify(headers)} ${url}`);
-    parser[HTTPParser.kOnHeadersComplete] = (major: number, minor: number, headers: string[], method: number, url: string, _s: unknown, _m: unknown, upgrade: boolean, keepAlive: boolean) => {
-      trace.push(`head ${major}.${minor} ${methods[method]} ${url} ${JSON.stringify(headers)} upgrade=${upgrade} keepAlive=${keepAlive}`);
-      return 0;
-    };
-    parser[HTTPParser.kOnBody] = (chunk: Buffer) => trace.push(`body ${chunk.toString('latin1')}`);
-    parser[HTTPParser.kOnMessageComplete] = () => trace.push('complete');
-    for (const part of CANNED) {
-      const read = parser.execute(Buffer.from(part, 'latin1'));
-      trace.push(read === part.length ? 'execute' : `execute returned ${String(read)}`);
+  } catch (err) {
+    return `a parser cannot be made (${String(err)})`;
+  }
+  let partialHeaders: string[] = [];
+  let partialUrl = '';
+  parser[HTTPParser.kOnMessageBegin] = () => {
+    seen.push('begin');
+  };
+  parser[HTTPParser.kOnHeaders] = (headers: string[], url: string) => {
+    partialHeaders.push(...headers);
+    partialUrl += url;
+  };
+  parser[HTTPParser.kOnHeadersComplete] = (major: number, minor: number, headers: string[] | undefined, method: number, url: string | undefined, _s: unknown, _m: unknown, upgrade: boolean, keepAlive: boolean) => {
+    const all = headers ?? partialHeaders;
+    seen.push(`headers ${major}.${minor} ${methods[method]} ${url ?? partialUrl} [${all.join(',')}] upgrade=${upgrade} keepAlive=${keepAlive}`);
+    partialHeaders = [];
+    partialUrl = '';
+    return 0;
+  };
+  parser[HTTPParser.kOnBody] = (chunk: unknown) => {
+    seen.push(`body ${Buffer.isBuffer(chunk) ? chunk.toString('latin1') : `<${typeof chunk}>`}`);
+  };
+  parser[HTTPParser.kOnMessageComplete] = () => {
+    seen.push('complete');
+  };
+  try {
+    for (const part of PROBE) {
+      const bytes = Buffer.from(part, 'latin1');
+      const result = parser.execute(bytes);
+      if (result !== bytes.length) return `execute() returned ${String(result)} for ${bytes.length} bytes`;
     }
-    // After a request line it cannot read, the parser answers an error instead of a count.
-    trace.push(parser.execute(Buffer.from('NOT HTTP\r\n\r\n', 'latin1')) instanceof Error ? 'malformed' : 'malformed request accepted');
+  } catch (err) {
+    return `execute() threw (${String(err)})`;
   } finally {
     parser.close();
   }
-  const got = trace.join('\n');
-  return got === EXPECTED ? null : `parsed a canned request as:\n${got}\nexpected:\n${EXPECTED}`;
+  for (let i = 0; i < Math.max(seen.length, EXPECTED.length); i++) {
+    if (seen[i] !== EXPECTED[i]) return `callback ${i + 1}: expected "${EXPECTED[i] ?? '(none)'}", got "${seen[i] ?? '(none)'}"`;
+  }
+  return null;
 }
+
+/** This process's parser, checked once. */
+export const nodeParser: NodeParser = loadNodeParser();

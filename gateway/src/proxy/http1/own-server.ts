@@ -1,40 +1,29 @@
 import { IncomingMessage, STATUS_CODES, ServerResponse, type IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
-import { createError } from '@bunryu/core';
-import { ROUTES_PREFIX, isRouteUrl, sendError, type ProxyReply, type ProxyRequest, type RouteProxy } from '../route-proxy.ts';
-import type { NodeHttpParser, ParserModule } from './node-parser.ts';
-import { BodyBuffer, answerHasBody, answerHead, declaredTooLarge, headersObject, requestIdOf, writeMessage } from './wire.ts';
+import { ROUTES_PREFIX, isRouteUrl, sendError, type ProxyReply, type ProxyRequest } from '../route-proxy.ts';
+import type { FastPathTarget } from '../fast-path.ts';
+import { nodeParser, type NodeHttpParser } from './node-parser.ts';
+import { BodyBuffer, answerHasBody, bodyTooLarge, declaredTooLarge, headersObject, requestIdOf, utcDate, writeMessage } from './wire.ts';
 
 /**
  * The gateway's own HTTP/1.1 server for connections that come for `/v1/routes/…`: node's request
  * parser (llhttp, the one node:http runs) on the raw socket, and answers written as one string
- * and one buffer. It skips node:http's per-request IncomingMessage and ServerResponse streams, a
- * sizeable share of a request's CPU (ADR 0004).
+ * and one buffer. It skips node:http's per-request IncomingMessage and ServerResponse streams,
+ * a large share of a proxied request's CPU (ADR 0004).
  *
  * A connection is looked at once, on its first bytes: if its first request is for a route it is
  * served here for its whole life, other requests on it going to fastify's handler with node's
  * own request and response objects on the socket; any other connection is handed to node:http
- * untouched. It runs only on a parser that passed the start-up check (node-parser.ts).
+ * untouched. Node exports its parser only from an internal module (node-parser.ts); when that
+ * is missing or behaves differently, every connection goes to node:http, which serves routes
+ * too, only slower.
  */
 
 /** node:http's request listener: fastify's handler, given node's own request and response objects. */
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
-/** Filled in by buildApp once the proxy exists (the server is created before the app). */
-export interface HttpTarget {
-  proxy: RouteProxy | null;
-  /** fastify's request handler: how a non-route request is answered. */
-  handler: RequestHandler | null;
-  /** Set when the app starts closing: answers then close their connection. */
-  closing: boolean;
-  /** The gateway's own HTTP server for route connections; null when every connection goes to node:http. */
-  raw: RawHttpServer | null;
-}
-
 export interface RawHttpOptions {
-  target: HttpTarget;
-  /** Node's request parser, checked at start-up (usableParser). */
-  parser: ParserModule;
+  target: FastPathTarget;
   /** An idle keep-alive connection closes after this (fastify's keepAliveTimeout). */
   keepAliveTimeoutMs: number;
   /** A request must arrive whole (headers and body) within this of its first byte (node's headersTimeout). */
@@ -49,8 +38,9 @@ const DECIDE_BYTES = 'OPTIONS '.length + ROUTES_PREFIX.length;
 /** Requests parsed ahead of their turn (pipelining): past this the connection answers those and closes. */
 const MAX_QUEUED = 16;
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
-
 export class RawHttpServer {
+  /** False when node's parser could not be loaded or failed its check: then every connection goes to node:http. */
+  static readonly available = nodeParser.module !== null;
   closing = false;
   readonly keepAliveHeader: string;
   private readonly connections = new Set<RawConnection>();
@@ -68,7 +58,7 @@ export class RawHttpServer {
 
   /** A new connection: served here if its first request is for a route, else given to `handOff` (node:http). */
   accept(socket: Socket, handOff: (socket: Socket) => void): void {
-    if (this.closing || this.options.target.proxy === null || this.options.target.handler === null) return handOff(socket);
+    if (nodeParser.module === null || this.closing || this.options.target.proxy === null || this.options.target.handler === null) return handOff(socket);
     this.undecided.add(socket);
     let seen: Buffer | null = null;
     const decide = (chunk: Buffer) => {
@@ -179,7 +169,7 @@ class RawConnection {
     private readonly socket: Socket,
     first: Buffer,
   ) {
-    const { HTTPParser, methods } = server.options.parser;
+    const { HTTPParser, methods } = nodeParser.module!;
     const parser = new HTTPParser();
     parser.initialize(HTTPParser.REQUEST, {}, server.options.maxHeaderSize ?? 16 * 1024, 0);
     parser[HTTPParser.kOnMessageBegin] = () => {
@@ -339,7 +329,7 @@ class RawConnection {
     // Nothing is known of a request that could not be parsed or did not arrive in time.
     if (p.refusal === 400 || p.refusal === 408 || p.refusal === 431) return reply.send(p.refusal, ['content-type', 'text/plain; charset=utf-8'], STATUS_CODES[p.refusal]!);
     const request = new RawRequest(p.method, p.url, p.rawHeaders);
-    if (p.refusal === 413) return sendError(reply, createError('BUNRYU_PAYLOAD_TOO_LARGE'), requestIdOf(request.headers));
+    if (p.refusal === 413) return sendError(reply, bodyTooLarge(), requestIdOf(request.headers));
     const body = p.body.take();
     if (isRouteUrl(p.url)) return this.server.options.target.proxy!.serve(request, reply, requestIdOf(request.headers), body);
     // fastify takes the request id itself.
@@ -348,8 +338,9 @@ class RawConnection {
 
   /**
    * Any other request: node:http's own request and response objects on this socket, handed to
-   * fastify's handler as node:http hands them, so it is answered as on a connection of its own
-   * (cheaper than fastify's `inject`). A property test holds its answers equal to node:http's.
+   * fastify's handler as node:http hands them, so it is answered as on a connection of its own,
+   * at the same cost (fastify's `inject` cost more than twice as much). A property test holds its
+   * answers equal to node:http's.
    */
   private toHandler(p: Pending, headers: IncomingHttpHeaders, body: Buffer | null): void {
     const { socket } = this;
@@ -383,10 +374,22 @@ class RawConnection {
   /** Writes one answer; the next queued request is served after it. */
   write(p: Pending, status: number, headers: string[], body: Buffer | string): void {
     if (this.closed) return this.done();
+    const noBody = !answerHasBody(p.method, status);
+    let head = 'HTTP/1.1 ' + status + ' ' + (STATUS_CODES[status] ?? 'unknown') + '\r\n';
+    let hasDate = false;
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!;
+      // The body goes out whole, so its length is known; an answer without one keeps what it was given.
+      if (name === 'content-length' && !noBody) continue;
+      if (name === 'date') hasDate = true;
+      head += name + ': ' + headers[i + 1]! + '\r\n';
+    }
+    if (!noBody) head += 'content-length: ' + (typeof body === 'string' ? Buffer.byteLength(body) : body.length) + '\r\n';
+    if (!hasDate) head += 'date: ' + utcDate() + '\r\n';
     const keepAlive = this.keepsAlive(p);
     if (!keepAlive) this.stopAfterThis();
-    const head = answerHead(p.method, status, headers, body, keepAlive ? this.server.keepAliveHeader : 'connection: close\r\n\r\n');
-    writeMessage(this.socket, head, answerHasBody(p.method, status) ? body : null);
+    head += keepAlive ? this.server.keepAliveHeader : 'connection: close\r\n\r\n';
+    writeMessage(this.socket, head, noBody ? null : body);
     this.done();
   }
 
@@ -454,3 +457,4 @@ class RawReply implements ProxyReply {
     this.connection.abort();
   }
 }
+

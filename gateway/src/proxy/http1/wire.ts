@@ -1,12 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import { STATUS_CODES, type IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
+import { createError, type BunryuError } from '@bunryu/core';
 import { BODY_LIMIT } from '@bunryu/platform';
 
 /**
- * What every way the gateway speaks HTTP/1.1 shares: the own server, node:http's fast path, the
- * fastify route and the upstream client. One place for it keeps the three ways a route is served
- * answering the same bytes (a property test holds the own server's answers equal to node:http's).
+ * The HTTP/1.1 pieces every way the gateway serves or forwards a request shares: writing a
+ * message, the Date header, header objects, which answers have a body, the request id and the
+ * body limit. The own server (own-server.ts), node:http's fast path (../fast-path.ts), the fastify
+ * routes (../proxy-routes.ts) and the upstream client (../upstream-client.ts) all use these.
  */
 
 /** Bodies up to this go out in one write with their head (writeMessage). */
@@ -29,44 +31,6 @@ export function writeMessage(socket: Socket, head: string, body: Buffer | string
   }
 }
 
-/** Whether an answer to `method` with `status` carries a body (and so a content-length). */
-export function answerHasBody(method: string | undefined, status: number): boolean {
-  return method !== 'HEAD' && status >= 200 && status !== 204 && status !== 304;
-}
-
-/**
- * The head of a whole answer, up to its connection headers: the status line, `headers`
- * (`[lowercase name, value, …]`), the body's length when it has one, and a Date unless given.
- * `tail` ends it (`connection: …\r\n\r\n`).
- */
-export function answerHead(method: string, status: number, headers: readonly string[], body: Buffer | string, tail: string): string {
-  const noBody = !answerHasBody(method, status);
-  let head = 'HTTP/1.1 ' + status + ' ' + (STATUS_CODES[status] ?? 'unknown') + '\r\n';
-  let hasDate = false;
-  for (let i = 0; i < headers.length; i += 2) {
-    const name = headers[i]!;
-    // The body goes out whole, so its length is known; an answer without one keeps what it was given.
-    if (name === 'content-length' && !noBody) continue;
-    if (name === 'date') hasDate = true;
-    head += name + ': ' + headers[i + 1]! + '\r\n';
-  }
-  if (!noBody) head += 'content-length: ' + bodyLength(body) + '\r\n';
-  if (!hasDate) head += 'date: ' + utcDate() + '\r\n';
-  return head + tail;
-}
-
-/** `headers` with their content-length set to the body's, for node's ServerResponse (writeHead). */
-export function withContentLength(headers: readonly string[], body: Buffer | string): string[] {
-  const sized: string[] = [];
-  for (let i = 0; i < headers.length; i += 2) if (headers[i] !== 'content-length') sized.push(headers[i]!, headers[i + 1]!);
-  sized.push('content-length', String(bodyLength(body)));
-  return sized;
-}
-
-function bodyLength(body: Buffer | string): number {
-  return typeof body === 'string' ? Buffer.byteLength(body) : body.length;
-}
-
 let dateSecond = -1;
 let dateText = '';
 
@@ -79,6 +43,11 @@ export function utcDate(): string {
     dateText = new Date(now).toUTCString();
   }
   return dateText;
+}
+
+/** Whether an answer to `method` with `status` carries a body (and so a content-length). */
+export function answerHasBody(method: string | undefined, status: number): boolean {
+  return method !== 'HEAD' && status >= 200 && status !== 204 && status !== 304;
 }
 
 /** Fields a request may hold once; node:http keeps the first of each (IncomingMessage#_addHeaderLine). */
@@ -103,35 +72,31 @@ export function headersObject(raw: readonly string[]): IncomingHttpHeaders {
   return out;
 }
 
-/** Longest request id kept: the event schema's bound. */
-const REQUEST_ID_MAX = 128;
-
-/** The request id: the client's `x-request-id` (within the event schema's bound), else a new UUID, as fastify takes it. */
-export function requestIdOf(headers: IncomingHttpHeaders): string {
+/**
+ * The request id: the client's `x-request-id` (within the event schema's bound), else `generated`
+ * (fastify's own id on its routes, which makes the same choice) or a new UUID.
+ */
+export function requestIdOf(headers: IncomingHttpHeaders, generated?: string): string {
   const header = headers['x-request-id'];
-  return typeof header === 'string' && header.length > 0 ? clipRequestId(header) : randomUUID();
+  if (typeof header === 'string' && header.length > 0) return header.slice(0, 128);
+  return generated ?? randomUUID();
 }
 
-/** A request id fastify already took, within the event schema's bound. */
-export function clipRequestId(id: string): string {
-  return id.slice(0, REQUEST_ID_MAX);
-}
-
-/** A declared `content-length` over the body limit: refused (413) before any of the body is read. */
+/** A declared `content-length` over the body limit (SPEC §8: 413): refused before any byte of the body. */
 export function declaredTooLarge(contentLength: string | undefined): boolean {
   return contentLength !== undefined && Number(contentLength) > BODY_LIMIT;
 }
 
-/**
- * A request body read in chunks, up to the body limit (fastify's `bodyLimit`, the same for every
- * service). An empty body is none, on every way a route is served, so the upstream sees the same
- * request.
- */
-export class BodyBuffer {
-  private readonly chunks: Buffer[] = [];
-  size = 0;
+export function bodyTooLarge(): BunryuError {
+  return createError('BUNRYU_PAYLOAD_TOO_LARGE');
+}
 
-  /** false: past the limit (the chunk is not kept). */
+/** A request body as it arrives, within the body limit. */
+export class BodyBuffer {
+  size = 0;
+  private readonly chunks: Buffer[] = [];
+
+  /** false once the body has outgrown the limit (the chunk is not kept). */
   add(chunk: Buffer): boolean {
     this.size += chunk.length;
     if (this.size > BODY_LIMIT) return false;
@@ -139,13 +104,9 @@ export class BodyBuffer {
     return true;
   }
 
+  /** The whole body; null when there is none, as an empty body is no body to the upstream either. */
   take(): Buffer | null {
     const { chunks } = this;
     return this.size === 0 ? null : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.size);
   }
-}
-
-/** A body fastify already read (as one Buffer, never parsed): an empty one is none. */
-export function bodyOrNone(body: Buffer | undefined): Buffer | null {
-  return body !== undefined && body.length > 0 ? body : null;
 }

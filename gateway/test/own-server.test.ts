@@ -1,15 +1,14 @@
 import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nodeParserSource, usableParser } from '../src/proxy/http1/node-parser.ts';
 import { RawHttpServer } from '../src/proxy/http1/own-server.ts';
 import { headersObject } from '../src/proxy/http1/wire.ts';
 import type { RouteProxy } from '../src/proxy/route-proxy.ts';
-import { converse } from './helpers/converse.ts';
-import { startFakeExperimentService, type FakeExperimentService } from './helpers/fake-experiment-service.ts';
-import { startGateway, until, type TestGateway } from './helpers/gateway.ts';
-import { experiment, route, snapshot } from './helpers/snapshots.ts';
-import { startUpstream, type Behaviour, type TestUpstream } from './helpers/upstream.ts';
+import { converse } from './support/converse.ts';
+import { startFakeExperimentService, type FakeExperimentService } from './support/fake-experiment-service.ts';
+import { startGateway, until, type TestGateway } from './support/gateway.ts';
+import { experiment, route, snapshot } from './support/snapshots.ts';
+import { startUpstream, type Behaviour, type TestUpstream } from './support/upstream.ts';
 
 const echoBack: Behaviour = (req, res) => {
   res.writeHead(200, { 'content-type': 'application/json' });
@@ -210,7 +209,6 @@ describe("the gateway's own HTTP server", () => {
 });
 
 describe.each([true, false])('RawHttpServer on its own (parser consuming the socket: %s)', (consume) => {
-  const parser = usableParser(nodeParserSource, { info() {}, warn() {}, error() {} });
   /** A server whose "proxy" echoes the URL and body, with node:http behind it for other connections. */
   async function serve(options: { requestTimeoutMs?: number } = {}) {
     const node = createHttpServer((_req, res) => res.end('node'));
@@ -228,7 +226,6 @@ describe.each([true, false])('RawHttpServer on its own (parser consuming the soc
         closing: false,
         raw: null,
       },
-      parser: parser!,
       keepAliveTimeoutMs: 60_000,
       consume,
       ...options,

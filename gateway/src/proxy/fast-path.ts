@@ -1,17 +1,25 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyServerOptions } from 'fastify';
-import { createError } from '@bunryu/core';
-import { NodeReply, isRouteUrl, sendError, type ProxyRequest, type RouteProxy } from '../route-proxy.ts';
-import type { ParserModule } from './node-parser.ts';
-import { RawHttpServer, type HttpTarget } from './own-server.ts';
-import { BodyBuffer, declaredTooLarge, requestIdOf } from './wire.ts';
+import { RawHttpServer, type RequestHandler } from './http1/own-server.ts';
+import { BodyBuffer, bodyTooLarge, declaredTooLarge, requestIdOf } from './http1/wire.ts';
+import { NodeReply, isRouteUrl, sendError, type ProxyRequest, type RouteProxy } from './route-proxy.ts';
+
+/** Filled in by buildApp once the proxy exists (the server is created before the app). */
+export interface FastPathTarget {
+  proxy: RouteProxy | null;
+  /** fastify's request handler: how the gateway's own server answers a non-route request. */
+  handler: RequestHandler | null;
+  /** Set when the app starts closing: answers then close their connection. */
+  closing: boolean;
+  /** The gateway's own HTTP server for route connections; null when every connection goes to node:http. */
+  raw: RawHttpServer | null;
+}
 
 /**
  * A fastify `serverFactory` for the gateway's hot path, `/v1/routes/…`, in two layers:
- * - given a parser (one that passed the start-up check), a connection whose first request is for
- *   a route is served by the gateway's own HTTP server (own-server.ts) without node:http's
- *   per-request objects;
+ * - a connection whose first request is for a route is served by the gateway's own HTTP server
+ *   (raw-http.ts) on node's request parser, without node:http's per-request objects;
  * - every other connection goes to node:http, whose handler still hands `/v1/routes/…` straight
  *   to the RouteProxy and everything else to fastify.
  * Skipping fastify's per-request objects, hooks and reply pipeline, and where it can node:http's,
@@ -19,7 +27,7 @@ import { BodyBuffer, declaredTooLarge, requestIdOf } from './wire.ts';
  * (SPEC §7). Both keep fastify's conventions: `x-request-id` (kept from the client or a new
  * UUID), the 1 MiB body limit (413) and the shared error body.
  */
-export function fastPathServerFactory(target: HttpTarget, parser: ParserModule | null): NonNullable<FastifyServerOptions['serverFactory']> {
+export function fastPathServerFactory(target: FastPathTarget, ownServer: boolean): NonNullable<FastifyServerOptions['serverFactory']> {
   return (handler, options): Server => {
     target.handler = handler;
     const server = createServer((req, res) => {
@@ -35,8 +43,8 @@ export function fastPathServerFactory(target: HttpTarget, parser: ParserModule |
     server.keepAliveTimeout = o.keepAliveTimeout ?? 72_000;
     server.requestTimeout = o.requestTimeout ?? 0;
     server.setTimeout(o.connectionTimeout ?? 0);
-    if (parser !== null) {
-      const raw = new RawHttpServer({ target, parser, keepAliveTimeoutMs: server.keepAliveTimeout, requestTimeoutMs: server.headersTimeout });
+    if (ownServer && RawHttpServer.available) {
+      const raw = new RawHttpServer({ target, keepAliveTimeoutMs: server.keepAliveTimeout, requestTimeoutMs: server.headersTimeout });
       target.raw = raw;
       // node:http's own connection listener, called for the connections the gateway's server does not keep.
       const nodeListeners = server.listeners('connection') as ((socket: Socket) => void)[];
@@ -50,8 +58,7 @@ export function fastPathServerFactory(target: HttpTarget, parser: ParserModule |
   };
 }
 
-/** A route request on node:http: its body read here, up to the limit, then the RouteProxy answers. */
-function serveRoute(target: HttpTarget, proxy: RouteProxy, req: IncomingMessage, res: ServerResponse): void {
+function serveRoute(target: FastPathTarget, proxy: RouteProxy, req: IncomingMessage, res: ServerResponse): void {
   if (target.closing) res.shouldKeepAlive = false;
   const requestId = requestIdOf(req.headers);
   const length = req.headers['content-length'];
@@ -73,6 +80,6 @@ function serveRoute(target: HttpTarget, proxy: RouteProxy, req: IncomingMessage,
 
 function tooLarge(req: IncomingMessage, res: ServerResponse, requestId: string): void {
   res.shouldKeepAlive = false;
-  sendError(new NodeReply(res), createError('BUNRYU_PAYLOAD_TOO_LARGE'), requestId);
+  sendError(new NodeReply(res), bodyTooLarge(), requestId);
   req.resume();
 }

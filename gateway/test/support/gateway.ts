@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { parseEnv } from '@bunryu/core';
 import type { EventLogProducer } from '@bunryu/event-log';
-import { buildApp, type AppOptions } from '../../src/app.ts';
+import { buildApp } from '../../src/app.ts';
 import { compose, type ComposeOverrides, type Deps } from '../../src/compose.ts';
 import { ConfigSchema, type Config } from '../../src/config.ts';
 
@@ -29,7 +29,6 @@ export async function startGateway(options: {
   env?: Record<string, string>;
   producer?: EventLogProducer;
   overrides?: ComposeOverrides;
-  app?: AppOptions;
 }): Promise<TestGateway> {
   const dataDir = options.dataDir ?? (await tempDir());
   const config = parseEnv(ConfigSchema, {
@@ -44,7 +43,7 @@ export async function startGateway(options: {
     ...options.overrides,
     ...(options.producer ? { producer: options.producer } : {}),
   });
-  const app = await buildApp(config, deps, options.app);
+  const app = await buildApp(config, deps);
   await app.listen({ port: 0, host: '127.0.0.1' });
   return {
     url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`,
