@@ -3,8 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LogSink } from '@bunryu/platform';
 import { loadNodeParser, nodeParser, probeParser, type ParserModule } from '../src/proxy/http1/node-parser.ts';
 import { converse } from './support/converse.ts';
-import { startFakeExperimentService, type FakeExperimentService } from './support/fake-experiment-service.ts';
-import { startGateway, until, type TestGateway } from './support/gateway.ts';
+import { startReadyGateway, type ReadyGateway } from './support/ready-gateway.ts';
 import { experiment, route, snapshot } from './support/snapshots.ts';
 import { startUpstream, type TestUpstream } from './support/upstream.ts';
 
@@ -75,26 +74,22 @@ describe('a gateway whose parser failed the check', () => {
   const shifted = loadNodeParser(() => ({ HTTPParser: real.HTTPParser, methods: [...real.methods].reverse() }));
   const sink = new WarningSink();
   let upstream: TestUpstream;
-  let es: FakeExperimentService;
-  let gw: TestGateway;
+  let ready: ReadyGateway;
 
   beforeAll(async () => {
     upstream = await startUpstream('main');
-    es = await startFakeExperimentService(snapshot(1, [route('recommend', upstream.url, { path: '/m' })], [experiment('ranker', 'recommend')]));
-    gw = await startGateway({ experimentService: es.url, app: { httpParser: shifted }, logger: sink });
-    await until(() => gw.deps.store.current !== null);
+    ready = await startReadyGateway(snapshot(1, [route('recommend', upstream.url, { path: '/m' })], [experiment('ranker', 'recommend')]), {}, { app: { httpParser: shifted }, logger: sink });
   });
 
   afterAll(async () => {
-    await gw?.close();
-    await es?.close();
+    await ready?.close();
     await upstream?.close();
   });
 
   it('says so once, and serves route connections through node:http, bodies and pipelining included', async () => {
     expect(sink.warnings).toEqual(["the gateway's own HTTP server is off: every connection goes through node:http"]);
     const c = await converse(
-      Number(new URL(gw.url).port),
+      Number(new URL(ready.gw.url).port),
       'POST /v1/routes/recommend/predict HTTP/1.1\r\nHost: gw\r\nx-unit-id: u-1\r\nContent-Length: 5\r\n\r\nhello' +
         'GET /v1/routes/recommend/predict HTTP/1.1\r\nHost: gw\r\nx-unit-id: u-1\r\n\r\n',
       2,
