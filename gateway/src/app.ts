@@ -6,7 +6,7 @@ import { clientKeyCheck } from './client/client-keys.ts';
 import { clientRoutes } from './client/client-routes.ts';
 import { GatewayMetrics } from './metrics/gateway-metrics.ts';
 import { fastPathServerFactory, type FastPathTarget } from './proxy/fast-path.ts';
-import { nodeParser } from './proxy/http1/node-parser.ts';
+import { nodeParser, type NodeParser } from './proxy/http1/node-parser.ts';
 import { proxyRoutes } from './proxy/proxy-routes.ts';
 import { RouteProxy } from './proxy/route-proxy.ts';
 
@@ -16,6 +16,8 @@ export interface AppOptions {
    * publisher's metrics come from the primary that holds it.
    */
   clusterMetrics?: () => Promise<string>;
+  /** Node's request parser and the verdict of its start-up check (a test gives one that failed it). */
+  httpParser?: NodeParser;
 }
 
 /**
@@ -25,6 +27,8 @@ export interface AppOptions {
  */
 export async function buildApp(config: Readonly<Config>, deps: Deps, options: AppOptions = {}): Promise<FastifyInstance> {
   const fastPath: FastPathTarget = { proxy: null, handler: null, closing: false, raw: null };
+  const parser = options.httpParser ?? nodeParser;
+  const ownServer = config.GATEWAY_HTTP_SERVER === 'own';
   const app = createHttpServer({
     service: 'gateway',
     logLevel: config.LOG_LEVEL,
@@ -36,12 +40,12 @@ export async function buildApp(config: Readonly<Config>, deps: Deps, options: Ap
         },
       },
     ],
-    fastify: { serverFactory: fastPathServerFactory(fastPath, config.GATEWAY_HTTP_SERVER === 'own') },
+    fastify: { serverFactory: fastPathServerFactory(fastPath, ownServer ? parser.module : null) },
     ...(options.clusterMetrics ? { metrics: options.clusterMetrics } : {}),
   });
   deps.logger.use(app.log);
-  if (config.GATEWAY_HTTP_SERVER === 'own' && nodeParser.unavailable !== null) {
-    deps.logger.warn({ reason: nodeParser.unavailable }, "the gateway's own HTTP server is off: every connection goes through node:http");
+  if (ownServer && parser.unavailable !== null) {
+    deps.logger.warn({ reason: parser.unavailable }, "the gateway's own HTTP server is off: every connection goes through node:http");
   }
   const metrics = new GatewayMetrics(app.metrics, {
     ...(options.clusterMetrics ? {} : { publisher: () => deps.publisher.stats() }),

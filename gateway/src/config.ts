@@ -26,7 +26,7 @@ export const ConfigSchema = z.object({
   GATEWAY_EVENT_QUEUE_LIMIT: z.coerce.number().int().min(1000).max(10_000_000).default(100_000),
   /** Set by the primary on the worker processes it forks; not for operators. */
   BUNRYU_GATEWAY_WORKER: flag(false),
-  /** The same bound in MiB of serialized events: ~30,000 exposures of 20 experiments in the default 32. */
+  /** The same bound in MiB of serialized events: what keeps the publisher's memory bounded whatever the events' size. */
   GATEWAY_EVENT_QUEUE_MB: z.coerce.number().int().min(1).max(4096).default(32),
 });
 export type Config = z.infer<typeof ConfigSchema>;

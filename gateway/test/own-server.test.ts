@@ -1,6 +1,7 @@
 import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nodeParser } from '../src/proxy/http1/node-parser.ts';
 import { RawHttpServer } from '../src/proxy/http1/own-server.ts';
 import { headersObject } from '../src/proxy/http1/wire.ts';
 import type { RouteProxy } from '../src/proxy/route-proxy.ts';
@@ -226,6 +227,7 @@ describe.each([true, false])('RawHttpServer on its own (parser consuming the soc
         closing: false,
         raw: null,
       },
+      parser: nodeParser.module!,
       keepAliveTimeoutMs: 60_000,
       consume,
       ...options,

@@ -16,7 +16,7 @@ const readText: ReadText = (path) => {
  * The cores this process can use: the CPUs it may run on, bounded by a cgroup CPU quota (a
  * container's CPU limit), which Node's availableParallelism() does not read. Without the bound a
  * gateway limited to 2 CPUs on a 64-core node would start 64 workers, each with its own
- * runtime and config (~125 MB), to share 2 CPUs. The quota of every cgroup from the process's
+ * runtime and config, to share 2 CPUs. The quota of every cgroup from the process's
  * own up to the root counts (a limit set on a parent applies to its children); a fractional
  * quota rounds up, so 1.5 CPUs make 2 workers.
  */

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyServerOptions } from 'fastify';
+import type { ParserModule } from './http1/node-parser.ts';
 import { RawHttpServer, type RequestHandler } from './http1/own-server.ts';
 import { BodyBuffer, bodyTooLarge, declaredTooLarge, requestIdOf } from './http1/wire.ts';
 import { NodeReply, isRouteUrl, sendError, type ProxyRequest, type RouteProxy } from './route-proxy.ts';
@@ -27,7 +28,7 @@ export interface FastPathTarget {
  * (SPEC §7). Both keep fastify's conventions: `x-request-id` (kept from the client or a new
  * UUID), the 1 MiB body limit (413) and the shared error body.
  */
-export function fastPathServerFactory(target: FastPathTarget, ownServer: boolean): NonNullable<FastifyServerOptions['serverFactory']> {
+export function fastPathServerFactory(target: FastPathTarget, parser: ParserModule | null): NonNullable<FastifyServerOptions['serverFactory']> {
   return (handler, options): Server => {
     target.handler = handler;
     const server = createServer((req, res) => {
@@ -43,8 +44,8 @@ export function fastPathServerFactory(target: FastPathTarget, ownServer: boolean
     server.keepAliveTimeout = o.keepAliveTimeout ?? 72_000;
     server.requestTimeout = o.requestTimeout ?? 0;
     server.setTimeout(o.connectionTimeout ?? 0);
-    if (ownServer && RawHttpServer.available) {
-      const raw = new RawHttpServer({ target, keepAliveTimeoutMs: server.keepAliveTimeout, requestTimeoutMs: server.headersTimeout });
+    if (parser !== null) {
+      const raw = new RawHttpServer({ target, parser, keepAliveTimeoutMs: server.keepAliveTimeout, requestTimeoutMs: server.headersTimeout });
       target.raw = raw;
       // node:http's own connection listener, called for the connections the gateway's server does not keep.
       const nodeListeners = server.listeners('connection') as ((socket: Socket) => void)[];

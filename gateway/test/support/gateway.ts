@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { parseEnv } from '@bunryu/core';
 import type { EventLogProducer } from '@bunryu/event-log';
-import { buildApp } from '../../src/app.ts';
+import { buildApp, type AppOptions } from '../../src/app.ts';
 import { compose, type ComposeOverrides, type Deps } from '../../src/compose.ts';
 import { ConfigSchema, type Config } from '../../src/config.ts';
 
@@ -29,6 +29,9 @@ export async function startGateway(options: {
   env?: Record<string, string>;
   producer?: EventLogProducer;
   overrides?: ComposeOverrides;
+  app?: AppOptions;
+  /** What the app logs through, in place of the composed one (which a silent config mutes). */
+  logger?: Deps['logger'];
 }): Promise<TestGateway> {
   const dataDir = options.dataDir ?? (await tempDir());
   const config = parseEnv(ConfigSchema, {
@@ -37,13 +40,14 @@ export async function startGateway(options: {
     EXPERIMENT_SERVICE_URL: options.experimentService,
     ...options.env,
   });
-  const deps = await compose(config, {
+  const composed = await compose(config, {
     subscriber: { backoffMinMs: 20, backoffMaxMs: 200 },
     publisher: { flushIntervalMs: 5, retryMinMs: 50, retryMaxMs: 200 },
     ...options.overrides,
     ...(options.producer ? { producer: options.producer } : {}),
   });
-  const app = await buildApp(config, deps);
+  const deps = options.logger ? { ...composed, logger: options.logger } : composed;
+  const app = await buildApp(config, deps, options.app);
   await app.listen({ port: 0, host: '127.0.0.1' });
   return {
     url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`,

@@ -3,6 +3,8 @@ import { tapEvents, type EventTap } from './event-tap.ts';
 import { startFakeExperimentService, type FakeExperimentService } from './fake-experiment-service.ts';
 import { startGateway, until, type TestGateway } from './gateway.ts';
 
+type GatewayOptions = Pick<Parameters<typeof startGateway>[0], 'app' | 'logger'>;
+
 export interface ReadyGateway {
   es: FakeExperimentService;
   gw: TestGateway;
@@ -12,9 +14,9 @@ export interface ReadyGateway {
 }
 
 /** A gateway serving `config` from a fake experiment-service, its snapshot loaded, and a tap on its event log. */
-export async function startReadyGateway(config: ConfigSnapshot, env: Record<string, string> = {}): Promise<ReadyGateway> {
+export async function startReadyGateway(config: ConfigSnapshot, env: Record<string, string> = {}, options: GatewayOptions = {}): Promise<ReadyGateway> {
   const es = await startFakeExperimentService(config);
-  const gw = await startGateway({ experimentService: es.url, env });
+  const gw = await startGateway({ experimentService: es.url, env, ...options });
   const tap = await tapEvents(gw);
   await until(() => gw.deps.store.current !== null);
   return {

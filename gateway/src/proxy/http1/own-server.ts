@@ -2,7 +2,7 @@ import { IncomingMessage, STATUS_CODES, ServerResponse, type IncomingHttpHeaders
 import type { Socket } from 'node:net';
 import { ROUTES_PREFIX, isRouteUrl, sendError, type ProxyReply, type ProxyRequest } from '../route-proxy.ts';
 import type { FastPathTarget } from '../fast-path.ts';
-import { nodeParser, type NodeHttpParser } from './node-parser.ts';
+import type { NodeHttpParser, ParserModule } from './node-parser.ts';
 import { BodyBuffer, answerHasBody, bodyTooLarge, declaredTooLarge, headersObject, requestIdOf, utcDate, writeMessage } from './wire.ts';
 
 /**
@@ -24,6 +24,8 @@ export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void
 
 export interface RawHttpOptions {
   target: FastPathTarget;
+  /** Node's request parser, once it passed its check (loadNodeParser). */
+  parser: ParserModule;
   /** An idle keep-alive connection closes after this (fastify's keepAliveTimeout). */
   keepAliveTimeoutMs: number;
   /** A request must arrive whole (headers and body) within this of its first byte (node's headersTimeout). */
@@ -39,8 +41,6 @@ const DECIDE_BYTES = 'OPTIONS '.length + ROUTES_PREFIX.length;
 const MAX_QUEUED = 16;
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
 export class RawHttpServer {
-  /** False when node's parser could not be loaded or failed its check: then every connection goes to node:http. */
-  static readonly available = nodeParser.module !== null;
   closing = false;
   readonly keepAliveHeader: string;
   private readonly connections = new Set<RawConnection>();
@@ -58,7 +58,7 @@ export class RawHttpServer {
 
   /** A new connection: served here if its first request is for a route, else given to `handOff` (node:http). */
   accept(socket: Socket, handOff: (socket: Socket) => void): void {
-    if (nodeParser.module === null || this.closing || this.options.target.proxy === null || this.options.target.handler === null) return handOff(socket);
+    if (this.closing || this.options.target.proxy === null || this.options.target.handler === null) return handOff(socket);
     this.undecided.add(socket);
     let seen: Buffer | null = null;
     const decide = (chunk: Buffer) => {
@@ -169,7 +169,7 @@ class RawConnection {
     private readonly socket: Socket,
     first: Buffer,
   ) {
-    const { HTTPParser, methods } = nodeParser.module!;
+    const { HTTPParser, methods } = server.options.parser;
     const parser = new HTTPParser();
     parser.initialize(HTTPParser.REQUEST, {}, server.options.maxHeaderSize ?? 16 * 1024, 0);
     parser[HTTPParser.kOnMessageBegin] = () => {
