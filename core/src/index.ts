@@ -8,3 +8,5 @@ export * from './events.ts';
 export * from './http-errors.ts';
 export * from './stats/index.ts';
 export * from './lifecycle.ts';
+export * from './rollout/plan.ts';
+export * from './rollout/decide.ts';

@@ -1,10 +1,10 @@
 import { z } from 'zod';
 import { BUCKETS } from './hash.ts';
+import { Key, Weight, hundredths } from './keys.ts';
+import { RolloutPlan, RolloutState } from './rollout/plan.ts';
 
-export const KEY_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+export { KEY_PATTERN, Key, Weight, hundredths } from './keys.ts';
 export const EVENT_TYPE_PATTERN = /^[a-z][a-z0-9_]{0,63}$/;
-
-export const Key = z.string().regex(KEY_PATTERN, 'must match ^[a-z0-9][a-z0-9._-]{0,63}$');
 
 const JsonValue: z.ZodType<unknown> = z.json();
 export const Params = z.record(z.string().min(1).max(128), JsonValue);
@@ -117,13 +117,6 @@ export const BUILT_IN_METRICS: Record<BuiltInMetric['key'], BuiltInMetric> = {
 export const ExperimentStatus = z.enum(['draft', 'running', 'paused', 'released', 'rolled_back', 'archived']);
 export type ExperimentStatus = z.infer<typeof ExperimentStatus>;
 
-/** Percentages with at most two decimals; compared in hundredths so 33.33+33.33+33.34 sums exactly. */
-export const Weight = z
-  .number()
-  .min(0)
-  .max(100)
-  .refine((w) => Math.abs(w * 100 - Math.round(w * 100)) < 1e-6, 'at most two decimals');
-
 export const Variant = z.strictObject({
   key: Key,
   name: z.string().max(200).optional(),
@@ -137,10 +130,6 @@ export const Allocation = z
   .strictObject({ start: z.number().int().min(0).max(BUCKETS), end: z.number().int().min(0).max(BUCKETS) })
   .refine((a) => a.start < a.end, { message: 'start must be below end', path: ['end'] });
 export type Allocation = z.infer<typeof Allocation>;
-
-export function hundredths(weight: number): number {
-  return Math.round(weight * 100);
-}
 
 function checkVariants(
   def: { variants: Variant[]; overrides?: Record<string, string> },
@@ -177,6 +166,8 @@ const ExperimentFields = {
   metrics: z
     .strictObject({ primary: Key.optional(), guardrails: z.array(Key).max(20).default([]) })
     .default({ guardrails: [] }),
+  /** A guarded rollout (SPEC §10): the autopilot ramps, tests guardrails and acts by itself. */
+  rollout: RolloutPlan.optional(),
 };
 
 /** What a PM submits (SPEC §4 definition). Unknown fields are rejected. */
@@ -203,6 +194,8 @@ export const Experiment = z
      * split by older weights, so the sample-ratio check counts only units exposed since.
      */
     weightsChangedAt: z.string().optional(),
+    /** Where a guarded rollout stands; present while the experiment has a `rollout` plan. */
+    rolloutState: RolloutState.optional(),
   })
   .superRefine(checkVariants);
 export type Experiment = z.infer<typeof Experiment>;
