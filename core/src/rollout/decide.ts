@@ -115,19 +115,23 @@ function difference(type: string, control: MetricVariant, treatment: MetricVaria
 
 function evaluate(plan: RolloutPlan, g: RolloutGuardrail, level: number, metric: MetricResult | undefined, control: string, variant: string): GuardrailEvidence {
   const relative = g.margin > 0;
-  const base = { metric: g.metric, variant, baseline: control, harm: g.harm, margin: g.margin, relative, level };
   const c = metric?.variants.find((v) => v.key === control);
   const t = metric?.variants.find((v) => v.key === variant);
   const units = { control: c?.units ?? 0, treatment: t?.units ?? 0 };
-  if (metric === undefined) return { ...base, estimate: null, bound: null, units, verdict: 'missing' };
-  if (c === undefined || t === undefined || units.control < plan.minUnitsForDecision || units.treatment < plan.minUnitsForDecision) {
-    return { ...base, estimate: null, bound: null, units, verdict: 'insufficient' };
+  let verdict: GuardrailEvidence['verdict'] = 'insufficient';
+  let estimate: number | null = null;
+  let bound: number | null = null;
+  if (metric === undefined) verdict = 'missing';
+  else if (c !== undefined && t !== undefined && units.control >= plan.minUnitsForDecision && units.treatment >= plan.minUnitsForDecision) {
+    const d = difference(metric.type, c, t, relative);
+    if (d !== null) {
+      const b = oneSidedBound(d.estimate, d.variance, d.tau2, level, g.harm === 'increase' ? 'lower' : 'upper');
+      estimate = d.estimate;
+      bound = Number.isFinite(b) ? b : null;
+      verdict = (g.harm === 'increase' ? b > g.margin : b < -g.margin) ? 'harmed' : 'ok';
+    }
   }
-  const d = difference(metric.type, c, t, relative);
-  if (d === null) return { ...base, estimate: null, bound: null, units, verdict: 'insufficient' };
-  const bound = oneSidedBound(d.estimate, d.variance, d.tau2, level, g.harm === 'increase' ? 'lower' : 'upper');
-  const harmed = g.harm === 'increase' ? bound > g.margin : bound < -g.margin;
-  return { ...base, estimate: d.estimate, bound: Number.isFinite(bound) ? bound : null, units, verdict: harmed ? 'harmed' : 'ok' };
+  return { metric: g.metric, variant, baseline: control, harm: g.harm, margin: g.margin, relative, estimate, bound, level, units, verdict };
 }
 
 /** Variant keys, control first: the results' order (the definition's), then any the plan names that have no data yet. */
