@@ -1,80 +1,58 @@
 /**
- * Issue #17 / SPEC §15: the release autopilot's decision function in seeded simulations (core
- * only, no servers). Each run sends units through the default plan (5% → 25% → 50%) and calls
- * decideRollout every 5 s of simulated time on the cumulative sufficient statistics. Counts, not
- * timings: the figures are the same on every machine for the same seeds.
+ * `npm run bench rollout`: the release autopilot's decision function in a seeded simulation
+ * (SPEC §15), no servers. Each scenario runs the default plan (5% → 25% → 50%) over many seeds
+ * and reports how often it ends in a rollback, and when.
  */
-import { defaultRolloutPlan, RolloutPlan } from '@bunryu/core';
+import { defaultRolloutPlan } from '@bunryu/core';
 import type { BenchResult } from '../../bench/lib/result.ts';
-import { peekGuardrails, sfc32, simulateRollout, type Arm, type Outcome, type World } from './rollout-simulation.ts';
+import { simulateRollout, type Arm, type RunOutcome, type Scenario } from '../test/support/rollout-sim.ts';
 
-const RUNS = 1000;
-/** A busy route: at the 5% step the treatment sees about 50 new units a minute. */
-const UNITS_PER_MINUTE = 1000;
-/** Long enough for the default plan's 100 minutes and its unit minimums at this traffic. */
-const HORIZON_MINUTES = 300;
-const LOW_TRAFFIC_HORIZON_MINUTES = 12 * 60;
+const RUNS = Number(process.env.ROLLOUT_BENCH_RUNS ?? 1000);
+const plan = defaultRolloutPlan(['control', 'treatment']);
+const healthy: Arm = { errorRate: 0.01, latencyMedianMs: 50 };
 
-const CONTROL: Arm = { errorRate: 0.01, latencyLogMedian: Math.log(100), latencySigma: 0.5 };
-
-function runs(world: World, seedBase: number, horizon = HORIZON_MINUTES): Outcome[] {
-  const plan = defaultRolloutPlan(['control', 'treatment']);
-  return Array.from({ length: RUNS }, (_, i) => simulateRollout(plan, world, sfc32(seedBase + i), horizon));
+function runMany(scenario: Scenario, seedBase: number): RunOutcome[] {
+  const out: RunOutcome[] = [];
+  for (let i = 0; i < RUNS; i++) out.push(simulateRollout(plan, scenario, seedBase + i));
+  return out;
 }
 
-function median(xs: readonly number[]): number {
+const share = (runs: RunOutcome[], end: RunOutcome['end']) => runs.filter((r) => r.end === end).length / runs.length;
+function median(xs: number[]): number {
+  if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
-
-const share = (outcomes: readonly Outcome[], pick: (o: Outcome) => boolean) => outcomes.filter(pick).length / outcomes.length;
-const harm = (o: Outcome) => o.reason === 'harm';
 
 export async function run(): Promise<BenchResult[]> {
-  const alpha = defaultRolloutPlan(['control', 'treatment']).alpha;
   const results: BenchResult[] = [];
-  const push = (metric: string, value: number, unit: string, target?: string, note?: string) =>
-    results.push({ scenario: 'rollout', metric, value, unit, ...(target ? { target } : {}), ...(note ? { note } : {}) });
+  const note = `${RUNS} seeded runs, default plan, α = ${plan.alpha}, decision every 5 s`;
 
-  // A/A over the full plan at the busy route's traffic.
-  const aa = runs({ unitsPerMinute: UNITS_PER_MINUTE, control: CONTROL, treatment: CONTROL }, 1_000_000);
-  push('A/A false rollbacks over the full plan', share(aa, harm), 'share of runs', `<= ${alpha}`);
-  push('A/A pauses on SRM (p < 0.001 looked at every 5 s)', share(aa, (o) => o.reason === 'srm'), 'share of runs');
-  push('A/A runs through every step', share(aa, (o) => o.reason.startsWith('done-')), 'share of runs');
-  push('A/A median minutes to the end of the plan', median(aa.filter((o) => o.reason.startsWith('done-')).map((o) => o.minutes)), 'min');
+  const aa = runMany({ unitsPerMinute: 100, control: healthy, treatment: healthy, horizonMinutes: 300 }, 1_000_000);
+  results.push({ scenario: 'rollout', metric: 'A/A at 100 units/min: false rollbacks over the full plan', value: share(aa, 'rollback'), unit: 'share of runs', target: `<= ${plan.alpha}`, note });
+  results.push({ scenario: 'rollout', metric: 'A/A at 100 units/min: any abort (rollback or pause)', value: share(aa, 'rollback') + share(aa, 'pause'), unit: 'share of runs', note });
+  results.push({ scenario: 'rollout', metric: 'A/A at 100 units/min: plan completed', value: share(aa, 'completed'), unit: 'share of runs', note });
+  results.push({ scenario: 'rollout', metric: 'A/A at 100 units/min: median time to complete the plan', value: median(aa.filter((r) => r.end === 'completed').map((r) => r.minutes)), unit: 'min', note });
 
-  // +2 percentage points of errors.
-  const errors = runs({ unitsPerMinute: UNITS_PER_MINUTE, control: CONTROL, treatment: { ...CONTROL, errorRate: CONTROL.errorRate + 0.02 } }, 2_000_000);
-  const errorHits = errors.filter(harm);
-  push('+2 pp error rate: detected', errorHits.length / errors.length, 'share of runs', '>= 0.95');
-  push('+2 pp error rate: median time to detect', median(errorHits.map((o) => o.minutes)), 'min');
-  push('+2 pp error rate: median treatment units at detection', median(errorHits.map((o) => o.treatmentUnits)), 'units');
+  const errors = runMany({ unitsPerMinute: 100, control: healthy, treatment: { ...healthy, errorRate: healthy.errorRate + 0.02 }, horizonMinutes: 300 }, 2_000_000);
+  const caught = errors.filter((r) => r.end === 'rollback');
+  results.push({ scenario: 'rollout', metric: 'error rate +2 pp (1% → 3%) at 100 units/min: detected (rolled back)', value: caught.length / errors.length, unit: 'share of runs', target: '>= 0.95', note });
+  results.push({ scenario: 'rollout', metric: 'error rate +2 pp: median time to rollback', value: median(caught.map((r) => r.minutes)), unit: 'min', note });
+  results.push({ scenario: 'rollout', metric: 'error rate +2 pp: median treatment units at rollback', value: median(caught.map((r) => r.treatmentUnits)), unit: 'units', note });
 
-  // +50% latency (the lognormal's median and mean both × 1.5).
-  const slow = runs({ unitsPerMinute: UNITS_PER_MINUTE, control: CONTROL, treatment: { ...CONTROL, latencyLogMedian: CONTROL.latencyLogMedian + Math.log(1.5) } }, 3_000_000);
-  const slowHits = slow.filter(harm);
-  push('+50% latency: detected', slowHits.length / slow.length, 'share of runs', '>= 0.95');
-  push('+50% latency: median time to detect', median(slowHits.map((o) => o.minutes)), 'min');
-  push('+50% latency: median treatment units at detection', median(slowHits.map((o) => o.treatmentUnits)), 'units');
+  const failing = runMany({ unitsPerMinute: 6000, control: healthy, treatment: { ...healthy, errorRate: 0.2 }, horizonMinutes: 60 }, 3_000_000);
+  const failingCaught = failing.filter((r) => r.end === 'rollback');
+  results.push({ scenario: 'rollout', metric: '20% of requests failing at 100 req/s: detected', value: failingCaught.length / failing.length, unit: 'share of runs', target: '>= 0.95', note });
+  results.push({ scenario: 'rollout', metric: '20% failing at 100 req/s: median decision time after the first bad answer', value: median(failingCaught.map((r) => r.minutes * 60)), unit: 's', note: `${note}; the time the decision takes once results show it (SPEC §15's 30 s includes the pipeline: npm run bench e2e)` });
+  results.push({ scenario: 'rollout', metric: '20% failing at 100 req/s: median treatment units exposed at rollback', value: median(failingCaught.map((r) => r.treatmentUnits)), unit: 'units', target: '<= 300', note });
 
-  // Low traffic holds, it never aborts.
-  const quiet = runs({ unitsPerMinute: 2, control: CONTROL, treatment: CONTROL }, 4_000_000, LOW_TRAFFIC_HORIZON_MINUTES);
-  push(`2 units/min for ${LOW_TRAFFIC_HORIZON_MINUTES / 60} h: rollbacks`, quiet.filter((o) => o.action === 'rollback').length, 'runs', '<= 0');
-  push(`2 units/min for ${LOW_TRAFFIC_HORIZON_MINUTES / 60} h: any action`, quiet.filter((o) => o.action !== 'none').length, 'runs');
+  const slow = runMany({ unitsPerMinute: 100, control: healthy, treatment: { ...healthy, latencyMedianMs: healthy.latencyMedianMs * 1.5 }, horizonMinutes: 300 }, 4_000_000);
+  const slowCaught = slow.filter((r) => r.end === 'rollback');
+  results.push({ scenario: 'rollout', metric: 'latency +50% at 100 units/min: detected (rolled back)', value: slowCaught.length / slow.length, unit: 'share of runs', target: '>= 0.95', note });
+  results.push({ scenario: 'rollout', metric: 'latency +50%: median time to rollback', value: median(slowCaught.map((r) => r.minutes)), unit: 'min', note });
 
-  // The bound's validity at the edge of the null: each guardrail's true difference is exactly its
-  // margin (error rate equal, latency +5% with the default +5% relative margin), every guardrail
-  // looked at every 5 s for an hour at 50/50, each at level alpha (the plan's alpha is k·alpha
-  // so alpha / k is alpha), nothing acted on.
-  const peekPlan = RolloutPlan.parse({ ...defaultRolloutPlan(['control', 'treatment']), alpha: alpha * 2 });
-  const edge: World = { unitsPerMinute: UNITS_PER_MINUTE, control: CONTROL, treatment: { ...CONTROL, latencyLogMedian: CONTROL.latencyLogMedian + Math.log(1.05) } };
-  const crossed = { error_rate: 0, latency_ms: 0 };
-  for (let i = 0; i < RUNS; i++) {
-    for (const m of peekGuardrails(peekPlan, edge, sfc32(5_000_000 + i), 0.5, 60)) crossed[m as keyof typeof crossed]++;
-  }
-  push(`peeking every 5 s for 1 h, error_rate +0: false harm (level ${alpha})`, crossed.error_rate / RUNS, 'share of runs', `<= ${alpha}`);
-  push(`peeking every 5 s for 1 h, latency_ms +5%: false harm (level ${alpha})`, crossed.latency_ms / RUNS, 'share of runs', `<= ${alpha}`);
+  const trickle = runMany({ unitsPerMinute: 2, control: healthy, treatment: healthy, horizonMinutes: 12 * 60 }, 5_000_000);
+  results.push({ scenario: 'rollout', metric: 'A/A at 2 units/min over 12 h: rollbacks', value: trickle.filter((r) => r.end === 'rollback').length, unit: 'runs', target: '<= 0', note });
   return results;
 }

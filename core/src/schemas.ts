@@ -1,10 +1,10 @@
 import { z } from 'zod';
 import { BUCKETS } from './hash.ts';
-import { Key, Weight, hundredths } from './keys.ts';
-import { RolloutPlan, RolloutState } from './rollout/plan.ts';
 
-export { KEY_PATTERN, Key, Weight, hundredths } from './keys.ts';
+export const KEY_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 export const EVENT_TYPE_PATTERN = /^[a-z][a-z0-9_]{0,63}$/;
+
+export const Key = z.string().regex(KEY_PATTERN, 'must match ^[a-z0-9][a-z0-9._-]{0,63}$');
 
 const JsonValue: z.ZodType<unknown> = z.json();
 export const Params = z.record(z.string().min(1).max(128), JsonValue);
@@ -117,6 +117,13 @@ export const BUILT_IN_METRICS: Record<BuiltInMetric['key'], BuiltInMetric> = {
 export const ExperimentStatus = z.enum(['draft', 'running', 'paused', 'released', 'rolled_back', 'archived']);
 export type ExperimentStatus = z.infer<typeof ExperimentStatus>;
 
+/** Percentages with at most two decimals; compared in hundredths so 33.33+33.33+33.34 sums exactly. */
+export const Weight = z
+  .number()
+  .min(0)
+  .max(100)
+  .refine((w) => Math.abs(w * 100 - Math.round(w * 100)) < 1e-6, 'at most two decimals');
+
 export const Variant = z.strictObject({
   key: Key,
   name: z.string().max(200).optional(),
@@ -130,6 +137,53 @@ export const Allocation = z
   .strictObject({ start: z.number().int().min(0).max(BUCKETS), end: z.number().int().min(0).max(BUCKETS) })
   .refine((a) => a.start < a.end, { message: 'start must be below end', path: ['end'] });
 export type Allocation = z.infer<typeof Allocation>;
+
+/** One step of a guarded rollout (SPEC §10): its weights hold at least `minMinutes` and until every variant has `minUnits`. */
+export const RolloutStep = z.strictObject({
+  weights: z.record(Key, Weight),
+  minMinutes: z.number().min(0).max(525_600),
+  minUnits: z.number().int().min(0).max(1e9),
+});
+export type RolloutStep = z.infer<typeof RolloutStep>;
+
+/** A metric the rollout must not harm: tested one-sided against control (SPEC §10). */
+export const RolloutGuardrail = z.strictObject({
+  metric: Key,
+  harm: z.enum(['increase', 'decrease']),
+  /** 0: any harm counts (absolute difference); above 0: a relative difference beyond it (0.05 = 5%). */
+  margin: z.number().min(0).max(10),
+});
+export type RolloutGuardrail = z.infer<typeof RolloutGuardrail>;
+
+/** The autopilot's plan (SPEC §10). Defaults are SPEC §10's default plan. */
+export const RolloutPlan = z.strictObject({
+  steps: z.array(RolloutStep).min(1).max(20),
+  guardrails: z.array(RolloutGuardrail).max(20),
+  alpha: z.number().gt(0).lt(1).default(0.05),
+  minUnitsForDecision: z.number().int().min(1).max(1e9).default(100),
+  onHarm: z.enum(['rollback', 'pause']).default('rollback'),
+  onSrm: z.enum(['pause', 'rollback']).default('pause'),
+  onNoTraffic: z
+    .strictObject({ afterMinutes: z.number().gt(0).max(525_600), action: z.enum(['pause', 'rollback', 'hold']) })
+    .default({ afterMinutes: 60, action: 'pause' }),
+  whenDone: z.enum(['promote-if-primary-wins', 'promote', 'hold']).default('promote-if-primary-wins'),
+});
+export type RolloutPlan = z.infer<typeof RolloutPlan>;
+export type RolloutPlanInput = z.input<typeof RolloutPlan>;
+
+/** Where a running rollout is: its step, since when, and whether the autopilot or a person drives it. */
+export const RolloutState = z.strictObject({
+  step: z.number().int().min(0),
+  /** When the current step's weights took effect (ISO). */
+  stepStartedAt: z.string(),
+  /** `paused`: a person took over; the autopilot only reports. */
+  autopilot: z.enum(['active', 'paused']).default('active'),
+});
+export type RolloutState = z.infer<typeof RolloutState>;
+
+export function hundredths(weight: number): number {
+  return Math.round(weight * 100);
+}
 
 function checkVariants(
   def: { variants: Variant[]; overrides?: Record<string, string> },
@@ -166,7 +220,7 @@ const ExperimentFields = {
   metrics: z
     .strictObject({ primary: Key.optional(), guardrails: z.array(Key).max(20).default([]) })
     .default({ guardrails: [] }),
-  /** A guarded rollout (SPEC §10): the autopilot ramps, tests guardrails and acts by itself. */
+  /** A guarded rollout: the autopilot ramps, tests guardrails and promotes or rolls back (SPEC §10). */
   rollout: RolloutPlan.optional(),
 };
 
@@ -194,7 +248,6 @@ export const Experiment = z
      * split by older weights, so the sample-ratio check counts only units exposed since.
      */
     weightsChangedAt: z.string().optional(),
-    /** Where a guarded rollout stands; present while the experiment has a `rollout` plan. */
     rolloutState: RolloutState.optional(),
   })
   .superRefine(checkVariants);
@@ -221,6 +274,12 @@ export type ConfigSnapshot = z.infer<typeof ConfigSnapshot>;
 
 export const AssignmentRef = z.strictObject({ experiment: Key, variant: Key });
 export type AssignmentRef = z.infer<typeof AssignmentRef>;
+/** One experiment's assignment of a unit (SPEC §3 step 4): `forced` when an override chose it. */
+export interface Assignment {
+  experiment: string;
+  variant: string;
+  forced: boolean;
+}
 
 export const Event = z.strictObject({
   eventId: z.string().uuid(),

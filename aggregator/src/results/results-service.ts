@@ -1,4 +1,5 @@
 import { createError, srm, type Experiment } from '@bunryu/core';
+import type { Logger } from '@bunryu/platform/log';
 import { OPEN_END, type MetricsStore } from '../metrics-store/metrics-store.ts';
 import { analyse, type AnalysisOptions, type ExperimentResults, type MetricComparison, type MetricVariant } from './analysis.ts';
 import { formatInterval, planBuckets } from './buckets.ts';
@@ -25,10 +26,6 @@ export interface Timeseries {
   points: TimeseriesPoint[];
 }
 
-export interface ResultsLogger {
-  warn(obj: object, msg: string): void;
-}
-
 /** GET /v1/results/:experiment and its timeseries (SPEC §4), from the store and the definitions. */
 export class ResultsService {
   private readonly inFlight = new Map<string, Promise<ExperimentResults>>();
@@ -37,7 +34,7 @@ export class ResultsService {
     private readonly store: MetricsStore,
     private readonly definitions: Definitions,
     private readonly options: AnalysisOptions,
-    private readonly logger: ResultsLogger,
+    private readonly logger: Logger,
   ) {}
 
   /** Concurrent requests for the same experiment share one computation. */

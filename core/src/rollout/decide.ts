@@ -1,31 +1,30 @@
-import { oneSidedBound, GUARDRAIL_MIXING_SD } from '../stats/one-sided-bound.ts';
-import type { RolloutGuardrail, RolloutPlan } from './plan.ts';
+import type { RolloutGuardrail, RolloutPlan } from '../schemas.ts';
+import { normalCdf } from '../stats/distributions.ts';
 
 /**
- * The release autopilot's decision (SPEC §10), pure: plan, results, the rollout's clock and the
- * time in; one action with its reason and evidence out. The caller applies it.
+ * The release autopilot's decision (SPEC §10): pure, from the plan, the aggregator's results, the
+ * rollout's clock and the time. The controller applies what it returns through the releaser
+ * actions; the simulation bench (core/bench/rollout.bench.ts) measures its error rates.
  */
 
-/**
- * The part of the aggregator's SPEC §4 results the autopilot reads (the JSON of
- * GET /v1/results/:experiment satisfies it: figures it cannot compute are null).
- */
+/** The part of the aggregator's SPEC §4 results the autopilot reads (GET /v1/results/:experiment satisfies it). */
 export interface RolloutResults {
   variants: readonly { key: string; units: number }[];
-  srm: { pValue: number | null; mismatch: boolean };
+  srm: { pValue: number; mismatch: boolean };
   metrics: readonly {
     metric: string;
     type: string;
-    variants: readonly { key: string; units: number; mean: number | null; variance: number | null }[];
-    comparisons: readonly { variant: string; baseline: string; diff: number | null; sequentialPValue: number | null }[];
+    variants: readonly { key: string; units: number; mean: number; variance: number }[];
+    comparisons: readonly { variant: string; baseline: string; diff: number; sequentialPValue: number }[];
   }[];
 }
 
 export interface RolloutClock {
+  /** Index of the current step in plan.steps. */
   step: number;
-  /** ms: when the current step's weights took effect. */
+  /** When the current step's weights took effect (ms). */
   stepStartedAt: number;
-  /** ms: when the unit count last grew. */
+  /** When the number of analysed units last grew (ms). */
   lastTrafficAt: number;
 }
 
@@ -37,13 +36,13 @@ export interface GuardrailEvidence {
   baseline: string;
   harm: 'increase' | 'decrease';
   margin: number;
-  /** margin > 0: relative difference (treatment / control − 1). */
+  /** margin > 0: the difference is relative (treatment / control − 1). */
   relative: boolean;
-  /** The (absolute or relative) difference. */
+  /** The difference, absolute or relative. */
   estimate: number | null;
-  /** The one-sided always-valid bound in the harmful direction (lower for increase, upper for decrease). */
+  /** The one-sided always-valid bound on the harmful side: lower for `increase`, upper for `decrease`. */
   bound: number | null;
-  /** alpha / k. */
+  /** α / k: the level each guardrail is tested at. */
   level: number;
   units: { control: number; treatment: number };
   verdict: 'harmed' | 'ok' | 'insufficient' | 'missing';
@@ -51,206 +50,212 @@ export interface GuardrailEvidence {
 
 export interface RolloutDecision {
   action: RolloutAction;
-  /** A stable code (see `RolloutReason`). */
-  reason: RolloutReason;
-  /** One human sentence with the numbers. */
+  /** A stable code: harm, srm, no-traffic, advance, done-promote, done-primary-not-winning, done-hold, min-units-for-decision, step-min-minutes, step-min-units, guardrails-pending. */
+  reason: string;
+  /** One sentence with the numbers. */
   message: string;
+  /** For `ramp`: the step it moves to and that step's weights. */
   toStep?: number;
   weights?: Record<string, number>;
+  /** For `promote`. */
   variant?: string;
   evidence: {
     units: Record<string, number>;
     guardrails: GuardrailEvidence[];
-    srm: { pValue: number | null; mismatch: boolean };
+    srm: { pValue: number; mismatch: boolean };
     primary?: { metric: string; variant: string; diff: number; sequentialPValue: number };
   };
 }
 
-export type RolloutReason =
-  | 'harm'
-  | 'srm'
-  | 'no-traffic'
-  | 'advance'
-  | 'done-promote'
-  | 'done-primary-not-winning'
-  | 'done-no-primary'
-  | 'done-hold'
-  | 'min-units-for-decision'
-  | 'step-min-minutes'
-  | 'step-min-units'
-  | 'guardrails-pending';
-
-type MetricResult = RolloutResults['metrics'][number];
-type MetricVariant = MetricResult['variants'][number];
-
-/** Per-unit variance: a proportion's p(1 − p) from a half-count-smoothed p, so an arm with no events still has spread. */
-function unitVariance(type: string, arm: MetricVariant): number {
-  if (type !== 'proportion') return arm.variance ?? NaN;
-  const p = ((arm.mean ?? NaN) * arm.units + 0.5) / (arm.units + 1);
-  return p * (1 - p);
-}
+/**
+ * φ for guardrails: the mixing standard deviation of the one-sided mSPRT as a fraction of the
+ * per-unit standard deviation. Guardrails watch for harm large enough to matter within minutes
+ * (a few points of error rate, tens of percent of latency), so the mixture is centred on larger
+ * effects than the analysis's (sequential.ts), which makes it reach them sooner; the simulation
+ * bench shows both the detection times and that the false-rollback rate stays below α.
+ */
+export const GUARDRAIL_MIXING_SD = 0.2;
 
 /**
- * The difference of treatment against control, absolute or relative (delta method), with its
- * sampling variance and the mixing variance τ² = (φσ)² of the per-unit SD on the same scale.
+ * The one-sided always-valid lower bound on θ from an estimate `estimate` with sampling variance
+ * `v`: the smallest θ₀ the one-sided normal-mixture SPRT (mixing θ − θ₀ over a half-normal of
+ * variance τ²) does not reject at level `level`. Its likelihood ratio at x = estimate − θ₀ is
+ *
+ *   Λ⁺(x) = 2 · sqrt(v / (v + τ²)) · exp(τ² x² / (2 v (v + τ²))) · Φ(τ x / sqrt(v (v + τ²)))
+ *
+ * a non-negative martingale under θ = θ₀ with expectation 1, so by Ville's inequality
+ * P(sup Λ⁺ ≥ 1/level) ≤ level: the bound holds at every look at once. Λ⁺ rises with x, so the
+ * bound is estimate − x* where Λ⁺(x*) = 1/level, found by bisection.
  */
-function difference(type: string, control: MetricVariant, treatment: MetricVariant, relative: boolean): { estimate: number; variance: number; tau2: number } | null {
-  const mc = control.mean;
-  const mt = treatment.mean;
-  if (mc === null || mt === null) return null;
-  const vc = unitVariance(type, control);
-  const vt = unitVariance(type, treatment);
-  if (!Number.isFinite(vc) || !Number.isFinite(vt)) return null;
-  const phi2 = GUARDRAIL_MIXING_SD * GUARDRAIL_MIXING_SD;
-  if (!relative) {
-    return { estimate: mt - mc, variance: vt / treatment.units + vc / control.units, tau2: (phi2 * (vc + vt)) / 2 };
+export function alwaysValidLowerBound(estimate: number, v: number, tau2: number, level: number): number {
+  if (!Number.isFinite(estimate) || !(v >= 0) || !(tau2 > 0) || !(level > 0 && level < 1)) return NaN;
+  if (v === 0) return estimate;
+  const target = Math.log(1 / level);
+  const logLambda = (x: number) => {
+    const z = (Math.sqrt(tau2) * x) / Math.sqrt(v * (v + tau2));
+    return Math.log(2) + 0.5 * Math.log(v / (v + tau2)) + (tau2 * x * x) / (2 * v * (v + tau2)) + Math.log(Math.max(normalCdf(z), 1e-300));
+  };
+  // Λ⁺(0) = sqrt(v/(v+τ²)) < 1 < 1/level: grow the bracket until it is crossed.
+  let lo = 0;
+  let hi = Math.sqrt(v);
+  while (logLambda(hi) < target) {
+    lo = hi;
+    hi *= 2;
   }
-  if (!(mc > 0)) return null;
-  const r = mt / mc;
-  // Var(mt/mc) ≈ vt/(nt mc²) + mt² vc/(nc mc⁴); the per-unit figures are the same without the n.
-  const unitT = vt / (mc * mc);
-  const unitC = (r * r * vc) / (mc * mc);
-  return { estimate: r - 1, variance: unitT / treatment.units + unitC / control.units, tau2: (phi2 * (unitT + unitC)) / 2 };
-}
-
-function evaluate(plan: RolloutPlan, g: RolloutGuardrail, level: number, metric: MetricResult | undefined, control: string, variant: string): GuardrailEvidence {
-  const relative = g.margin > 0;
-  const c = metric?.variants.find((v) => v.key === control);
-  const t = metric?.variants.find((v) => v.key === variant);
-  const units = { control: c?.units ?? 0, treatment: t?.units ?? 0 };
-  let verdict: GuardrailEvidence['verdict'] = 'insufficient';
-  let estimate: number | null = null;
-  let bound: number | null = null;
-  if (metric === undefined) verdict = 'missing';
-  else if (c !== undefined && t !== undefined && units.control >= plan.minUnitsForDecision && units.treatment >= plan.minUnitsForDecision) {
-    const d = difference(metric.type, c, t, relative);
-    if (d !== null) {
-      const b = oneSidedBound(d.estimate, d.variance, d.tau2, level, g.harm === 'increase' ? 'lower' : 'upper');
-      estimate = d.estimate;
-      bound = Number.isFinite(b) ? b : null;
-      verdict = (g.harm === 'increase' ? b > g.margin : b < -g.margin) ? 'harmed' : 'ok';
-    }
+  for (let i = 0; i < 60; i++) {
+    const mid = (lo + hi) / 2;
+    if (logLambda(mid) < target) lo = mid;
+    else hi = mid;
   }
-  return { metric: g.metric, variant, baseline: control, harm: g.harm, margin: g.margin, relative, estimate, bound, level, units, verdict };
+  return estimate - hi;
 }
 
-/** Variant keys, control first: the results' order (the definition's), then any the plan names that have no data yet. */
-function variantKeys(plan: RolloutPlan, results: RolloutResults): string[] {
-  const keys = results.variants.map((v) => v.key);
-  for (const k of Object.keys(plan.steps[0]?.weights ?? {})) if (!keys.includes(k)) keys.push(k);
-  return keys;
+interface ArmStats {
+  units: number;
+  mean: number;
+  variance: number;
 }
 
-/** Guardrail evidence alone (for GET /v1/experiments/:key/rollout and the dashboard): every guardrail against control for every treatment. */
+/** Each guardrail of the plan for each treatment against control (the plan's first weight key is not assumed: control is the results' first variant). */
 export function evaluateGuardrails(plan: RolloutPlan, results: RolloutResults): GuardrailEvidence[] {
-  const [control, ...treatments] = variantKeys(plan, results);
+  const keys = results.variants.map((v) => v.key);
+  const [control, ...treatments] = keys;
   if (control === undefined) return [];
   const level = plan.alpha / Math.max(1, plan.guardrails.length);
-  return plan.guardrails.flatMap((g) => {
-    const metric = results.metrics.find((m) => m.metric === g.metric);
-    return treatments.map((t) => evaluate(plan, g, level, metric, control, t));
-  });
+  const out: GuardrailEvidence[] = [];
+  for (const guardrail of plan.guardrails) {
+    const metric = results.metrics.find((m) => m.metric === guardrail.metric);
+    for (const treatment of treatments) {
+      const c = metric?.variants.find((v) => v.key === control);
+      const t = metric?.variants.find((v) => v.key === treatment);
+      out.push(guardrailEvidence(guardrail, control, treatment, c, t, level, plan.minUnitsForDecision, metric === undefined));
+    }
+  }
+  return out;
 }
 
-const fmt = (x: number | null): string => (x === null ? 'n/a' : Number(x.toPrecision(3)).toString());
-
-function describe(e: GuardrailEvidence): string {
-  const what = e.relative ? 'relative difference' : 'difference';
-  const side = e.harm === 'increase' ? 'lower' : 'upper';
-  const limit = e.harm === 'increase' ? e.margin : -e.margin;
-  return `${e.metric} of ${e.variant}: ${what} ${fmt(e.estimate)}, ${side} bound ${fmt(e.bound)} against ${fmt(limit)} at level ${fmt(e.level)} (${e.units.treatment} vs ${e.units.control} units)`;
+function guardrailEvidence(
+  g: RolloutGuardrail,
+  control: string,
+  treatment: string,
+  c: ArmStats | undefined,
+  t: ArmStats | undefined,
+  level: number,
+  minUnits: number,
+  missing: boolean,
+): GuardrailEvidence {
+  const relative = g.margin > 0;
+  const base = { metric: g.metric, variant: treatment, baseline: control, harm: g.harm, margin: g.margin, relative, level, units: { control: c?.units ?? 0, treatment: t?.units ?? 0 } };
+  if (missing || c === undefined || t === undefined) return { ...base, estimate: null, bound: null, verdict: 'missing' };
+  const usable = (a: ArmStats) => a.units >= minUnits && Number.isFinite(a.mean) && Number.isFinite(a.variance) && a.variance >= 0;
+  if (!usable(c) || !usable(t) || (relative && !(c.mean > 0))) return { ...base, estimate: null, bound: null, verdict: 'insufficient' };
+  // The estimate and its variance; per-unit variance for the mixing scale (τ = φ·σ, σ² the variance of one unit's contribution).
+  let estimate: number;
+  let v: number;
+  let perUnit: number;
+  if (relative) {
+    estimate = t.mean / c.mean - 1;
+    const vt = t.variance / (c.mean * c.mean);
+    const vc = (t.mean * t.mean * c.variance) / c.mean ** 4;
+    v = vt / t.units + vc / c.units;
+    perUnit = (vt + vc) / 2;
+  } else {
+    estimate = t.mean - c.mean;
+    v = t.variance / t.units + c.variance / c.units;
+    perUnit = (t.variance + c.variance) / 2;
+  }
+  const tau2 = GUARDRAIL_MIXING_SD * GUARDRAIL_MIXING_SD * perUnit;
+  if (!(tau2 > 0)) return { ...base, estimate, bound: null, verdict: 'insufficient' };
+  // For `decrease` the bound is the upper one: the lower bound of the negated difference, negated.
+  const bound = g.harm === 'increase' ? alwaysValidLowerBound(estimate, v, tau2, level) : -alwaysValidLowerBound(-estimate, v, tau2, level);
+  const harmed = g.harm === 'increase' ? bound > g.margin : bound < -g.margin;
+  return { ...base, estimate, bound, verdict: harmed ? 'harmed' : 'ok' };
 }
 
 /**
- * SPEC §10, in this order: (1) any variant under `minUnitsForDecision` → hold, never act;
- * (2) a harmed guardrail → `onHarm`, even mid-step; (3) SRM → `onSrm`; (4) no new units for
- * `onNoTraffic.afterMinutes` → its action; (5) the step's minutes, then its units, then every
- * guardrail evaluated → ramp to the next step, or after the last step `whenDone`.
+ * SPEC §10, in order: no traffic for too long → its action; below `minUnitsForDecision` in any
+ * variant → hold (low traffic never aborts); a harmed guardrail → `onHarm`; a sample-ratio
+ * mismatch → `onSrm`; then the step must have lasted `minMinutes`, reached `minUnits` in every
+ * variant and have every guardrail evaluated; then ramp to the next step, or after the last one
+ * `whenDone`.
  */
 export function decideRollout(plan: RolloutPlan, results: RolloutResults, state: RolloutClock, now: number, options: { primaryMetric?: string } = {}): RolloutDecision {
-  const keys = variantKeys(plan, results);
-  const units: Record<string, number> = {};
-  for (const k of keys) units[k] = results.variants.find((v) => v.key === k)?.units ?? 0;
+  const units = Object.fromEntries(results.variants.map((v) => [v.key, v.units]));
   const guardrails = evaluateGuardrails(plan, results);
-  const evidence: RolloutDecision['evidence'] = { units, guardrails, srm: results.srm };
-  const decision = (action: RolloutAction, reason: RolloutReason, message: string, extra: Partial<RolloutDecision> = {}): RolloutDecision => ({
-    action,
-    reason,
-    message,
-    ...extra,
-    evidence,
-  });
-  const unitList = keys.map((k) => `${k} ${units[k]}`).join(', ');
+  const evidence: RolloutDecision['evidence'] = { units, guardrails, srm: { pValue: results.srm.pValue, mismatch: results.srm.mismatch } };
+  const primary = primaryEvidence(results, options.primaryMetric);
+  if (primary) evidence.primary = primary;
+  const decide = (action: RolloutAction, reason: string, message: string, extra: Partial<RolloutDecision> = {}): RolloutDecision => ({ action, reason, message, ...extra, evidence });
+  const step = Math.min(state.step, plan.steps.length - 1);
+  const current = plan.steps[step]!;
+  const unitsText = results.variants.map((v) => `${v.key} ${v.units}`).join(', ');
 
-  // 1.
-  const short = keys.filter((k) => units[k]! < plan.minUnitsForDecision);
-  if (short.length > 0) {
-    return decision('hold', 'min-units-for-decision', `Holding: ${short.join(', ')} below the ${plan.minUnitsForDecision} units needed for any decision (${unitList}).`);
-  }
-  // 2.
-  const harmed = guardrails.filter((g) => g.verdict === 'harmed');
-  if (harmed.length > 0) {
-    return decision(plan.onHarm, 'harm', `Guardrail harmed, ${plan.onHarm}: ${harmed.map(describe).join('; ')}.`);
-  }
-  // 3.
-  if (results.srm.mismatch) {
-    return decision(plan.onSrm, 'srm', `Sample-ratio mismatch (p = ${fmt(results.srm.pValue)}), ${plan.onSrm}: ${unitList}.`);
-  }
-  // 4.
   const quietMinutes = (now - state.lastTrafficAt) / 60_000;
-  if (quietMinutes >= plan.onNoTraffic.afterMinutes) {
-    return decision(plan.onNoTraffic.action, 'no-traffic', `No new units for ${fmt(quietMinutes)} minutes (limit ${plan.onNoTraffic.afterMinutes}), ${plan.onNoTraffic.action}.`);
+  if (plan.onNoTraffic.action !== 'hold' && quietMinutes >= plan.onNoTraffic.afterMinutes) {
+    return decide(plan.onNoTraffic.action, 'no-traffic', `no new unit for ${Math.floor(quietMinutes)} minutes (limit ${plan.onNoTraffic.afterMinutes})`);
   }
-  // 5.
-  const index = Math.min(Math.max(0, state.step), plan.steps.length - 1);
-  const step = plan.steps[index]!;
+  const fewest = Math.min(...results.variants.map((v) => v.units));
+  if (results.variants.length < 2 || !(fewest >= plan.minUnitsForDecision)) {
+    return decide('hold', 'min-units-for-decision', `every variant needs ${plan.minUnitsForDecision} units before any decision (${unitsText})`);
+  }
+  const harmed = guardrails.find((g) => g.verdict === 'harmed');
+  if (harmed) {
+    const side = harmed.harm === 'increase' ? 'lower' : 'upper';
+    const what = harmed.relative ? `relative difference ${fmt(harmed.estimate)} (${side} bound ${fmt(harmed.bound)}, margin ${harmed.margin})` : `difference ${fmt(harmed.estimate)} (${side} bound ${fmt(harmed.bound)})`;
+    return decide(plan.onHarm, 'harm', `${harmed.metric} harmed in ${harmed.variant}: ${what} at level ${fmt(harmed.level)}`);
+  }
+  if (results.srm.mismatch) {
+    return decide(plan.onSrm, 'srm', `sample-ratio mismatch (p = ${fmt(results.srm.pValue)}; ${unitsText})`);
+  }
   const minutes = (now - state.stepStartedAt) / 60_000;
-  if (minutes < step.minMinutes) {
-    return decision('hold', 'step-min-minutes', `Step ${index + 1} has run ${fmt(minutes)} of its ${step.minMinutes} minutes.`);
+  if (minutes < current.minMinutes) {
+    return decide('hold', 'step-min-minutes', `step ${step + 1} has run ${Math.floor(minutes)} of ${current.minMinutes} minutes`);
   }
-  const few = keys.filter((k) => units[k]! < step.minUnits);
-  if (few.length > 0) {
-    return decision('hold', 'step-min-units', `Step ${index + 1} needs ${step.minUnits} units in every variant: ${unitList}.`);
+  if (!(fewest >= current.minUnits)) {
+    return decide('hold', 'step-min-units', `step ${step + 1} needs ${current.minUnits} units in every variant (${unitsText})`);
   }
-  const pending = guardrails.filter((g) => g.verdict !== 'ok');
+  const pending = guardrails.filter((g) => g.verdict === 'missing' || g.verdict === 'insufficient');
   if (pending.length > 0) {
-    return decision('hold', 'guardrails-pending', `Waiting for guardrails to be evaluated: ${pending.map((g) => `${g.metric} of ${g.variant} (${g.verdict})`).join(', ')}.`);
+    return decide('hold', 'guardrails-pending', `not yet evaluated: ${[...new Set(pending.map((g) => `${g.metric} (${g.verdict})`))].join(', ')}`);
   }
-  const next = plan.steps[index + 1];
-  if (next !== undefined) {
-    return decision('ramp', 'advance', `Step ${index + 1} done after ${fmt(minutes)} minutes (${unitList}), every guardrail clear: ramping to step ${index + 2}.`, {
-      toStep: index + 1,
-      weights: { ...next.weights },
-    });
+  if (step + 1 < plan.steps.length) {
+    const next = plan.steps[step + 1]!;
+    return decide('ramp', 'advance', `step ${step + 1} done: ramp to step ${step + 2} (${weightsText(next.weights)})`, { toStep: step + 1, weights: { ...next.weights } });
   }
-  return whenDone(plan, results, keys, options.primaryMetric, decision);
+  return whenDone(plan, results, primary, decide);
 }
 
 function whenDone(
   plan: RolloutPlan,
   results: RolloutResults,
-  keys: readonly string[],
-  primaryMetric: string | undefined,
-  decision: (action: RolloutAction, reason: RolloutReason, message: string, extra?: Partial<RolloutDecision>) => RolloutDecision,
+  primary: RolloutDecision['evidence']['primary'],
+  decide: (action: RolloutAction, reason: string, message: string, extra?: Partial<RolloutDecision>) => RolloutDecision,
 ): RolloutDecision {
-  const treatments = keys.slice(1);
-  if (plan.whenDone === 'hold') return decision('hold', 'done-hold', 'Every step is done; the plan says hold for a person to decide.');
-  if (plan.whenDone === 'promote' && treatments.length === 1) {
-    return decision('promote', 'done-promote', `Every step is done: promoting ${treatments[0]}.`, { variant: treatments[0] });
+  if (plan.whenDone === 'hold') return decide('hold', 'done-hold', 'every step is done; the plan holds here for a person to decide');
+  if (plan.whenDone === 'promote') {
+    const variant = primary?.variant ?? results.variants[results.variants.length - 1]!.key;
+    return decide('promote', 'done-promote', `every step is done: promote ${variant}`, { variant });
   }
-  const metric = primaryMetric === undefined ? undefined : results.metrics.find((m) => m.metric === primaryMetric);
-  if (metric === undefined) {
-    return decision('hold', 'done-no-primary', `Every step is done, but ${primaryMetric === undefined ? 'the experiment has no primary metric' : `the results have no primary metric ${primaryMetric}`} to choose a winner by.`);
+  if (primary && primary.diff > 0 && primary.sequentialPValue < plan.alpha) {
+    return decide('promote', 'done-promote', `every step is done and ${primary.variant} wins on ${primary.metric} (diff ${fmt(primary.diff)}, sequential p = ${fmt(primary.sequentialPValue)})`, { variant: primary.variant });
   }
-  // The winner: a positive difference with the smallest always-valid p below alpha.
-  const winners = metric.comparisons
-    .filter((c) => treatments.includes(c.variant) && c.diff !== null && c.diff > 0 && c.sequentialPValue !== null && c.sequentialPValue < plan.alpha)
-    .sort((a, b) => a.sequentialPValue! - b.sequentialPValue!);
-  const best = winners[0];
-  if (best === undefined) {
-    return decision('hold', 'done-primary-not-winning', `Every step is done, but no treatment beats control on ${metric.metric} at alpha ${plan.alpha}.`);
-  }
-  const primary = { metric: metric.metric, variant: best.variant, diff: best.diff!, sequentialPValue: best.sequentialPValue! };
-  const d = decision('promote', 'done-promote', `Every step is done and ${best.variant} beats control on ${metric.metric} (difference ${fmt(best.diff)}, always-valid p ${fmt(best.sequentialPValue)}): promoting it.`, { variant: best.variant });
-  return { ...d, evidence: { ...d.evidence, primary } };
+  return decide(
+    'hold',
+    'done-primary-not-winning',
+    primary
+      ? `every step is done; ${primary.variant} does not win on ${primary.metric} yet (diff ${fmt(primary.diff)}, sequential p = ${fmt(primary.sequentialPValue)}, needs < ${plan.alpha})`
+      : 'every step is done; no primary metric result to promote on',
+  );
 }
+
+/** The treatment doing best on the primary metric (higher is better), with its comparison against control. */
+function primaryEvidence(results: RolloutResults, metric: string | undefined): RolloutDecision['evidence']['primary'] {
+  if (metric === undefined) return undefined;
+  const m = results.metrics.find((x) => x.metric === metric);
+  if (!m || m.comparisons.length === 0) return undefined;
+  const best = m.comparisons.reduce((a, b) => (b.diff > a.diff ? b : a));
+  return { metric, variant: best.variant, diff: best.diff, sequentialPValue: best.sequentialPValue };
+}
+
+const fmt = (x: number | null) => (x === null || !Number.isFinite(x) ? String(x) : Number(x.toPrecision(3)).toString());
+const weightsText = (w: Record<string, number>) => Object.entries(w).map(([k, v]) => `${k} ${v}%`).join(', ');

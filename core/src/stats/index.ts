@@ -2,4 +2,3 @@ export * from './distributions.ts';
 export * from './comparisons.ts';
 export * from './srm.ts';
 export * from './sequential.ts';
-export * from './one-sided-bound.ts';
