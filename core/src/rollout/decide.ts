@@ -134,6 +134,10 @@ export function evaluateGuardrails(plan: RolloutPlan, results: RolloutResults): 
   return out;
 }
 
+function usable(a: ArmStats, minUnits: number): boolean {
+  return a.units >= minUnits && Number.isFinite(a.mean) && Number.isFinite(a.variance) && a.variance >= 0;
+}
+
 function guardrailEvidence(
   g: RolloutGuardrail,
   control: string,
@@ -147,8 +151,7 @@ function guardrailEvidence(
   const relative = g.margin > 0;
   const base = { metric: g.metric, variant: treatment, baseline: control, harm: g.harm, margin: g.margin, relative, level, units: { control: c?.units ?? 0, treatment: t?.units ?? 0 } };
   if (missing || c === undefined || t === undefined) return { ...base, estimate: null, bound: null, verdict: 'missing' };
-  const usable = (a: ArmStats) => a.units >= minUnits && Number.isFinite(a.mean) && Number.isFinite(a.variance) && a.variance >= 0;
-  if (!usable(c) || !usable(t) || (relative && !(c.mean > 0))) return { ...base, estimate: null, bound: null, verdict: 'insufficient' };
+  if (!usable(c, minUnits) || !usable(t, minUnits) || (relative && !(c.mean > 0))) return { ...base, estimate: null, bound: null, verdict: 'insufficient' };
   // The estimate and its variance; per-unit variance for the mixing scale (τ = φ·σ, σ² the variance of one unit's contribution).
   let estimate: number;
   let v: number;

@@ -83,13 +83,19 @@ export function simulateRollout(plan: RolloutPlan, scenario: Scenario, seed: num
   const horizonMs = scenario.horizonMinutes * 60_000;
   const perTick = (scenario.unitsPerMinute * tickMs) / 60_000;
   let lastTotal = 0;
+  let results: RolloutResults | undefined;
   for (let now = tickMs; now <= horizonMs; now += tickMs) {
     const weights = keys.map((k) => plan.steps[state.step]!.weights[k]! / 100);
     arrive(rng, poisson(rng, perTick), weights, arms, sigma, tallies);
     const total = tallies.reduce((s, t) => s + t.units, 0);
-    if (total > lastTotal) state.lastTrafficAt = now;
+    // The figures change only when units arrive: a quiet tick decides on the same results again
+    // (at a new time), as the controller does between two aggregator updates.
+    if (total > lastTotal || results === undefined) {
+      state.lastTrafficAt = total > lastTotal ? now : state.lastTrafficAt;
+      results = resultsOf(keys, tallies);
+    }
     lastTotal = total;
-    const decision = decideRollout(plan, resultsOf(keys, tallies), state, now);
+    const decision = decideRollout(plan, results, state, now);
     const outcome = apply(decision, state, now, plan);
     if (outcome) return { end: outcome, reason: decision.reason, minutes: now / 60_000, treatmentUnits: tallies[1]!.units, stepsDone: state.step };
   }
