@@ -3,9 +3,9 @@
  * (SPEC §15), no servers. Each scenario runs the default plan (5% → 25% → 50%) over many seeds
  * and reports how often it ends in a rollback, and when.
  */
-import { defaultRolloutPlan } from '@bunryu/core';
+import { RolloutPlan, defaultRolloutPlan } from '@bunryu/core';
 import type { BenchResult } from '../../bench/lib/result.ts';
-import { simulateRollout, type Arm, type RunOutcome, type Scenario } from '../test/support/rollout-sim.ts';
+import { peekGuardrails, simulateRollout, type Arm, type RunOutcome, type Scenario } from '../test/support/rollout-sim.ts';
 
 const RUNS = Number(process.env.ROLLOUT_BENCH_RUNS ?? 1000);
 const plan = defaultRolloutPlan(['control', 'treatment']);
@@ -54,5 +54,16 @@ export async function run(): Promise<BenchResult[]> {
 
   const trickle = runMany({ unitsPerMinute: 2, control: healthy, treatment: healthy, horizonMinutes: 12 * 60 }, 5_000_000);
   results.push({ scenario: 'rollout', metric: 'A/A at 2 units/min over 12 h: rollbacks', value: trickle.filter((r) => r.end === 'rollback').length, unit: 'runs', target: '<= 0', note });
+
+  // The bound under continuous peeking, nothing acted on: each guardrail's true difference sits
+  // exactly on its margin (equal error rates against margin 0; latency +5% against the +5%
+  // relative margin), looked at every 5 s for an hour at 50/50. The plan's alpha is k·alpha so
+  // each guardrail is tested at alpha itself: harm found in at most alpha of the runs.
+  const peekPlan = RolloutPlan.parse({ ...plan, alpha: plan.alpha * plan.guardrails.length });
+  const edge: Scenario = { unitsPerMinute: 100, control: healthy, treatment: { ...healthy, latencyMedianMs: healthy.latencyMedianMs * 1.05 }, horizonMinutes: 60 };
+  const crossed = { error_rate: 0, latency_ms: 0 };
+  for (let i = 0; i < RUNS; i++) for (const m of peekGuardrails(peekPlan, edge, 6_000_000 + i, [0.5, 0.5])) crossed[m as keyof typeof crossed]++;
+  results.push({ scenario: 'rollout', metric: `peeking every 5 s for 1 h, error rate equal: harm found (level ${plan.alpha})`, value: crossed.error_rate / RUNS, unit: 'share of runs', target: `<= ${plan.alpha}`, note });
+  results.push({ scenario: 'rollout', metric: `peeking every 5 s for 1 h, latency +5% = margin: harm found (level ${plan.alpha})`, value: crossed.latency_ms / RUNS, unit: 'share of runs', target: `<= ${plan.alpha}`, note });
   return results;
 }

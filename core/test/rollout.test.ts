@@ -6,8 +6,10 @@ import {
   decideRollout,
   defaultRolloutPlan,
   evaluateGuardrails,
+  normalCdf,
   rolloutEditIssues,
   rolloutPlanIssues,
+  sequentialPValue,
   type RolloutResults,
 } from '../src/index.ts';
 import { createRng, simulateRollout } from './support/rollout-sim.ts';
@@ -203,6 +205,36 @@ describe('the one-sided always-valid bound', () => {
     const narrow = alwaysValidLowerBound(1, 0.01, 0.5, 0.025);
     expect(wide).toBeLessThan(narrow);
     expect(narrow).toBeLessThan(1);
+  });
+
+  it('sits where the half-normal mixture reaches 1/level: 2Φ(z) times the two-sided mSPRT likelihood ratio of stats/sequential.ts', () => {
+    fc.assert(
+      fc.property(
+        fc.double({ min: -1, max: 1, noNaN: true }),
+        fc.double({ min: 1e-8, max: 1, noNaN: true }),
+        fc.double({ min: 1e-6, max: 10, noNaN: true }),
+        fc.double({ min: 1e-4, max: 0.5, noNaN: true }),
+        (estimate, v, tau2, level) => {
+          const x = estimate - alwaysValidLowerBound(estimate, v, tau2, level);
+          const z = (x * Math.sqrt(tau2)) / Math.sqrt(v * (v + tau2));
+          const twoSided = 1 / sequentialPValue(x, v, tau2);
+          expect(Math.log(2 * normalCdf(z) * twoSided)).toBeCloseTo(-Math.log(level), 6);
+        },
+      ),
+    );
+  });
+
+  it('is tighter than the two-sided confidence sequence at the same level, which spends half its error on the other side', () => {
+    const [v, tau2, level] = [1e-4, 4e-4, 0.025];
+    let lo = 0;
+    let hi = 1;
+    for (let i = 0; i < 100; i++) {
+      const mid = (lo + hi) / 2;
+      if (sequentialPValue(mid, v, tau2) > level) lo = mid;
+      else hi = mid;
+    }
+    expect(-alwaysValidLowerBound(0, v, tau2, level)).toBeLessThan(hi);
+    expect(-alwaysValidLowerBound(0, v, tau2, level / 2)).toBeGreaterThan(hi);
   });
 
   it('holds at every look: under no effect, continuous peeking crosses zero in at most `level` of runs', () => {

@@ -1,5 +1,5 @@
 import type { RolloutGuardrail, RolloutPlan } from '../schemas.ts';
-import { normalCdf } from '../stats/distributions.ts';
+import { normalCdf, normalPdf } from '../stats/distributions.ts';
 
 /**
  * The release autopilot's decision (SPEC §10): pure, from the plan, the aggregator's results, the
@@ -85,29 +85,29 @@ export const GUARDRAIL_MIXING_SD = 0.2;
  *
  * a non-negative martingale under θ = θ₀ with expectation 1, so by Ville's inequality
  * P(sup Λ⁺ ≥ 1/level) ≤ level: the bound holds at every look at once. Λ⁺ rises with x, so the
- * bound is estimate − x* where Λ⁺(x*) = 1/level, found by bisection.
+ * bound is estimate − x* where Λ⁺(x*) = 1/level. In z (x* = z·sqrt(v (v + τ²))/τ) that is
+ * ln 2Φ(z) + z²/2 = ln(1/level) + ½ ln((v + τ²)/v), whose left side increases in z: a
+ * safeguarded Newton solve takes a few steps where bisection took sixty, which matters at one
+ * call per guardrail every 5 s in the controller and millions in the simulation.
  */
 export function alwaysValidLowerBound(estimate: number, v: number, tau2: number, level: number): number {
   if (!Number.isFinite(estimate) || !(v >= 0) || !(tau2 > 0) || !(level > 0 && level < 1)) return NaN;
   if (v === 0) return estimate;
-  const target = Math.log(1 / level);
-  const logLambda = (x: number) => {
-    const z = (Math.sqrt(tau2) * x) / Math.sqrt(v * (v + tau2));
-    return Math.log(2) + 0.5 * Math.log(v / (v + tau2)) + (tau2 * x * x) / (2 * v * (v + tau2)) + Math.log(Math.max(normalCdf(z), 1e-300));
-  };
-  // Λ⁺(0) = sqrt(v/(v+τ²)) < 1 < 1/level: grow the bracket until it is crossed.
-  let lo = 0;
-  let hi = Math.sqrt(v);
-  while (logLambda(hi) < target) {
-    lo = hi;
-    hi *= 2;
+  const target = Math.log(1 / level) + 0.5 * Math.log((v + tau2) / v);
+  let lo = -40;
+  let hi = Math.sqrt(2 * target) + 1;
+  let z = Math.sqrt(2 * Math.max(target - Math.LN2, 0));
+  for (let i = 0; i < 100; i++) {
+    const cdf = normalCdf(z);
+    const f = Math.LN2 + Math.log(Math.max(cdf, 1e-300)) + 0.5 * z * z - target;
+    if (Math.abs(f) < 1e-13) break;
+    if (f > 0) hi = z;
+    else lo = z;
+    const next = z - f / (normalPdf(z) / Math.max(cdf, 1e-300) + z);
+    z = next > lo && next < hi ? next : (lo + hi) / 2;
+    if (hi - lo < 1e-15 * Math.max(1, Math.abs(z))) break;
   }
-  for (let i = 0; i < 60; i++) {
-    const mid = (lo + hi) / 2;
-    if (logLambda(mid) < target) lo = mid;
-    else hi = mid;
-  }
-  return estimate - hi;
+  return estimate - (z * Math.sqrt(v * (v + tau2))) / Math.sqrt(tau2);
 }
 
 interface ArmStats {
@@ -134,6 +134,10 @@ export function evaluateGuardrails(plan: RolloutPlan, results: RolloutResults): 
   return out;
 }
 
+function usable(a: ArmStats, minUnits: number): boolean {
+  return a.units >= minUnits && Number.isFinite(a.mean) && Number.isFinite(a.variance) && a.variance >= 0;
+}
+
 function guardrailEvidence(
   g: RolloutGuardrail,
   control: string,
@@ -147,8 +151,7 @@ function guardrailEvidence(
   const relative = g.margin > 0;
   const base = { metric: g.metric, variant: treatment, baseline: control, harm: g.harm, margin: g.margin, relative, level, units: { control: c?.units ?? 0, treatment: t?.units ?? 0 } };
   if (missing || c === undefined || t === undefined) return { ...base, estimate: null, bound: null, verdict: 'missing' };
-  const usable = (a: ArmStats) => a.units >= minUnits && Number.isFinite(a.mean) && Number.isFinite(a.variance) && a.variance >= 0;
-  if (!usable(c) || !usable(t) || (relative && !(c.mean > 0))) return { ...base, estimate: null, bound: null, verdict: 'insufficient' };
+  if (!usable(c, minUnits) || !usable(t, minUnits) || (relative && !(c.mean > 0))) return { ...base, estimate: null, bound: null, verdict: 'insufficient' };
   // The estimate and its variance; per-unit variance for the mixing scale (τ = φ·σ, σ² the variance of one unit's contribution).
   let estimate: number;
   let v: number;

@@ -4,7 +4,7 @@
  * called every 5 s of simulated time on the cumulative per-variant figures the aggregator would
  * report. Used by the core tests (few runs) and the rollout bench (thousands).
  */
-import { decideRollout, srm, type RolloutDecision, type RolloutPlan, type RolloutResults } from '../../src/index.ts';
+import { decideRollout, evaluateGuardrails, srm, type RolloutDecision, type RolloutPlan, type RolloutResults } from '../../src/index.ts';
 
 export interface Arm {
   /** Share of units whose exposure failed (status ≥ 500). */
@@ -83,29 +83,60 @@ export function simulateRollout(plan: RolloutPlan, scenario: Scenario, seed: num
   const horizonMs = scenario.horizonMinutes * 60_000;
   const perTick = (scenario.unitsPerMinute * tickMs) / 60_000;
   let lastTotal = 0;
+  let results: RolloutResults | undefined;
   for (let now = tickMs; now <= horizonMs; now += tickMs) {
     const weights = keys.map((k) => plan.steps[state.step]!.weights[k]! / 100);
-    const arrivals = poisson(rng, perTick);
-    for (let i = 0; i < arrivals; i++) {
-      let u = rng();
-      let arm = 0;
-      while (arm < keys.length - 1 && u >= weights[arm]!) u -= weights[arm++]!;
-      const t = tallies[arm]!;
-      t.units++;
-      if (rng() < arms[arm]!.errorRate) t.errors++;
-      const latency = arms[arm]!.latencyMedianMs * Math.exp(sigma * gaussian(rng));
-      t.latencySum += latency;
-      t.latencySq += latency * latency;
-    }
-    weights.forEach((w, i) => (tallies[i]!.expected += arrivals * w));
+    arrive(rng, poisson(rng, perTick), weights, arms, sigma, tallies);
     const total = tallies.reduce((s, t) => s + t.units, 0);
-    if (total > lastTotal) state.lastTrafficAt = now;
+    // The figures change only when units arrive: a quiet tick decides on the same results again
+    // (at a new time), as the controller does between two aggregator updates.
+    if (total > lastTotal || results === undefined) {
+      state.lastTrafficAt = total > lastTotal ? now : state.lastTrafficAt;
+      results = resultsOf(keys, tallies);
+    }
     lastTotal = total;
-    const decision = decideRollout(plan, resultsOf(keys, tallies), state, now);
+    const decision = decideRollout(plan, results, state, now);
     const outcome = apply(decision, state, now, plan);
     if (outcome) return { end: outcome, reason: decision.reason, minutes: now / 60_000, treatmentUnits: tallies[1]!.units, stepsDone: state.step };
   }
   return { end: 'horizon', reason: 'horizon', minutes: scenario.horizonMinutes, treatmentUnits: tallies[1]!.units, stepsDone: state.step };
+}
+
+/** `arrivals` units split by `weights`, each with an error or not and a lognormal latency, added to the tallies. */
+function arrive(rng: () => number, arrivals: number, weights: readonly number[], arms: readonly Arm[], sigma: number, tallies: Tally[]): void {
+  for (let i = 0; i < arrivals; i++) {
+    let u = rng();
+    let arm = 0;
+    while (arm < weights.length - 1 && u >= weights[arm]!) u -= weights[arm++]!;
+    const t = tallies[arm]!;
+    t.units++;
+    if (rng() < arms[arm]!.errorRate) t.errors++;
+    const latency = arms[arm]!.latencyMedianMs * Math.exp(sigma * gaussian(rng));
+    t.latencySum += latency;
+    t.latencySq += latency * latency;
+  }
+  weights.forEach((w, i) => (tallies[i]!.expected += arrivals * w));
+}
+
+/**
+ * Continuous peeking with nothing acted on: `plan`'s guardrails evaluated every tick of the
+ * scenario at the fixed `weights` (control first). Returns the guardrail metrics found harmed
+ * at any look — under a scenario whose true difference sits on each margin, how often that
+ * happens is the bound's error rate under peeking.
+ */
+export function peekGuardrails(plan: RolloutPlan, scenario: Scenario, seed: number, weights: readonly [number, number]): Set<string> {
+  const rng = createRng(seed);
+  const tickMs = (scenario.tickSeconds ?? 5) * 1000;
+  const sigma = scenario.latencySigma ?? 0.5;
+  const keys = ['control', 'treatment'];
+  const tallies: Tally[] = keys.map(() => ({ units: 0, errors: 0, latencySum: 0, latencySq: 0, expected: 0 }));
+  const perTick = (scenario.unitsPerMinute * tickMs) / 60_000;
+  const harmed = new Set<string>();
+  for (let now = tickMs; now <= scenario.horizonMinutes * 60_000; now += tickMs) {
+    arrive(rng, poisson(rng, perTick), weights, [scenario.control, scenario.treatment], sigma, tallies);
+    for (const g of evaluateGuardrails(plan, resultsOf(keys, tallies))) if (g.verdict === 'harmed') harmed.add(g.metric);
+  }
+  return harmed;
 }
 
 function apply(decision: RolloutDecision, state: { step: number; stepStartedAt: number }, now: number, plan: RolloutPlan): RunOutcome['end'] | null {
