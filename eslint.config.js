@@ -10,10 +10,16 @@ const serviceBoundaries = SERVICES.map((service) => ({
     'no-restricted-imports': [
       'error',
       {
-        patterns: SERVICES.filter((s) => s !== service).map((other) => ({
-          group: [`@bunryu/${other}`, `**/${other}/**`, `../${other}`, `../../${other}`],
-          message: `Services never import each other: put shared logic in core/ (pure) or platform/ (plumbing), and talk to ${other} over HTTP or Kafka.`,
-        })),
+        patterns: [
+          ...SERVICES.filter((s) => s !== service).map((other) => ({
+            group: [`@bunryu/${other}`, `**/${other}/**`, `../${other}`, `../../${other}`],
+            message: `Services never import each other: put shared logic in core/ (pure) or platform/ (plumbing), and talk to ${other} over HTTP or Kafka.`,
+          })),
+          {
+            group: ['**/scripts/**', '**/bench/scenarios/**'],
+            message: 'scripts/ and bench/scenarios/ combine several services (start, demo, cross-service benches): a service, its tests and benches never import them. Move what is shared to core/, platform/ or bench/lib/.',
+          },
+        ],
       },
     ],
   },
@@ -38,7 +44,7 @@ export default tseslint.config(
           patterns: [
             { group: ['node:*', 'fs', 'path', 'http', 'net', 'os', 'child_process'], message: 'core is pure: no I/O. Put it in platform/ or the service that needs it.' },
             { group: ['ioredis', 'kafkajs', '@clickhouse/*', 'chdb', 'chdb/*', 'onnxruntime-node', 'undici', 'prom-client'], message: 'core is pure: adapters live in the services.' },
-            { group: ['fastify', '@bunryu/*'], allowTypeImports: true, message: 'core imports fastify for types only, and no other package of ours.' },
+            { group: ['fastify', 'fastify/*', '@fastify/*', '@bunryu/*'], message: 'core is pure and at the bottom: no web framework, and no other package of ours (HTTP plumbing lives in platform/).' },
           ],
         },
       ],

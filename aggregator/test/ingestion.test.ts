@@ -13,6 +13,7 @@ import { OPEN_END, type MetricSpec, type MetricsStore } from '../src/metrics-sto
 import { experimentData } from './support/events.ts';
 import { near, reference } from './support/reference.ts';
 import { waitFor } from './support/wait.ts';
+import { silentLogger } from '@bunryu/platform/log';
 
 /**
  * Ingestion (SPEC §5): offsets are committed only after the rows are in, and a redelivered batch
@@ -27,7 +28,6 @@ const METRICS: MetricSpec[] = [
   { kind: 'latency_ms' },
 ];
 const run = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
-const silent = { warn() {}, info() {}, error() {} };
 
 let store: ClickHouseMetricsStore;
 beforeAll(async () => {
@@ -95,7 +95,7 @@ describe.each(logs)('ingestion from the %s', (name, openLog, skip) => {
       { key: 'u', value: `{"eventId":"${randomUUID()}","type":"click","ts":1,"unitId":"x","unitId":"dup-${run}"}` },
       ...records(events.slice(50)),
     ]);
-    const ingester = new Ingester({ consumer: log.consumer({ group: `g-${experiment}` }), store, logger: silent });
+    const ingester = new Ingester({ consumer: log.consumer({ group: `g-${experiment}` }), store, logger: silentLogger });
     await ingester.start();
     await waitFor(async () => (await ingester.lag()) === 0, 'the log to be committed');
     expect(ingester.stats.rejected).toBe(4);
@@ -114,7 +114,7 @@ describe.each(logs)('ingestion from the %s', (name, openLog, skip) => {
     const flaky = afterInsert(store, (call) => {
       if (call === 1) throw new Error('connection reset after the insert (simulated)');
     });
-    const ingester = new Ingester({ consumer: log.consumer({ group: `g-${experiment}` }), store: flaky, logger: silent });
+    const ingester = new Ingester({ consumer: log.consumer({ group: `g-${experiment}` }), store: flaky, logger: silentLogger });
     await ingester.start();
     await waitFor(async () => (await ingester.lag()) === 0, 'the log to be committed');
     await ingester.stop();
@@ -141,14 +141,14 @@ describe.each(logs)('ingestion from the %s', (name, openLog, skip) => {
         // The process dies here: rows are in, the commit never happens.
         killed ??= first.close();
       }),
-      logger: silent,
+      logger: silentLogger,
     });
     await dying.start();
     await waitFor(() => killed !== undefined, 'the first insert');
     await killed;
     expect(dying.stats.ingested).toBeGreaterThan(0);
 
-    const successor = new Ingester({ consumer: log.consumer({ group }), store, logger: silent });
+    const successor = new Ingester({ consumer: log.consumer({ group }), store, logger: silentLogger });
     expect(await successor.lag()).toBeGreaterThan(0);
     await successor.start();
     await waitFor(async () => (await successor.lag()) === 0, 'the successor to commit everything');
@@ -166,7 +166,7 @@ describe('replaying the same batch', () => {
     const experiment = `ingest-${run}-replay`;
     const events = experimentData({ experiment, variants: ['control', 'treatment', 'other'], units: 120, seed: 24, start: 1_760_000_000_000, spanMs: 3_600_000 });
     const batch = records(events).map((r, i) => ({ ...r, partition: 0, offset: String(i) }));
-    const ingester = new Ingester({ consumer: createFileEventLog({ dir: mkdtempSync(join(tmpdir(), 'bunryu-log-')), topic: 'unused' }).consumer({ group: 'g' }), store, logger: silent });
+    const ingester = new Ingester({ consumer: createFileEventLog({ dir: mkdtempSync(join(tmpdir(), 'bunryu-log-')), topic: 'unused' }).consumer({ group: 'g' }), store, logger: silentLogger });
     await ingester.ingest(batch);
     const once = await store.series({ experiment, metrics: METRICS, ends: [1_760_000_000_000 + 1_800_000, OPEN_END] });
     await ingester.ingest(batch);
@@ -183,7 +183,7 @@ describe('replaying the same batch', () => {
     const failSecond = afterInsert(store, (call) => {
       if (call === 2) throw new Error('the store went away after the second chunk (simulated)');
     });
-    const ingester = new Ingester({ consumer: createFileEventLog({ dir: mkdtempSync(join(tmpdir(), 'bunryu-log-')), topic: 'unused' }).consumer({ group: 'g' }), store: failSecond, logger: silent });
+    const ingester = new Ingester({ consumer: createFileEventLog({ dir: mkdtempSync(join(tmpdir(), 'bunryu-log-')), topic: 'unused' }).consumer({ group: 'g' }), store: failSecond, logger: silentLogger });
     await expect(ingester.ingest(batch)).rejects.toThrow(/simulated/);
     expect(ingester.stats.failedBatches).toBe(1);
     await ingester.ingest(batch);

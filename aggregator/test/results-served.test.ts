@@ -6,6 +6,7 @@ import { BUILT_IN_METRICS, type Event } from '@bunryu/core';
 import { chdbClient } from '../src/metrics-store/clickhouse-client.ts';
 import { ClickHouseMetricsStore } from '../src/metrics-store/clickhouse-metrics-store.ts';
 import { storedEvent } from '../src/metrics-store/metrics-store.ts';
+import { silentLogger } from '@bunryu/platform/log';
 import { ResultsService } from '../src/results/results-service.ts';
 import { experimentData, exposure } from './support/events.ts';
 import { experiment } from './support/fake-experiment-service.ts';
@@ -31,7 +32,7 @@ const put = (es: Event[]) => store.insert(es.map(storedEvent));
 beforeAll(async () => {
   store = await ClickHouseMetricsStore.open(chdbClient(mkdtempSync(join(tmpdir(), 'bunryu-served-'))));
   const definitions = { experiment: (key: string) => (key === KEY ? EXPERIMENT : undefined), metrics: () => CATALOGUE };
-  service = new ResultsService(store, definitions, { sequentialMinUnits: 20, servedMaxAgeMs: MAX_AGE }, { warn() {} });
+  service = new ResultsService(store, definitions, { sequentialMinUnits: 20, servedMaxAgeMs: MAX_AGE }, silentLogger);
   events = experimentData({ experiment: KEY, variants: ['control', 'treatment'], units: 300, seed: 21, start, spanMs: 3_600_000 });
   await put(events);
 });

@@ -1,6 +1,6 @@
 import { exposedAssignments, formatAssignmentsHeader } from './events.ts';
 import { BUCKETS, PrefixHasher, hashPrefix, type HashPrefix } from './hash.ts';
-import { hundredths, type ExperimentStatus, type Params, type TargetingRule } from './schemas.ts';
+import { hundredths, type Assignment, type ExperimentStatus, type Params, type TargetingRule } from './schemas.ts';
 import { compileTargeting, type Attributes, type CompiledTargeting } from './targeting.ts';
 
 /** The part of a config snapshot that assignment reads (the test vectors use exactly this). */
@@ -22,12 +22,6 @@ export interface AssignableExperiment {
   overrides?: Readonly<Record<string, string>>;
   releasedVariant?: string;
   releasedAt?: string;
-}
-
-export interface Assignment {
-  experiment: string;
-  variant: string;
-  forced: boolean;
 }
 
 export interface AssignmentResult {

@@ -40,6 +40,13 @@ export const csv = z.string().transform((s) =>
     .filter(Boolean),
 );
 
+/** A boolean variable: `true`/`1` or `false`/`0`, with its default when unset. */
+export const flag = (defaultValue: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0'], { message: 'must be true, false, 1 or 0' })
+    .transform((v) => v === 'true' || v === '1')
+    .default(defaultValue);
+
 /** An http(s) URL without trailing slashes, so paths can be appended. */
 export const httpUrl = z
   .string()

@@ -52,6 +52,11 @@ export function createError(code: ErrorCode, message?: string, details?: unknown
   return new BunryuError(code, message, details);
 }
 
+/** What a client is told: the error's body, with an internal error's message hidden (it goes to the log). */
+export function clientErrorBody(error: BunryuError): ErrorBody {
+  return error.code === 'BUNRYU_INTERNAL' ? errorBody(error.code, 'Internal error') : error.toBody();
+}
+
 export function errorBody(code: string, message: string, details?: unknown): ErrorBody {
   return { error: details === undefined ? { code, message } : { code, message, details } };
 }

@@ -1,5 +1,4 @@
-import type { Assignment } from './assign.ts';
-import type { Event } from './schemas.ts';
+import type { Assignment, Event } from './schemas.ts';
 
 export interface ExposureContext {
   unitId: string;

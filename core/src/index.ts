@@ -5,6 +5,7 @@ export * from './assign.ts';
 export * from './errors.ts';
 export * from './env-config.ts';
 export * from './events.ts';
-export * from './http-errors.ts';
 export * from './stats/index.ts';
 export * from './lifecycle.ts';
+export * from './rollout/plan.ts';
+export * from './rollout/decide.ts';

@@ -1,7 +1,7 @@
 import { createError } from './errors.ts';
 import type { ExperimentStatus } from './schemas.ts';
 
-export type ExperimentAction = 'update' | 'start' | 'pause' | 'archive' | 'ramp' | 'promote' | 'rollback';
+export type ExperimentAction = 'update' | 'start' | 'pause' | 'archive' | 'ramp' | 'promote' | 'rollback' | 'autopilot';
 
 /**
  * Which statuses each action may start from (SPEC §3 statuses):
@@ -17,6 +17,8 @@ export const ALLOWED_FROM: Readonly<Record<ExperimentAction, readonly Experiment
   promote: ['running', 'paused'],
   rollback: ['running', 'paused', 'released'],
   archive: ['draft', 'paused', 'released', 'rolled_back'],
+  /** Handing a guarded rollout to a person or back to the autopilot (SPEC §10). */
+  autopilot: ['running', 'paused'],
 };
 
 /** Where a status-changing action leads. */

@@ -138,6 +138,49 @@ export const Allocation = z
   .refine((a) => a.start < a.end, { message: 'start must be below end', path: ['end'] });
 export type Allocation = z.infer<typeof Allocation>;
 
+/** One step of a guarded rollout (SPEC §10): its weights hold at least `minMinutes` and until every variant has `minUnits`. */
+export const RolloutStep = z.strictObject({
+  weights: z.record(Key, Weight),
+  minMinutes: z.number().min(0).max(525_600),
+  minUnits: z.number().int().min(0).max(1e9),
+});
+export type RolloutStep = z.infer<typeof RolloutStep>;
+
+/** A metric the rollout must not harm: tested one-sided against control (SPEC §10). */
+export const RolloutGuardrail = z.strictObject({
+  metric: Key,
+  harm: z.enum(['increase', 'decrease']),
+  /** 0: any harm counts (absolute difference); above 0: a relative difference beyond it (0.05 = 5%). */
+  margin: z.number().min(0).max(10),
+});
+export type RolloutGuardrail = z.infer<typeof RolloutGuardrail>;
+
+/** The autopilot's plan (SPEC §10). Defaults are SPEC §10's default plan. */
+export const RolloutPlan = z.strictObject({
+  steps: z.array(RolloutStep).min(1).max(20),
+  guardrails: z.array(RolloutGuardrail).max(20),
+  alpha: z.number().gt(0).lt(1).default(0.05),
+  minUnitsForDecision: z.number().int().min(1).max(1e9).default(100),
+  onHarm: z.enum(['rollback', 'pause']).default('rollback'),
+  onSrm: z.enum(['pause', 'rollback']).default('pause'),
+  onNoTraffic: z
+    .strictObject({ afterMinutes: z.number().gt(0).max(525_600), action: z.enum(['pause', 'rollback', 'hold']) })
+    .default({ afterMinutes: 60, action: 'pause' }),
+  whenDone: z.enum(['promote-if-primary-wins', 'promote', 'hold']).default('promote-if-primary-wins'),
+});
+export type RolloutPlan = z.infer<typeof RolloutPlan>;
+export type RolloutPlanInput = z.input<typeof RolloutPlan>;
+
+/** Where a running rollout is: its step, since when, and whether the autopilot or a person drives it. */
+export const RolloutState = z.strictObject({
+  step: z.number().int().min(0),
+  /** When the current step's weights took effect (ISO). */
+  stepStartedAt: z.string(),
+  /** `paused`: a person took over; the autopilot only reports. */
+  autopilot: z.enum(['active', 'paused']).default('active'),
+});
+export type RolloutState = z.infer<typeof RolloutState>;
+
 export function hundredths(weight: number): number {
   return Math.round(weight * 100);
 }
@@ -177,6 +220,8 @@ const ExperimentFields = {
   metrics: z
     .strictObject({ primary: Key.optional(), guardrails: z.array(Key).max(20).default([]) })
     .default({ guardrails: [] }),
+  /** A guarded rollout: the autopilot ramps, tests guardrails and promotes or rolls back (SPEC §10). */
+  rollout: RolloutPlan.optional(),
 };
 
 /** What a PM submits (SPEC §4 definition). Unknown fields are rejected. */
@@ -203,6 +248,7 @@ export const Experiment = z
      * split by older weights, so the sample-ratio check counts only units exposed since.
      */
     weightsChangedAt: z.string().optional(),
+    rolloutState: RolloutState.optional(),
   })
   .superRefine(checkVariants);
 export type Experiment = z.infer<typeof Experiment>;
@@ -228,6 +274,12 @@ export type ConfigSnapshot = z.infer<typeof ConfigSnapshot>;
 
 export const AssignmentRef = z.strictObject({ experiment: Key, variant: Key });
 export type AssignmentRef = z.infer<typeof AssignmentRef>;
+/** One experiment's assignment of a unit (SPEC §3 step 4): `forced` when an override chose it. */
+export interface Assignment {
+  experiment: string;
+  variant: string;
+  forced: boolean;
+}
 
 export const Event = z.strictObject({
   eventId: z.string().uuid(),

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { proportionTest } from '@bunryu/core';
 import { integrationServer } from '@bunryu/platform/testing';
-import { adminClient, startStack, waitFor, type Stack } from './lib/stack.ts';
+import { adminClient, startStack, waitFor, type Stack } from './support/stack.ts';
 
 const redis = await integrationServer('REDIS_URL', 'redis://127.0.0.1:6379');
 const kafka = await integrationServer('KAFKA_BROKERS', '127.0.0.1:9092');

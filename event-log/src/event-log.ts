@@ -60,10 +60,3 @@ export interface EventLog {
   consumer(options: ConsumerOptions): EventLogConsumer;
 }
 
-/** The part of a pino/fastify logger the adapters use; without one they log nothing. */
-export interface EventLogLogger {
-  warn(details: object, message: string): void;
-  error(details: object, message: string): void;
-}
-
-export const silentLogger: EventLogLogger = { warn() {}, error() {} };

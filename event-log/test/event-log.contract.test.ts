@@ -2,7 +2,7 @@ import { integrationServer } from '@bunryu/platform/testing';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createFileEventLog, createKafkaEventLog, type ConsumedRecord, type EventLog, type EventLogConsumer } from '../src/index.ts';
-import { byKey, collect, makeRecords, tempDir, waitFor } from './event-log-harness.ts';
+import { byKey, collect, makeRecords, tempDir, waitFor } from './support/event-log-harness.ts';
 
 /** Builds a fresh, empty log per test (a temp folder, or a new Kafka topic) and cleans up after the suite. */
 interface Adapter {

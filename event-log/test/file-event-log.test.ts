@@ -5,10 +5,10 @@ import { fileURLToPath } from 'node:url';
 import { murmur3 } from '@bunryu/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createFileEventLog, type EventLogConsumer, type EventLogProducer } from '../src/index.ts';
-import { byKey, collect, makeRecords, tempDir, waitFor } from './event-log-harness.ts';
+import { byKey, collect, makeRecords, tempDir, waitFor } from './support/event-log-harness.ts';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-const fixture = fileURLToPath(new URL('./fixtures/append-records.ts', import.meta.url));
+const fixture = fileURLToPath(new URL('./support/append-records.ts', import.meta.url));
 
 let cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {

@@ -13,8 +13,8 @@ import { integrationServer } from '@bunryu/platform/testing';
 import { FLEET_EXPERIMENTS, fleet } from '../../bench/lib/fleet.ts';
 import { buildSnapshot, serializeSnapshot } from '../src/config-snapshot/build-snapshot.ts';
 import type { ExperimentStore } from '../src/store/experiment-store.ts';
-import { bearer, startApp, storeFixture, type StoreFixture } from '../test/helpers.ts';
-import { connectSse } from '../test/sse-client.ts';
+import { bearer, startApp, storeFixture, type StoreFixture } from '../test/support/service.ts';
+import { connectSse } from '../test/support/sse-client.ts';
 
 export interface BenchResult {
   scenario: string;

@@ -12,6 +12,8 @@ import { catalogEndpoints } from './http/catalog-endpoints.ts';
 import { configEndpoints } from './http/config-endpoints.ts';
 import { registerEndpoints, type Endpoint } from './http/endpoint.ts';
 import { experimentEndpoints } from './http/experiment-endpoints.ts';
+import { rolloutEndpoints } from './http/rollout-endpoints.ts';
+import { Autopilot, httpWebhook } from './autopilot/autopilot.ts';
 import { metaEndpoints } from './http/meta-endpoints.ts';
 import { openApiDocument } from './openapi/openapi-document.ts';
 
@@ -69,9 +71,25 @@ export async function buildApp(config: Readonly<Config>, deps: Omit<Deps, 'store
   app.addHook('preClose', async () => stream.close());
   app.addHook('onClose', async () => snapshots.close());
 
+  const autopilot = deps.results
+    ? new Autopilot({
+        manager: experiments,
+        results: deps.results,
+        logger: app.log,
+        servingIntervalMs: config.AUTOPILOT_SERVING_INTERVAL_MS,
+        fullIntervalMs: config.AUTOPILOT_FULL_INTERVAL_MS,
+        ...(config.BUNRYU_WEBHOOK_URL ? { webhook: httpWebhook(config.BUNRYU_WEBHOOK_URL) } : {}),
+      })
+    : null;
+  if (autopilot) {
+    app.addHook('onReady', async () => autopilot.start());
+    app.addHook('preClose', async () => autopilot.stop());
+  }
+
   let document: Record<string, unknown> | undefined;
   const endpoints: Endpoint<never>[] = [
     ...experimentEndpoints(experiments),
+    ...rolloutEndpoints(experiments, autopilot),
     ...catalogEndpoints(catalog),
     ...configEndpoints(snapshots, stream),
     ...metaEndpoints(store, () => (document ??= openApiDocument(endpoints, INFO))),
@@ -83,5 +101,6 @@ export async function buildApp(config: Readonly<Config>, deps: Omit<Deps, 'store
 const INFO = {
   title: 'bunryu experiment-service',
   version: '1',
+  license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
   description: 'Experiments, routes, metrics and the holdout; the config snapshot gateways and the aggregator read (SPEC §4).',
 };

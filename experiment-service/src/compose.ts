@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { Config } from './config.ts';
+import { AggregatorResults, type ResultsSource } from './autopilot/results-source.ts';
 import type { ExperimentStore } from './store/experiment-store.ts';
 import { FileExperimentStore } from './store/file-experiment-store.ts';
 import { RedisExperimentStore } from './store/redis-experiment-store.ts';
@@ -8,6 +9,8 @@ export interface Deps {
   store: ExperimentStore;
   /** Which adapter was chosen, for the start-up log line. */
   storeKind: 'redis' | 'file';
+  /** Where the autopilot reads results; absent: no autopilot (BUNRYU_AUTOPILOT=off, or tests that leave it out). */
+  results?: ResultsSource;
   now?: () => Date;
   close(): Promise<void>;
 }
@@ -17,5 +20,6 @@ export async function compose(config: Readonly<Config>): Promise<Deps> {
   const store: ExperimentStore = config.REDIS_URL
     ? new RedisExperimentStore({ url: config.REDIS_URL, prefix: config.REDIS_PREFIX })
     : await FileExperimentStore.open(join(config.BUNRYU_DATA_DIR, 'experiment-service'));
-  return { store, storeKind: config.REDIS_URL ? 'redis' : 'file', close: () => store.close() };
+  const results = config.BUNRYU_AUTOPILOT === 'on' ? new AggregatorResults({ url: config.AGGREGATOR_URL, ...(config.AUTOPILOT_AGGREGATOR_TOKEN ? { token: config.AUTOPILOT_AGGREGATOR_TOKEN } : {}) }) : undefined;
+  return { store, storeKind: config.REDIS_URL ? 'redis' : 'file', ...(results ? { results } : {}), close: () => store.close() };
 }

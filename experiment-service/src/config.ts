@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { baseEnv, port } from '@bunryu/core';
+import { baseEnv, httpUrl, port } from '@bunryu/core';
 import { loadConfig } from '@bunryu/platform';
 import { parseTokenList } from './auth/tokens.ts';
 
@@ -23,6 +23,18 @@ export const ConfigSchema = z.object({
       return tokens;
     })
     .optional(),
+  /** `off`: no guarded rollout is driven by this replica (plans are still stored and shown). */
+  BUNRYU_AUTOPILOT: z.enum(['on', 'off']).default('on'),
+  /** Where the autopilot reads results (`GET /v1/results/:experiment`). */
+  AGGREGATOR_URL: httpUrl.default('http://127.0.0.1:8083'),
+  /** Bearer token sent to the aggregator, when it asks for one. */
+  AUTOPILOT_AGGREGATOR_TOKEN: z.string().optional(),
+  /** How often serving guardrails (error_rate, latency_ms) are evaluated; SPEC §10 asks at least every 5 s. */
+  AUTOPILOT_SERVING_INTERVAL_MS: z.coerce.number().int().min(100).max(5000).default(2000),
+  /** How often every guardrail and the primary metric are evaluated; SPEC §10 asks at least every minute. */
+  AUTOPILOT_FULL_INTERVAL_MS: z.coerce.number().int().min(1000).max(60_000).default(60_000),
+  /** Optional: every autopilot action (and change of the reason it holds) is POSTed here as JSON. */
+  BUNRYU_WEBHOOK_URL: httpUrl.optional(),
   /** Seconds between SSE heartbeat comments, which keep idle proxies from closing the stream. */
   SSE_HEARTBEAT_SECONDS: z.coerce.number().min(0.05).max(3600).default(15),
 });

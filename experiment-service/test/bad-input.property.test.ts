@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearer, definition, seed, startApp, storeFixture, type StoreFixture, type TestApp } from './helpers.ts';
+import { bearer, definition, seed, startApp, storeFixture, type StoreFixture, type TestApp } from './support/service.ts';
 
 /**
  * SPEC §8: "Bad input anywhere → 4xx with a message naming the field; nothing partially

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { integrationServer } from '@bunryu/platform/testing';
 import type { Change, ExperimentStore } from '../src/store/experiment-store.ts';
-import { bearer, definition, seed, startApp, storeFixture, type StoreFixture, type TestApp } from './helpers.ts';
+import { bearer, definition, seed, startApp, storeFixture, type StoreFixture, type TestApp } from './support/service.ts';
 
 /**
  * A store whose next `n` commits wait for one another, so the changes behind them are all

@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigSnapshot, assign } from '@bunryu/core';
 import { integrationServer } from '@bunryu/platform/testing';
-import { bearer, definition, seed, startApp, storeFixture, type StoreFixture, type TestApp } from './helpers.ts';
-import { connectSse, type SseConnection } from './sse-client.ts';
+import { bearer, definition, seed, startApp, storeFixture, type StoreFixture, type TestApp } from './support/service.ts';
+import { connectSse, type SseConnection } from './support/sse-client.ts';
 
 const redis = await integrationServer('REDIS_URL', 'redis://127.0.0.1:6379');
 

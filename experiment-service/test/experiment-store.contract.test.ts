@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Experiment, Route } from '@bunryu/core';
 import { integrationServer } from '@bunryu/platform/testing';
 import { StaleWriteError, type AuditInput, type ExperimentStore } from '../src/store/experiment-store.ts';
-import { storeFixture, type StoreFixture } from './helpers.ts';
+import { storeFixture, type StoreFixture } from './support/service.ts';
 
 const redis = await integrationServer('REDIS_URL', 'redis://127.0.0.1:6379');
 

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { integrationServer } from '@bunryu/platform/testing';
-import { bearer, definition, seed, startApp, storeFixture, type StoreFixture, type TestApp, type TestRole } from './helpers.ts';
+import { bearer, definition, seed, startApp, storeFixture, type StoreFixture, type TestApp, type TestRole } from './support/service.ts';
 
 const redis = await integrationServer('REDIS_URL', 'redis://127.0.0.1:6379');
 

@@ -2,7 +2,7 @@ import { appendFile, mkdir, readFile, readdir, rm, rmdir, writeFile } from 'node
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FileExperimentStore } from '../src/store/file-experiment-store.ts';
-import { tempDir } from './helpers.ts';
+import { tempDir } from './support/service.ts';
 
 const actor = { role: 'admin', name: 'admin' } as const;
 const route = { key: 'r', upstream: 'http://127.0.0.1:9/', path: '/', defaultParams: {}, timeoutMs: 1000, updatedAt: 'now' };

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_CATALOGUE } from '@bunryu/core';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../src/app.ts';
-import { storeFixture, testConfig, type StoreFixture } from './helpers.ts';
+import { storeFixture, testConfig, type StoreFixture } from './support/service.ts';
 
 describe('OpenAPI document and docs page', () => {
   let fixture: StoreFixture;
@@ -35,6 +35,12 @@ describe('OpenAPI document and docs page', () => {
     const served = routes.filter((r) => !plumbing.has(r) && !r.startsWith('HEAD '));
     expect(served.length).toBeGreaterThan(20);
     expect(documented.sort()).toEqual(served.sort());
+  });
+
+  it('names every operation once, for client generators', () => {
+    const ids = Object.values(doc.paths).flatMap((ops) => Object.values(ops).map((o) => o.operationId));
+    expect(ids.every((id) => typeof id === 'string' && /^[a-z][A-Za-z]+$/.test(id))).toBe(true);
+    expect(new Set(ids).size).toBe(ids.length);
   });
 
   it('resolves every $ref to a component', () => {
@@ -74,6 +80,7 @@ describe('OpenAPI document and docs page', () => {
 });
 
 interface Operation {
+  operationId: string;
   parameters?: { name: string; in: string; required: boolean }[];
   requestBody?: { content: Record<string, { schema: unknown }> };
   responses: Record<string, unknown>;

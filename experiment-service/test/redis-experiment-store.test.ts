@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { integrationServer } from '@bunryu/platform/testing';
 import { RedisExperimentStore } from '../src/store/redis-experiment-store.ts';
-import { dropPrefix, uniquePrefix } from './helpers.ts';
+import { dropPrefix, uniquePrefix } from './support/service.ts';
 
 const redis = await integrationServer('REDIS_URL', 'redis://127.0.0.1:6379');
 const route = { key: 'r', upstream: 'http://127.0.0.1:9/', path: '/', defaultParams: {}, timeoutMs: 1000, updatedAt: 'now' };

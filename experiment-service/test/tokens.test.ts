@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, parseEnv } from '@bunryu/core';
 import { DEFAULT_ADMIN_TOKEN, TokenAuthenticator, parseTokenList, resolveTokens } from '../src/auth/tokens.ts';
 import { ConfigSchema } from '../src/config.ts';
-import { startApp, storeFixture } from './helpers.ts';
+import { startApp, storeFixture } from './support/service.ts';
 
 describe('BUNRYU_TOKENS', () => {
   it('reads role:token and role:name:token, naming unnamed tokens <role>-<n>', () => {

@@ -6,14 +6,10 @@ import { clientKeyCheck } from './client/client-keys.ts';
 import { clientRoutes } from './client/client-routes.ts';
 import { GatewayMetrics } from './metrics/gateway-metrics.ts';
 import { fastPathServerFactory, type FastPathTarget } from './proxy/fast-path.ts';
+import { nodeParser } from './proxy/http1/node-parser.ts';
 import { proxyRoutes } from './proxy/proxy-routes.ts';
 import { RouteProxy } from './proxy/route-proxy.ts';
 
-/**
- * The gateway (SPEC §4): `/v1/routes/:route/*`, `/v1/assign`, `/v1/events`, plus /healthz,
- * /readyz (ready once a config snapshot is loaded; Kafka being down does not make it unready, as
- * events then spill to disk) and /metrics.
- */
 export interface AppOptions {
   /**
    * Set in a cluster worker: /metrics serves this (every process's metrics, aggregated), and the
@@ -22,6 +18,11 @@ export interface AppOptions {
   clusterMetrics?: () => Promise<string>;
 }
 
+/**
+ * The gateway (SPEC §4): `/v1/routes/:route/*`, `/v1/assign`, `/v1/events`, plus /healthz,
+ * /readyz (ready once a config snapshot is loaded; Kafka being down does not make it unready, as
+ * events then spill to disk) and /metrics.
+ */
 export async function buildApp(config: Readonly<Config>, deps: Deps, options: AppOptions = {}): Promise<FastifyInstance> {
   const fastPath: FastPathTarget = { proxy: null, handler: null, closing: false, raw: null };
   const app = createHttpServer({
@@ -39,6 +40,9 @@ export async function buildApp(config: Readonly<Config>, deps: Deps, options: Ap
     ...(options.clusterMetrics ? { metrics: options.clusterMetrics } : {}),
   });
   deps.logger.use(app.log);
+  if (config.GATEWAY_HTTP_SERVER === 'own' && nodeParser.unavailable !== null) {
+    deps.logger.warn({ reason: nodeParser.unavailable }, "the gateway's own HTTP server is off: every connection goes through node:http");
+  }
   const metrics = new GatewayMetrics(app.metrics, {
     ...(options.clusterMetrics ? {} : { publisher: () => deps.publisher.stats() }),
     config: () => deps.store.current,

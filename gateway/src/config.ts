@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { baseEnv, csv, eventLogEnv, experimentServiceEnv, port } from '@bunryu/core';
+import { baseEnv, csv, eventLogEnv, experimentServiceEnv, flag, port } from '@bunryu/core';
 import { loadConfig } from '@bunryu/platform';
 import { cpuBudget } from './cluster/cpu-budget.ts';
 
@@ -24,6 +24,8 @@ export const ConfigSchema = z.object({
   GATEWAY_WORKERS: z.coerce.number().int().min(1).max(MAX_WORKERS).default(Math.min(MAX_WORKERS, cpuBudget())),
   /** Events held in memory before the publisher spills to disk. */
   GATEWAY_EVENT_QUEUE_LIMIT: z.coerce.number().int().min(1000).max(10_000_000).default(100_000),
+  /** Set by the primary on the worker processes it forks; not for operators. */
+  BUNRYU_GATEWAY_WORKER: flag(false),
   /** The same bound in MiB of serialized events: ~30,000 exposures of 20 experiments in the default 32. */
   GATEWAY_EVENT_QUEUE_MB: z.coerce.number().int().min(1).max(4096).default(32),
 });

@@ -1,7 +1,7 @@
 import cluster from 'node:cluster';
 import { runService } from '@bunryu/platform';
 import { buildApp } from './app.ts';
-import { WORKER_ENV, runPrimary } from './cluster/primary.ts';
+import { runPrimary } from './cluster/primary.ts';
 import { WorkerEventLink } from './cluster/worker-link.ts';
 import { compose } from './compose.ts';
 import { readConfig } from './config.ts';
@@ -9,7 +9,7 @@ import { readConfig } from './config.ts';
 const config = readConfig();
 if (config.GATEWAY_WORKERS > 1 && cluster.isPrimary) {
   await runPrimary(config);
-} else if (cluster.isWorker && process.env[WORKER_ENV] === '1') {
+} else if (cluster.isWorker && config.BUNRYU_GATEWAY_WORKER) {
   const link = new WorkerEventLink();
   const deps = await compose(config, { events: link });
   const app = await buildApp(config, deps, { clusterMetrics: () => link.clusterMetrics() });

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_EVENTS_PER_CALL, assign, type ConfigSnapshot, type Event } from '@bunryu/core';
-import type { EventTap } from './helpers/event-tap.ts';
-import type { TestGateway } from './helpers/gateway.ts';
-import { startReadyGateway, type ReadyGateway } from './helpers/ready-gateway.ts';
-import { experiment, route, snapshot } from './helpers/snapshots.ts';
+import type { EventTap } from './support/event-tap.ts';
+import type { TestGateway } from './support/gateway.ts';
+import { startReadyGateway, type ReadyGateway } from './support/ready-gateway.ts';
+import { experiment, route, snapshot } from './support/snapshots.ts';
 
 describe('POST /v1/assign and POST /v1/events', () => {
   let ready: ReadyGateway;

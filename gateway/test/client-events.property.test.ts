@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClientEvent } from '@bunryu/core';
-import { startReadyGateway, type ReadyGateway } from './helpers/ready-gateway.ts';
-import { experiment, route, snapshot } from './helpers/snapshots.ts';
+import { startReadyGateway, type ReadyGateway } from './support/ready-gateway.ts';
+import { experiment, route, snapshot } from './support/snapshots.ts';
 
 /**
  * `POST /v1/events` with batches of valid events and events with one thing broken: every event

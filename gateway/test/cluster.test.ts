@@ -12,10 +12,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildGateway } from '../build.ts';
 import { EVENTS_TOPIC, type Event } from '@bunryu/core';
 import { createFileEventLog, type ConsumedRecord } from '@bunryu/event-log';
-import { startFakeExperimentService, type FakeExperimentService } from './helpers/fake-experiment-service.ts';
-import { tempDir, until } from './helpers/gateway.ts';
-import { experiment, route, snapshot } from './helpers/snapshots.ts';
-import { startUpstream, type TestUpstream } from './helpers/upstream.ts';
+import { startFakeExperimentService, type FakeExperimentService } from './support/fake-experiment-service.ts';
+import { tempDir, until } from './support/gateway.ts';
+import { experiment, route, snapshot } from './support/snapshots.ts';
+import { startUpstream, type TestUpstream } from './support/upstream.ts';
 
 
 /** One request on a connection of its own, so the cluster hands it to either worker. */

@@ -1,10 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFakeExperimentService, type FakeExperimentService } from './helpers/fake-experiment-service.ts';
-import { startGateway, tempDir, until, type TestGateway } from './helpers/gateway.ts';
-import { experiment, route, snapshot } from './helpers/snapshots.ts';
-import { closedPort, startUpstream, type TestUpstream } from './helpers/upstream.ts';
+import { startFakeExperimentService, type FakeExperimentService } from './support/fake-experiment-service.ts';
+import { startGateway, tempDir, until, type TestGateway } from './support/gateway.ts';
+import { experiment, route, snapshot } from './support/snapshots.ts';
+import { closedPort, startUpstream, type TestUpstream } from './support/upstream.ts';
 
 describe('config from the experiment-service', () => {
   let up: TestUpstream;

@@ -2,8 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assign, formatAssignmentsHeader } from '@bunryu/core';
-import { startGateway, tempDir, until, type TestGateway } from './helpers/gateway.ts';
-import { closedPort, startUpstream, type TestUpstream } from './helpers/upstream.ts';
+import { startGateway, tempDir, until, type TestGateway } from './support/gateway.ts';
+import { closedPort, startUpstream, type TestUpstream } from './support/upstream.ts';
 
 const SERVER = fileURLToPath(new URL('../../experiment-service/src/server.ts', import.meta.url));
 const TOKEN = 'integration-admin-token';

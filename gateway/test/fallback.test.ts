@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EventTap } from './helpers/event-tap.ts';
-import type { TestGateway } from './helpers/gateway.ts';
-import { startReadyGateway, type ReadyGateway } from './helpers/ready-gateway.ts';
-import { experiment, route, snapshot } from './helpers/snapshots.ts';
-import { closedPort, startUpstream, type TestUpstream } from './helpers/upstream.ts';
+import type { EventTap } from './support/event-tap.ts';
+import type { TestGateway } from './support/gateway.ts';
+import { startReadyGateway, type ReadyGateway } from './support/ready-gateway.ts';
+import { experiment, route, snapshot } from './support/snapshots.ts';
+import { closedPort, startUpstream, type TestUpstream } from './support/upstream.ts';
 
 // Both of the gateway's HTTP servers serve routes: its own (the default) and node:http.
 describe.each(['own', 'node'] as const)('route timeoutMs and fallback (%s HTTP server)', (httpServer) => {

@@ -1,10 +1,10 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { converse, type Conversation } from './helpers/converse.ts';
-import { startFakeExperimentService, type FakeExperimentService } from './helpers/fake-experiment-service.ts';
-import { startGateway, until, type TestGateway } from './helpers/gateway.ts';
-import { experiment, route, snapshot } from './helpers/snapshots.ts';
-import { startUpstream, type TestUpstream } from './helpers/upstream.ts';
+import { converse, type Conversation } from './support/converse.ts';
+import { startFakeExperimentService, type FakeExperimentService } from './support/fake-experiment-service.ts';
+import { startGateway, until, type TestGateway } from './support/gateway.ts';
+import { experiment, route, snapshot } from './support/snapshots.ts';
+import { startUpstream, type TestUpstream } from './support/upstream.ts';
 
 /**
  * The gateway's own HTTP server (raw-http.ts) against node:http, its reference: the same bytes,

@@ -5,11 +5,11 @@ import { Pool } from 'undici';
 import { EVENTS_TOPIC, type Event } from '@bunryu/core';
 import { createKafkaEventLog, type EventLogConsumer } from '@bunryu/event-log';
 import { integrationServer } from '@bunryu/platform/testing';
-import { startFakeExperimentService, type FakeExperimentService } from './helpers/fake-experiment-service.ts';
-import { startGateway, tempDir, until, type TestGateway } from './helpers/gateway.ts';
-import { privateKafkaAvailable, startPrivateKafka, type PrivateKafka } from './helpers/private-kafka.ts';
-import { experiment, route, snapshot } from './helpers/snapshots.ts';
-import { startUpstream, type TestUpstream } from './helpers/upstream.ts';
+import { startFakeExperimentService, type FakeExperimentService } from './support/fake-experiment-service.ts';
+import { startGateway, tempDir, until, type TestGateway } from './support/gateway.ts';
+import { privateKafkaAvailable, startPrivateKafka, type PrivateKafka } from './support/private-kafka.ts';
+import { experiment, route, snapshot } from './support/snapshots.ts';
+import { startUpstream, type TestUpstream } from './support/upstream.ts';
 
 // The shared broker answering means this machine runs Kafka (jars and Java are there): the test
 // then starts a broker of its own, which it can kill without disturbing anyone.

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assign, formatAssignmentsHeader, type ConfigSnapshot } from '@bunryu/core';
-import { startFakeExperimentService, type FakeExperimentService } from './helpers/fake-experiment-service.ts';
-import { startGateway, until, type TestGateway } from './helpers/gateway.ts';
-import type { EventTap } from './helpers/event-tap.ts';
-import { startReadyGateway, type ReadyGateway } from './helpers/ready-gateway.ts';
-import { experiment, route, snapshot } from './helpers/snapshots.ts';
-import { rawRequest, startUpstream, type TestUpstream } from './helpers/upstream.ts';
+import { startFakeExperimentService, type FakeExperimentService } from './support/fake-experiment-service.ts';
+import { startGateway, until, type TestGateway } from './support/gateway.ts';
+import type { EventTap } from './support/event-tap.ts';
+import { startReadyGateway, type ReadyGateway } from './support/ready-gateway.ts';
+import { experiment, route, snapshot } from './support/snapshots.ts';
+import { rawRequest, startUpstream, type TestUpstream } from './support/upstream.ts';
 
 // Both of the gateway's HTTP servers serve routes: its own (the default) and node:http.
 describe.each(['own', 'node'] as const)('forwarding /v1/routes/:route/* (%s HTTP server)', (httpServer) => {

@@ -1,9 +1,9 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { converse } from './helpers/converse.ts';
-import { startReadyGateway, type ReadyGateway } from './helpers/ready-gateway.ts';
-import { experiment, route, snapshot } from './helpers/snapshots.ts';
+import { converse } from './support/converse.ts';
+import { startReadyGateway, type ReadyGateway } from './support/ready-gateway.ts';
+import { experiment, route, snapshot } from './support/snapshots.ts';
 
 /**
  * Whatever well-formed answer an upstream gives, framed by length, by chunks or by closing, and

@@ -4,7 +4,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HttpOrigin, UpstreamFailure, type ForwardRequest } from '../src/proxy/upstream-client.ts';
-import { closedPort } from './helpers/upstream.ts';
+import { closedPort } from './support/upstream.ts';
 
 const fixture = (name: string) => readFileSync(new URL(`./fixtures/${name}`, import.meta.url));
 

@@ -1,6 +1,7 @@
 import { mkdir, readdir } from 'node:fs/promises';
 import type { Config } from './config.ts';
-import { ModelRegistry, type Logger } from './models/model-registry.ts';
+import type { Logger } from '@bunryu/platform/log';
+import { ModelRegistry } from './models/model-registry.ts';
 import { trainDemoModels } from './training/train-demo-models.ts';
 
 export interface ComposeOptions {

@@ -1,16 +1,10 @@
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { baseEnv, port } from '@bunryu/core';
+import { baseEnv, flag, port } from '@bunryu/core';
 import { loadConfig } from '@bunryu/platform';
 
 /** model-server/models, wherever the process was started from. */
 export const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../models', import.meta.url));
-
-const flag = (defaultValue: boolean) =>
-  z
-    .enum(['true', 'false', '1', '0'], { message: 'must be true, false, 1 or 0' })
-    .transform((v) => v === 'true' || v === '1')
-    .default(defaultValue);
 
 export const ConfigSchema = z.object({
   ...baseEnv,

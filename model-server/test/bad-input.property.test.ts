@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { demoModelCopy, instance, removeTempDirs, startApp, type TestApp } from './helpers.ts';
+import { demoModelCopy, instance, removeTempDirs, startApp, type TestApp } from './support/models.ts';
 
 /**
  * Predict requests with instances and `x-ab-params` of every shape, valid or not: a 200 scores

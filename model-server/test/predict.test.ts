@@ -1,7 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { demoModelCopy, instance, removeTempDirs, startApp, type TestApp } from './helpers.ts';
+import { demoModelCopy, instance, removeTempDirs, startApp, type TestApp } from './support/models.ts';
 
 let t: TestApp;
 let dir: string;

@@ -4,7 +4,7 @@ import { Pool } from 'undici';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { DataType, encodeModel } from '../src/onnx/onnx-proto.ts';
 import { logisticRegressionOnnx } from '../src/onnx/logistic-regression-onnx.ts';
-import { demoModelCopy, instance, removeTempDirs, startApp, tempDir, until, type TestApp } from './helpers.ts';
+import { demoModelCopy, instance, removeTempDirs, startApp, tempDir, until, type TestApp } from './support/models.ts';
 
 const open: TestApp[] = [];
 afterEach(async () => {

@@ -8,7 +8,7 @@ import { auc, logLoss } from '../src/training/evaluation.ts';
 import { fitLogisticRegression } from '../src/training/logistic-regression.ts';
 import { createRng, features, generateDataset, normal, sampleInstance, trueClickProbability } from '../src/training/synthetic.ts';
 import { trainDemoModels } from '../src/training/train-demo-models.ts';
-import { demoModels, removeTempDirs, tempDir } from './helpers.ts';
+import { demoModels, removeTempDirs, tempDir } from './support/models.ts';
 
 afterAll(removeTempDirs);
 

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { hotCounter, hotHistogram } from './hot-metrics.ts';
-import { errorBody, httpErrorHandler } from '@bunryu/core';
+import { errorBody } from '@bunryu/core';
+import { httpErrorHandler } from './http-errors.ts';
 
 export const BODY_LIMIT = 1024 * 1024;
 

@@ -2,3 +2,4 @@ export * from './http-server.ts';
 export * from './boot.ts';
 export * from './hot-metrics.ts';
 export * from './log-sink.ts';
+export * from './http-errors.ts';

@@ -5,6 +5,9 @@ export interface Logger {
   error(obj: object, msg: string): void;
 }
 
+/** For components built without a logger (tests, tools). */
+export const silentLogger: Logger = { info() {}, warn() {}, error() {} };
+
 /**
  * The composition root builds components before the fastify app (and its pino logger) exists;
  * they log through this sink, which writes JSON lines to stderr until `buildApp` points it at the

@@ -1,12 +1,8 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { ConfigSnapshot, Experiment } from '@bunryu/core';
+import type { Logger } from '@bunryu/platform/log';
 import { z } from 'zod';
-
-export interface DefinitionsLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-}
 
 export interface DefinitionsSourceOptions {
   /** The experiment-service base URL (`GET /v1/config`). */
@@ -16,7 +12,7 @@ export interface DefinitionsSourceOptions {
   file: string;
   /** How often the snapshot is asked for again (with If-None-Match, so an unchanged one costs a 304). */
   refreshMs: number;
-  logger: DefinitionsLogger;
+  logger: Logger;
   fetch?: typeof fetch;
 }
 

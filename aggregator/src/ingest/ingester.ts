@@ -1,13 +1,10 @@
 import { Event } from '@bunryu/core';
 import type { ConsumedRecord, EventLogConsumer } from '@bunryu/event-log';
+import type { Logger } from '@bunryu/platform/log';
 import type { MetricsStore, StoredEvent } from '../metrics-store/metrics-store.ts';
 
 /** Records validated (and then inserted) at a time within a batch: large enough to keep an insert's fixed cost small. */
 const CHUNK = 20_000;
-
-export interface IngesterLogger {
-  warn(obj: object, msg: string): void;
-}
 
 export interface IngestStats {
   /** Events inserted (a redelivered batch counts again). */
@@ -23,7 +20,7 @@ export interface IngestStats {
 export interface IngesterOptions {
   consumer: EventLogConsumer;
   store: MetricsStore;
-  logger: IngesterLogger;
+  logger: Logger;
   now?: () => number;
 }
 

@@ -1,4 +1,5 @@
 import { createError, srm, type Experiment } from '@bunryu/core';
+import type { Logger } from '@bunryu/platform/log';
 import { OPEN_END, type MetricsStore } from '../metrics-store/metrics-store.ts';
 import { analyse, type AnalysisOptions, type ExperimentResults, type MetricComparison, type MetricVariant } from './analysis.ts';
 import { formatInterval, planBuckets } from './buckets.ts';
@@ -23,10 +24,6 @@ export interface Timeseries {
   interval: string;
   baseline: string | null;
   points: TimeseriesPoint[];
-}
-
-export interface ResultsLogger {
-  warn(obj: object, msg: string): void;
 }
 
 /** The metrics of `analysed` named in `only`, in the analysed order; an unknown key is a 400 naming `metrics`. */
@@ -64,7 +61,7 @@ export class ResultsService {
     private readonly store: MetricsStore,
     private readonly definitions: Definitions,
     private readonly options: ResultsOptions,
-    private readonly logger: ResultsLogger,
+    private readonly logger: Logger,
   ) {}
 
   /**

@@ -1,8 +1,8 @@
-import type { ConsumerOptions, EventLog, EventLogConsumer, EventLogLogger, EventLogOptions, EventLogProducer } from '../event-log.ts';
-import { silentLogger } from '../event-log.ts';
+import type { ConsumerOptions, EventLog, EventLogConsumer, EventLogOptions, EventLogProducer } from '../event-log.ts';
 import { FileLogConsumer } from './file-log-consumer.ts';
 import { FileLogLayout } from './file-log-layout.ts';
 import { FileLogProducer } from './file-log-producer.ts';
+import { silentLogger, type Logger } from '@bunryu/platform/log';
 
 export interface FileEventLogOptions extends EventLogOptions {
   /** Folder holding the logs (the services use `<BUNRYU_DATA_DIR>/events`); each topic is a folder under it. */
@@ -23,7 +23,7 @@ export interface FileEventLogOptions extends EventLogOptions {
   keepCommittedSegments?: boolean;
   /** How often a consumer looks for segments to delete (default 10 s). */
   retentionIntervalMs?: number;
-  logger?: EventLogLogger;
+  logger?: Logger;
 }
 
 /**

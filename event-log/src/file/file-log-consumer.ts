@@ -1,10 +1,11 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ConsumerHandlers, EventLogConsumer, EventLogLogger } from '../event-log.ts';
+import type { ConsumerHandlers, EventLogConsumer } from '../event-log.ts';
 import { writeFileDurably } from '@bunryu/platform/durable-files';
 import { acquireLock, isNotFound, type FileLogLayout } from './file-log-layout.ts';
 import { PartitionCursor, type LogPosition, type ReadBatch } from './partition-cursor.ts';
+import type { Logger } from '@bunryu/platform/log';
 
 export interface FileLogConsumerOptions {
   /** Longest wait for new records when file-change notifications do not arrive. */
@@ -18,7 +19,7 @@ export interface FileLogConsumerOptions {
   /** Keep segments every group has committed (default: delete them). */
   keepCommittedSegments: boolean;
   retentionIntervalMs: number;
-  logger: EventLogLogger;
+  logger: Logger;
 }
 
 interface OffsetsFile {

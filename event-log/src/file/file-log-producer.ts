@@ -1,15 +1,16 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { murmur3 } from '@bunryu/core';
-import type { EventLogLogger, EventLogProducer, LogRecord } from '../event-log.ts';
+import type { EventLogProducer, LogRecord } from '../event-log.ts';
 import { syncDir } from '@bunryu/platform/durable-files';
 import { acquireLock, type FileLogLayout } from './file-log-layout.ts';
 import { encodeRecord, recordBytes } from './record-format.ts';
 import { scanToEnd } from './segment-reader.ts';
+import type { Logger } from '@bunryu/platform/log';
 
 export interface FileLogProducerOptions {
   /** A segment at least this long is closed and a new one started before the next write. */
   segmentBytes: number;
-  logger: EventLogLogger;
+  logger: Logger;
 }
 
 interface Partition {

@@ -1,8 +1,9 @@
 import { open, type FileHandle } from 'node:fs/promises';
-import type { ConsumedRecord, EventLogLogger } from '../event-log.ts';
+import type { ConsumedRecord } from '../event-log.ts';
 import { isNotFound, type FileLogLayout } from './file-log-layout.ts';
 import { HEADER_BYTES, recordCrc, recordKey, recordValue } from './record-format.ts';
 import { readRecords } from './segment-reader.ts';
+import type { Logger } from '@bunryu/platform/log';
 
 /** A place in a partition, as a consumer group commits it. */
 export interface LogPosition {
@@ -39,7 +40,7 @@ export class PartitionCursor {
     readonly partition: number,
     public at: LogPosition,
     bufferBytes: number,
-    private readonly logger: EventLogLogger,
+    private readonly logger: Logger,
   ) {
     this.buf = Buffer.allocUnsafe(bufferBytes);
   }
@@ -50,7 +51,7 @@ export class PartitionCursor {
     partition: number,
     committed: LogPosition | undefined,
     bufferBytes: number,
-    logger: EventLogLogger,
+    logger: Logger,
   ): Promise<PartitionCursor> {
     const segments = await layout.segments(partition);
     const oldest = segments[0] ?? 0;

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CompressionTypes, Kafka, Partitioners, logLevel, type Admin, type Consumer, type LogEntry, type Producer, type RetryOptions } from 'kafkajs';
-import type { ConsumedRecord, ConsumerHandlers, ConsumerOptions, EventLog, EventLogConsumer, EventLogLogger, EventLogOptions, EventLogProducer, LogRecord } from '../event-log.ts';
-import { silentLogger } from '../event-log.ts';
+import type { ConsumedRecord, ConsumerHandlers, ConsumerOptions, EventLog, EventLogConsumer, EventLogOptions, EventLogProducer, LogRecord } from '../event-log.ts';
+import { silentLogger, type Logger } from '@bunryu/platform/log';
 
 export interface KafkaEventLogOptions extends EventLogOptions {
   /** Seed brokers: an array, or a comma-separated list as in KAFKA_BROKERS. */
@@ -30,7 +30,7 @@ export interface KafkaEventLogOptions extends EventLogOptions {
   retryInitialMs?: number;
   retryMaxMs?: number;
   /** Gets kafkajs' errors and the adapter's warnings; without one they are dropped. */
-  logger?: EventLogLogger;
+  logger?: Logger;
 }
 
 /** Short retries: a down broker must make append() fail soon so the gateway buffers instead of waiting. */
@@ -84,7 +84,7 @@ export function createKafkaEventLog(options: KafkaEventLogOptions): EventLog {
 interface KafkaContext {
   kafka: Kafka;
   topic: string;
-  logger: EventLogLogger;
+  logger: Logger;
   appendTimeoutMs: number;
   pingTimeoutMs: number;
   maxWaitTimeMs: number;

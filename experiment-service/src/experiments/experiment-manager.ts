@@ -6,20 +6,17 @@ import {
   createError,
   hundredths,
   parseOrThrow,
+  rolloutEditIssues,
+  rolloutPlanIssues,
   validationError,
-  type Allocation,
   type ExperimentAction,
   type ExperimentDefinition,
   type ExperimentStatus,
 } from '@bunryu/core';
 import type { Principal } from '../auth/tokens.ts';
 import { StaleWriteError, type AuditEntry, type ExperimentStore, type StoreState } from '../store/experiment-store.ts';
-import { HOLDS_RANGE, RESERVES_RANGE, firstFreeRange, layerMembers, overlapping } from './allocation.ts';
-
+import { RESERVES_RANGE, assertFree, placeInLayer } from './allocation.ts';
 import { findParamConflict } from './param-conflicts.ts';
-
-/** An If-Match header: `*` (any existing version) or the versions it names; absent: undefined. */
-export type IfMatch = '*' | readonly number[] | undefined;
 
 export interface ExperimentManagerOptions {
   now?: () => Date;
@@ -27,7 +24,20 @@ export interface ExperimentManagerOptions {
   maxAttempts?: number;
 }
 
+/** An If-Match header: `*` (any existing version) or the versions it names; absent: undefined. */
+export type IfMatch = '*' | readonly number[] | undefined;
+
 type Mutation = (current: Experiment, state: StoreState | undefined) => Experiment;
+
+/** Who takes an automatic action, as the audit log names it (SPEC §10). */
+export const AUTOPILOT: Principal = { role: 'releaser', name: 'autopilot' };
+
+/** What an autopilot action carries into the audit log: its step and its decision with the evidence. */
+export interface AutopilotContext {
+  /** For a ramp: the plan step it moves to. */
+  toStep?: number;
+  decision: unknown;
+}
 
 /**
  * Experiment lifecycle (SPEC §3, §4): every change is validated against a fresh read, then
@@ -70,6 +80,7 @@ export class ExperimentManager {
       const state = await this.store.load();
       if (state.experiments.some((e) => e.key === def.key)) throw alreadyExists(def.key);
       checkMetricRefs(def, state);
+      checkRolloutPlan(def, undefined);
       const layer = def.layer ?? def.key;
       const at = this.now().toISOString();
       const experiment = parseOrThrow(Experiment, {
@@ -103,6 +114,7 @@ export class ExperimentManager {
     return this.mutate(key, 'update', ifMatch, actor, true, (current, state) => {
       const s = state!;
       checkMetricRefs(def, s);
+      checkRolloutPlan(def, current);
       const layer = def.layer ?? def.key;
       const next: Experiment = {
         ...def,
@@ -113,6 +125,8 @@ export class ExperimentManager {
         createdAt: current.createdAt,
         updatedAt: this.now().toISOString(),
         ...(current.startedAt ? { startedAt: current.startedAt } : {}),
+        ...(current.rolloutState && def.rollout ? { rolloutState: current.rolloutState } : {}),
+        ...(current.weightsChangedAt ? { weightsChangedAt: current.weightsChangedAt } : {}),
       };
       if (current.status !== 'draft') {
         assertAssignmentUnchanged(current, next);
@@ -125,35 +139,50 @@ export class ExperimentManager {
   start(key: string, ifMatch: IfMatch, actor: Principal): Promise<Experiment> {
     return this.mutate(key, 'start', ifMatch, actor, true, (current, state) => {
       const at = this.now().toISOString();
-      const next: Experiment = { ...current, status: 'running', startedAt: current.startedAt ?? at };
+      let next: Experiment = { ...current, status: 'running', startedAt: current.startedAt ?? at };
+      // A guarded rollout starts at its first step, with the autopilot driving.
+      if (current.rollout && !current.rolloutState) {
+        const first = current.rollout.steps[0]!.weights;
+        next = { ...next, variants: current.variants.map((v) => ({ ...v, weight: first[v.key]! })), weightsChangedAt: at, rolloutState: { step: 0, stepStartedAt: at, autopilot: 'active' } };
+      }
       checkCanRun(next, state!);
       return next;
     });
   }
 
-  pause(key: string, ifMatch: IfMatch, actor: Principal): Promise<Experiment> {
-    return this.mutate(key, 'pause', ifMatch, actor, false, (current) => ({ ...current, status: 'paused' }));
+  pause(key: string, ifMatch: IfMatch, actor: Principal, autopilot?: AutopilotContext): Promise<Experiment> {
+    return this.mutate(key, 'pause', ifMatch, actor, false, (current) => takenOver({ ...current, status: 'paused' }, actor), autopilot);
   }
 
   archive(key: string, ifMatch: IfMatch, actor: Principal): Promise<Experiment> {
     return this.mutate(key, 'archive', ifMatch, actor, false, (current) => ({ ...current, status: 'archived' }));
   }
 
-  rollback(key: string, ifMatch: IfMatch, actor: Principal): Promise<Experiment> {
-    return this.mutate(key, 'rollback', ifMatch, actor, false, (current) => ({ ...current, status: 'rolled_back' }));
+  rollback(key: string, ifMatch: IfMatch, actor: Principal, autopilot?: AutopilotContext): Promise<Experiment> {
+    return this.mutate(key, 'rollback', ifMatch, actor, false, (current) => takenOver({ ...current, status: 'rolled_back' }, actor), autopilot);
   }
 
-  promote(key: string, variant: string, ifMatch: IfMatch, actor: Principal): Promise<Experiment> {
+  /** Hands a guarded rollout to a person (`paused`) or back to the autopilot (`active`). */
+  setAutopilot(key: string, mode: 'active' | 'paused', ifMatch: IfMatch, actor: Principal): Promise<Experiment> {
+    return this.mutate(key, 'autopilot', ifMatch, actor, false, (current) => {
+      if (!current.rollout || !current.rolloutState) {
+        throw createError('BUNRYU_INVALID_TRANSITION', `Experiment ${key} has no guarded rollout running (start an experiment with a rollout plan)`, { field: 'rollout' });
+      }
+      return { ...current, rolloutState: { ...current.rolloutState, autopilot: mode } };
+    });
+  }
+
+  promote(key: string, variant: string, ifMatch: IfMatch, actor: Principal, autopilot?: AutopilotContext): Promise<Experiment> {
     return this.mutate(key, 'promote', ifMatch, actor, false, (current) => {
       if (!current.variants.some((v) => v.key === variant)) {
         throw validationError([{ path: ['variant'], message: `unknown variant "${variant}" (variants: ${current.variants.map((v) => v.key).join(', ')})` }]);
       }
-      return { ...current, status: 'released', releasedVariant: variant, releasedAt: this.now().toISOString() };
-    });
+      return takenOver({ ...current, status: 'released', releasedVariant: variant, releasedAt: this.now().toISOString() }, actor);
+    }, autopilot);
   }
 
   /** Sets the weights of the named variants; the others keep theirs, and all must sum to 100. */
-  ramp(key: string, weights: Readonly<Record<string, number>>, ifMatch: IfMatch, actor: Principal): Promise<Experiment> {
+  ramp(key: string, weights: Readonly<Record<string, number>>, ifMatch: IfMatch, actor: Principal, autopilot?: AutopilotContext): Promise<Experiment> {
     return this.mutate(key, 'ramp', ifMatch, actor, false, (current) => {
       const known = new Set(current.variants.map((v) => v.key));
       const unknown = Object.keys(weights).filter((k) => !known.has(k));
@@ -164,8 +193,11 @@ export class ExperimentManager {
         throw validationError([{ path: ['weights'], message: `the variants' weights must sum to exactly 100 (they would sum to ${total / 100})` }]);
       }
       const changed = variants.some((v, i) => v.weight !== current.variants[i]!.weight);
-      return changed ? { ...current, variants, weightsChangedAt: this.now().toISOString() } : { ...current, variants };
-    });
+      const at = this.now().toISOString();
+      const next = changed ? { ...current, variants, weightsChangedAt: at } : { ...current, variants };
+      if (autopilot?.toStep !== undefined && current.rolloutState) return { ...next, rolloutState: { ...current.rolloutState, step: autopilot.toStep, stepStartedAt: at } };
+      return takenOver(next, actor);
+    }, autopilot);
   }
 
   private async mutate(
@@ -175,6 +207,7 @@ export class ExperimentManager {
     actor: Principal,
     needsState: boolean,
     apply: Mutation,
+    autopilot?: AutopilotContext,
   ): Promise<Experiment> {
     for (let attempt = 1; ; attempt++) {
       // Only changes that widen an experiment's footprint (start, edit) need the other experiments.
@@ -188,7 +221,8 @@ export class ExperimentManager {
       const next = parseOrThrow(Experiment, { ...applied, status: LEADS_TO[action] ?? applied.status, version: current.version + 1, updatedAt: at });
       const expect = { ...(state ? versionsOf(related(state, next)) : {}), [key]: current.version };
       try {
-        await this.store.commit({ expect, experiments: [next], audit: [{ subject: subjectOf(key), action, actor, at, before: current, after: next }] });
+        const entry = { subject: subjectOf(key), action, actor, at, before: current, after: next, ...(autopilot ? { decision: autopilot.decision } : {}) };
+        await this.store.commit({ expect, experiments: [next], audit: [entry] });
         return next;
       } catch (err) {
         if (err instanceof StaleWriteError && err.key === key && ifMatch !== undefined) throw stale(key, err.actual);
@@ -211,20 +245,28 @@ export function subjectOf(key: string): string {
   return `experiment:${key}`;
 }
 
-/** Parses an If-Match header: `*`, or ETags such as `"3"`, `W/"3"` or a bare `3`, comma-separated. */
-export function parseIfMatch(header: string | string[] | undefined): IfMatch {
-  if (header === undefined) return undefined;
-  const value = Array.isArray(header) ? header.join(',') : header;
-  if (value.trim() === '*') return '*';
-  return value
-    .split(',')
-    .map((tag) => tag.trim().replace(/^W\//, '').replace(/^"(.*)"$/, '$1'))
-    .filter((tag) => /^\d+$/.test(tag))
-    .map(Number);
+/**
+ * A person's ramp, pause, promote or rollback of a guarded rollout takes it over: the autopilot
+ * stops acting on it until someone hands it back (POST …/rollout/resume).
+ */
+function takenOver(next: Experiment, actor: Principal): Experiment {
+  if (actor === AUTOPILOT || !next.rolloutState || next.rolloutState.autopilot === 'paused') return next;
+  return { ...next, rolloutState: { ...next.rolloutState, autopilot: 'paused' } };
 }
 
-export function etagOf(version: number): string {
-  return `"${version}"`;
+/** A plan fits the variants; once a rollout has started, it keeps its plan and the steps behind it (SPEC §10). */
+function checkRolloutPlan(def: ExperimentDefinition, current: Experiment | undefined): void {
+  const keys = def.variants.map((v) => v.key);
+  if (def.rollout) {
+    const issues = current?.rollout && current.rolloutState ? rolloutEditIssues(current.rollout, def.rollout, current.rolloutState.step, keys) : rolloutPlanIssues(def.rollout, keys);
+    if (issues.length > 0) throw validationError(issues);
+  }
+  if (current?.rolloutState && !def.rollout) {
+    throw validationError([{ path: ['rollout'], message: 'a guarded rollout has started: its plan can be edited but not removed (pause the autopilot to drive it by hand)' }]);
+  }
+  if (current && current.status !== 'draft' && !current.rollout && def.rollout) {
+    throw validationError([{ path: ['rollout'], message: 'a plan is given before the experiment starts (start a new experiment, or POST /v1/releases, for a guarded rollout)' }]);
+  }
 }
 
 function checkIfMatch(key: string, ifMatch: IfMatch, version: number): void {
@@ -262,57 +304,6 @@ function checkMetricRefs(def: ExperimentDefinition, state: StoreState): void {
   check(def.metrics.primary, ['metrics', 'primary']);
   def.metrics.guardrails.forEach((g, i) => check(g, ['metrics', 'guardrails', i]));
   if (issues.length > 0) throw validationError(issues);
-}
-
-/**
- * The experiment's range in its layer. An explicit `allocation` is taken as given; otherwise a
- * range of `trafficPercent` (default 100) is kept from before when still free, or the first free
- * one is chosen, preferring ranges no draft has reserved.
- */
-function placeInLayer(
-  def: ExperimentDefinition,
-  layer: string,
-  state: StoreState,
-  current: Experiment | undefined,
-): { allocation: Allocation; trafficPercent: number } {
-  const self = def.key;
-  if (def.allocation) {
-    const width = def.allocation.end - def.allocation.start;
-    if (def.trafficPercent !== undefined && hundredths(def.trafficPercent) !== width) {
-      throw validationError([{ path: ['trafficPercent'], message: `must be ${width / 100} to match allocation, or be left out` }]);
-    }
-    assertFree(state, layer, self, def.allocation);
-    return { allocation: def.allocation, trafficPercent: width / 100 };
-  }
-  const width = hundredths(def.trafficPercent ?? 100);
-  if (width < 1) throw validationError([{ path: ['trafficPercent'], message: 'must be at least 0.01' }]);
-  const trafficPercent = width / 100;
-  const kept = current?.allocation;
-  if (current && kept && current.layer === layer && kept.end - kept.start === width && !overlapping(state.experiments, layer, self, kept)) {
-    return { allocation: kept, trafficPercent };
-  }
-  const ranges = (statuses: readonly ExperimentStatus[]) => layerMembers(state.experiments, layer, self, statuses).map((e) => e.allocation);
-  const allocation = firstFreeRange(ranges(RESERVES_RANGE), width) ?? firstFreeRange(ranges(HOLDS_RANGE), width);
-  if (!allocation) {
-    const holders = layerMembers(state.experiments, layer, self, HOLDS_RANGE);
-    throw createError('BUNRYU_LAYER_FULL', `Layer ${layer} has no free range of ${trafficPercent}% (held by ${holders.map((e) => e.key).join(', ')})`, {
-      layer,
-      trafficPercent,
-      heldBy: holders.map((e) => ({ experiment: e.key, allocation: e.allocation })),
-    });
-  }
-  return { allocation, trafficPercent };
-}
-
-function assertFree(state: StoreState, layer: string, self: string, allocation: Allocation): void {
-  const other = overlapping(state.experiments, layer, self, allocation);
-  if (other) {
-    throw createError(
-      'BUNRYU_LAYER_FULL',
-      `Buckets ${allocation.start}-${allocation.end} of layer ${layer} overlap experiment ${other.key} (${other.allocation.start}-${other.allocation.end})`,
-      { layer, experiment: other.key, allocation: other.allocation },
-    );
-  }
 }
 
 /** What a running (or paused, about to run again) experiment needs: its route, a free range, no param clash. */

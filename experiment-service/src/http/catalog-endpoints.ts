@@ -8,6 +8,7 @@ export function catalogEndpoints(catalog: ConfigCatalog): Endpoint<never>[] {
     endpoint({
       method: 'PUT',
       url: '/v1/routes/:route',
+      operationId: 'putRoute',
       summary: 'Create or replace a route (200 replaced, 201 created)',
       role: 'admin',
       params: { route: Key },
@@ -23,6 +24,7 @@ export function catalogEndpoints(catalog: ConfigCatalog): Endpoint<never>[] {
     endpoint({
       method: 'GET',
       url: '/v1/routes',
+      operationId: 'listRoutes',
       summary: 'All routes, sorted by key',
       role: 'viewer',
       response: RouteList,
@@ -31,6 +33,7 @@ export function catalogEndpoints(catalog: ConfigCatalog): Endpoint<never>[] {
     endpoint({
       method: 'GET',
       url: '/v1/routes/:route',
+      operationId: 'getRoute',
       summary: 'One route',
       role: 'viewer',
       response: Route,
@@ -40,6 +43,7 @@ export function catalogEndpoints(catalog: ConfigCatalog): Endpoint<never>[] {
     endpoint({
       method: 'PUT',
       url: '/v1/metrics/:key',
+      operationId: 'putMetric',
       summary: 'Define or redefine a metric (200 replaced, 201 created); the built-ins error_rate and latency_ms cannot be redefined',
       role: 'editor',
       params: { key: Key },
@@ -56,6 +60,7 @@ export function catalogEndpoints(catalog: ConfigCatalog): Endpoint<never>[] {
     endpoint({
       method: 'GET',
       url: '/v1/metrics',
+      operationId: 'listMetrics',
       summary: 'The metric catalogue by key: the built-ins and every defined metric',
       role: 'viewer',
       response: MetricCatalogue,
@@ -64,6 +69,7 @@ export function catalogEndpoints(catalog: ConfigCatalog): Endpoint<never>[] {
     endpoint({
       method: 'GET',
       url: '/v1/metrics/:key',
+      operationId: 'getMetric',
       summary: 'One metric of the catalogue',
       role: 'viewer',
       response: Metric,
@@ -73,6 +79,7 @@ export function catalogEndpoints(catalog: ConfigCatalog): Endpoint<never>[] {
     endpoint({
       method: 'PUT',
       url: '/v1/holdout',
+      operationId: 'putHoldout',
       summary: 'Set the global holdout: percent of units that get no running experiment (0 turns it off)',
       role: 'admin',
       body: Holdout,
@@ -82,6 +89,7 @@ export function catalogEndpoints(catalog: ConfigCatalog): Endpoint<never>[] {
     endpoint({
       method: 'GET',
       url: '/v1/holdout',
+      operationId: 'getHoldout',
       summary: 'The global holdout (404 when none was ever set)',
       role: 'viewer',
       response: Holdout,

@@ -8,6 +8,7 @@ export function configEndpoints(snapshots: ConfigSnapshots, stream: ConfigStream
     endpoint({
       method: 'GET',
       url: '/v1/config',
+      operationId: 'getConfig',
       summary: 'The config snapshot gateways and the aggregator use; ETag is its version, If-None-Match with it answers 304',
       role: 'viewer',
       response: ConfigSnapshot,
@@ -22,6 +23,7 @@ export function configEndpoints(snapshots: ConfigSnapshots, stream: ConfigStream
     endpoint({
       method: 'GET',
       url: '/v1/config/stream',
+      operationId: 'streamConfig',
       summary:
         'Server-sent events: `event: snapshot` (id = version, data = the snapshot JSON) at once and after every change, from any replica; `: heartbeat` comments keep the connection alive',
       role: 'viewer',

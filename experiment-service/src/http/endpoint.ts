@@ -2,7 +2,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import { validationError, type ErrorCode } from '@bunryu/core';
 import type { Principal, Role, TokenAuthenticator } from '../auth/tokens.ts';
-import { parseIfMatch, type IfMatch } from '../experiments/experiment-manager.ts';
+import type { IfMatch } from '../experiments/experiment-manager.ts';
+import { parseIfMatch } from './if-match.ts';
 
 export interface EndpointContext<B> {
   request: FastifyRequest;
@@ -22,6 +23,8 @@ export interface EndpointContext<B> {
 export interface Endpoint<B = unknown> {
   method: 'GET' | 'PUT' | 'POST';
   url: string;
+  /** Unique and stable: client generators name their methods after it. */
+  operationId: string;
   summary: string;
   /** The lowest role allowed; null: no token needed. */
   role: Role | null;

@@ -1,6 +1,7 @@
 import { Experiment, ExperimentDefinition, ExperimentStatus, PromoteRequest, RampRequest, parseOrThrow } from '@bunryu/core';
 import type { Principal } from '../auth/tokens.ts';
-import { etagOf, type ExperimentManager, type IfMatch } from '../experiments/experiment-manager.ts';
+import type { ExperimentManager, IfMatch } from '../experiments/experiment-manager.ts';
+import { etagOf } from './if-match.ts';
 import { AuditLog, ExperimentList, NoBody } from '../openapi/schemas.ts';
 import { withChanges } from './audit-view.ts';
 import { endpoint, type Endpoint, type EndpointContext } from './endpoint.ts';
@@ -20,6 +21,7 @@ export function experimentEndpoints(experiments: ExperimentManager): Endpoint<ne
     endpoint({
       method: 'POST',
       url: `/v1/experiments/:key/${name}`,
+      operationId: `${name}Experiment`,
       summary,
       role,
       body: NoBody,
@@ -33,6 +35,7 @@ export function experimentEndpoints(experiments: ExperimentManager): Endpoint<ne
     endpoint({
       method: 'POST',
       url: '/v1/experiments',
+      operationId: 'createExperiment',
       summary: 'Create an experiment (status draft). Without `allocation`, the first free range of `trafficPercent` in its layer is allocated.',
       role: 'editor',
       body: ExperimentDefinition,
@@ -48,6 +51,7 @@ export function experimentEndpoints(experiments: ExperimentManager): Endpoint<ne
     endpoint({
       method: 'GET',
       url: '/v1/experiments',
+      operationId: 'listExperiments',
       summary: 'List experiments, sorted by key',
       role: 'viewer',
       response: ExperimentList,
@@ -63,6 +67,7 @@ export function experimentEndpoints(experiments: ExperimentManager): Endpoint<ne
     endpoint({
       method: 'GET',
       url: '/v1/experiments/:key',
+      operationId: 'getExperiment',
       summary: 'One experiment; its ETag is its version. If-None-Match with the current version answers 304.',
       role: 'viewer',
       response: Experiment,
@@ -77,6 +82,7 @@ export function experimentEndpoints(experiments: ExperimentManager): Endpoint<ne
     endpoint({
       method: 'PUT',
       url: '/v1/experiments/:key',
+      operationId: 'updateExperiment',
       summary: 'Replace the definition of a draft, running or paused experiment (If-Match: <version> required)',
       role: 'editor',
       body: ExperimentDefinition,
@@ -91,6 +97,7 @@ export function experimentEndpoints(experiments: ExperimentManager): Endpoint<ne
     endpoint({
       method: 'POST',
       url: '/v1/experiments/:key/ramp',
+      operationId: 'rampExperiment',
       summary: 'Set variant weights; variants not named keep theirs, and all must sum to 100. Ranges are laid out in variant order, so moving weight only moves units between the variants concerned.',
       role: 'releaser',
       body: RampRequest,
@@ -102,6 +109,7 @@ export function experimentEndpoints(experiments: ExperimentManager): Endpoint<ne
     endpoint({
       method: 'POST',
       url: '/v1/experiments/:key/promote',
+      operationId: 'promoteExperiment',
       summary: "Release a variant (running or paused → released): its params apply to all of the route's matching traffic",
       role: 'releaser',
       body: PromoteRequest,
@@ -116,6 +124,7 @@ export function experimentEndpoints(experiments: ExperimentManager): Endpoint<ne
     endpoint({
       method: 'GET',
       url: '/v1/experiments/:key/history',
+      operationId: 'getExperimentHistory',
       summary: 'Audit log of the experiment, oldest first: who, when, what changed, before and after',
       role: 'viewer',
       response: AuditLog,

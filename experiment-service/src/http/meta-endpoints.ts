@@ -14,6 +14,7 @@ export function metaEndpoints(store: ExperimentStore, document: () => Record<str
     endpoint({
       method: 'GET',
       url: '/v1/me',
+      operationId: 'getMe',
       summary: "The caller's role and name",
       role: 'viewer',
       response: Caller,
@@ -22,6 +23,7 @@ export function metaEndpoints(store: ExperimentStore, document: () => Record<str
     endpoint({
       method: 'GET',
       url: '/v1/audit',
+      operationId: 'listAudit',
       summary: 'The audit log of every change (experiments, routes, metrics, holdout), oldest first',
       role: 'viewer',
       response: AuditLog,
@@ -37,6 +39,7 @@ export function metaEndpoints(store: ExperimentStore, document: () => Record<str
     endpoint({
       method: 'GET',
       url: '/openapi.json',
+      operationId: 'getOpenApi',
       summary: 'This OpenAPI document',
       role: null,
       response: OpenApiDocument,
@@ -45,6 +48,7 @@ export function metaEndpoints(store: ExperimentStore, document: () => Record<str
     endpoint({
       method: 'GET',
       url: '/docs',
+      operationId: 'getDocs',
       summary: 'The API documentation as a page',
       role: null,
       produces: 'text/html',

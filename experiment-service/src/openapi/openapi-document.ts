@@ -9,7 +9,7 @@ type JsonObject = Record<string, unknown>;
  * The OpenAPI 3.1 document of the given endpoints, with JSON Schemas generated from the zod
  * schemas the handlers parse with (requests as accepted input, answers as produced output).
  */
-export function openApiDocument(endpoints: readonly Endpoint<never>[], info: { title: string; version: string; description?: string }): JsonObject {
+export function openApiDocument(endpoints: readonly Endpoint<never>[], info: { title: string; version: string; description?: string; license?: { name: string; identifier: string } }): JsonObject {
   const components = { ...componentSchemas(requestSchemas, 'input', 'RequestShared'), ...componentSchemas(responseSchemas, 'output', 'ResponseShared') };
   const paths: Record<string, Record<string, unknown>> = {};
   for (const e of endpoints as readonly Endpoint<unknown>[]) {
@@ -52,6 +52,7 @@ export function openApiDocument(endpoints: readonly Endpoint<never>[], info: { t
       responses[s] = { description: codes.join(', '), content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
     }
     const operation: JsonObject = {
+      operationId: e.operationId,
       summary: e.summary,
       ...(e.role ? { security: [{ bearer: [] }], 'x-bunryu-role': e.role } : { security: [] }),
       ...(parameters.length ? { parameters } : {}),
@@ -63,6 +64,8 @@ export function openApiDocument(endpoints: readonly Endpoint<never>[], info: { t
   return {
     openapi: '3.1.0',
     info,
+    // Relative: the API is wherever this document was fetched from.
+    servers: [{ url: '/', description: 'the experiment-service serving this document' }],
     paths,
     components: {
       schemas: components,

@@ -9,6 +9,8 @@ import {
   MetricDefinition,
   PromoteRequest,
   RampRequest,
+  RolloutPlan,
+  RolloutState,
   Route,
   RouteInput,
 } from '@bunryu/core';
@@ -41,6 +43,7 @@ export const AuditEntry = z.object({
   at: z.string(),
   before: z.unknown(),
   after: z.unknown(),
+  decision: z.unknown().optional().describe("An autopilot action's decision: reason, message and evidence"),
   changed: z.array(z.string()).describe('Top-level fields that differ between before and after'),
 });
 
@@ -50,6 +53,20 @@ export const ErrorBody = z.object({
     message: z.string(),
     details: z.unknown().optional(),
   }),
+});
+
+export const RolloutView = z.object({
+  experiment: Key,
+  status: z.string(),
+  plan: RolloutPlan,
+  state: RolloutState,
+  currentWeights: z.record(z.string(), z.number()),
+  evaluatedAt: z.string().nullable().describe('When this replica last evaluated the rollout (null: not yet, or the autopilot is off here)'),
+  guardrails: z
+    .array(z.record(z.string(), z.unknown()))
+    .describe('Per guardrail and treatment: metric, variant, baseline, harm, margin, relative, estimate, bound (one-sided, always valid), level (α/k), units, verdict'),
+  lastDecision: z.record(z.string(), z.unknown()).nullable().describe("This replica's last decision: action, reason, message, evidence, applied"),
+  decisions: z.array(AuditEntry).describe("The autopilot's actions from the audit log, newest first"),
 });
 
 export const ExperimentList = z.array(Experiment);
@@ -67,6 +84,7 @@ requestSchemas.add(Holdout, { id: 'HoldoutInput' });
 requestSchemas.add(NoBody, { id: 'NoBody' });
 
 responseSchemas.add(Experiment, { id: 'Experiment' });
+responseSchemas.add(RolloutView, { id: 'RolloutView' });
 responseSchemas.add(ExperimentList, { id: 'ExperimentList' });
 responseSchemas.add(Route, { id: 'Route' });
 responseSchemas.add(RouteList, { id: 'RouteList' });

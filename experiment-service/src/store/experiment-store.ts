@@ -60,6 +60,8 @@ export interface AuditInput {
   at: string;
   before: unknown;
   after: unknown;
+  /** Why an automatic action was taken: the autopilot's decision (reason, message, evidence). */
+  decision?: unknown;
 }
 
 export interface AuditEntry extends AuditInput {
@@ -80,7 +82,9 @@ export class StaleWriteError extends Error {
 
 /** Entries serialize with `configVersion` first: the Redis adapter prepends it inside its script. */
 export function auditEntry(input: AuditInput, configVersion: number): AuditEntry {
-  return { configVersion, subject: input.subject, action: input.action, actor: input.actor, at: input.at, before: input.before, after: input.after };
+  const entry: AuditEntry = { configVersion, subject: input.subject, action: input.action, actor: input.actor, at: input.at, before: input.before, after: input.after };
+  if (input.decision !== undefined) entry.decision = input.decision;
+  return entry;
 }
 
 /**

@@ -1,8 +1,8 @@
 /**
  * The binary stream on which a cluster worker hands its events to the primary: a pipe of its own
  * (stdio fd 4), next to the IPC channel that carries control messages. Over IPC every event
- * would be JSON-escaped by the worker and unescaped by the primary, ~3.8 µs per 1 KB exposure
- * against ~0.9 µs for these frames (ADR 0005).
+ * would be JSON-escaped by the worker and unescaped by the primary, several times the cost of
+ * these frames (ADR 0005).
  *
  *   event: u32 keyBytes | u32 valueBytes | key (UTF-8) | value (UTF-8)      (little-endian)
  *   flush: u32 FLUSH_MARK | u32 id

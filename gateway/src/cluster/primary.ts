@@ -13,7 +13,7 @@ import { isMessage, type ToPrimary, type ToWorker, type WorkerMetrics } from './
  * Set on the workers this primary forks: a process that another cluster primary forked (a
  * process manager's cluster mode) has no event pipe and runs as a gateway of its own.
  */
-export const WORKER_ENV = 'BUNRYU_GATEWAY_WORKER';
+const WORKER_ENV = 'BUNRYU_GATEWAY_WORKER';
 const COLLECT_TIMEOUT_MS = 2000;
 const SHUTDOWN_GRACE_MS = 15_000;
 const RESTART_MIN_MS = 500;

@@ -1,18 +1,14 @@
+import type { Logger } from '@bunryu/platform/log';
 import { Agent, request } from 'undici';
 import { readSse } from './sse-reader.ts';
 import type { SnapshotStore } from './snapshot-store.ts';
-
-export interface ConfigSubscriberLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-}
 
 export interface ConfigSubscriberOptions {
   /** The experiment-service base URL. */
   url: string;
   token?: string;
   store: SnapshotStore;
-  logger: ConfigSubscriberLogger;
+  logger: Logger;
   /** Reconnect backoff: starts at min, doubles, capped at max (default 100 ms … 5 s). */
   backoffMinMs?: number;
   backoffMaxMs?: number;

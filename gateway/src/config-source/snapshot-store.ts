@@ -2,6 +2,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { ConfigSnapshot, assign } from '@bunryu/core';
 import { writeFileDurably } from '@bunryu/platform/durable-files';
+import type { Logger } from '@bunryu/platform/log';
 import { buildRouteTable, type RouteRuntime } from '../proxy/route-table.ts';
 import type { UpstreamPools } from '../proxy/upstream-pools.ts';
 
@@ -17,16 +18,11 @@ export interface LiveConfig {
   source: 'service' | 'disk';
 }
 
-export interface SnapshotStoreLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-}
-
 export interface SnapshotStoreOptions {
   /** Where the last snapshot is persisted (`<BUNRYU_DATA_DIR>/gateway/snapshot.json`). */
   file: string;
   pools: UpstreamPools;
-  logger: SnapshotStoreLogger;
+  logger: Logger;
   now?: () => number;
 }
 

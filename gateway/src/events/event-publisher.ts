@@ -1,13 +1,8 @@
 import type { Event } from '@bunryu/core';
+import { silentLogger, type Logger } from '@bunryu/platform/log';
 import type { EventLogProducer, LogRecord } from '@bunryu/event-log';
 import { eventJson } from './event-json.ts';
 import type { SpillLog } from './spill-log.ts';
-
-export interface PublisherLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
 
 export interface EventPublisherOptions {
   producer: EventLogProducer;
@@ -28,7 +23,7 @@ export interface EventPublisherOptions {
   /** Backoff between recovery attempts while spilling (default 250 ms doubling to 5 s). */
   retryMinMs?: number;
   retryMaxMs?: number;
-  logger?: PublisherLogger;
+  logger?: Logger;
   now?: () => number;
 }
 
@@ -61,8 +56,6 @@ export interface EventSink {
   stats(): PublisherStats;
   close(): Promise<void>;
 }
-
-const silent: PublisherLogger = { info() {}, warn() {}, error() {} };
 
 /**
  * Decouples the hot path from the event log (SPEC §1 step 7, §8). `publish` only pushes onto an
@@ -98,7 +91,7 @@ export class EventPublisher implements EventSink {
   private readonly appendTimeoutMs: number;
   private readonly retryMinMs: number;
   private readonly retryMaxMs: number;
-  private readonly logger: PublisherLogger;
+  private readonly logger: Logger;
   private readonly now: () => number;
 
   constructor(options: EventPublisherOptions) {
@@ -111,7 +104,7 @@ export class EventPublisher implements EventSink {
     this.retryMinMs = options.retryMinMs ?? 250;
     this.retryMaxMs = options.retryMaxMs ?? 5000;
     this.retryDelay = this.retryMinMs;
-    this.logger = options.logger ?? silent;
+    this.logger = options.logger ?? silentLogger;
     this.now = options.now ?? Date.now;
     // Events a previous run left on disk are older than anything new: replay them first.
     this.mode = this.spill.pending > 0 ? 'spill' : 'memory';
@@ -177,6 +170,7 @@ export class EventPublisher implements EventSink {
         try {
           // Bounded, so a dead log cannot hold shutdown past the process's grace period.
           await this.append(records, Math.min(this.appendTimeoutMs, 3000));
+          this.published += records.length;
           delivered = true;
         } catch {
           this.failures++;
@@ -237,11 +231,12 @@ export class EventPublisher implements EventSink {
           } finally {
             this.overflowed = null;
           }
+          if (outcome === 'appended') this.published += records.length;
           if (outcome === 'overflowed') {
             this.enterSpill('the event queue outgrew its bounds behind a slow event log');
             // The batch goes to disk ahead of what came after it, whatever its append does: if it
             // still succeeds, the replay sends it again, and the aggregator drops the copies by
-            // eventId (events to the log are at least once).
+            // eventId (events to the log are at least once). Only the replay counts as published.
             appending.catch(() => {
               this.failures++;
             });
@@ -266,6 +261,7 @@ export class EventPublisher implements EventSink {
         }
         try {
           await this.append(batch.records);
+          this.published += batch.records.length;
           await batch.commit();
           this.retryDelay = this.retryMinMs;
         } catch (err) {
@@ -324,7 +320,6 @@ export class EventPublisher implements EventSink {
     });
     try {
       await Promise.race([this.producer.append(records), timeout]);
-      this.published += records.length;
     } finally {
       clearTimeout(timer);
     }

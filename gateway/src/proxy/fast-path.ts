@@ -1,10 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyServerOptions } from 'fastify';
-import { createError } from '@bunryu/core';
-import { BODY_LIMIT } from '@bunryu/platform';
-import { RawHttpServer, type RequestHandler } from './raw-http.ts';
-import { NodeReply, isRouteUrl, requestIdOf, sendError, type ProxyRequest, type RouteProxy } from './route-proxy.ts';
+import { RawHttpServer, type RequestHandler } from './http1/own-server.ts';
+import { BodyBuffer, bodyTooLarge, declaredTooLarge, requestIdOf } from './http1/wire.ts';
+import { NodeReply, isRouteUrl, sendError, type ProxyRequest, type RouteProxy } from './route-proxy.ts';
 
 /** Filled in by buildApp once the proxy exists (the server is created before the app). */
 export interface FastPathTarget {
@@ -67,26 +66,20 @@ function serveRoute(target: FastPathTarget, proxy: RouteProxy, req: IncomingMess
     proxy.serve(req as ProxyRequest, new NodeReply(res), requestId, null);
     return;
   }
-  if (length !== undefined && Number(length) > BODY_LIMIT) return tooLarge(req, res, requestId);
-  const chunks: Buffer[] = [];
-  let size = 0;
+  if (declaredTooLarge(length)) return tooLarge(req, res, requestId);
+  const body = new BodyBuffer();
   req.on('data', (chunk: Buffer) => {
-    size += chunk.length;
-    if (size > BODY_LIMIT) {
-      req.removeAllListeners('data');
-      req.removeAllListeners('end');
-      tooLarge(req, res, requestId);
-      return;
-    }
-    chunks.push(chunk);
+    if (body.add(chunk)) return;
+    req.removeAllListeners('data');
+    req.removeAllListeners('end');
+    tooLarge(req, res, requestId);
   });
-  // An empty body is none, as on the own server and the fastify route: the upstream sees the same request.
-  req.on('end', () => proxy.serve(req as ProxyRequest, new NodeReply(res), requestId, size === 0 ? null : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+  req.on('end', () => proxy.serve(req as ProxyRequest, new NodeReply(res), requestId, body.take()));
   req.on('error', () => res.destroy());
 }
 
 function tooLarge(req: IncomingMessage, res: ServerResponse, requestId: string): void {
   res.shouldKeepAlive = false;
-  sendError(new NodeReply(res), createError('BUNRYU_PAYLOAD_TOO_LARGE'), requestId);
+  sendError(new NodeReply(res), bodyTooLarge(), requestId);
   req.resume();
 }

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { requestIdOf } from './http1/wire.ts';
 import { NodeReply, type ProxyRequest, type RouteProxy } from './route-proxy.ts';
 
 /**
@@ -12,7 +13,7 @@ export async function proxyRoutes(app: FastifyInstance, deps: { proxy: RouteProx
   function handle(request: FastifyRequest, reply: FastifyReply): void {
     reply.hijack();
     const body = request.body as Buffer | undefined;
-    deps.proxy.serve(request.raw as ProxyRequest, new NodeReply(reply.raw), request.id.slice(0, 128), body && body.length > 0 ? body : null);
+    deps.proxy.serve(request.raw as ProxyRequest, new NodeReply(reply.raw), requestIdOf(request.headers, request.id), body && body.length > 0 ? body : null);
   }
 
   app.all('/v1/routes/:route', handle);

@@ -1,11 +1,6 @@
 import { HTTP_TOKEN } from '@bunryu/core';
 
-/**
- * An HTTP/1.1 response parser (RFC 9112) for the gateway's upstream connections: status line,
- * header fields, then a body framed by Content-Length, chunked transfer coding, or the end of the
- * connection. It buffers the body, which the route proxy needs whole anyway (a fallback can still
- * answer when a body fails halfway). It is fed whatever the socket delivers, split anywhere.
- */
+/** An upstream answer that breaks HTTP/1.1 or the bounds below: the connection is failed. */
 export class ResponseParseError extends Error {
   constructor(message: string) {
     super(message);
@@ -29,6 +24,12 @@ const HINT_MARGIN_MS = 1000;
 
 type Phase = 'head' | 'length' | 'chunk-size' | 'chunk-data' | 'chunk-end' | 'trailers' | 'until-close' | 'done';
 
+/**
+ * An HTTP/1.1 response parser (RFC 9112) for the gateway's upstream connections: status line,
+ * header fields, then a body framed by Content-Length, chunked transfer coding, or the end of the
+ * connection. It buffers the body, which the route proxy needs whole anyway (a fallback can still
+ * answer when a body fails halfway). It is fed whatever the socket delivers, split anywhere.
+ */
 export class ResponseParser {
   status = 0;
   /** `[lowercase name, value, …]`, values without surrounding whitespace. */

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
-import { BunryuError, assignForwarding, createError, type Assignment } from '@bunryu/core';
+import { BunryuError, assignForwarding, clientErrorBody, createError, type Assignment } from '@bunryu/core';
 import { attributesFromHeaders } from '../client/attributes.ts';
 import { unitCookie, unitIdOf } from '../client/unit-id.ts';
 import type { SnapshotStore } from '../config-source/snapshot-store.ts';
@@ -8,6 +8,7 @@ import { exposureJson } from '../events/event-json.ts';
 import type { EventSink } from '../events/event-publisher.ts';
 import type { Logger } from '@bunryu/platform';
 import type { GatewayMetrics } from '../metrics/gateway-metrics.ts';
+import { answerHasBody } from './http1/wire.ts';
 import { UpstreamFailure, type ForwardRequest, type UpstreamResponse } from './upstream-client.ts';
 import { downstreamHeaders, upstreamHeaders } from './headers.ts';
 import { upstreamPath, type RouteRuntime } from './route-table.ts';
@@ -74,11 +75,6 @@ export class NodeReply implements ProxyReply {
   }
 }
 
-/** Whether an answer to `method` with `status` carries a body (and so a content-length). */
-export function answerHasBody(method: string | undefined, status: number): boolean {
-  return method !== 'HEAD' && status >= 200 && status !== 204 && status !== 304;
-}
-
 export const ROUTES_PREFIX = '/v1/routes/';
 const PREFIX_LENGTH = ROUTES_PREFIX.length;
 
@@ -87,11 +83,6 @@ export function isRouteUrl(url: string): boolean {
   return url.length > PREFIX_LENGTH && url.startsWith(ROUTES_PREFIX);
 }
 
-/** The request id: the client's `x-request-id` (within the event schema's bound), else a new UUID. */
-export function requestIdOf(headers: IncomingHttpHeaders): string {
-  const header = headers['x-request-id'];
-  return typeof header === 'string' && header.length > 0 ? header.slice(0, 128) : randomUUID();
-}
 const JSON_TYPE = 'application/json; charset=utf-8';
 
 /**
@@ -232,7 +223,7 @@ function sendUpstream(res: ProxyReply, response: UpstreamResponse, own: string[]
 
 /** The shared error body (`{"error": {code, message, details?}}`), written without fastify. */
 export function sendError(res: ProxyReply, error: BunryuError, requestId: string, own?: string[]): void {
-  const body = JSON.stringify(error.code === 'BUNRYU_INTERNAL' ? { error: { code: error.code, message: 'Internal error' } } : error.toBody());
+  const body = JSON.stringify(clientErrorBody(error));
   const headers = ['content-type', JSON_TYPE];
   if (own) headers.push(...own);
   else headers.push('x-request-id', requestId);

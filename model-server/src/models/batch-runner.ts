@@ -1,7 +1,7 @@
 /**
  * Dynamic batching for one ONNX session. Requests that arrive in the same turn of the event loop
  * are stacked into one input tensor and scored by one `session.run`: the fixed cost of a run
- * (about 15 µs here, more than the arithmetic of a small model) is paid once per batch instead
+ * (more than the arithmetic of a small model) is paid once per batch instead
  * of once per request. Rows are independent in every graph this serves ([N, F] → [N, 1]), so a
  * batch gives each request exactly what it would get alone.
  *

@@ -8,6 +8,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { mkdir, readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { silentLogger, type Logger } from '@bunryu/platform/log';
 import * as ort from 'onnxruntime-node';
 import { BatchRunner } from './batch-runner.ts';
 import { METADATA_FILE, MODEL_FILE, ModelMetadata, VersionMetadata, isName } from './model-metadata.ts';
@@ -56,12 +57,6 @@ export interface ReloadSummary {
   models: { name: string; error?: string; versions: { version: string; status: 'ready' | 'failed'; error?: string }[] }[];
 }
 
-export interface Logger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
-
 export interface ModelRegistryOptions {
   log?: Logger;
   /** Debounce of file-change reloads: a training run writes several files. */
@@ -81,7 +76,6 @@ const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
   graphOptimizationLevel: 'all',
 };
 
-const silent: Logger = { info() {}, warn() {}, error() {} };
 
 export class ModelRegistry {
   private current: Generation;
@@ -101,7 +95,7 @@ export class ModelRegistry {
     readonly dir: string,
     private readonly opts: ModelRegistryOptions = {},
   ) {
-    this.log = opts.log ?? silent;
+    this.log = opts.log ?? silentLogger;
     this.current = new Generation(0, new Map(), new Date());
   }
 

@@ -16,12 +16,6 @@ export function notify(kind, text) {
   listeners.forEach((fn) => fn(n));
 }
 
-/** @param {unknown} err */
-export function notifyError(err) {
-  const e = /** @type {any} */ (err);
-  notify('error', e?.status === 403 ? `Refused by the experiment-service: ${e.message}` : e?.message ?? String(err));
-}
-
 export function Notices() {
   const [items, setItems] = useState(/** @type {Notice[]} */ ([]));
   useEffect(() => {

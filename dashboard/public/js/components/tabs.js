@@ -15,7 +15,7 @@ export function Tabs({ id, tabs, selected, onSelect, children }) {
     e.preventDefault();
     const [t] = tabs[(next + tabs.length) % tabs.length];
     onSelect(t);
-    queueMicrotask(() => list.current?.querySelector(`#${id}-tab-${t}`)?.focus());
+    queueMicrotask(() => /** @type {HTMLElement | null | undefined} */ (list.current?.querySelector(`#${id}-tab-${t}`))?.focus());
   };
   return html`
     <div class="tabs" role="tablist" aria-label="Experiment sections" ref=${list} onKeyDown=${onKey}>

@@ -1,5 +1,5 @@
 import { html } from '../lib/html.js';
-import { evenSplit, formatWeight, parseWeight, rebalance, sum, TOTAL } from '../lib/weights.js';
+import { formatWeight, parseWeight, rebalance, sum, TOTAL } from '../lib/weights.js';
 import { errorProps, FieldError } from './field.js';
 
 const PALETTE = ['#4c6ef5', '#f08c00', '#2b8a3e', '#ae3ec9', '#e03131', '#1098ad', '#5c940d', '#d6336c'];
@@ -54,6 +54,3 @@ export function SplitBar({ keys, weights, label }) {
     </div>
   `;
 }
-
-/** @param {number} n */
-export const evenWeights = (n) => evenSplit(n);

@@ -6,7 +6,7 @@ import { ALLOWED_FROM } from './lifecycle-table.js';
 export { ALLOWED_FROM };
 
 /** @param {keyof typeof ALLOWED_FROM} action @param {string} status */
-export const allowed = (action, status) => ALLOWED_FROM[action].includes(status);
+export const allowed = (action, status) => ALLOWED_FROM[action].some((s) => s === status);
 
 /** @param {keyof typeof ALLOWED_FROM} action */
 export const allowedText = (action) => `possible when ${ALLOWED_FROM[action].join(', ').replace('_', ' ')}`;

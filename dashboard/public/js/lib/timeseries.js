@@ -8,6 +8,7 @@ const timeOf = (p) => {
   return Number.isFinite(t) ? t : null;
 };
 
+/** @type {[string, number][]} */
 const STEPS = [['1s', 1e3], ['2s', 2e3], ['5s', 5e3], ['10s', 1e4], ['15s', 15e3], ['30s', 3e4], ['1m', 6e4], ['5m', 3e5], ['15m', 9e5], ['30m', 18e5], ['1h', 36e5], ['3h', 108e5], ['6h', 216e5], ['12h', 432e5], ['1d', 864e5]];
 
 /**

@@ -90,7 +90,7 @@ export function ExperimentPage({ who, experimentKey }) {
         ${canEdit && allowed('edit', e.status)
           ? html`<a class="button" href=${href('experiments', e.key, 'edit')}>Edit</a>`
           : html`<button type="button" disabled title=${why('edit')}>Edit</button>`}
-        ${['start', 'pause', 'archive'].map(
+        ${/** @type {const} */ (['start', 'pause', 'archive']).map(
           (a) => html`<button type="button" class=${a === 'start' ? 'primary' : ''} disabled=${!!why(a)} title=${why(a)} onClick=${() => setPending(a)}>${TRANSITIONS[a].label}</button>`,
         )}
       </div>

@@ -22,10 +22,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { BenchResult } from '../../bench/lib/result.ts';
-import { chdbClient } from '../src/metrics-store/clickhouse-client.ts';
-import { ClickHouseMetricsStore } from '../src/metrics-store/clickhouse-metrics-store.ts';
-import { ResultsService } from '../src/results/results-service.ts';
+import type { BenchResult } from '../lib/result.ts';
+import { chdbClient } from '../../aggregator/src/metrics-store/clickhouse-client.ts';
+import { ClickHouseMetricsStore } from '../../aggregator/src/metrics-store/clickhouse-metrics-store.ts';
+import { silentLogger } from '@bunryu/platform/log';
+import { ResultsService } from '../../aggregator/src/results/results-service.ts';
 
 const UNITS = Number(process.env.BENCH_SCALE_UNITS ?? 1_000_000);
 const STEPS = [1, 5, 20].map((k) => k * UNITS);
@@ -119,7 +120,7 @@ export async function run(): Promise<BenchResult[]> {
   const client = chdbClient(join(dir, 'chdb'));
   const store = await ClickHouseMetricsStore.open(client);
   const definitions = { experiment: (key: string) => (key === KEY ? EXPERIMENT : undefined), metrics: () => CATALOGUE };
-  const service = new ResultsService(store, definitions, OPTIONS, { warn() {} });
+  const service = new ResultsService(store, definitions, OPTIONS, silentLogger);
   const out: BenchResult[] = [];
   const mb = (bytes: number) => bytes / 2 ** 20;
   try {
@@ -142,7 +143,7 @@ export async function run(): Promise<BenchResult[]> {
       // One computation of the guardrails (what each background refresh costs), then what the
       // autopilot sees asking again: the kept answer, refreshed in the background.
       const refresh = await timed(async () => {
-        const cold = new ResultsService(store, definitions, OPTIONS, { warn() {} });
+        const cold = new ResultsService(store, definitions, OPTIONS, silentLogger);
         await cold.results(KEY, GUARDRAILS);
         cold.close();
       });

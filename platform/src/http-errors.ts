@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { BunryuError, errorBody, validationError } from './errors.ts';
+import { BunryuError, clientErrorBody, validationError } from '@bunryu/core';
 
 /**
  * The error handler every service installs. 4xx are logged at info with their message; 5xx are
@@ -9,7 +9,7 @@ export function httpErrorHandler(error: FastifyError | Error, request: FastifyRe
   const e = toBunryuError(error);
   if (e.statusCode >= 500) {
     request.log.error({ err: error }, 'request failed');
-    void reply.status(e.statusCode).send(e.code === 'BUNRYU_INTERNAL' ? errorBody(e.code, 'Internal error') : e.toBody());
+    void reply.status(e.statusCode).send(clientErrorBody(e));
     return;
   }
   request.log.info({ code: e.code, msg: e.message }, 'request rejected');

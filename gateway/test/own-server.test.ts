@@ -1,13 +1,14 @@
 import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RawHttpServer, headersObject } from '../src/proxy/raw-http.ts';
+import { RawHttpServer } from '../src/proxy/http1/own-server.ts';
+import { headersObject } from '../src/proxy/http1/wire.ts';
 import type { RouteProxy } from '../src/proxy/route-proxy.ts';
-import { converse } from './helpers/converse.ts';
-import { startFakeExperimentService, type FakeExperimentService } from './helpers/fake-experiment-service.ts';
-import { startGateway, until, type TestGateway } from './helpers/gateway.ts';
-import { experiment, route, snapshot } from './helpers/snapshots.ts';
-import { startUpstream, type Behaviour, type TestUpstream } from './helpers/upstream.ts';
+import { converse } from './support/converse.ts';
+import { startFakeExperimentService, type FakeExperimentService } from './support/fake-experiment-service.ts';
+import { startGateway, until, type TestGateway } from './support/gateway.ts';
+import { experiment, route, snapshot } from './support/snapshots.ts';
+import { startUpstream, type Behaviour, type TestUpstream } from './support/upstream.ts';
 
 const echoBack: Behaviour = (req, res) => {
   res.writeHead(200, { 'content-type': 'application/json' });
@@ -222,6 +223,8 @@ describe.each([true, false])('RawHttpServer on its own (parser consuming the soc
           res.statusCode = 204;
           res.end();
         },
+        closing: false,
+        raw: null,
       },
       keepAliveTimeoutMs: 60_000,
       consume,

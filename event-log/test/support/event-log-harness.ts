@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ConsumedRecord, EventLog, EventLogConsumer, LogRecord } from '../src/index.ts';
+import type { ConsumedRecord, EventLog, EventLogConsumer, LogRecord } from '../../src/index.ts';
 
 /** Polls until `check` holds (or throws after `timeoutMs`, saying what it waited for). */
 export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {

@@ -2,10 +2,10 @@ import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { buildApp } from '../src/app.ts';
-import { compose, type Deps } from '../src/compose.ts';
-import { ConfigSchema } from '../src/config.ts';
-import { trainDemoModels, type TrainSummary } from '../src/training/train-demo-models.ts';
+import { buildApp } from '../../src/app.ts';
+import { compose, type Deps } from '../../src/compose.ts';
+import { ConfigSchema } from '../../src/config.ts';
+import { trainDemoModels, type TrainSummary } from '../../src/training/train-demo-models.ts';
 
 const dirs: string[] = [];
 

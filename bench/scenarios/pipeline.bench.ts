@@ -43,13 +43,14 @@ import { Kafka, logLevel } from 'kafkajs';
 import { EVENTS_TOPIC } from '@bunryu/core';
 import { createFileEventLog, createKafkaEventLog, type EventLog } from '@bunryu/event-log';
 import { integrationServer } from '@bunryu/platform/testing';
-import { load } from '../../bench/lib/load.ts';
-import { cpuSeconds } from '../../bench/lib/proc.ts';
-import type { BenchResult } from '../../bench/lib/result.ts';
+import { load } from '../lib/load.ts';
+import { cpuSeconds } from '../lib/proc.ts';
+import type { BenchResult } from '../lib/result.ts';
 import { serviceArgs } from '../../scripts/services.ts';
-import { Ingester } from '../src/ingest/ingester.ts';
-import { chdbClient } from '../src/metrics-store/clickhouse-client.ts';
-import { ClickHouseMetricsStore } from '../src/metrics-store/clickhouse-metrics-store.ts';
+import { Ingester } from '../../aggregator/src/ingest/ingester.ts';
+import { chdbClient } from '../../aggregator/src/metrics-store/clickhouse-client.ts';
+import { ClickHouseMetricsStore } from '../../aggregator/src/metrics-store/clickhouse-metrics-store.ts';
+import { silentLogger } from '@bunryu/platform/log';
 
 const LOAD_SECONDS = Number(process.env.BENCH_PIPELINE_SECONDS ?? 10);
 const TARGET_EVENTS_PER_SECOND = 50_000;
@@ -62,7 +63,6 @@ const POLL_MS = 100;
 const TOKEN = 'bench-token';
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
-const silent = { info() {}, warn() {}, error() {} };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function until(check: () => Promise<boolean> | boolean, what: string | (() => Promise<string>), timeoutMs: number, everyMs = 20): Promise<number> {
@@ -354,7 +354,7 @@ async function ingest(name: string, log: EventLog, dir: string): Promise<BenchRe
   }
   await producer.close();
   const store = await ClickHouseMetricsStore.open(chdbClient(join(dir, 'chdb')));
-  const ingester = new Ingester({ consumer: log.consumer({ group: `bench-${randomUUID()}` }), store, logger: silent });
+  const ingester = new Ingester({ consumer: log.consumer({ group: `bench-${randomUUID()}` }), store, logger: silentLogger });
   try {
     const cpuBefore = process.cpuUsage();
     const started = performance.now();

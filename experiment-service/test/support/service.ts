@@ -5,11 +5,11 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { parseEnv, type ExperimentDefinitionInput } from '@bunryu/core';
-import { buildApp } from '../src/app.ts';
-import { ConfigSchema, type Config } from '../src/config.ts';
-import type { ExperimentStore } from '../src/store/experiment-store.ts';
-import { FileExperimentStore } from '../src/store/file-experiment-store.ts';
-import { RedisExperimentStore } from '../src/store/redis-experiment-store.ts';
+import { buildApp } from '../../src/app.ts';
+import { ConfigSchema, type Config } from '../../src/config.ts';
+import type { ExperimentStore } from '../../src/store/experiment-store.ts';
+import { FileExperimentStore } from '../../src/store/file-experiment-store.ts';
+import { RedisExperimentStore } from '../../src/store/redis-experiment-store.ts';
 
 export const TOKENS = {
   admin: 'admin-token-0001',

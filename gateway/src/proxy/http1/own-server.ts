@@ -1,76 +1,29 @@
 import { IncomingMessage, STATUS_CODES, ServerResponse, type IncomingHttpHeaders } from 'node:http';
-import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
-import { createError } from '@bunryu/core';
-import { BODY_LIMIT } from '@bunryu/platform';
-import { ROUTES_PREFIX, answerHasBody, isRouteUrl, requestIdOf, sendError, type ProxyReply, type ProxyRequest, type RouteProxy } from './route-proxy.ts';
-import { writeMessage } from './upstream-client.ts';
+import { ROUTES_PREFIX, isRouteUrl, sendError, type ProxyReply, type ProxyRequest } from '../route-proxy.ts';
+import type { FastPathTarget } from '../fast-path.ts';
+import { nodeParser, type NodeHttpParser } from './node-parser.ts';
+import { BodyBuffer, answerHasBody, bodyTooLarge, declaredTooLarge, headersObject, requestIdOf, utcDate, writeMessage } from './wire.ts';
 
 /**
  * The gateway's own HTTP/1.1 server for connections that come for `/v1/routes/…`: node's request
  * parser (llhttp, the one node:http runs) on the raw socket, and answers written as one string
  * and one buffer. It skips node:http's per-request IncomingMessage and ServerResponse streams,
- * which measured ~11 µs of CPU per request, about an eighth of the gateway's (ADR 0004).
+ * a large share of a proxied request's CPU (ADR 0004).
  *
  * A connection is looked at once, on its first bytes: if its first request is for a route it is
  * served here for its whole life, other requests on it going to fastify's handler with node's
  * own request and response objects on the socket; any other connection is handed to node:http
- * untouched. Node exports its parser only from an internal module (`_http_common`); when that
- * is missing or changed, every connection goes to node:http, which serves routes too, only
- * slower.
+ * untouched. Node exports its parser only from an internal module (node-parser.ts); when that
+ * is missing or behaves differently, every connection goes to node:http, which serves routes
+ * too, only slower.
  */
-
-interface NodeHttpParser {
-  initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
-  execute(data: Buffer): number | Error;
-  /** Reads straight from a socket's handle, as node:http does: no Buffer, stream or 'data' event per read. */
-  consume?(handle: object): void;
-  unconsume?(): void;
-  close(): void;
-  [callback: number]: unknown;
-}
-
-interface ParserModule {
-  HTTPParser: {
-    new (): NodeHttpParser;
-    REQUEST: number;
-    kOnMessageBegin: number;
-    kOnHeaders: number;
-    kOnHeadersComplete: number;
-    kOnBody: number;
-    kOnMessageComplete: number;
-    kOnExecute: number;
-  };
-  methods: string[];
-}
-
-function loadParser(): ParserModule | null {
-  try {
-    const m = createRequire(import.meta.url)('_http_common') as Partial<ParserModule>;
-    const P = m.HTTPParser as unknown as Record<string, unknown> | undefined;
-    if (typeof P !== 'function' || !Array.isArray(m.methods)) return null;
-    for (const k of ['REQUEST', 'kOnMessageBegin', 'kOnHeaders', 'kOnHeadersComplete', 'kOnBody', 'kOnMessageComplete', 'kOnExecute']) if (typeof P[k] !== 'number') return null;
-    const proto = (P as { prototype?: Record<string, unknown> }).prototype ?? {};
-    for (const k of ['initialize', 'execute', 'close']) if (typeof proto[k] !== 'function') return null;
-    return m as ParserModule;
-  } catch {
-    return null;
-  }
-}
-
-const parserModule = loadParser();
 
 /** node:http's request listener: fastify's handler, given node's own request and response objects. */
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
-/** Filled in once the app exists (the server is created before it). */
-export interface RawHttpTarget {
-  proxy: RouteProxy | null;
-  handler: RequestHandler | null;
-}
-
 export interface RawHttpOptions {
-  target: RawHttpTarget;
+  target: FastPathTarget;
   /** An idle keep-alive connection closes after this (fastify's keepAliveTimeout). */
   keepAliveTimeoutMs: number;
   /** A request must arrive whole (headers and body) within this of its first byte (node's headersTimeout). */
@@ -85,16 +38,9 @@ const DECIDE_BYTES = 'OPTIONS '.length + ROUTES_PREFIX.length;
 /** Requests parsed ahead of their turn (pipelining): past this the connection answers those and closes. */
 const MAX_QUEUED = 16;
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
-/** Fields a request may hold once; node:http keeps the first of each (IncomingMessage#_addHeaderLine). */
-const FIRST_WINS = new Set([
-  'age', 'authorization', 'content-length', 'content-type', 'etag', 'expires', 'from', 'host', 'if-modified-since',
-  'if-unmodified-since', 'last-modified', 'location', 'max-forwards', 'proxy-authorization', 'referer', 'retry-after',
-  'server', 'user-agent',
-]);
-
 export class RawHttpServer {
-  /** False when node's parser could not be loaded: then every connection goes to node:http. */
-  static readonly available = parserModule !== null;
+  /** False when node's parser could not be loaded or failed its check: then every connection goes to node:http. */
+  static readonly available = nodeParser.module !== null;
   closing = false;
   readonly keepAliveHeader: string;
   private readonly connections = new Set<RawConnection>();
@@ -112,7 +58,7 @@ export class RawHttpServer {
 
   /** A new connection: served here if its first request is for a route, else given to `handOff` (node:http). */
   accept(socket: Socket, handOff: (socket: Socket) => void): void {
-    if (parserModule === null || this.closing || this.options.target.proxy === null || this.options.target.handler === null) return handOff(socket);
+    if (nodeParser.module === null || this.closing || this.options.target.proxy === null || this.options.target.handler === null) return handOff(socket);
     this.undecided.add(socket);
     let seen: Buffer | null = null;
     const decide = (chunk: Buffer) => {
@@ -175,8 +121,7 @@ interface Pending {
   minor: number;
   keepAlive: boolean;
   upgrade: boolean;
-  chunks: Buffer[];
-  size: number;
+  body: BodyBuffer;
   /**
    * Set when the request is not served but refused with this status, after which the connection
    * closes: 413 (body too large), 431 (head too large), 400 (malformed: nothing of it is known)
@@ -186,7 +131,7 @@ interface Pending {
 }
 
 function pending(method: string, url: string, rawHeaders: string[], minor: number, keepAlive: boolean, upgrade: boolean): Pending {
-  return { method, url, rawHeaders, minor, keepAlive, upgrade, chunks: [], size: 0, refusal: null };
+  return { method, url, rawHeaders, minor, keepAlive, upgrade, body: new BodyBuffer(), refusal: null };
 }
 
 class RawRequest implements ProxyRequest {
@@ -201,21 +146,6 @@ class RawRequest implements ProxyRequest {
   get headers(): IncomingHttpHeaders {
     return (this.parsed ??= headersObject(this.rawHeaders));
   }
-}
-
-/** The lowercase header object node:http would build for these raw headers. */
-export function headersObject(raw: readonly string[]): IncomingHttpHeaders {
-  const out: Record<string, string | string[]> = {};
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toLowerCase();
-    const value = raw[i + 1]!;
-    const had = out[name];
-    if (had === undefined) out[name] = name === 'set-cookie' ? [value] : value;
-    else if (name === 'set-cookie') (had as string[]).push(value);
-    else if (FIRST_WINS.has(name)) continue;
-    else out[name] = `${had as string}${name === 'cookie' ? '; ' : ', '}${value}`;
-  }
-  return out;
 }
 
 class RawConnection {
@@ -239,7 +169,7 @@ class RawConnection {
     private readonly socket: Socket,
     first: Buffer,
   ) {
-    const { HTTPParser, methods } = parserModule!;
+    const { HTTPParser, methods } = nodeParser.module!;
     const parser = new HTTPParser();
     parser.initialize(HTTPParser.REQUEST, {}, server.options.maxHeaderSize ?? 16 * 1024, 0);
     parser[HTTPParser.kOnMessageBegin] = () => {
@@ -273,9 +203,7 @@ class RawConnection {
     parser[HTTPParser.kOnBody] = (chunk: Buffer) => {
       const p = this.current;
       if (p === null || p.refusal !== null) return;
-      p.size += chunk.length;
-      if (p.size > BODY_LIMIT) return this.refuse(p);
-      p.chunks.push(chunk);
+      if (!p.body.add(chunk)) this.refuse(p);
     };
     parser[HTTPParser.kOnMessageComplete] = () => {
       const p = this.current;
@@ -297,7 +225,7 @@ class RawConnection {
     socket.on('close', () => this.onClose());
     this.read(first);
     // What arrives next goes to the parser without a JS Buffer and stream events per read, as in
-    // node:http (~8% of a request's CPU); a Node without it reads through 'data' events.
+    // node:http; a Node without it reads through 'data' events.
     const handle = (socket as unknown as { _handle?: object | null })._handle;
     if (server.options.consume !== false && typeof parser.consume === 'function' && handle && !this.closed) {
       parser[HTTPParser.kOnExecute] = (result: number | Error) => {
@@ -352,7 +280,7 @@ class RawConnection {
     let expectContinue = false;
     for (let i = 0; i < p.rawHeaders.length; i += 2) {
       const name = p.rawHeaders[i]!;
-      if (name.length === 14 && name.toLowerCase() === 'content-length' && Number(p.rawHeaders[i + 1]) > BODY_LIMIT) return this.refuse(p);
+      if (name.length === 14 && name.toLowerCase() === 'content-length' && declaredTooLarge(p.rawHeaders[i + 1])) return this.refuse(p);
       if (name.length === 6 && name.toLowerCase() === 'expect' && p.rawHeaders[i + 1]!.toLowerCase() === '100-continue') expectContinue = p.minor >= 1;
     }
     // A 100 belongs to the request being answered: one queued behind others gets it in its turn,
@@ -401,8 +329,8 @@ class RawConnection {
     // Nothing is known of a request that could not be parsed or did not arrive in time.
     if (p.refusal === 400 || p.refusal === 408 || p.refusal === 431) return reply.send(p.refusal, ['content-type', 'text/plain; charset=utf-8'], STATUS_CODES[p.refusal]!);
     const request = new RawRequest(p.method, p.url, p.rawHeaders);
-    if (p.refusal === 413) return sendError(reply, createError('BUNRYU_PAYLOAD_TOO_LARGE'), requestIdOf(request.headers));
-    const body = p.chunks.length === 0 ? null : p.chunks.length === 1 ? p.chunks[0]! : Buffer.concat(p.chunks, p.size);
+    if (p.refusal === 413) return sendError(reply, bodyTooLarge(), requestIdOf(request.headers));
+    const body = p.body.take();
     if (isRouteUrl(p.url)) return this.server.options.target.proxy!.serve(request, reply, requestIdOf(request.headers), body);
     // fastify takes the request id itself.
     this.toHandler(p, request.headers, body);
@@ -410,9 +338,9 @@ class RawConnection {
 
   /**
    * Any other request: node:http's own request and response objects on this socket, handed to
-   * fastify's handler as node:http hands them, so it is answered as on a connection of its own
-   * (through fastify's `inject` a one-event POST /v1/events took 63–68 µs of CPU; this way
-   * 25–27 µs). A property test holds its answers equal to node:http's.
+   * fastify's handler as node:http hands them, so it is answered as on a connection of its own,
+   * at the same cost (fastify's `inject` cost more than twice as much). A property test holds its
+   * answers equal to node:http's.
    */
   private toHandler(p: Pending, headers: IncomingHttpHeaders, body: Buffer | null): void {
     const { socket } = this;
@@ -530,16 +458,3 @@ class RawReply implements ProxyReply {
   }
 }
 
-let dateSecond = -1;
-let dateText = '';
-
-/** The Date header, formatted once a second (as node:http caches it). */
-function utcDate(): string {
-  const now = Date.now();
-  const second = Math.floor(now / 1000);
-  if (second !== dateSecond) {
-    dateSecond = second;
-    dateText = new Date(now).toUTCString();
-  }
-  return dateText;
-}

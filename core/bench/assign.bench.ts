@@ -5,9 +5,9 @@
  */
 import murmurhash from 'murmurhash';
 import { PrefixHasher, assign, assignForwarding, hashPrefix, type AssignableConfig, type AssignableExperiment } from '@bunryu/core';
-import { startChild } from '../lib/child.ts';
-import { load } from '../lib/load.ts';
-import type { BenchResult } from '../lib/result.ts';
+import { startChild } from '../../bench/lib/child.ts';
+import { load } from '../../bench/lib/load.ts';
+import type { BenchResult } from '../../bench/lib/result.ts';
 
 const EXPERIMENTS = 20;
 
@@ -95,8 +95,8 @@ export async function run(): Promise<BenchResult[]> {
   if (assign(layered, 'recommend', 'user-1', attrs).assignments.length !== 4) throw new Error('layered assign bench config does not assign one experiment per layer');
   results.push({ scenario: 'assign', metric: 'assign, 1 unit × 20 running experiments in 4 shared layers', value: layeredUs, unit: 'µs/unit' });
 
-  const upstream = await startChild(new URL('../lib/upstream.ts', import.meta.url).pathname);
-  const proxy = await startChild(new URL('../lib/bare-proxy.ts', import.meta.url).pathname, { UPSTREAM: upstream.url });
+  const upstream = await startChild(new URL('../../bench/lib/upstream.ts', import.meta.url).pathname);
+  const proxy = await startChild(new URL('../../bench/lib/bare-proxy.ts', import.meta.url).pathname, { UPSTREAM: upstream.url });
   try {
     await load({ url: `${proxy.url}/predict`, seconds: 1 }); // warm up
     const bare = await load({ url: `${proxy.url}/predict`, seconds: 5, connections: 50 });
