@@ -7,7 +7,8 @@ import type { EventRef, MetricSpec, SeriesQuery } from './metrics-store.ts';
  * 1. `units`: the experiment's units with their first exposure time `t0`, the variant of that
  *    exposure and their exposures. A unit seen in two variants is left out (it cannot be
  *    attributed; forced and holdout units never have exposures in the first place).
- * 2. `kept`: for each unit, the events of the metrics' types at or after `t0`.
+ * 2. `ev`: every unit's events of the metrics' types; joined to `units`, a unit keeps those at or
+ *    after its `t0`.
  * 3. `per_unit`: each of a unit's series (its exposures, errored exposures, exposures with a
  *    latency, its kept events of each type) sorted by time, each element tagged with the bucket it
  *    falls in, and running sums along it. A unit's figures only change in its *active* buckets
@@ -131,7 +132,9 @@ export function buildSeriesQuery(q: SeriesQuery): BuiltSeriesQuery {
     err: 'arrayMap(x -> (x.1, 0.), arrayFilter(x -> x.4 >= 500, units.xs))',
     lat: 'arrayMap(x -> (x.1, x.3), arrayFilter(x -> x.3 >= 0, units.xs))',
   };
-  types.forEach((_t, i) => (sources[`e${i}`] = `arrayFlatten(arrayMap(p -> p.2, arrayFilter(p -> p.1 = {type${i}:String}, kept.byType)))`));
+  types.forEach(
+    (_t, i) => (sources[`e${i}`] = `arrayFilter(x -> x.1 >= units.t0, arrayFlatten(arrayMap(p -> arrayMap(x -> (x.1, x.3), p.2), arrayFilter(p -> p.1 = {type${i}:String}, ev.byType))))`),
+  );
   series.add('xs');
   const sorted = [...series].map((s) => `arraySort(x -> x.1, ${sources[s]}) AS ${s}_s`);
   const tagged = [...series].flatMap((s) => [`arrayMap(x -> ${bucketOf('x.1')}, ${s}_s) AS ${s}_b`, `arrayCumSum(arrayMap(x -> ${dec('x.2')}, ${s}_s)) AS ${s}_cum`]);
@@ -148,25 +151,22 @@ WITH
     withEvents
       ? `,
   ev AS (
-    SELECT unitId, type, groupUniqArrayMerge(eventSet) AS es
-    FROM unit_events
-    WHERE type IN {types:Array(String)}
-    GROUP BY unitId, type
-  ),
-  kept AS (
-    SELECT ev.unitId AS unitId,
-      groupArray((ev.type, arrayMap(x -> (x.1, x.3), arrayFilter(x -> x.1 >= units.t0, ev.es)))) AS byType,
-      max(arrayReduce('max', arrayMap(x -> x.1, arrayFilter(x -> x.1 >= units.t0, ev.es)))) AS keptLast
-    FROM ev INNER JOIN units ON ev.unitId = units.unitId
-    GROUP BY ev.unitId
+    SELECT unitId, groupArray((type, es)) AS byType
+    FROM (
+      SELECT unitId, type, groupUniqArrayMerge(eventSet) AS es
+      FROM unit_events
+      WHERE type IN {types:Array(String)}
+      GROUP BY unitId, type
+    )
+    GROUP BY unitId
   )`
       : ''
   },
   series AS (
     SELECT units.variant AS variant, ${bucketOf('units.t0')} AS k0,
-      ${withEvents ? 'greatest(units.tLast, kept.keptLast)' : 'units.tLast'} AS last,
-      ${sorted.join(',\n      ')}
-    FROM units${withEvents ? ' LEFT JOIN kept ON units.unitId = kept.unitId' : ''}
+      ${sorted.join(',\n      ')},
+      greatest(units.tLast${types.map((_t, i) => `, e${i}_s[-1].1`).join('')}) AS last
+    FROM units${withEvents ? ' LEFT JOIN ev ON units.unitId = ev.unitId' : ''}
   ),
   per_unit AS (
     SELECT variant, last, ${tagged.join(',\n      ')},
