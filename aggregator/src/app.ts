@@ -20,6 +20,15 @@ export interface AppDeps {
 }
 
 const Params = z.object({ experiment: Key });
+/** `?metrics=error_rate,latency_ms`: only these metrics (the autopilot's serving guardrails, cheap to answer). */
+const ResultsQuery = z.object({
+  metrics: z
+    .string()
+    .max(1024)
+    .transform((s) => s.split(','))
+    .pipe(z.array(Key).min(1).max(64))
+    .optional(),
+});
 const TimeseriesQuery = z.object({ metric: Key.optional(), interval: z.string().max(16).optional() });
 
 export async function buildApp(config: Readonly<Config>, deps: AppDeps): Promise<FastifyInstance> {
@@ -36,11 +45,18 @@ export async function buildApp(config: Readonly<Config>, deps: AppDeps): Promise
   deps.logger.use(app.log as unknown as Logger);
   registerMetrics(app, ingester);
 
-  const results = new ResultsService(store, definitions, { sequentialMinUnits: config.AGGREGATOR_SEQUENTIAL_MIN_UNITS }, deps.logger);
+  const results = new ResultsService(
+    store,
+    definitions,
+    { sequentialMinUnits: config.AGGREGATOR_SEQUENTIAL_MIN_UNITS, servedMaxAgeMs: config.AGGREGATOR_SERVED_MAX_AGE_MS },
+    deps.logger,
+  );
+  app.addHook('onClose', async () => results.close());
 
   app.get('/v1/results/:experiment', async (request) => {
     const { experiment } = parseOrThrow(Params, request.params);
-    return results.results(experiment);
+    const query = parseOrThrow(ResultsQuery, request.query);
+    return results.results(experiment, query.metrics);
   });
 
   app.get('/v1/results/:experiment/timeseries', async (request) => {

@@ -15,6 +15,12 @@ export const ConfigSchema = z.object({
   AGGREGATOR_CONFIG_REFRESH_MS: z.coerce.number().int().min(100).max(600_000).default(2000),
   /** Units each arm needs before a look counts for the always-valid (sequential) p-value. */
   AGGREGATOR_SEQUENTIAL_MIN_UNITS: z.coerce.number().int().min(2).max(1_000_000).default(100),
+  /**
+   * The oldest answer to `GET /v1/results/:experiment?metrics=` served from the background
+   * refresh (ms since its computation started). With the consumer's insert latency it must stay
+   * under SPEC §4's 5 s freshness bound.
+   */
+  AGGREGATOR_SERVED_MAX_AGE_MS: z.coerce.number().int().min(100).max(4000).default(3000),
 });
 export type Config = z.infer<typeof ConfigSchema>;
 

@@ -7,13 +7,18 @@ import type { EventRef, MetricSpec, SeriesQuery } from './metrics-store.ts';
  * 1. `units`: the experiment's units with their first exposure time `t0`, the variant of that
  *    exposure and their exposures. A unit seen in two variants is left out (it cannot be
  *    attributed; forced and holdout units never have exposures in the first place).
- * 2. `kept`: for each unit, the events of the metrics' types at or after `t0`.
- * 3. A unit's figures only change in the buckets where it is first exposed or has data: for each
- *    such bucket it yields the change of its values since its previous one (the unit itself
- *    appears, x − x', x² − x'², …). Summing changes keeps the cost at units × active buckets
- *    instead of units × buckets.
- * 4. Aggregated per (variant, bucket): exact sums of those changes; the adapter accumulates them
- *    over the buckets into counts and Σx, Σx², Σxy, then means, variances and covariances.
+ * 2. `ev`: every unit's events of the metrics' types; joined to `units`, a unit keeps those at or
+ *    after its `t0`.
+ * 3. `per_unit`: each of a unit's series (its exposures, errored exposures, exposures with a
+ *    latency, its kept events of each type) sorted by time, each element tagged with the bucket it
+ *    falls in, and running sums along it. A unit's figures only change in its *active* buckets
+ *    (where it is first exposed or has data); its value at an active bucket's end is read off the
+ *    running sums at the count of elements in that bucket or earlier. One pass per series plus
+ *    one count per active bucket: no value is recomputed from the whole series per bucket.
+ * 4. For each active bucket the unit yields the change of its values since its previous active
+ *    bucket (it appears, x − x', x² − x'², …; before `t0` every value is 0), and those changes are
+ *    summed exactly per (variant, bucket); the adapter accumulates them over the buckets into
+ *    counts and Σx, Σx², Σxy, then means, variances and covariances.
  */
 export interface BuiltSeriesQuery {
   sql: string;
@@ -24,8 +29,9 @@ export interface BuiltSeriesQuery {
 
 /** Event values are clamped to ±1e15 (no metric is that large) so exact decimal sums cannot overflow. */
 const dec = (x: string) => `toDecimal128(least(greatest(${x}, -1e15), 1e15), 12)`;
-const ZERO = 'toDecimal128(0, 12)';
 const wide = (x: string) => `toDecimal256(${x}, 12)`;
+/** Bucket (0-based) of a time: the first end after it; past every end, 65535, which no active list reaches. */
+const bucketOf = (t: string) => `(arrayFirstIndex(e -> e > ${t}, {ends:Array(Int64)}) + 65535) % 65536`;
 
 export function buildSeriesQuery(q: SeriesQuery): BuiltSeriesQuery {
   const types: string[] = [];
@@ -34,20 +40,29 @@ export function buildSeriesQuery(q: SeriesQuery): BuiltSeriesQuery {
     if (i < 0) i = types.push(event) - 1;
     return i;
   };
-  // Per-unit values as of the time bound `at` (E: this bucket's end, P: the previous active
-  // bucket's end, or t0 for the first, where every value is 0), as Decimal128(12): exact, so a
-  // unit's value does not depend on the order its events are stored in.
-  const n = (i: number, at: string) => `arrayCount(x -> x.1 < ${at}, e${i})`;
-  const s = (i: number, at: string) => `arraySum(x -> if(x.1 < ${at}, ${dec('x.2')}, ${ZERO}), e${i})`;
-  const count = (c: string) => `toDecimal128(${c}, 12)`;
-  const ref = (r: EventRef, at: string) => (r.field === 'value' ? s(typeIndex(r.event), at) : count(n(typeIndex(r.event), at)));
+  // Per-unit arrays over the active buckets, each holding a value at that bucket's end.
+  const series = new Set<string>();
+  /** Elements of a series in the bucket at `k` or earlier (as an array over the active buckets). */
+  const counted = (name: string) => {
+    series.add(name);
+    return `arrayMap(k -> arrayCount(b -> b <= k, ${name}_b), active)`;
+  };
+  /** The running sum of a series' values at each active bucket's end (Decimal128(12): exact). */
+  const summed = (name: string) => {
+    series.add(name);
+    return `arrayMap(c -> if(c = 0, toDecimal128(0, 12), ${name}_cum[c]), ${counted(name)})`;
+  };
+  const asDec = (arr: string) => `arrayMap(c -> toDecimal128(c, 12), ${arr})`;
+  const ref = (r: EventRef) => (r.field === 'value' ? summed(`e${typeIndex(r.event)}`) : asDec(counted(`e${typeIndex(r.event)}`)));
 
   const perUnit: string[] = [];
+  const joined: string[] = [];
   const aggregates: string[] = [];
   const columns: string[] = [];
-  /** Per-unit value `x` and flag `has` of a metric at both bounds. */
-  const values = (c: string, name: string, expr: (at: string) => string) => {
-    perUnit.push(`${expr('E')} AS ${c}_${name}E`, `${expr('P')} AS ${c}_${name}P`);
+  /** A per-unit array over the active buckets, named `${c}_${name}`, array-joined as `${c}_${name}E`. */
+  const value = (c: string, name: string, expr: string) => {
+    perUnit.push(`${expr} AS ${c}_${name}`);
+    joined.push(`${c}_${name} AS ${c}_${name}E`, `arrayPushFront(arrayPopBack(${c}_${name}), ${name === 'has' ? '0' : 'toDecimal128(0, 12)'}) AS ${c}_${name}P`);
   };
   const changes = (c: string, v: 'x' | 'd') => {
     const [e, p] = [wide(`${c}_${v}E`), wide(`${c}_${v}P`)];
@@ -58,46 +73,42 @@ export function buildSeriesQuery(q: SeriesQuery): BuiltSeriesQuery {
     const c = `m${j}`;
     columns.push(c);
     // `units` changes by one where the unit appears, except for latency_ms: by `has`.
-    const basic = (x: (at: string) => string, has: (at: string) => string, unitsFollowHas = false) => {
-      values(c, 'x', x);
-      values(c, 'has', has);
+    const basic = (x: string, has: string, unitsFollowHas = false) => {
+      value(c, 'x', x);
+      value(c, 'has', has);
       aggregates.push(
         unitsFollowHas ? `sum(toInt64(${c}_hasE) - toInt64(${c}_hasP)) AS ${c}_units` : `sum(pos = 1) AS ${c}_units`,
         `sum(toInt64(${c}_hasE) - toInt64(${c}_hasP)) AS ${c}_count`,
         ...changes(c, 'x'),
       );
     };
+    const positive = (arr: string) => `arrayMap(n -> n > 0, ${arr})`;
     switch (m.kind) {
       case 'proportion': {
-        const i = typeIndex(m.event);
-        basic((at) => count(`${n(i, at)} > 0`), (at) => `${n(i, at)} > 0`);
+        const n = counted(`e${typeIndex(m.event)}`);
+        basic(asDec(positive(n)), positive(n));
         break;
       }
       case 'mean': {
         const i = typeIndex(m.event);
-        basic((at) => s(i, at), (at) => `${n(i, at)} > 0`);
+        basic(summed(`e${i}`), positive(counted(`e${i}`)));
         break;
       }
       case 'error_rate': {
-        const errored = (at: string) => `arrayExists(x -> x.1 < ${at} AND x.4 >= 500, xs)`;
-        basic((at) => count(errored(at)), errored);
+        const n = counted('err');
+        basic(asDec(positive(n)), positive(n));
         break;
       }
       case 'latency_ms': {
         // Units whose exposures carry no latency have no value: they are left out of this metric.
-        const lat = (at: string) => `arrayFilter(x -> x.1 < ${at} AND x.3 >= 0, xs)`;
-        basic(
-          (at) => `if(empty(${lat(at)}), ${ZERO}, arraySum(x -> ${dec('x.3')}, ${lat(at)}) / length(${lat(at)}))`,
-          (at) => `notEmpty(${lat(at)})`,
-          true,
-        );
+        const n = counted('lat');
+        basic(`arrayMap((s, n) -> if(n = 0, toDecimal128(0, 12), s / n), ${summed('lat')}, ${n})`, positive(n), true);
         break;
       }
       case 'ratio': {
-        const i = typeIndex(m.numerator.event);
-        values(c, 'x', (at) => ref(m.numerator, at));
-        values(c, 'd', (at) => ref(m.denominator, at));
-        values(c, 'has', (at) => `${n(i, at)} > 0`);
+        value(c, 'x', ref(m.numerator));
+        value(c, 'd', ref(m.denominator));
+        value(c, 'has', positive(counted(`e${typeIndex(m.numerator.event)}`)));
         const [xe, xp, de, dp] = [wide(`${c}_xE`), wide(`${c}_xP`), wide(`${c}_dE`), wide(`${c}_dP`)];
         aggregates.push(
           `sum(pos = 1) AS ${c}_units`,
@@ -115,11 +126,18 @@ export function buildSeriesQuery(q: SeriesQuery): BuiltSeriesQuery {
   types.forEach((t, i) => (params[`type${i}`] = t));
 
   const withEvents = types.length > 0;
-  const eventArrays = types.map(
-    (_t, i) => `arrayFlatten(arrayMap(p -> p.2, arrayFilter(p -> p.1 = {type${i}:String}, kept.byType))) AS e${i}`,
+  // Each series sorted by time: (time, value) pairs, from which bucket tags and running sums come.
+  const sources: Record<string, string> = {
+    xs: 'arrayMap(x -> (x.1, 0.), units.xs)',
+    err: 'arrayMap(x -> (x.1, 0.), arrayFilter(x -> x.4 >= 500, units.xs))',
+    lat: 'arrayMap(x -> (x.1, x.3), arrayFilter(x -> x.3 >= 0, units.xs))',
+  };
+  types.forEach(
+    (_t, i) => (sources[`e${i}`] = `arrayFilter(x -> x.1 >= units.t0, arrayFlatten(arrayMap(p -> arrayMap(x -> (x.1, x.3), p.2), arrayFilter(p -> p.1 = {type${i}:String}, ev.byType))))`),
   );
-  // The buckets a unit is active in: where it appears, and where its exposures and kept events fall.
-  const times = ['arrayMap(x -> x.1, units.xs)', ...types.map((_t, i) => `arrayMap(x -> x.1, e${i})`)];
+  series.add('xs');
+  const sorted = [...series].map((s) => `arraySort(x -> x.1, ${sources[s]}) AS ${s}_s`);
+  const tagged = [...series].flatMap((s) => [`arrayMap(x -> ${bucketOf('x.1')}, ${s}_s) AS ${s}_b`, `arrayCumSum(arrayMap(x -> ${dec('x.2')}, ${s}_s)) AS ${s}_cum`]);
   const sql = `
 WITH
   units AS (
@@ -133,37 +151,35 @@ WITH
     withEvents
       ? `,
   ev AS (
-    SELECT unitId, type, groupUniqArrayMerge(eventSet) AS es
-    FROM unit_events
-    WHERE type IN {types:Array(String)}
-    GROUP BY unitId, type
-  ),
-  kept AS (
-    SELECT ev.unitId AS unitId,
-      groupArray((ev.type, arrayMap(x -> (x.1, x.3), arrayFilter(x -> x.1 >= units.t0, ev.es)))) AS byType,
-      max(arrayReduce('max', arrayMap(x -> x.1, arrayFilter(x -> x.1 >= units.t0, ev.es)))) AS keptLast
-    FROM ev INNER JOIN units ON ev.unitId = units.unitId
-    GROUP BY ev.unitId
+    SELECT unitId, groupArray((type, es)) AS byType
+    FROM (
+      SELECT unitId, type, groupUniqArrayMerge(eventSet) AS es
+      FROM unit_events
+      WHERE type IN {types:Array(String)}
+      GROUP BY unitId, type
+    )
+    GROUP BY unitId
   )`
       : ''
   },
+  series AS (
+    SELECT units.variant AS variant, ${bucketOf('units.t0')} AS k0,
+      ${sorted.join(',\n      ')},
+      greatest(units.tLast${types.map((_t, i) => `, e${i}_s[-1].1`).join('')}) AS last
+    FROM units${withEvents ? ' LEFT JOIN ev ON units.unitId = ev.unitId' : ''}
+  ),
   per_unit AS (
-    SELECT units.variant AS variant, units.t0 AS t0, units.xs AS xs,
-      ${withEvents ? 'greatest(units.tLast, kept.keptLast)' : 'units.tLast'} AS last,
-      ${eventArrays.map((e) => e + ',\n      ').join('')}arraySort(arrayDistinct(arrayMap(t -> arrayFirstIndex(e -> e > t, {ends:Array(Int64)}),
-        arrayFilter(t -> t >= units.t0, arrayConcat([units.t0], ${times.join(', ')}))))) AS active
-    FROM units${withEvents ? ' LEFT JOIN kept ON units.unitId = kept.unitId' : ''}
+    SELECT variant, last, ${tagged.join(',\n      ')},
+      arrayFilter(k -> k < length({ends:Array(Int64)}), arraySort(arrayDistinct(arrayConcat([k0], ${[...series].map((s) => `${s}_b`).join(', ')})))) AS active,
+      ${counted('xs')} AS nx${perUnit.map((p) => ',\n      ' + p).join('')}
+    FROM series
   ),
   per_change AS (
-    SELECT variant, k, pos, last,
-      {ends:Array(Int64)}[k] AS E,
-      if(pos = 1, t0, {ends:Array(Int64)}[active[pos - 1]]) AS P,
-      arrayCount(x -> x.1 < E, xs) - arrayCount(x -> x.1 < P, xs) AS nx${perUnit.map((p) => ',\n      ' + p).join('')}
+    SELECT variant, last, k, pos, nxE, nxP${joined.map((x) => ', ' + x.slice(x.lastIndexOf(' ') + 1)).join('')}
     FROM per_unit
-    ARRAY JOIN active AS k, arrayEnumerate(active) AS pos
-    WHERE k > 0
+    ARRAY JOIN active AS k, arrayEnumerate(active) AS pos, nx AS nxE, arrayPushFront(arrayPopBack(nx), 0) AS nxP${joined.map((x) => ', ' + x).join('')}
   )
-SELECT k - 1 AS bucket, variant, sum(pos = 1) AS units, sum(nx) AS exposures, max(last) AS lastTs${aggregates.map((a) => ',\n  ' + a).join('')}
+SELECT k AS bucket, variant, sum(pos = 1) AS units, sum(nxE - nxP) AS exposures, max(last) AS lastTs${aggregates.map((a) => ',\n  ' + a).join('')}
 FROM per_change
 GROUP BY variant, k
 ORDER BY k, variant`;

@@ -26,25 +26,104 @@ export interface Timeseries {
   points: TimeseriesPoint[];
 }
 
+/** The metrics of `analysed` named in `only`, in the analysed order; an unknown key is a 400 naming `metrics`. */
+function chosenMetrics(analysed: readonly ResolvedMetric[], only: readonly string[]): ResolvedMetric[] {
+  const missing = only.filter((k) => !analysed.some((m) => m.key === k));
+  if (missing.length > 0) {
+    const message = `not analysed for this experiment: ${missing.join(', ')} (it analyses ${analysed.map((m) => m.key).join(', ')})`;
+    throw createError('BUNRYU_VALIDATION', `metrics: ${message}`, { fields: [{ path: 'metrics', message }] });
+  }
+  return analysed.filter((m) => only.includes(m.key));
+}
+
+/** How long a restricted answer is kept fresh after it was last asked for. */
+const WATCH_MS = 30_000;
+
+interface Served {
+  value: ExperimentResults;
+  /** When the computation of `value` started: it holds every event inserted before then. */
+  startedAt: number;
+  askedAt: number;
+  timer?: NodeJS.Timeout;
+}
+
+export interface ResultsOptions extends AnalysisOptions {
+  /** The oldest restricted answer (`?metrics=`) served as is (ms since its computation started). */
+  servedMaxAgeMs: number;
+}
+
 /** GET /v1/results/:experiment and its timeseries (SPEC §4), from the store and the definitions. */
 export class ResultsService {
   private readonly inFlight = new Map<string, Promise<ExperimentResults>>();
+  private readonly served = new Map<string, Served>();
 
   constructor(
     private readonly store: MetricsStore,
     private readonly definitions: Definitions,
-    private readonly options: AnalysisOptions,
+    private readonly options: ResultsOptions,
     private readonly logger: Logger,
   ) {}
 
-  /** Concurrent requests for the same experiment share one computation. */
-  results(key: string): Promise<ExperimentResults> {
-    let pending = this.inFlight.get(key);
+  /**
+   * The experiment's results (SPEC §4). `only` restricts the metrics computed to those keys (a
+   * key the experiment does not analyse is a 400 naming `metrics`): the autopilot asks for the
+   * serving guardrails every few seconds and must be answered at once whatever the experiment's
+   * size. Such an answer is kept and refreshed in the background while it is asked for (within
+   * WATCH_MS); one started at most `servedMaxAgeMs` ago is served as is, which keeps it inside
+   * SPEC §4's freshness bound (every event accepted more than 5 s ago).
+   */
+  results(key: string, only?: readonly string[]): Promise<ExperimentResults> {
+    if (!only) return this.shared(key, key);
+    const id = `${key}?${[...new Set(only)].sort().join(',')}`;
+    const now = Date.now();
+    const kept = this.served.get(id);
+    if (kept && now - kept.startedAt <= this.options.servedMaxAgeMs) {
+      kept.askedAt = now;
+      return Promise.resolve(kept.value);
+    }
+    return this.shared(id, key, only).then((value) => {
+      this.keep(id, key, only, value, now, Date.now() - now);
+      return value;
+    });
+  }
+
+  /** Stops the background refreshes. */
+  close(): void {
+    for (const s of this.served.values()) clearTimeout(s.timer);
+    this.served.clear();
+  }
+
+  /** Concurrent requests for the same answer share one computation. */
+  private shared(id: string, key: string, only?: readonly string[]): Promise<ExperimentResults> {
+    let pending = this.inFlight.get(id);
     if (!pending) {
-      pending = this.compute(key).finally(() => this.inFlight.delete(key));
-      this.inFlight.set(key, pending);
+      pending = this.compute(key, only).finally(() => this.inFlight.delete(id));
+      this.inFlight.set(id, pending);
     }
     return pending;
+  }
+
+  /**
+   * Keeps an answer and schedules its refresh: the next computation starts early enough to end
+   * before the kept one is too old (at worst right after the last one, never two at a time).
+   */
+  private keep(id: string, key: string, only: readonly string[], value: ExperimentResults, startedAt: number, tookMs: number): void {
+    const previous = this.served.get(id);
+    clearTimeout(previous?.timer);
+    const entry: Served = { value, startedAt, askedAt: previous?.askedAt ?? startedAt };
+    this.served.set(id, entry);
+    const delay = Math.max(this.options.servedMaxAgeMs - 2 * tookMs, tookMs) - (Date.now() - startedAt);
+    entry.timer = setTimeout(() => {
+      if (this.served.get(id) !== entry) return;
+      if (Date.now() - entry.askedAt > WATCH_MS) return void this.served.delete(id);
+      const started = Date.now();
+      this.shared(id, key, only).then(
+        (fresh) => this.served.get(id) === entry && this.keep(id, key, only, fresh, started, Date.now() - started),
+        // The next request computes again and answers the error itself.
+        () => this.served.get(id) === entry && this.served.delete(id),
+      );
+    }, Math.max(0, delay));
+    entry.timer.unref();
   }
 
   private experiment(key: string): Experiment {
@@ -53,10 +132,11 @@ export class ResultsService {
     return experiment;
   }
 
-  private async compute(key: string): Promise<ExperimentResults> {
+  private async compute(key: string, only?: readonly string[]): Promise<ExperimentResults> {
     const experiment = this.experiment(key);
-    const { metrics, unknown } = experimentMetrics(experiment, this.definitions.metrics());
-    if (unknown.length > 0) this.logger.warn({ experiment: key, metrics: unknown }, 'metrics not in the catalogue are left out of the results');
+    const analysed = experimentMetrics(experiment, this.definitions.metrics());
+    if (analysed.unknown.length > 0 && !only) this.logger.warn({ experiment: key, metrics: analysed.unknown }, 'metrics not in the catalogue are left out of the results');
+    const metrics = only ? chosenMetrics(analysed.metrics, only) : analysed.metrics;
     const span = await this.store.span(key);
     const plan = span ? planBuckets(span) : undefined;
     const rows = plan ? await this.store.series({ experiment: key, metrics: metrics.map((m) => m.spec), ends: plan.ends }) : [];
