@@ -135,10 +135,16 @@ describe.each(kinds)('the release autopilot on the %s store', (kind) => {
     expect((await get()).status).toBe('rolled_back');
   });
 
-  it("takes a person's ramp as taking over", async () => {
+  it("takes a person's ramp as taking over, and hands back only at a step of the plan", async () => {
     await startRollout();
     const r = await app.inject({ method: 'POST', url: '/v1/experiments/ranker-v2/ramp', headers: bearer('releaser'), payload: { weights: { control: 80, treatment: 20 } } });
     expect(r.json().rolloutState.autopilot).toBe('paused');
+    const refused = await app.inject({ method: 'POST', url: '/v1/experiments/ranker-v2/rollout/resume', headers: bearer('releaser') });
+    expect(refused.statusCode).toBe(409);
+    expect(refused.json().error.message).toContain('match no step');
+    await app.inject({ method: 'POST', url: '/v1/experiments/ranker-v2/ramp', headers: bearer('releaser'), payload: { weights: { control: 75, treatment: 25 } } });
+    const resumed = await app.inject({ method: 'POST', url: '/v1/experiments/ranker-v2/rollout/resume', headers: bearer('releaser') });
+    expect(resumed.json().rolloutState).toMatchObject({ step: 1, autopilot: 'active' });
   });
 
   it('lets a running plan change only the steps ahead', async () => {

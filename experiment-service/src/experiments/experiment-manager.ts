@@ -168,7 +168,17 @@ export class ExperimentManager {
       if (!current.rollout || !current.rolloutState) {
         throw createError('BUNRYU_INVALID_TRANSITION', `Experiment ${key} has no guarded rollout running (start an experiment with a rollout plan)`, { field: 'rollout' });
       }
-      return { ...current, rolloutState: { ...current.rolloutState, autopilot: mode } };
+      if (mode === 'paused') return { ...current, rolloutState: { ...current.rolloutState, autopilot: mode } };
+      // A person may have ramped meanwhile: the autopilot goes on from the step whose weights are
+      // in effect, so its next ramp never lowers a treatment's weight (units back to control).
+      const weights = current.variants.map((v) => hundredths(v.weight));
+      const matches = current.rollout.steps.map((s, i) => (current.variants.every((v, j) => s.weights[v.key] !== undefined && hundredths(s.weights[v.key]!) === weights[j]) ? i : -1)).filter((i) => i >= 0);
+      if (matches.length === 0) {
+        throw createError('BUNRYU_INVALID_TRANSITION', `Experiment ${key}'s weights (${current.variants.map((v) => `${v.key} ${v.weight}`).join(', ')}) match no step of its plan: ramp to one of them first`, { field: 'rollout' });
+      }
+      const step = matches.includes(current.rolloutState.step) ? current.rolloutState.step : matches[matches.length - 1]!;
+      const stepStartedAt = step === current.rolloutState.step ? current.rolloutState.stepStartedAt : this.now().toISOString();
+      return { ...current, rolloutState: { step, stepStartedAt, autopilot: mode } };
     });
   }
 
