@@ -20,7 +20,8 @@ function Scope({ e }) {
 
 /**
  * Ramp, promote and roll back (SPEC §1 step 10), each confirmed in a dialog that names the
- * buckets it moves.
+ * buckets it moves. The parent keys it by the experiment's version, so a new version starts a
+ * fresh form at mount (an effect resetting it would run after paint and could undo typing).
  * @param {{experiment: any, results: any, who: {role: string | null}, onChanged: () => void}} props
  */
 export function ReleasePanel({ experiment: e, results, who, onChanged }) {
@@ -31,7 +32,6 @@ export function ReleasePanel({ experiment: e, results, who, onChanged }) {
   const [promoteKey, setPromoteKey] = useState(e.variants[1]?.key ?? e.variants[0].key);
   const [route, setRoute] = useState(/** @type {any} */ (null));
 
-  useEffect(() => setWeights(e.variants.map((v) => toHundredths(v.weight))), [e.version]);
   useEffect(() => {
     es.routes()
       .then((rs) => setRoute(rs.find((r) => r.key === e.route) ?? null))

@@ -106,7 +106,7 @@ export function ExperimentPage({ who, experimentKey }) {
     ]}>
       ${tab === 'results' && html`<${ResultsView} experiment=${e} />`}
       ${tab === 'release' && e.rollout && html`<${RolloutPanel} experiment=${e} who=${who} onChanged=${refresh} />`}
-      ${tab === 'release' && html`<${ReleasePanel} experiment=${e} results=${results.data} who=${who} onChanged=${refresh} />`}
+      ${tab === 'release' && html`<${ReleasePanel} key=${e.version} experiment=${e} results=${results.data} who=${who} onChanged=${refresh} />`}
       ${tab === 'definition' && html`<${Definition} e=${e} />`}
       ${tab === 'history' &&
       (history.error
