@@ -6,7 +6,7 @@ import type { Event } from '@bunryu/core';
 import { chdbClient, clickHouseServerClient } from '../src/metrics-store/clickhouse-client.ts';
 import { ClickHouseMetricsStore } from '../src/metrics-store/clickhouse-metrics-store.ts';
 import { OPEN_END, storedEvent, type MetricSpec, type SeriesRow } from '../src/metrics-store/metrics-store.ts';
-import { behaviour, experimentData, exposure } from './support/events.ts';
+import { behaviour, experimentData, exposure, rampedData } from './support/events.ts';
 import { near, reference } from './support/reference.ts';
 
 /**
@@ -34,13 +34,14 @@ if (process.env.CLICKHOUSE_URL) {
 const run = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
 
 /** Compares the store's rows of one bucket with the reference, metric by metric. */
-function expectMatches(rows: SeriesRow[], bucket: number, events: Event[], experiment: string, metrics: MetricSpec[], end: number): void {
-  const expected = reference(events, experiment, metrics, end);
+function expectMatches(rows: SeriesRow[], bucket: number, events: Event[], experiment: string, metrics: MetricSpec[], end: number, phaseStarts?: number[]): void {
+  const expected = reference(events, experiment, metrics, end, phaseStarts);
   const got = rows.filter((r) => r.bucket === bucket);
-  expect(got.map((r) => r.variant).sort()).toEqual([...expected.keys()].sort());
+  const keyOf = (r: SeriesRow) => (phaseStarts ? `${r.phase}:${r.variant}` : r.variant);
+  expect(got.map(keyOf).sort()).toEqual([...expected.keys()].sort());
   for (const row of got) {
-    const want = expected.get(row.variant)!;
-    expect({ units: row.units, exposures: row.exposures }).toEqual({ units: want.units, exposures: want.exposures });
+    const want = expected.get(keyOf(row))!;
+    expect({ units: row.units, moved: row.moved, exposures: row.exposures }).toEqual({ units: want.units, moved: want.moved, exposures: want.exposures });
     row.metrics.forEach((m, j) => {
       const w = want.metrics[j]!;
       for (const field of Object.keys(w) as (keyof typeof w)[]) {
@@ -110,6 +111,29 @@ describe.each(adapters)('MetricsStore contract: ClickHouse adapter over %s', (_n
     // The same unit then shows up in the other variant: it is no longer analysed at all.
     await put([exposure(`c-${run}-1`, t + 2000, b)]);
     expect(await store.series({ experiment, metrics: [], ends: [OPEN_END] })).toEqual([]);
+  });
+
+  it('analyses a ramped experiment by phase: each unit once, in the phase and variant of its first exposure, with its data before the next phase', async () => {
+    const experiment = `contract-${run}-phases`;
+    const start = 1_760_000_000_000;
+    const hour = 3_600_000;
+    const phaseStarts = [start + hour, start + 2 * hour];
+    const events = rampedData({ experiment, units: 300, seed: 21, start, phaseStarts, weights: [[95, 5], [75, 25], [50, 50]] });
+    await put(events);
+    const ends = [start + hour / 2, start + 90 * 60_000, start + 150 * 60_000, OPEN_END];
+    const rows = await store.series({ experiment, metrics: METRICS, ends, phaseStarts });
+    ends.forEach((end, k) => expectMatches(rows, k, events, experiment, METRICS, end === OPEN_END ? Infinity : end, phaseStarts));
+    const last = rows.filter((r) => r.bucket === ends.length - 1);
+    // The data has every kind of unit: moved by a ramp, left out for two variants in one phase, in every phase.
+    expect(last.reduce((a, r) => a + r.moved, 0)).toBeGreaterThan(10);
+    expect(new Set(last.map((r) => r.phase))).toEqual(new Set([0, 1, 2]));
+    const analysed = last.reduce((a, r) => a + r.units, 0);
+    const exposed = new Set(events.filter((e) => e.type === 'exposure').map((e) => e.unitId)).size;
+    expect(analysed).toBeLessThan(exposed);
+    expect(analysed).toBeGreaterThan(exposed * 0.9);
+    // Without phases, every unit a ramp moved is left out.
+    const unphased = await store.series({ experiment, metrics: [], ends: [OPEN_END] });
+    expect(unphased.reduce((a, r) => a + r.units, 0)).toBe(analysed - last.reduce((a, r) => a + r.moved, 0));
   });
 
   it('keeps values that look like SQL as plain data (queries are parameterised)', async () => {

@@ -105,10 +105,13 @@ export class ClickHouseMetricsStore implements MetricsStore {
       clickhouse_settings: { output_format_json_quote_decimals: 1 },
     });
     const rows = await rs.json<Record<string, unknown>>();
-    // The query returns each variant's changes in the buckets where something changed; the
-    // figures at a bucket end are the changes accumulated up to it.
+    // The query returns each (phase, variant)'s changes in the buckets where something changed;
+    // the figures at a bucket end are the changes accumulated up to it.
     interface Running {
+      phase: number;
+      variant: string;
       units: number;
+      moved: number;
       exposures: number;
       lastTs: number;
       metrics: Sums[];
@@ -117,21 +120,24 @@ export class ClickHouseMetricsStore implements MetricsStore {
     const running = new Map<string, Running>();
     const changes = new Map<string, Map<number, Record<string, unknown>>>();
     for (const r of rows) {
-      const variant = String(r.variant);
+      const [phase, variant] = [num(r.phase), String(r.variant)];
+      const id = JSON.stringify([phase, variant]);
       const bucket = num(r.bucket);
-      if (!changes.has(variant)) changes.set(variant, new Map());
-      changes.get(variant)!.set(bucket, r);
-      const at = running.get(variant);
-      if (!at || bucket < at.first) running.set(variant, { units: 0, exposures: 0, lastTs: 0, metrics: built.columns.map(newSums), first: bucket });
+      if (!changes.has(id)) changes.set(id, new Map());
+      changes.get(id)!.set(bucket, r);
+      const at = running.get(id);
+      if (!at || bucket < at.first) running.set(id, { phase, variant, units: 0, moved: 0, exposures: 0, lastTs: 0, metrics: built.columns.map(newSums), first: bucket });
     }
+    const ids = [...running.keys()].sort((a, b) => running.get(a)!.phase - running.get(b)!.phase || (running.get(a)!.variant < running.get(b)!.variant ? -1 : 1));
     const out: SeriesRow[] = [];
     for (let bucket = 0; bucket < query.ends.length; bucket++) {
-      for (const variant of [...running.keys()].sort()) {
-        const at = running.get(variant)!;
+      for (const id of ids) {
+        const at = running.get(id)!;
         if (bucket < at.first) continue;
-        const r = changes.get(variant)!.get(bucket);
+        const r = changes.get(id)!.get(bucket);
         if (r) {
           at.units += num(r.units);
+          at.moved += num(r.moved);
           at.exposures += num(r.exposures);
           at.lastTs = Math.max(at.lastTs, num(r.lastTs));
           built.columns.forEach((c, j) => {
@@ -149,8 +155,10 @@ export class ClickHouseMetricsStore implements MetricsStore {
         }
         out.push({
           bucket,
-          variant,
+          phase: at.phase,
+          variant: at.variant,
           units: at.units,
+          moved: at.moved,
           exposures: at.exposures,
           lastTs: at.lastTs,
           metrics: at.metrics.map((m, j) => aggregate(m, query.metrics[j]!.kind === 'ratio')),

@@ -60,6 +60,12 @@ export interface SeriesQuery {
    * events before ends[k] (cumulative). A last end of OPEN_END takes everything.
    */
   ends: readonly number[];
+  /**
+   * Start times (ms, ascending) of the experiment's phases after the first (ADR 0009): each
+   * weight change starts one. A unit is analysed in the phase of its first exposure, with its
+   * data before the next phase starts. Absent or empty: one phase.
+   */
+  phaseStarts?: readonly number[];
 }
 
 /**
@@ -84,7 +90,11 @@ export interface MetricAggregate {
 export interface SeriesRow {
   /** Index into SeriesQuery.ends. */
   bucket: number;
+  /** The units' phase: 0, or the number of SeriesQuery.phaseStarts at or before their first exposure. */
+  phase: number;
   variant: string;
+  /** Of `units`, those a later ramp moved to another variant (counted here, with their data before it). */
+  moved: number;
   /** Distinct analysed units (first exposed before the bucket end). */
   units: number;
   /** Distinct exposure events of those units before the bucket end. */

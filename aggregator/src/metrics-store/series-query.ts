@@ -5,10 +5,13 @@ import type { EventRef, MetricSpec, SeriesQuery } from './metrics-store.ts';
  * from outside (experiment key, event types, bucket ends) is a query parameter.
  *
  * 1. `units`: the experiment's units with their first exposure time `t0`, the variant of that
- *    exposure and their exposures. A unit seen in two variants is left out (it cannot be
- *    attributed; forced and holdout units never have exposures in the first place).
+ *    exposure and their exposures (forced and holdout units never have exposures). With phases
+ *    (ADR 0009), a unit belongs to the phase its `t0` falls in and only its data before that
+ *    phase ends (`cut`) counts; a unit seen in a second variant only from `cut` on was moved by
+ *    a ramp and stays in its first variant, counted in `moved`. A unit seen in two variants
+ *    within its own phase cannot be attributed and is left out.
  * 2. `ev`: every unit's events of the metrics' types; joined to `units`, a unit keeps those at or
- *    after its `t0`.
+ *    after its `t0` and before its `cut`.
  * 3. `per_unit`: each of a unit's series (its exposures, errored exposures, exposures with a
  *    latency, its kept events of each type) sorted by time, each element tagged with the bucket it
  *    falls in, and running sums along it. A unit's figures only change in its *active* buckets
@@ -17,8 +20,8 @@ import type { EventRef, MetricSpec, SeriesQuery } from './metrics-store.ts';
  *    one count per active bucket: no value is recomputed from the whole series per bucket.
  * 4. For each active bucket the unit yields the change of its values since its previous active
  *    bucket (it appears, x − x', x² − x'², …; before `t0` every value is 0), and those changes are
- *    summed exactly per (variant, bucket); the adapter accumulates them over the buckets into
- *    counts and Σx, Σx², Σxy, then means, variances and covariances.
+ *    summed exactly per (phase, variant, bucket); the adapter accumulates them over the buckets
+ *    into counts and Σx, Σx², Σxy, then means, variances and covariances.
  */
 export interface BuiltSeriesQuery {
   sql: string;
@@ -32,6 +35,48 @@ const dec = (x: string) => `toDecimal128(least(greatest(${x}, -1e15), 1e15), 12)
 const wide = (x: string) => `toDecimal256(${x}, 12)`;
 /** Bucket (0-based) of a time: the first end after it; past every end, 65535, which no active list reaches. */
 const bucketOf = (t: string) => `(arrayFirstIndex(e -> e > ${t}, {ends:Array(Int64)}) + 65535) % 65536`;
+
+/** Without phases: one phase, and a unit seen in two variants is left out. */
+const unphasedUnits = `units AS (
+    SELECT unitId, 0 AS phase, min(firstTs) AS t0, argMinMerge(variantState) AS variant, false AS moved,
+      groupUniqArrayMerge(exposureSet) AS xs
+    FROM unit_exposures
+    WHERE experiment = {experiment:String}
+    GROUP BY unitId
+    HAVING length(groupUniqArrayArray(variantsSeen)) = 1
+  )`;
+
+/**
+ * With phases: `starts` are the phases' start times after the first. A unit's phase is the
+ * number of starts at or before its `t0`; its `cut` is the next start. The first exposure in a
+ * second variant (`tMove`) is read from the raw exposures of the few units that have one.
+ */
+const phasedUnits = `all_units AS (
+    SELECT unitId, min(firstTs) AS t0, argMinMerge(variantState) AS variant,
+      groupUniqArrayArray(variantsSeen) AS seen, groupUniqArrayMerge(exposureSet) AS xs
+    FROM unit_exposures
+    WHERE experiment = {experiment:String}
+    GROUP BY unitId
+  ),
+  moves AS (
+    SELECT e.unitId AS unitId, min(e.ts) AS tMove
+    FROM events AS e
+    ARRAY JOIN e.assignments AS a
+    INNER JOIN (SELECT unitId, variant FROM all_units WHERE length(seen) > 1) AS m ON e.unitId = m.unitId
+    WHERE e.type = 'exposure' AND e.unitId IN (SELECT unitId FROM all_units WHERE length(seen) > 1)
+      AND a.experiment = {experiment:String} AND a.variant != m.variant
+    GROUP BY e.unitId
+  ),
+  units AS (
+    SELECT u.unitId AS unitId, u.t0 AS t0, u.variant AS variant,
+      arrayCount(s -> s <= u.t0, {starts:Array(Int64)}) AS phase,
+      if(phase < length({starts:Array(Int64)}), {starts:Array(Int64)}[phase + 1], 9223372036854775807) AS cut,
+      length(u.seen) > 1 AS moved,
+      arrayFilter(x -> x.1 < cut, u.xs) AS xs
+    FROM all_units AS u
+    LEFT JOIN moves ON u.unitId = moves.unitId
+    WHERE length(u.seen) = 1 OR moves.tMove >= cut
+  )`;
 
 export function buildSeriesQuery(q: SeriesQuery): BuiltSeriesQuery {
   const types: string[] = [];
@@ -122,7 +167,9 @@ export function buildSeriesQuery(q: SeriesQuery): BuiltSeriesQuery {
     }
   });
 
-  const params: Record<string, unknown> = { experiment: q.experiment, ends: [...q.ends], types };
+  const starts = q.phaseStarts ?? [];
+  const phased = starts.length > 0;
+  const params: Record<string, unknown> = { experiment: q.experiment, ends: [...q.ends], types, starts: [...starts] };
   types.forEach((t, i) => (params[`type${i}`] = t));
 
   const withEvents = types.length > 0;
@@ -132,22 +179,16 @@ export function buildSeriesQuery(q: SeriesQuery): BuiltSeriesQuery {
     err: 'arrayMap(x -> (x.1, 0.), arrayFilter(x -> x.4 >= 500, units.xs))',
     lat: 'arrayMap(x -> (x.1, x.3), arrayFilter(x -> x.3 >= 0, units.xs))',
   };
+  const inWindow = phased ? 'x.1 >= units.t0 AND x.1 < units.cut' : 'x.1 >= units.t0';
   types.forEach(
-    (_t, i) => (sources[`e${i}`] = `arrayFilter(x -> x.1 >= units.t0, arrayFlatten(arrayMap(p -> arrayMap(x -> (x.1, x.3), p.2), arrayFilter(p -> p.1 = {type${i}:String}, ev.byType))))`),
+    (_t, i) => (sources[`e${i}`] = `arrayFilter(x -> ${inWindow}, arrayFlatten(arrayMap(p -> arrayMap(x -> (x.1, x.3), p.2), arrayFilter(p -> p.1 = {type${i}:String}, ev.byType))))`),
   );
   series.add('xs');
   const sorted = [...series].map((s) => `arraySort(x -> x.1, ${sources[s]}) AS ${s}_s`);
   const tagged = [...series].flatMap((s) => [`arrayMap(x -> ${bucketOf('x.1')}, ${s}_s) AS ${s}_b`, `arrayCumSum(arrayMap(x -> ${dec('x.2')}, ${s}_s)) AS ${s}_cum`]);
   const sql = `
 WITH
-  units AS (
-    SELECT unitId, min(firstTs) AS t0, max(lastTs) AS tLast, argMinMerge(variantState) AS variant,
-      groupUniqArrayArray(variantsSeen) AS seen, groupUniqArrayMerge(exposureSet) AS xs
-    FROM unit_exposures
-    WHERE experiment = {experiment:String}
-    GROUP BY unitId
-    HAVING length(seen) = 1
-  )${
+  ${phased ? phasedUnits : unphasedUnits}${
     withEvents
       ? `,
   ev AS (
@@ -163,25 +204,25 @@ WITH
       : ''
   },
   series AS (
-    SELECT units.variant AS variant, ${bucketOf('units.t0')} AS k0,
+    SELECT units.phase AS phase, units.variant AS variant, units.moved AS moved, ${bucketOf('units.t0')} AS k0,
       ${sorted.join(',\n      ')},
-      greatest(units.tLast${types.map((_t, i) => `, e${i}_s[-1].1`).join('')}) AS last
+      greatest(xs_s[-1].1${types.map((_t, i) => `, e${i}_s[-1].1`).join('')}) AS last
     FROM units${withEvents ? ' LEFT JOIN ev ON units.unitId = ev.unitId' : ''}
   ),
   per_unit AS (
-    SELECT variant, last, ${tagged.join(',\n      ')},
+    SELECT phase, variant, moved, last, ${tagged.join(',\n      ')},
       arrayFilter(k -> k < length({ends:Array(Int64)}), arraySort(arrayDistinct(arrayConcat([k0], ${[...series].map((s) => `${s}_b`).join(', ')})))) AS active,
       ${counted('xs')} AS nx${perUnit.map((p) => ',\n      ' + p).join('')}
     FROM series
   ),
   per_change AS (
-    SELECT variant, last, k, pos, nxE, nxP${joined.map((x) => ', ' + x.slice(x.lastIndexOf(' ') + 1)).join('')}
+    SELECT phase, variant, moved, last, k, pos, nxE, nxP${joined.map((x) => ', ' + x.slice(x.lastIndexOf(' ') + 1)).join('')}
     FROM per_unit
     ARRAY JOIN active AS k, arrayEnumerate(active) AS pos, nx AS nxE, arrayPushFront(arrayPopBack(nx), 0) AS nxP${joined.map((x) => ', ' + x).join('')}
   )
-SELECT k AS bucket, variant, sum(pos = 1) AS units, sum(nxE - nxP) AS exposures, max(last) AS lastTs${aggregates.map((a) => ',\n  ' + a).join('')}
+SELECT k AS bucket, phase, variant, sum(pos = 1) AS units, sum(pos = 1 AND moved) AS moved, sum(nxE - nxP) AS exposures, max(last) AS lastTs${aggregates.map((a) => ',\n  ' + a).join('')}
 FROM per_change
-GROUP BY variant, k
-ORDER BY k, variant`;
+GROUP BY phase, variant, k
+ORDER BY k, phase, variant`;
   return { sql, params, columns };
 }

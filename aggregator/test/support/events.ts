@@ -70,3 +70,54 @@ export function experimentData(opts: {
   }
   return events;
 }
+
+/**
+ * A ramped two-variant experiment (control, treatment): phase p runs from `phaseStarts[p - 1]`
+ * (or `start`) with `weights[p]`, and each unit's variant at any time follows its fixed bucket
+ * under the weights then in effect, as the gateway assigns (SPEC §3: ranges in variant order, so
+ * a ramp towards treatment moves control's top buckets). Units come back across phases, so a ramp
+ * moves some of them; a few are seen in both variants within one phase (a gateway on the old
+ * weights for a moment) and cannot be attributed. Clicks, dwell, errors and latencies as in
+ * `experimentData`.
+ */
+export function rampedData(opts: {
+  experiment: string;
+  units: number;
+  seed: number;
+  start: number;
+  phaseStarts: number[];
+  weights: [number, number][];
+  /** Click probability by phase (a trend over time), the same in both variants unless `lift`. */
+  pClick?: number[];
+  lift?: number;
+}): Event[] {
+  const r = rng(opts.seed);
+  const events: Event[] = [];
+  const end = opts.phaseStarts.at(-1)! + (opts.phaseStarts.at(-1)! - opts.start) / opts.phaseStarts.length;
+  const phaseAt = (t: number) => opts.phaseStarts.filter((s) => s <= t).length;
+  const variantAt = (bucket: number, t: number) => (bucket < opts.weights[phaseAt(t)]![0] ? 'control' : 'treatment');
+  for (let i = 0; i < opts.units; i++) {
+    const unitId = `${opts.experiment}-u${i}`;
+    const bucket = r() * 100;
+    let t = opts.start + Math.floor(r() * (end - opts.start));
+    const assign = (at: number) => [{ experiment: opts.experiment, variant: variantAt(bucket, at) }];
+    const visits = 1 + Math.floor(r() * 4);
+    for (let k = 0; k < visits && t < end; k++) {
+      const variant = variantAt(bucket, t);
+      const extra: Partial<Event> = { status: r() < 0.05 ? 503 : 200 };
+      if (r() < 0.9) extra.latencyMs = 2 + r() * 20;
+      events.push(exposure(unitId, t, assign(t), extra));
+      if (k === 0 && r() < 0.01) events.push(exposure(unitId, t + 1000, [{ experiment: opts.experiment, variant: variant === 'control' ? 'treatment' : 'control' }]));
+      const p = (opts.pClick?.[phaseAt(t)] ?? 0.2) + (variant === 'treatment' ? (opts.lift ?? 0) : 0);
+      const impressions = Math.floor(r() * 4);
+      for (let j = 0; j < impressions; j++) {
+        events.push(behaviour('impression', unitId, t + 500 + j));
+        if (r() < p) events.push(behaviour('click', unitId, t + 600 + j, { value: 1 }));
+      }
+      if (r() < 0.5) events.push(behaviour('dwell', unitId, t + 2000, { value: Math.round(r() * 300) / 10 }));
+      if (r() < 0.1) events.push(behaviour('purchase', unitId, t + 3000, { value: 5 + Math.round(r() * 5000) / 100 }));
+      t += Math.floor(r() * (end - opts.start) / 2);
+    }
+  }
+  return events;
+}

@@ -7,7 +7,10 @@ import type { MetricAggregate, MetricSpec } from '../../src/metrics-store/metric
 
 export interface ReferenceVariant {
   variant: string;
+  phase: number;
   units: number;
+  /** Units a ramp moved to another variant after their phase (kept, with their data before it). */
+  moved: number;
   exposures: number;
   metrics: MetricAggregate[];
 }
@@ -18,6 +21,10 @@ interface Unit {
   variant: string;
   variants: Set<string>;
   exposures: Event[];
+  phase: number;
+  /** Data at or after this time does not count (the next phase's start). */
+  cut: number;
+  moved: boolean;
 }
 
 function mean(xs: number[]): number {
@@ -37,8 +44,20 @@ function covariance(xs: number[], ys: number[]): number {
   return xs.reduce((a, x, i) => a + (x - mx) * (ys[i]! - my), 0) / (xs.length - 1);
 }
 
-/** Per-variant figures of `experiment` counting data before `end` (Infinity: everything). */
-export function reference(events: readonly Event[], experiment: string, metrics: readonly MetricSpec[], end = Infinity): Map<string, ReferenceVariant> {
+/**
+ * Per-variant figures of `experiment` counting data before `end` (Infinity: everything), keyed by
+ * variant. With `phaseStarts` (ADR 0009) they are per phase and variant, keyed `phase:variant`:
+ * a unit is in the phase of its first exposure, with its data before the next phase starts; a
+ * unit first seen in another variant only after that is kept (moved), one seen in two variants
+ * within its phase is left out.
+ */
+export function reference(
+  events: readonly Event[],
+  experiment: string,
+  metrics: readonly MetricSpec[],
+  end = Infinity,
+  phaseStarts?: readonly number[],
+): Map<string, ReferenceVariant> {
   const seen = new Set<string>();
   const unique = events.filter((e) => (seen.has(e.eventId) ? false : (seen.add(e.eventId), true)));
 
@@ -49,7 +68,7 @@ export function reference(events: readonly Event[], experiment: string, metrics:
       if (a.experiment !== experiment) continue;
       const u = units.get(e.unitId);
       if (!u) {
-        units.set(e.unitId, { t0: e.ts, firstId: e.eventId, variant: a.variant, variants: new Set([a.variant]), exposures: [e] });
+        units.set(e.unitId, { t0: e.ts, firstId: e.eventId, variant: a.variant, variants: new Set([a.variant]), exposures: [e], phase: 0, cut: Infinity, moved: false });
         continue;
       }
       u.variants.add(a.variant);
@@ -70,17 +89,28 @@ export function reference(events: readonly Event[], experiment: string, metrics:
 
   const groups = new Map<string, { unitId: string; u: Unit }[]>();
   for (const [unitId, u] of units) {
-    if (u.variants.size !== 1 || !(u.t0 < end)) continue;
-    const g = groups.get(u.variant) ?? [];
+    if (!(u.t0 < end)) continue;
+    if (phaseStarts) {
+      u.phase = phaseStarts.filter((s) => s <= u.t0).length;
+      u.cut = phaseStarts[u.phase] ?? Infinity;
+      const elsewhere = u.exposures.filter((e) => e.assignments.some((a) => a.experiment === experiment && a.variant !== u.variant));
+      if (elsewhere.some((e) => e.ts < u.cut)) continue;
+      u.moved = elsewhere.length > 0;
+    } else if (u.variants.size !== 1) continue;
+    const key = phaseStarts ? `${u.phase}:${u.variant}` : u.variant;
+    const g = groups.get(key) ?? [];
     g.push({ unitId, u });
-    groups.set(u.variant, g);
+    groups.set(key, g);
   }
 
   const out = new Map<string, ReferenceVariant>();
-  for (const [variant, members] of groups) {
-    const counted = (unitId: string, t0: number, type: string) =>
-      (byUnit.get(unitId) ?? []).filter((e) => e.type === type && e.ts >= t0 && e.ts < end);
-    const exposuresBefore = (u: Unit) => u.exposures.filter((e) => e.ts < end);
+  for (const [key, members] of groups) {
+    const { variant, phase } = members[0]!.u;
+    const counted = (unitId: string, t0: number, type: string) => {
+      const { cut } = units.get(unitId)!;
+      return (byUnit.get(unitId) ?? []).filter((e) => e.type === type && e.ts >= t0 && e.ts < end && e.ts < cut);
+    };
+    const exposuresBefore = (u: Unit) => u.exposures.filter((e) => e.ts < end && e.ts < u.cut);
     const aggregates = metrics.map((m): MetricAggregate => {
       if (m.kind === 'latency_ms') {
         const xs: number[] = [];
@@ -125,9 +155,11 @@ export function reference(events: readonly Event[], experiment: string, metrics:
       }
       return { units: xs.length, count: has, sum: xs.reduce((a, b) => a + b, 0), mean: mean(xs), variance: variance(xs) };
     });
-    out.set(variant, {
+    out.set(key, {
       variant,
+      phase,
       units: members.length,
+      moved: members.filter(({ u }) => u.moved).length,
       exposures: members.reduce((a, { u }) => a + exposuresBefore(u).length, 0),
       metrics: aggregates,
     });
