@@ -11,7 +11,9 @@ import {
   ratioEstimate,
   ratioTest,
   sequentialPValue,
+  poststratify,
   srm,
+  srmAcrossGroups,
   welchTest,
   type Comparison,
   type Event,
@@ -23,7 +25,7 @@ import { ConfigSchema, type Config } from '../src/config.ts';
 import type { MetricAggregate, MetricSpec } from '../src/metrics-store/metrics-store.ts';
 import type { ExperimentResults, MetricComparison } from '../src/results/analysis.ts';
 import type { Timeseries } from '../src/results/results-service.ts';
-import { behaviour, experimentData, exposure } from './support/events.ts';
+import { behaviour, experimentData, exposure, rampedData } from './support/events.ts';
 import { experiment, fakeExperimentService, snapshot, type FakeExperimentService } from './support/fake-experiment-service.ts';
 import { near, reference, type ReferenceVariant } from './support/reference.ts';
 import { waitFor } from './support/wait.ts';
@@ -87,6 +89,26 @@ const rampedEvents = (): Event[] => {
   return out;
 };
 
+/**
+ * An A/A guarded rollout through every step of the default plan (95/5 → 75/25 → 50/50): both
+ * variants behave the same, but the click rate rises from phase to phase and units come back
+ * across phases, so a ramp moves some of them. Pooling units over phases would compare control's
+ * early units with treatment's late ones.
+ */
+const AA = 'aa-rollout';
+const AA_STARTS = [start + 3_600_000, start + 2 * 3_600_000];
+const iso = (t: number) => new Date(t).toISOString();
+const aaExperiment = {
+  ...experiment(AA, [{ key: 'control', weight: 50 }, { key: 'treatment', weight: 50 }], { primary: 'ctr', guardrails: ['error_rate', 'latency_ms', 'dwell_time', 'clicks_per_impression'] }),
+  startedAt: iso(start),
+  phases: [
+    { startedAt: iso(start), weights: { control: 95, treatment: 5 } },
+    { startedAt: iso(AA_STARTS[0]!), weights: { control: 75, treatment: 25 } },
+    { startedAt: iso(AA_STARTS[1]!), weights: { control: 50, treatment: 50 } },
+  ],
+};
+const aaEvents = (): Event[] => rampedData({ experiment: AA, units: 3000, seed: 31, start, phaseStarts: AA_STARTS, weights: [[95, 5], [75, 25], [50, 50]], pClick: [0.1, 0.25, 0.5] });
+
 async function boot(): Promise<void> {
   deps = await compose(config);
   app = await buildApp(config, deps);
@@ -108,7 +130,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'bunryu-e2e-'));
   service = await fakeExperimentService(
     TOKEN,
-    snapshot(3, [experiment(KEY, VARIANTS, { primary: 'ctr', guardrails: ['dwell_time', 'clicks_per_impression', 'revenue_per_request', 'no_such_metric', 'error_rate'] }), rampedExperiment], CATALOGUE),
+    snapshot(3, [experiment(KEY, VARIANTS, { primary: 'ctr', guardrails: ['dwell_time', 'clicks_per_impression', 'revenue_per_request', 'no_such_metric', 'error_rate'] }), rampedExperiment, aaExperiment], CATALOGUE),
   );
   config = ConfigSchema.parse({
     BUNRYU_DATA_DIR: dir,
@@ -124,7 +146,7 @@ beforeAll(async () => {
   events = experimentData({ experiment: KEY, variants: VARIANTS.map((v) => v.key), units: 900, seed: 7, start, spanMs: 4 * 3_600_000, treatmentLift: 0.25 });
   // A unit exposed to another experiment too, and behaviour of units never exposed: neither may leak in.
   events.push(exposure('stranger', start + 10, [{ experiment: 'other-exp', variant: 'b' }]), behaviour('click', 'stranger', start + 20), behaviour('click', 'nobody', start + 30));
-  events.push(...rampedEvents());
+  events.push(...rampedEvents(), ...aaEvents());
   for (let i = 0; i < events.length; i += 500) await producer.append(events.slice(i, i + 500).map((e) => ({ key: e.unitId, value: JSON.stringify(e) })));
   await waitFor(async () => (await deps.ingester.lag()) === 0, 'the aggregator to consume the log', 30_000);
   await waitFor(() => deps.definitions.experiment(KEY), 'the config snapshot');
@@ -189,6 +211,59 @@ describe('GET /v1/results/:experiment end to end', () => {
     const since = srm([60, 140], [30, 70]);
     expectNear(body.srm.pValue, since.pValue, 'srm p since the ramp');
     expect(body.srm.mismatch).toBe(false);
+  });
+
+  it('analyses an A/A rollout through every step by phase: no SRM, no bias, no unit counted twice', async () => {
+    const { status, body } = await get<ExperimentResults>(`/v1/results/${AA}`);
+    expect(status).toBe(200);
+    const metrics = ['ctr', 'error_rate', 'latency_ms', 'dwell_time', 'clicks_per_impression'];
+    const ref = reference(events, AA, metrics.map((k) => SPECS[k]!.spec), Infinity, AA_STARTS);
+    const at = (phase: number, variant: string) => ref.get(`${phase}:${variant}`)!;
+    // Each phase's units, and the units a later ramp moved, as the raw data has them.
+    expect(body.phases).toEqual(
+      aaExperiment.phases.map((p, i) => ({ ...p, units: { control: at(i, 'control').units, treatment: at(i, 'treatment').units }, moved: at(i, 'control').moved + at(i, 'treatment').moved })),
+    );
+    expect(body.phases!.reduce((a, p) => a + p.moved, 0)).toBeGreaterThan(100);
+    // No unit twice: the variants' units are the phases' units, and every unit exposed is there
+    // but the few seen in both variants within one phase.
+    const total = body.variants.reduce((a, v) => a + v.units, 0);
+    expect(total).toBe(body.phases!.reduce((a, p) => a + p.units.control! + p.units.treatment!, 0));
+    const exposed = new Set(events.filter((e) => e.type === 'exposure' && e.assignments.some((a) => a.experiment === AA)).map((e) => e.unitId)).size;
+    expect(total).toBeGreaterThan(exposed * 0.98);
+    // The sample ratio is judged per phase against that phase's weights.
+    const s = srmAcrossGroups([0, 1, 2].map((i) => ({ counts: [at(i, 'control').units, at(i, 'treatment').units], weights: Object.values(aaExperiment.phases[i]!.weights) })));
+    expectNear(body.srm.pValue, s.pValue, 'srm p across phases');
+    expect(body.srm.mismatch).toBe(false);
+    for (const key of metrics) {
+      const m = body.metrics.find((x) => x.metric === key)!;
+      const j = metrics.indexOf(key);
+      // The phase-weighted estimate, from the reference's per-phase figures and core's statistics.
+      const arm = (i: number, v: string) => {
+        const a = at(i, v).metrics[j]!;
+        const type = SPECS[key]!.type;
+        const estimate = shownMean(type, a);
+        return { n: a.units, estimate, varianceOfEstimate: shownVariance(type, a) / a.units };
+      };
+      const [c, t] = poststratify([0, 1, 2].map((i) => [arm(i, 'control'), arm(i, 'treatment')]));
+      expectNear(m.variants[0]!.mean, c!.estimate, `${key} control mean`);
+      expectNear(m.variants[1]!.mean, t!.estimate, `${key} treatment mean`);
+      expectNear(m.comparisons[0]!.diff, t!.estimate - c!.estimate, `${key} diff`);
+      // A/A: no difference. 3.3 standard errors is a 0.1% two-sided chance per metric.
+      const se = Math.sqrt(c!.varianceOfEstimate + t!.varianceOfEstimate);
+      expectNear((m.comparisons[0]!.ci95[1]! - m.comparisons[0]!.ci95[0]!) / 2, 1.959963984540054 * se, `${key} ci half-width`);
+      expect(Math.abs(m.comparisons[0]!.diff! / se), key).toBeLessThan(3.3);
+    }
+    // Pooling the same units over phases (moved units in their first variant, with all their
+    // data) shows a difference that is not there: this data does test the phases.
+    const firstVariant = new Map<string, string>();
+    for (const e of [...events].sort((a, b) => a.ts - b.ts)) {
+      const a = e.type === 'exposure' ? e.assignments.find((x) => x.experiment === AA) : undefined;
+      if (a && !firstVariant.has(e.unitId)) firstVariant.set(e.unitId, a.variant);
+    }
+    const naive = (variant: string) => reference(events.filter((e) => e.type !== 'exposure' || firstVariant.get(e.unitId) === variant).map((e) => (e.type === 'exposure' ? { ...e, assignments: e.assignments.map((a) => ({ ...a, variant })) } : e)), AA, [SPECS.ctr!.spec]).get(variant)!.metrics[0]!;
+    const [nc, nt] = [naive('control'), naive('treatment')];
+    const z = proportionTest({ n: nc.units, conversions: nc.sum }, { n: nt.units, conversions: nt.sum });
+    expect(z.pValue).toBeLessThan(0.001);
   });
 
   it('answers units, exposures and SRM equal to the raw data', async () => {

@@ -7,5 +7,6 @@ export * from './env-config.ts';
 export * from './events.ts';
 export * from './stats/index.ts';
 export * from './lifecycle.ts';
+export * from './phases.ts';
 export * from './rollout/plan.ts';
 export * from './rollout/decide.ts';

@@ -229,6 +229,10 @@ export const ExperimentDefinition = z.strictObject(ExperimentFields).superRefine
 export type ExperimentDefinition = z.infer<typeof ExperimentDefinition>;
 export type ExperimentDefinitionInput = z.input<typeof ExperimentDefinition>;
 
+/** Weights from `startedAt` on; null where they were not recorded (ramped before phases were kept). */
+export const ExperimentPhase = z.strictObject({ startedAt: z.string(), weights: z.record(Key, Weight).nullable() });
+export type ExperimentPhase = z.infer<typeof ExperimentPhase>;
+
 /** What the service stores and publishes. */
 export const Experiment = z
   .strictObject({
@@ -248,6 +252,11 @@ export const Experiment = z
      * split by older weights, so the sample-ratio check counts only units exposed since.
      */
     weightsChangedAt: z.string().optional(),
+    /**
+     * The weights in effect since the experiment started, oldest first: each weight change starts
+     * a phase. The results analyse each unit in the phase of its first exposure (ADR 0009).
+     */
+    phases: z.array(ExperimentPhase).optional(),
     rolloutState: RolloutState.optional(),
   })
   .superRefine(checkVariants);

@@ -267,6 +267,23 @@ describe.skipIf(!executablePath)('dashboard in a browser, against the real servi
     await expect.poll(() => page.getByRole('img', { name: /Current split: control 30%, treatment 70%/ }).count()).toBe(1);
   }, 30_000);
 
+  it('analyses the ramp as a second phase: returning units count once, and the ones it moved are shown', async () => {
+    // The first 200 users come back (some now in the other variant) and 100 new ones arrive.
+    await driveTraffic(gateway.url, 0, 200);
+    await driveTraffic(gateway.url, 600, 100);
+    await page.getByRole('tab', { name: 'Results' }).click();
+    const phases = page.getByTestId('phases');
+    await expect.poll(async () => (await phases.count()) > 0 && (await phases.locator('summary').textContent()), { timeout: 60_000, interval: 1000 }).toMatch(/^Analysed in 2 phases/);
+    const units = page.locator('[data-testid="variants-table"] [data-testid="units"]');
+    await expect.poll(async () => sum(await units.allTextContents()), { timeout: 60_000, interval: 1000 }).toBe(700);
+    const moved = Number((await phases.locator('summary').textContent())?.match(/(\d+) units? moved/)?.[1]);
+    expect(moved).toBeGreaterThan(0);
+    await phases.locator('summary').click();
+    await screenshot('results-phases');
+    expect(await unlabelled()).toEqual([]);
+    await page.getByRole('tab', { name: 'Release' }).click();
+  }, 150_000);
+
   it('promotes the treatment after a confirmation naming the route and its params', async () => {
     await page.getByRole('radio', { name: /^treatment/ }).check();
     await page.getByRole('button', { name: 'Promote treatment…' }).click();

@@ -299,11 +299,18 @@ describe.each(['file', 'redis'] as const)('experiments API on the %s store', (ki
         const r = await act('ranker-v2', 'ramp', 'releaser', { weights: { control: 60, treatment: 30 } });
         expect(r.statusCode).toBe(200);
         expect(r.json().variants.map((v: { weight: number }) => v.weight)).toEqual([60, 30, 10]);
-        // The aggregator checks the sample ratio only over units exposed since the weights changed.
+        // Each weight change starts a phase: the aggregator analyses units by the phase they came in.
         expect(Date.parse(r.json().weightsChangedAt)).toBeGreaterThan(Date.parse(r.json().startedAt) - 1);
+        expect(r.json().phases).toEqual([
+          { startedAt: r.json().startedAt, weights: { control: 80, treatment: 10, blend: 10 } },
+          { startedAt: r.json().weightsChangedAt, weights: { control: 60, treatment: 30, blend: 10 } },
+        ]);
+        // The same weights again start no phase.
+        const again = await act('ranker-v2', 'ramp', 'releaser', { weights: { control: 60 } });
+        expect(again.json().phases).toHaveLength(2);
         const history = (await call('GET', '/v1/experiments/ranker-v2/history')).json();
-        const last = history.at(-1);
-        expect(last).toMatchObject({ action: 'ramp', changed: ['variants', 'weightsChangedAt'] });
+        const last = history.findLast((h: { changed?: string[] }) => h.changed?.includes('variants'));
+        expect(last).toMatchObject({ action: 'ramp', changed: ['phases', 'variants', 'weightsChangedAt'] });
         expect(last.before.variants[0].weight).toBe(80);
         expect(last.after.variants[0].weight).toBe(60);
       });

@@ -1,13 +1,18 @@
 import {
   mixingVariance,
+  normalComparison,
+  poststratify,
   proportionTest,
   ratioEstimate,
   ratioTest,
   sequentialPValue,
   srm,
+  srmAcrossGroups,
   welchTest,
+  type ArmEstimate,
   type Comparison,
   type Experiment,
+  type Phase,
 } from '@bunryu/core';
 import type { MetricAggregate, SeriesRow } from '../metrics-store/metrics-store.ts';
 import type { MetricType, ResolvedMetric } from './experiment-metrics.ts';
@@ -47,12 +52,24 @@ export interface MetricResult {
   comparisons: MetricComparison[];
 }
 
+/** A phase of a ramped experiment as the results show it (ADR 0009). */
+export interface PhaseCounts {
+  startedAt: string;
+  weights: Readonly<Record<string, number>> | null;
+  /** Units first exposed in this phase, per variant. */
+  units: Record<string, number>;
+  /** Of those, units a later ramp moved to another variant: analysed here with their data before it. */
+  moved: number;
+}
+
 export interface ExperimentResults {
   experiment: string;
   updatedAt: string | null;
   srm: { pValue: number | null; mismatch: boolean };
   variants: VariantCounts[];
   metrics: MetricResult[];
+  /** Present once the weights have changed: each phase's units, the basis of the analysis. */
+  phases?: PhaseCounts[];
 }
 
 export interface AnalysisOptions {
@@ -69,6 +86,8 @@ export interface AnalysisPoint {
   srm: ExperimentResults['srm'];
   variants: VariantCounts[];
   metrics: MetricResult[];
+  /** Per phase (index into the phases), units per variant and units moved. */
+  phases: { units: Record<string, number>; moved: number }[];
   lastTs: number;
 }
 
@@ -128,6 +147,46 @@ function compare(type: MetricType, control: MetricAggregate, treatment: MetricAg
   }
 }
 
+/** One arm's estimate and the variance of that estimate, within one phase. */
+function armEstimate(type: MetricType, a: MetricAggregate): ArmEstimate {
+  switch (type) {
+    case 'proportion': {
+      const p = a.sum / a.units;
+      return { n: a.units, estimate: p, varianceOfEstimate: (p * (1 - p)) / a.units };
+    }
+    case 'mean':
+      return { n: a.units, estimate: a.mean, varianceOfEstimate: a.variance / a.units };
+    case 'ratio': {
+      const r = ratioEstimate(ratioSummary(a));
+      return { n: a.units, estimate: r.ratio, varianceOfEstimate: r.varianceOfRatio };
+    }
+  }
+}
+
+/**
+ * A metric over several phases (ADR 0009): each phase's arms are compared within it, and the
+ * phases weighted by their share of units. Phases where an arm has fewer than 2 units are left
+ * out of the estimates (their units still count). A variant's `mean` is its phase-weighted
+ * estimate and its `variance` the per-unit variance that gives that estimate's variance over
+ * the variant's `units` (variance / units), so readers of SPEC §4's shape get the right
+ * standard errors.
+ */
+function stratifiedMetric(m: ResolvedMetric, order: readonly string[], phases: readonly Map<string, MetricAggregate>[]): { shown: MetricVariant[]; arms: ArmEstimate[]; unitVariance: number[] } {
+  const strata = phases.filter((at) => order.every((key) => (at.get(key)?.units ?? 0) >= 2));
+  const combined = strata.length > 0 ? poststratify(strata.map((at) => order.map((key) => armEstimate(m.type, at.get(key)!)))) : order.map(() => ({ n: 0, estimate: NaN, varianceOfEstimate: NaN }));
+  const total = (key: string, field: 'units' | 'count' | 'sum') => phases.reduce((a, at) => a + (at.get(key)?.[field] ?? 0), 0);
+  const unitVariance = order.map((key, i) => total(key, 'units') * combined[i]!.varianceOfEstimate);
+  const shown = order.map((key, i) => ({
+    key,
+    units: total(key, 'units'),
+    count: total(key, 'count'),
+    sum: total(key, 'sum'),
+    mean: finite(combined[i]!.estimate),
+    variance: finite(unitVariance[i]!),
+  }));
+  return { shown, arms: combined, unitVariance };
+}
+
 /**
  * Turns the store's cumulative rows into one analysis point per bucket (SPEC §4, §6): counts and
  * SRM per variant, and for each metric the per-variant figures and each variant against the
@@ -140,45 +199,85 @@ export function analyse(
   rows: readonly SeriesRow[],
   buckets: number,
   options: AnalysisOptions,
+  phases: readonly Phase[] = [],
 ): AnalysisPoint[] {
   const order = variantOrder(experiment, rows);
   const weights = order.map((key) => experiment.variants.find((v) => v.key === key)?.weight ?? 0);
-  const byBucket: Map<string, SeriesRow>[] = Array.from({ length: buckets }, () => new Map());
-  for (const r of rows) byBucket[r.bucket]?.set(r.variant, r);
+  const phaseCount = Math.max(1, phases.length, ...rows.map((r) => r.phase + 1));
+  // byBucket[k][phase]: the phase's rows at bucket k by variant.
+  const byBucket: Map<string, SeriesRow>[][] = Array.from({ length: buckets }, () => Array.from({ length: phaseCount }, () => new Map()));
+  for (const r of rows) byBucket[r.bucket]?.[r.phase]?.set(r.variant, r);
 
   const [baseline, ...others] = order;
   const running = new Map<string, number>(); // `${metric}/${variant}` → min p so far
   const points: AnalysisPoint[] = [];
   for (let k = 0; k < buckets; k++) {
-    const at = byBucket[k]!;
-    const variants = order.map((key) => ({ key, units: at.get(key)?.units ?? 0, exposures: at.get(key)?.exposures ?? 0 }));
-    const s = srm(variants.map((v) => v.units), weights);
-    const lastTs = Math.max(0, ...[...at.values()].map((r) => r.lastTs));
+    const byPhase = byBucket[k]!;
+    const withData = byPhase.filter((at) => at.size > 0);
+    const sum = (key: string, field: 'units' | 'exposures') => byPhase.reduce((a, at) => a + (at.get(key)?.[field] ?? 0), 0);
+    const variants = order.map((key) => ({ key, units: sum(key, 'units'), exposures: sum(key, 'exposures') }));
+    // Each phase's units against the weights they were assigned under; unrecorded weights are not checked.
+    const s =
+      phases.length > 1
+        ? srmAcrossGroups(
+            phases.flatMap((p, i) => (p.weights ? [{ counts: order.map((key) => byPhase[i]?.get(key)?.units ?? 0), weights: order.map((key) => p.weights![key] ?? 0) }] : [])),
+          )
+        : srm(variants.map((v) => v.units), weights);
+    const lastTs = Math.max(0, ...byPhase.flatMap((at) => [...at.values()].map((r) => r.lastTs)));
     const results = metrics.map((m, j): MetricResult => {
+      if (withData.length > 1) return stratifiedResult(m, j, order, withData, options, running);
+      const at = withData[0] ?? new Map<string, SeriesRow>();
       const aggregate = (key: string) => at.get(key)?.metrics[j] ?? EMPTY;
       const arms = new Map(order.map((key) => [key, armStats(m.type, key, aggregate(key))]));
       const comparisons = baseline === undefined ? [] : others.map((variant): MetricComparison => {
         const c = compare(m.type, aggregate(baseline), aggregate(variant));
-        const id = `${m.key}/${variant}`;
         const enough = aggregate(baseline).units >= options.sequentialMinUnits && aggregate(variant).units >= options.sequentialMinUnits;
         const seq = enough ? sequentialPValue(c.diff, c.se * c.se, mixingVariance(arms.get(baseline)!.unitVariance, arms.get(variant)!.unitVariance)) : 1;
-        const min = Math.min(running.get(id) ?? 1, Number.isNaN(seq) ? 1 : seq);
-        running.set(id, min);
-        return {
-          variant,
-          baseline,
-          diff: finite(c.diff),
-          ci95: [finite(c.ci95[0]), finite(c.ci95[1])],
-          relLift: finite(c.relLift),
-          relCi95: [finite(c.relCi95[0]), finite(c.relCi95[1])],
-          pValue: finite(c.pValue),
-          sequentialPValue: min,
-          probabilityToBeat: finite(c.probabilityToBeat),
-        };
+        return shownComparison(m, variant, baseline, c, seq, running);
       });
       return { metric: m.key, type: m.type, variants: order.map((key) => arms.get(key)!.shown), comparisons };
     });
-    points.push({ srm: { pValue: finite(s.pValue), mismatch: s.mismatch }, variants, metrics: results, lastTs });
+    const phaseCounts = byPhase.map((at) => ({ units: Object.fromEntries(order.map((key) => [key, at.get(key)?.units ?? 0])), moved: [...at.values()].reduce((a, r) => a + r.moved, 0) }));
+    points.push({ srm: { pValue: finite(s.pValue), mismatch: s.mismatch }, variants, metrics: results, phases: phaseCounts, lastTs });
   }
   return points;
+}
+
+function stratifiedResult(
+  m: ResolvedMetric,
+  j: number,
+  order: readonly string[],
+  phases: readonly Map<string, SeriesRow>[],
+  options: AnalysisOptions,
+  running: Map<string, number>,
+): MetricResult {
+  const perPhase = phases.map((at) => new Map([...at].map(([key, r]) => [key, r.metrics[j]!])));
+  const { shown, arms, unitVariance } = stratifiedMetric(m, order, perPhase);
+  const [baseline, ...others] = order;
+  const comparisons = others.map((variant): MetricComparison => {
+    const [c, t] = [arms[0]!, arms[order.indexOf(variant)]!];
+    const cmp = normalComparison(c.estimate, c.varianceOfEstimate, t.estimate, t.varianceOfEstimate, 0.95);
+    const enough = c.n >= options.sequentialMinUnits && t.n >= options.sequentialMinUnits;
+    const seq = enough ? sequentialPValue(cmp.diff, cmp.se * cmp.se, mixingVariance(unitVariance[0]!, unitVariance[order.indexOf(variant)]!)) : 1;
+    return shownComparison(m, variant, baseline!, cmp, seq, running);
+  });
+  return { metric: m.key, type: m.type, variants: shown, comparisons };
+}
+
+/** A comparison as SPEC §4 shows it; the sequential p-value is the running minimum over looks. */
+function shownComparison(m: ResolvedMetric, variant: string, baseline: string, c: Comparison, seq: number, running: Map<string, number>): MetricComparison {
+  const id = `${m.key}/${variant}`;
+  const min = Math.min(running.get(id) ?? 1, Number.isNaN(seq) ? 1 : seq);
+  running.set(id, min);
+  return {
+    variant,
+    baseline,
+    diff: finite(c.diff),
+    ci95: [finite(c.ci95[0]), finite(c.ci95[1])],
+    relLift: finite(c.relLift),
+    relCi95: [finite(c.relCi95[0]), finite(c.relCi95[1])],
+    pValue: finite(c.pValue),
+    sequentialPValue: min,
+    probabilityToBeat: finite(c.probabilityToBeat),
+  };
 }

@@ -1,7 +1,7 @@
-import { createError, srm, type Experiment } from '@bunryu/core';
+import { createError, experimentPhases, type Experiment, type Phase } from '@bunryu/core';
 import type { Logger } from '@bunryu/platform/log';
-import { OPEN_END, type MetricsStore } from '../metrics-store/metrics-store.ts';
-import { analyse, type AnalysisOptions, type ExperimentResults, type MetricComparison, type MetricVariant } from './analysis.ts';
+import type { MetricsStore } from '../metrics-store/metrics-store.ts';
+import { analyse, type AnalysisOptions, type AnalysisPoint, type ExperimentResults, type MetricComparison, type MetricVariant } from './analysis.ts';
 import { formatInterval, planBuckets } from './buckets.ts';
 import { experimentMetrics, resolveMetric, type MetricType, type ResolvedMetric } from './experiment-metrics.ts';
 
@@ -34,6 +34,18 @@ function chosenMetrics(analysed: readonly ResolvedMetric[], only: readonly strin
     throw createError('BUNRYU_VALIDATION', `metrics: ${message}`, { fields: [{ path: 'metrics', message }] });
   }
   return analysed.filter((m) => only.includes(m.key));
+}
+
+/** Where the store's phases after the first start (ADR 0009). */
+const phaseStarts = (phases: readonly Phase[]): number[] => phases.slice(1).map((p) => p.startedAt);
+
+function phaseCounts(phases: readonly Phase[], point: AnalysisPoint): ExperimentResults['phases'] {
+  return phases.map((p, i) => ({
+    startedAt: new Date(p.startedAt).toISOString(),
+    weights: p.weights,
+    units: point.phases[i]?.units ?? {},
+    moved: point.phases[i]?.moved ?? 0,
+  }));
 }
 
 /** How long a restricted answer is kept fresh after it was last asked for. */
@@ -137,33 +149,20 @@ export class ResultsService {
     const analysed = experimentMetrics(experiment, this.definitions.metrics());
     if (analysed.unknown.length > 0 && !only) this.logger.warn({ experiment: key, metrics: analysed.unknown }, 'metrics not in the catalogue are left out of the results');
     const metrics = only ? chosenMetrics(analysed.metrics, only) : analysed.metrics;
+    const phases = experimentPhases(experiment);
     const span = await this.store.span(key);
     const plan = span ? planBuckets(span) : undefined;
-    const rows = plan ? await this.store.series({ experiment: key, metrics: metrics.map((m) => m.spec), ends: plan.ends }) : [];
-    const points = analyse(experiment, metrics, rows, plan?.ends.length ?? 1, this.options);
+    const rows = plan ? await this.store.series({ experiment: key, metrics: metrics.map((m) => m.spec), ends: plan.ends, phaseStarts: phaseStarts(phases) }) : [];
+    const points = analyse(experiment, metrics, rows, plan?.ends.length ?? 1, this.options, phases);
     const last = points.at(-1)!;
     return {
       experiment: key,
       updatedAt: last.lastTs > 0 ? new Date(last.lastTs).toISOString() : null,
-      srm: (await this.srmSinceRamp(experiment, span)) ?? last.srm,
+      srm: last.srm,
       variants: last.variants,
       metrics: last.metrics,
+      ...(phases.length > 1 ? { phases: phaseCounts(phases, last) } : {}),
     };
-  }
-
-  /**
-   * After a ramp, units first exposed before it were split by the old weights: checking every
-   * unit against the new weights would flag a mismatch that is only the ramp's history. The check
-   * then counts the units first exposed since the weights changed.
-   */
-  private async srmSinceRamp(experiment: Experiment, span: { firstTs: number } | null): Promise<ExperimentResults['srm'] | undefined> {
-    const since = experiment.weightsChangedAt ? Date.parse(experiment.weightsChangedAt) : NaN;
-    if (!span || !(since > span.firstTs)) return undefined;
-    const rows = await this.store.series({ experiment: experiment.key, metrics: [], ends: [since, OPEN_END] });
-    const units = (bucket: number, variant: string) => rows.find((r) => r.bucket === bucket && r.variant === variant)?.units ?? 0;
-    const counts = experiment.variants.map((v) => units(1, v.key) - units(0, v.key));
-    const s = srm(counts, experiment.variants.map((v) => v.weight));
-    return { pValue: Number.isFinite(s.pValue) ? s.pValue : null, mismatch: s.mismatch };
   }
 
   async timeseries(key: string, metricKey: string | undefined, step: number | undefined): Promise<Timeseries> {
@@ -173,8 +172,9 @@ export class ResultsService {
     if (!metric) throw createError('BUNRYU_NOT_FOUND', `No metric ${chosen}`);
     const span = await this.store.span(key);
     const plan = span ? planBuckets(span, step) : undefined;
-    const rows = plan ? await this.store.series({ experiment: key, metrics: [metric.spec], ends: plan.ends }) : [];
-    const points = plan ? analyse(experiment, [metric], rows, plan.ends.length, this.options) : [];
+    const phases = experimentPhases(experiment);
+    const rows = plan ? await this.store.series({ experiment: key, metrics: [metric.spec], ends: plan.ends, phaseStarts: phaseStarts(phases) }) : [];
+    const points = plan ? analyse(experiment, [metric], rows, plan.ends.length, this.options, phases) : [];
     return {
       experiment: key,
       metric: metric.key,

@@ -85,7 +85,11 @@ export function relativeLift(
   return { relLift, relCi95: [relLift - z * se, relLift + z * se] };
 }
 
-function normalComparison(
+/**
+ * Normal-approximation comparison of two estimates given their variances (not per-unit
+ * variances): for estimates that are not plain means, such as a phase-weighted one.
+ */
+export function normalComparison(
   controlMean: number,
   controlVarOfMean: number,
   treatmentMean: number,
@@ -150,4 +154,39 @@ export function ratioTest(control: RatioSummary, treatment: RatioSummary, option
   const c = ratioEstimate(control);
   const t = ratioEstimate(treatment);
   return normalComparison(c.ratio, c.varianceOfRatio, t.ratio, t.varianceOfRatio, options.confidence ?? 0.95);
+}
+
+/** One arm's estimate within one stratum, or combined over strata. */
+export interface ArmEstimate {
+  /** Units behind the estimate. */
+  n: number;
+  estimate: number;
+  /** Variance of the estimate (not per unit). */
+  varianceOfEstimate: number;
+}
+
+/**
+ * Post-stratification: per arm, the strata's estimates weighted by each stratum's share of all
+ * the strata's units (every arm's), so each arm is compared over the same mix of strata. Used for
+ * the phases of a ramped experiment, whose arms' shares differ from phase to phase: pooling
+ * their units would weigh each arm's phases differently (ADR 0009). Every stratum must hold
+ * every arm, in the same order.
+ */
+export function poststratify(strata: readonly (readonly ArmEstimate[])[]): ArmEstimate[] {
+  const size = (s: readonly ArmEstimate[]) => s.reduce((a, arm) => a + arm.n, 0);
+  const total = strata.reduce((a, s) => a + size(s), 0);
+  const arms = strata[0]?.length ?? 0;
+  return Array.from({ length: arms }, (_, i) => {
+    let n = 0;
+    let estimate = 0;
+    let varianceOfEstimate = 0;
+    for (const s of strata) {
+      const w = size(s) / total;
+      const arm = s[i]!;
+      n += arm.n;
+      estimate += w * arm.estimate;
+      varianceOfEstimate += w * w * arm.varianceOfEstimate;
+    }
+    return { n, estimate, varianceOfEstimate };
+  });
 }

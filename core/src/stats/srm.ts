@@ -39,3 +39,22 @@ export function srm(counts: readonly number[], weights: readonly number[], thres
   const pValue = chi2 === Infinity ? 0 : chiSquareSf(chi2, df);
   return { chi2, df, pValue, mismatch: pValue < threshold };
 }
+
+/**
+ * One check over independent groups of units, each split by its own weights (the phases of a
+ * ramped experiment): the groups' chi-square statistics and degrees of freedom add up. A group
+ * with a unit in a zero-weight variant is a mismatch by definition, as in `srm`.
+ */
+export function srmAcrossGroups(groups: readonly { counts: readonly number[]; weights: readonly number[] }[], threshold = SRM_THRESHOLD): SrmResult {
+  let chi2 = 0;
+  let df = 0;
+  for (const g of groups) {
+    const r = srm(g.counts, g.weights, threshold);
+    chi2 += r.chi2;
+    if (g.counts.some((c) => c > 0)) df += r.df;
+  }
+  if (chi2 === Infinity) return { chi2, df, pValue: 0, mismatch: true };
+  if (df < 1) return { chi2, df, pValue: 1, mismatch: false };
+  const pValue = chiSquareSf(chi2, df);
+  return { chi2, df, pValue, mismatch: pValue < threshold };
+}

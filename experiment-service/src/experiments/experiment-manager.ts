@@ -9,6 +9,7 @@ import {
   rolloutEditIssues,
   rolloutPlanIssues,
   validationError,
+  withNewPhase,
   type ExperimentAction,
   type ExperimentDefinition,
   type ExperimentStatus,
@@ -127,6 +128,7 @@ export class ExperimentManager {
         ...(current.startedAt ? { startedAt: current.startedAt } : {}),
         ...(current.rolloutState && def.rollout ? { rolloutState: current.rolloutState } : {}),
         ...(current.weightsChangedAt ? { weightsChangedAt: current.weightsChangedAt } : {}),
+        ...(current.phases ? { phases: current.phases } : {}),
       };
       if (current.status !== 'draft') {
         assertAssignmentUnchanged(current, next);
@@ -145,6 +147,7 @@ export class ExperimentManager {
         const first = current.rollout.steps[0]!.weights;
         next = { ...next, variants: current.variants.map((v) => ({ ...v, weight: first[v.key]! })), weightsChangedAt: at, rolloutState: { step: 0, stepStartedAt: at, autopilot: 'active' } };
       }
+      if (!current.startedAt) next = { ...next, phases: [{ startedAt: at, weights: Object.fromEntries(next.variants.map((v) => [v.key, v.weight])) }] };
       checkCanRun(next, state!);
       return next;
     });
@@ -204,7 +207,7 @@ export class ExperimentManager {
       }
       const changed = variants.some((v, i) => v.weight !== current.variants[i]!.weight);
       const at = this.now().toISOString();
-      const next = changed ? { ...current, variants, weightsChangedAt: at } : { ...current, variants };
+      const next = changed ? { ...current, variants, weightsChangedAt: at, phases: withNewPhase(current, { variants }, at) } : { ...current, variants };
       if (autopilot?.toStep !== undefined && current.rolloutState) return { ...next, rolloutState: { ...current.rolloutState, step: autopilot.toStep, stepStartedAt: at } };
       return takenOver(next, actor);
     }, autopilot);

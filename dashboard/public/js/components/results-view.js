@@ -23,6 +23,36 @@ export function SrmBanner({ results }) {
 }
 
 /**
+ * The phases of a ramped experiment (ADR 0009): each weight change starts one, and each unit is
+ * analysed in the phase it came in, so the figures above compare variants within phases.
+ * @param {{experiment: any, phases: {startedAt: string, weights: Record<string, number> | null, units: Record<string, number>, moved: number}[]}} props
+ */
+function PhasesTable({ experiment, phases }) {
+  const keys = experiment.variants.map((/** @type {{key: string}} */ v) => v.key);
+  const moved = phases.reduce((a, p) => a + p.moved, 0);
+  return html`
+    <details class="phases" data-testid="phases">
+      <summary>Analysed in ${phases.length} phases, one per weight change; ${moved} ${moved === 1 ? 'unit' : 'units'} moved by a ramp</summary>
+      <p class="small muted">Each unit counts once, in the phase of its first exposure, with its data until the next ramp. A unit a ramp moved to another variant stays in its first one. Variants are compared within each phase, and the phases weighted by their units.</p>
+      <table class="grid compact">
+        <caption class="sr-only">Units per phase</caption>
+        <thead><tr><th scope="col">Since</th><th scope="col">Weights</th>${keys.map((k) => html`<th scope="col" class="num">${k}</th>`)}<th scope="col" class="num">Moved later</th></tr></thead>
+        <tbody>
+          ${phases.map(
+            (p) => html`<tr>
+              <td>${new Date(p.startedAt).toLocaleString()}</td>
+              <td class="mono">${p.weights ? keys.map((k) => `${p.weights?.[k] ?? 0}`).join(' / ') : 'not recorded'}</td>
+              ${keys.map((k) => html`<td class="num">${p.units[k] ?? 0}</td>`)}
+              <td class="num">${p.moved}</td>
+            </tr>`,
+          )}
+        </tbody>
+      </table>
+    </details>
+  `;
+}
+
+/**
  * The primary metric in one sentence per treatment, for the decision at hand. Significance uses
  * the always-valid p-value, which stays honest however often the page is looked at.
  * @param {{experiment: any, results: any}} props
@@ -150,7 +180,8 @@ export function ResultsView({ experiment }) {
       <div class="results-grid">
         <div class="card">
           <${VariantsTable} experiment=${experiment} results=${results.data} />
-          ${results.data?.srm && !results.data.srm.mismatch && html`<p class="small muted">Sample ratio matches the weights (SRM p = ${pValue(results.data.srm.pValue)}).</p>`}
+          ${results.data?.srm && !results.data.srm.mismatch && html`<p class="small muted">Sample ratio matches the weights${results.data.phases ? ' of each phase' : ''} (SRM p = ${pValue(results.data.srm.pValue)}).</p>`}
+          ${results.data?.phases && html`<${PhasesTable} experiment=${experiment} phases=${results.data.phases} />`}
           <${Decision} experiment=${experiment} results=${results.data} />
         </div>
         <div class="card chart-card">
