@@ -1,0 +1,117 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { adjustPValues, cupedTest, normalComparison, widenedInterval, type CupedSums } from '../src/index.ts';
+
+interface CupedCase {
+  kind: 'cuped';
+  metric: string;
+  control: CupedSums;
+  treatment: CupedSums;
+  expected: {
+    theta: number;
+    adjustedMeans: [number, number];
+    diff: number;
+    se: number;
+    ci95: [number, number];
+    pValue: number;
+    relLift: number;
+    relCi95: [number, number];
+    probabilityToBeat: number;
+    varianceReduction: number;
+  };
+}
+interface CorrectionCase {
+  kind: 'correction';
+  method: 'holm' | 'bh';
+  alpha: number;
+  pValues: number[];
+  expected: { adjusted: number[]; rejected: boolean[] };
+}
+type Case = CupedCase | CorrectionCase;
+
+const vectors: { cases: Case[] } = JSON.parse(readFileSync(new URL('../test-vectors/analysis.json', import.meta.url), 'utf8'));
+const cuped = vectors.cases.filter((c): c is CupedCase => c.kind === 'cuped');
+const corrections = vectors.cases.filter((c): c is CorrectionCase => c.kind === 'correction');
+
+/** The vectors' tolerance: relative 1e-6, absolute 1e-9. */
+function close(actual: number, expected: number): boolean {
+  return Math.abs(actual - expected) <= Math.max(1e-9, 1e-6 * Math.abs(expected));
+}
+
+describe('analysis.json reference vectors (scipy, statsmodels)', () => {
+  it('holds every kind of case', () => {
+    expect([cuped.length, corrections.length]).toEqual([40, 80]);
+    expect(new Set(cuped.map((c) => c.metric))).toEqual(new Set(['mean', 'proportion']));
+    expect(new Set(corrections.map((c) => c.method))).toEqual(new Set(['holm', 'bh']));
+  });
+
+  it.each(cuped.map((c, i) => [i, c.metric, c] as const))('CUPED, case %i (%s)', (_i, _m, c) => {
+    const r = cupedTest(c.control, c.treatment);
+    const e = c.expected;
+    const got: Record<string, number> = {
+      theta: r.theta,
+      adjustedControl: r.adjustedMeans[0],
+      adjustedTreatment: r.adjustedMeans[1],
+      diff: r.diff,
+      se: r.se,
+      ciLow: r.ci95[0],
+      ciHigh: r.ci95[1],
+      pValue: r.pValue,
+      relLift: r.relLift,
+      relLow: r.relCi95[0],
+      relHigh: r.relCi95[1],
+      probabilityToBeat: r.probabilityToBeat,
+      varianceReduction: r.varianceReduction,
+    };
+    const want: Record<string, number> = {
+      theta: e.theta,
+      adjustedControl: e.adjustedMeans[0],
+      adjustedTreatment: e.adjustedMeans[1],
+      diff: e.diff,
+      se: e.se,
+      ciLow: e.ci95[0],
+      ciHigh: e.ci95[1],
+      pValue: e.pValue,
+      relLift: e.relLift,
+      relLow: e.relCi95[0],
+      relHigh: e.relCi95[1],
+      probabilityToBeat: e.probabilityToBeat,
+      varianceReduction: e.varianceReduction,
+    };
+    for (const k of Object.keys(want)) expect(close(got[k]!, want[k]!), `${k}: got ${got[k]}, expected ${want[k]}`).toBe(true);
+  });
+
+  it.each(corrections.map((c, i) => [i, c.method, c.pValues.length, c] as const))('correction, case %i (%s, %i p-values)', (_i, _m, _n, c) => {
+    const adjusted = adjustPValues(c.pValues, c.method);
+    adjusted.forEach((p, k) => expect(close(p, c.expected.adjusted[k]!), `p ${k}: got ${p}, expected ${c.expected.adjusted[k]}`).toBe(true));
+    expect(adjusted.map((p) => p <= c.alpha)).toEqual(c.expected.rejected);
+  });
+});
+
+describe('corrections beyond the vectors', () => {
+  it('leave p-values alone with none, and skip NaN (not a test)', () => {
+    expect(adjustPValues([0.01, 0.2], 'none')).toEqual([0.01, 0.2]);
+    const holm = adjustPValues([0.01, NaN, 0.04], 'holm');
+    expect(holm[1]).toBeNaN();
+    expect(holm[0]).toBeCloseTo(0.02, 15);
+    expect(holm[2]).toBeCloseTo(0.04, 15);
+  });
+
+  it('widen an interval so it excludes 0 exactly when the adjusted p is below α', () => {
+    // z = 3.18 (p ≈ 0.0015) stays significant after ×3; z = 2.33 (p ≈ 0.02) does not.
+    for (const diff of [0.045, 0.033]) {
+      const c = normalComparison(0.1, 0.0001, 0.1 + diff, 0.0001, 0.95);
+      expect(c.ci95[0]).toBeGreaterThan(0);
+      const [lo, hi] = widenedInterval(c.diff, c.se, c.pValue, Math.min(1, c.pValue * 3));
+      expect(hi - lo).toBeGreaterThan(c.ci95[1] - c.ci95[0]);
+      expect(lo > 0).toBe(c.pValue * 3 < 0.05);
+    }
+    const c = normalComparison(0.1, 0.0001, 0.145, 0.0001, 0.95);
+    // Unadjusted: the same interval.
+    const same = widenedInterval(c.diff, c.se, c.pValue, c.pValue);
+    expect(same[0]).toBeCloseTo(c.ci95[0], 12);
+    // At the edge: p_adj = α puts a bound on 0.
+    const edge = widenedInterval(c.diff, c.se, c.pValue, 0.05);
+    expect(edge[0]).toBeCloseTo(0, 12);
+  });
+});
