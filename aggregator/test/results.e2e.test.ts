@@ -11,6 +11,7 @@ import {
   ratioEstimate,
   ratioTest,
   sequentialPValue,
+  adjustPValues,
   poststratify,
   srm,
   srmAcrossGroups,
@@ -109,6 +110,13 @@ const aaExperiment = {
 };
 const aaEvents = (): Event[] => rampedData({ experiment: AA, units: 3000, seed: 31, start, phaseStarts: AA_STARTS, weights: [[95, 5], [75, 25], [50, 50]], pClick: [0.1, 0.25, 0.5] });
 
+/** The same data as KEY, analysed with a Holm correction over its primary and secondary metrics. */
+const CORRECTED = 'ranker-v2-holm';
+const correctedExperiment = {
+  ...experiment(CORRECTED, VARIANTS, { primary: 'ctr', secondary: ['clicks_per_impression', 'revenue_per_request'], guardrails: ['error_rate'] }),
+  analysis: { correction: 'holm' as const },
+};
+
 async function boot(): Promise<void> {
   deps = await compose(config);
   app = await buildApp(config, deps);
@@ -130,7 +138,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'bunryu-e2e-'));
   service = await fakeExperimentService(
     TOKEN,
-    snapshot(3, [experiment(KEY, VARIANTS, { primary: 'ctr', guardrails: ['dwell_time', 'clicks_per_impression', 'revenue_per_request', 'no_such_metric', 'error_rate'] }), rampedExperiment, aaExperiment], CATALOGUE),
+    snapshot(3, [experiment(KEY, VARIANTS, { primary: 'ctr', guardrails: ['dwell_time', 'clicks_per_impression', 'revenue_per_request', 'no_such_metric', 'error_rate'] }), rampedExperiment, aaExperiment, correctedExperiment], CATALOGUE),
   );
   config = ConfigSchema.parse({
     BUNRYU_DATA_DIR: dir,
@@ -147,6 +155,11 @@ beforeAll(async () => {
   // A unit exposed to another experiment too, and behaviour of units never exposed: neither may leak in.
   events.push(exposure('stranger', start + 10, [{ experiment: 'other-exp', variant: 'b' }]), behaviour('click', 'stranger', start + 20), behaviour('click', 'nobody', start + 30));
   events.push(...rampedEvents(), ...aaEvents());
+  events.push(
+    ...events
+      .filter((e) => e.type === 'exposure' && e.assignments.some((a) => a.experiment === KEY))
+      .map((e) => ({ ...e, eventId: crypto.randomUUID(), assignments: e.assignments.map((a) => ({ ...a, experiment: CORRECTED })) })),
+  );
   for (let i = 0; i < events.length; i += 500) await producer.append(events.slice(i, i + 500).map((e) => ({ key: e.unitId, value: JSON.stringify(e) })));
   await waitFor(async () => (await deps.ingester.lag()) === 0, 'the aggregator to consume the log', 30_000);
   await waitFor(() => deps.definitions.experiment(KEY), 'the config snapshot');
@@ -264,6 +277,30 @@ describe('GET /v1/results/:experiment end to end', () => {
     const [nc, nt] = [naive('control'), naive('treatment')];
     const z = proportionTest({ n: nc.units, conversions: nc.sum }, { n: nt.units, conversions: nt.sum });
     expect(z.pValue).toBeLessThan(0.001);
+  });
+
+  it('corrects the primary and secondary metrics × treatments together (Holm), and widens their intervals to match', async () => {
+    const { status, body } = await get<ExperimentResults>(`/v1/results/${CORRECTED}`);
+    expect(status).toBe(200);
+    const family = body.metrics.filter((m) => ['ctr', 'clicks_per_impression', 'revenue_per_request'].includes(m.metric));
+    const tests = family.flatMap((m) => m.comparisons.map((c) => ({ m, c })));
+    expect(tests).toHaveLength(6);
+    const adjusted = adjustPValues(tests.map(({ c }) => c.pValue!), 'holm');
+    tests.forEach(({ m, c }, i) => {
+      expect(c.adjusted!.method).toBe('holm');
+      expectNear(c.adjusted!.pValue, adjusted[i]!, `${m.metric}/${c.variant} adjusted p`);
+      const [lo, hi] = c.adjusted!.ci95 as [number, number];
+      expect(lo).toBeLessThanOrEqual(c.ci95[0]! + 1e-12);
+      expect(hi).toBeGreaterThanOrEqual(c.ci95[1]! - 1e-12);
+      // Normal-quantile tests: the widened interval excludes 0 exactly when the adjusted p is below 5%.
+      expect(lo > 0 || hi < 0, `${m.metric}/${c.variant}`).toBe(c.adjusted!.pValue! < 0.05);
+    });
+    expect(tests.some(({ c }) => c.adjusted!.pValue! > c.pValue!)).toBe(true);
+    // Guardrails are not part of the family; the raw figures stay as they are.
+    for (const m of body.metrics.filter((x) => ['error_rate', 'latency_ms'].includes(x.metric))) for (const c of m.comparisons) expect(c.adjusted).toBeUndefined();
+    const plain = (await get<ExperimentResults>(`/v1/results/${KEY}`)).body;
+    expect(plain.metrics.find((m) => m.metric === 'ctr')!.comparisons[0]!.adjusted).toBeUndefined();
+    expect(family.find((m) => m.metric === 'ctr')!.comparisons.map((c) => c.pValue)).toEqual(plain.metrics.find((m) => m.metric === 'ctr')!.comparisons.map((c) => c.pValue));
   });
 
   it('answers units, exposures and SRM equal to the raw data', async () => {

@@ -218,8 +218,22 @@ const ExperimentFields = {
   variants: z.array(Variant).min(2).max(20),
   overrides: z.record(z.string().min(1).max(256), Key).default({}),
   metrics: z
-    .strictObject({ primary: Key.optional(), guardrails: z.array(Key).max(20).default([]) })
+    .strictObject({
+      primary: Key.optional(),
+      /** Further metrics to decide on; corrected together with the primary (SPEC §11). */
+      secondary: z.array(Key).max(20).optional(),
+      guardrails: z.array(Key).max(20).default([]),
+    })
     .default({ guardrails: [] }),
+  /** How the results are analysed (SPEC §11); absent fields take their defaults. */
+  analysis: z
+    .strictObject({
+      /** Multiple-testing correction over the primary and secondary metrics × treatment variants. */
+      correction: z.enum(['none', 'holm', 'bh']).optional(),
+      /** Days before a unit's first exposure whose events give CUPED's covariate. */
+      preWindowDays: z.number().int().min(1).max(90).optional(),
+    })
+    .optional(),
   /** A guarded rollout: the autopilot ramps, tests guardrails and promotes or rolls back (SPEC §10). */
   rollout: RolloutPlan.optional(),
 };

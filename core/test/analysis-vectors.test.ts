@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { adjustPValues, cupedTest, normalComparison, widenedInterval, type CupedSums } from '../src/index.ts';
+import { adjustPValues, cupedTest, erfc, normalComparison, widenedInterval, type CupedSums } from '../src/index.ts';
+import { createRng } from './support/rollout-sim.ts';
 
 interface CupedCase {
   kind: 'cuped';
@@ -113,5 +114,49 @@ describe('corrections beyond the vectors', () => {
     // At the edge: p_adj = α puts a bound on 0.
     const edge = widenedInterval(c.diff, c.se, c.pValue, 0.05);
     expect(edge[0]).toBeCloseTo(0, 12);
+  });
+});
+
+/**
+ * Seeded simulation of the corrections' error rates: 6 independent two-sided z-tests per
+ * experiment (3 metrics × 2 treatments), 4,000 experiments.
+ */
+describe('corrections in simulation', () => {
+  const rng = createRng(113);
+  const normal = () => Math.sqrt(-2 * Math.log(1 - rng())) * Math.cos(2 * Math.PI * rng());
+  const pOf = (z: number) => erfc(Math.abs(z) / Math.SQRT2);
+  const runs = 4000;
+
+  it('keep the family-wise error at α under the global null (Holm), where raw p-values do not', () => {
+    let raw = 0;
+    let holm = 0;
+    let bh = 0;
+    for (let r = 0; r < runs; r++) {
+      const p = Array.from({ length: 6 }, () => pOf(normal()));
+      if (p.some((x) => x < 0.05)) raw++;
+      if (adjustPValues(p, 'holm').some((x) => x < 0.05)) holm++;
+      if (adjustPValues(p, 'bh').some((x) => x < 0.05)) bh++;
+    }
+    // 1 − 0.95⁶ = 26.5% without a correction; the binomial standard error at 5% is 0.34 pp.
+    expect(raw / runs).toBeGreaterThan(0.23);
+    expect(holm / runs).toBeLessThan(0.06);
+    expect(bh / runs).toBeLessThan(0.06);
+  });
+
+  it('keep the false discovery rate at α with BH when some effects are real, and find more of them than Holm', () => {
+    let fdp = 0;
+    let foundBh = 0;
+    let foundHolm = 0;
+    for (let r = 0; r < runs; r++) {
+      // Tests 0–2 have a real effect (z shifted by 3), 3–5 none.
+      const p = Array.from({ length: 6 }, (_, i) => pOf(normal() + (i < 3 ? 3 : 0)));
+      const bh = adjustPValues(p, 'bh').map((x) => x < 0.05);
+      const rejected = bh.filter(Boolean).length;
+      if (rejected > 0) fdp += bh.filter((x, i) => x && i >= 3).length / rejected;
+      foundBh += bh.filter((x, i) => x && i < 3).length;
+      foundHolm += adjustPValues(p, 'holm').filter((x, i) => x < 0.05 && i < 3).length;
+    }
+    expect(fdp / runs).toBeLessThan(0.05);
+    expect(foundBh).toBeGreaterThan(foundHolm);
   });
 });

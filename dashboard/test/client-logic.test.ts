@@ -117,6 +117,25 @@ describe('experiment form', () => {
     expect(parsed.variants[1]!.params).toEqual({ version: '2', blend: [0.3, 0.7] });
     expect(parsed.overrides).toEqual({ 'qa-1': 'treatment' });
     expect(parsed.metrics).toEqual({ primary: 'ctr', guardrails: ['error_rate', 'latency_ms'] });
+    expect(parsed.analysis).toBeUndefined();
+  });
+
+  it('sends secondary metrics and a correction, and keeps analysis settings it does not edit', () => {
+    const e = {
+      key: 'x', route: 'r', layer: 'x', trafficPercent: 100, salt: '', targeting: [], overrides: {}, status: 'draft', version: 1,
+      variants: [{ key: 'a', weight: 50, params: {} }, { key: 'b', weight: 50, params: {} }],
+      metrics: { primary: 'ctr', secondary: ['dwell'], guardrails: ['error_rate'] },
+      analysis: { correction: 'bh', preWindowDays: 7 },
+    };
+    const f = formFromExperiment(e);
+    expect([f.secondary, f.correction]).toEqual([['dwell'], 'bh']);
+    f.correction = 'holm';
+    f.secondary = ['dwell', 'revenue'];
+    const parsed = ExperimentDefinition.parse(toDefinition(f).definition);
+    expect(parsed.metrics).toEqual({ primary: 'ctr', secondary: ['dwell', 'revenue'], guardrails: ['error_rate'] });
+    expect(parsed.analysis).toEqual({ correction: 'holm', preWindowDays: 7 });
+    f.correction = 'none';
+    expect(ExperimentDefinition.parse(toDefinition(f).definition).analysis).toEqual({ preWindowDays: 7 });
   });
 
   it('round-trips an experiment through the form, keeping its allocation', () => {

@@ -90,9 +90,13 @@ describe.each(['file', 'redis'] as const)('experiments API on the %s store', (ki
       });
 
       it('answers 400 for metrics missing from the catalogue', async () => {
-        const r = await create({ metrics: { primary: 'revenue', guardrails: ['error_rate', 'bounce'] } });
+        const r = await create({ metrics: { primary: 'revenue', secondary: ['latency_ms', 'dwel'], guardrails: ['error_rate', 'bounce'] } });
         expect(r.statusCode).toBe(400);
-        expect(fieldPaths(r)).toEqual(['metrics.primary', 'metrics.guardrails.1']);
+        expect(fieldPaths(r)).toEqual(['metrics.primary', 'metrics.secondary.1', 'metrics.guardrails.1']);
+        // A correction the analysis does not know is refused at its field.
+        const bad = await create({ analysis: { correction: 'bonferroni' } });
+        expect(bad.statusCode).toBe(400);
+        expect(fieldPaths(bad)).toEqual(['analysis.correction']);
       });
 
       it('answers 400 for a body that is not JSON and 413 over 1 MiB', async () => {

@@ -1,5 +1,8 @@
 import {
+  adjustPValues,
   mixingVariance,
+  normalQuantile,
+  widenedInterval,
   normalComparison,
   poststratify,
   proportionTest,
@@ -11,11 +14,12 @@ import {
   welchTest,
   type ArmEstimate,
   type Comparison,
+  type Correction,
   type Experiment,
   type Phase,
 } from '@bunryu/core';
 import type { MetricAggregate, SeriesRow } from '../metrics-store/metrics-store.ts';
-import type { MetricType, ResolvedMetric } from './experiment-metrics.ts';
+import { correctedMetrics, type MetricType, type ResolvedMetric } from './experiment-metrics.ts';
 
 /** The JSON of SPEC §4. Numbers that cannot be computed (no units, zero baseline) are null. */
 export interface VariantCounts {
@@ -43,6 +47,17 @@ export interface MetricComparison {
   pValue: number | null;
   sequentialPValue: number | null;
   probabilityToBeat: number | null;
+  /**
+   * With `analysis.correction`, on the primary and secondary metrics: p-values corrected over
+   * those metrics × treatments, and the intervals widened to match (SPEC §11).
+   */
+  adjusted?: {
+    method: Correction;
+    pValue: number | null;
+    sequentialPValue: number | null;
+    ci95: [number | null, number | null];
+    relCi95: [number | null, number | null];
+  };
 }
 
 export interface MetricResult {
@@ -147,6 +162,14 @@ function compare(type: MetricType, control: MetricAggregate, treatment: MetricAg
   }
 }
 
+/** What the analysis carries from look to look (bucket to bucket). */
+interface Looks {
+  /** `${metric}/${variant}` → the smallest sequential p-value so far. */
+  running: Map<string, number>;
+  /** The standard error behind each shown comparison, for the correction's widened intervals. */
+  standardErrors: Map<MetricComparison, number>;
+}
+
 /** One arm's estimate and the variance of that estimate, within one phase. */
 function armEstimate(type: MetricType, a: MetricAggregate): ArmEstimate {
   switch (type) {
@@ -194,7 +217,7 @@ function stratifiedMetric(m: ResolvedMetric, order: readonly string[], phases: r
  * and every earlier bucket end (each bucket end is a look), so it never rises as data accrues.
  */
 export function analyse(
-  experiment: Pick<Experiment, 'variants'>,
+  experiment: Pick<Experiment, 'variants' | 'metrics' | 'analysis'>,
   metrics: readonly ResolvedMetric[],
   rows: readonly SeriesRow[],
   buckets: number,
@@ -209,7 +232,7 @@ export function analyse(
   for (const r of rows) byBucket[r.bucket]?.[r.phase]?.set(r.variant, r);
 
   const [baseline, ...others] = order;
-  const running = new Map<string, number>(); // `${metric}/${variant}` → min p so far
+  const looks: Looks = { running: new Map(), standardErrors: new Map() };
   const points: AnalysisPoint[] = [];
   for (let k = 0; k < buckets; k++) {
     const byPhase = byBucket[k]!;
@@ -225,7 +248,7 @@ export function analyse(
         : srm(variants.map((v) => v.units), weights);
     const lastTs = Math.max(0, ...byPhase.flatMap((at) => [...at.values()].map((r) => r.lastTs)));
     const results = metrics.map((m, j): MetricResult => {
-      if (withData.length > 1) return stratifiedResult(m, j, order, withData, options, running);
+      if (withData.length > 1) return stratifiedResult(m, j, order, withData, options, looks);
       const at = withData[0] ?? new Map<string, SeriesRow>();
       const aggregate = (key: string) => at.get(key)?.metrics[j] ?? EMPTY;
       const arms = new Map(order.map((key) => [key, armStats(m.type, key, aggregate(key))]));
@@ -233,10 +256,11 @@ export function analyse(
         const c = compare(m.type, aggregate(baseline), aggregate(variant));
         const enough = aggregate(baseline).units >= options.sequentialMinUnits && aggregate(variant).units >= options.sequentialMinUnits;
         const seq = enough ? sequentialPValue(c.diff, c.se * c.se, mixingVariance(arms.get(baseline)!.unitVariance, arms.get(variant)!.unitVariance)) : 1;
-        return shownComparison(m, variant, baseline, c, seq, running);
+        return shownComparison(m, variant, baseline, c, seq, looks);
       });
       return { metric: m.key, type: m.type, variants: order.map((key) => arms.get(key)!.shown), comparisons };
     });
+    correct(experiment, results, looks.standardErrors);
     const phaseCounts = byPhase.map((at) => ({ units: Object.fromEntries(order.map((key) => [key, at.get(key)?.units ?? 0])), moved: [...at.values()].reduce((a, r) => a + r.moved, 0) }));
     points.push({ srm: { pValue: finite(s.pValue), mismatch: s.mismatch }, variants, metrics: results, phases: phaseCounts, lastTs });
   }
@@ -249,7 +273,7 @@ function stratifiedResult(
   order: readonly string[],
   phases: readonly Map<string, SeriesRow>[],
   options: AnalysisOptions,
-  running: Map<string, number>,
+  looks: Looks,
 ): MetricResult {
   const perPhase = phases.map((at) => new Map([...at].map(([key, r]) => [key, r.metrics[j]!])));
   const { shown, arms, unitVariance } = stratifiedMetric(m, order, perPhase);
@@ -259,17 +283,40 @@ function stratifiedResult(
     const cmp = normalComparison(c.estimate, c.varianceOfEstimate, t.estimate, t.varianceOfEstimate, 0.95);
     const enough = c.n >= options.sequentialMinUnits && t.n >= options.sequentialMinUnits;
     const seq = enough ? sequentialPValue(cmp.diff, cmp.se * cmp.se, mixingVariance(unitVariance[0]!, unitVariance[order.indexOf(variant)]!)) : 1;
-    return shownComparison(m, variant, baseline!, cmp, seq, running);
+    return shownComparison(m, variant, baseline!, cmp, seq, looks);
   });
   return { metric: m.key, type: m.type, variants: shown, comparisons };
 }
 
 /** A comparison as SPEC §4 shows it; the sequential p-value is the running minimum over looks. */
-function shownComparison(m: ResolvedMetric, variant: string, baseline: string, c: Comparison, seq: number, running: Map<string, number>): MetricComparison {
+const Z95 = normalQuantile(0.975);
+
+/**
+ * SPEC §11: corrects the p-values of the primary and secondary metrics × treatments together,
+ * each comparison keeping its raw figures beside the adjusted ones.
+ */
+function correct(experiment: Pick<Experiment, 'metrics' | 'analysis'>, results: readonly MetricResult[], standardErrors: ReadonlyMap<MetricComparison, number>): void {
+  const method = experiment.analysis?.correction ?? 'none';
+  if (method === 'none') return;
+  const family = correctedMetrics(experiment);
+  const tests = results.filter((m) => family.has(m.metric)).flatMap((m) => m.comparisons);
+  const p = adjustPValues(tests.map((c) => c.pValue ?? NaN), method);
+  const seq = adjustPValues(tests.map((c) => c.sequentialPValue ?? NaN), method);
+  tests.forEach((c, i) => {
+    const se = standardErrors.get(c) ?? NaN;
+    const same = p[i] === c.pValue;
+    const ci = same ? c.ci95 : widenedInterval(c.diff ?? NaN, se, c.pValue ?? NaN, p[i]!).map(finite);
+    const relSe = c.relCi95[0] === null || c.relCi95[1] === null ? NaN : (c.relCi95[1] - c.relCi95[0]) / (2 * Z95);
+    const relCi = same ? c.relCi95 : widenedInterval(c.relLift ?? NaN, relSe, c.pValue ?? NaN, p[i]!).map(finite);
+    c.adjusted = { method, pValue: finite(p[i]!), sequentialPValue: finite(seq[i]!), ci95: [ci[0]!, ci[1]!], relCi95: [relCi[0]!, relCi[1]!] };
+  });
+}
+
+function shownComparison(m: ResolvedMetric, variant: string, baseline: string, c: Comparison, seq: number, looks: Looks): MetricComparison {
   const id = `${m.key}/${variant}`;
-  const min = Math.min(running.get(id) ?? 1, Number.isNaN(seq) ? 1 : seq);
-  running.set(id, min);
-  return {
+  const min = Math.min(looks.running.get(id) ?? 1, Number.isNaN(seq) ? 1 : seq);
+  looks.running.set(id, min);
+  const shown: MetricComparison = {
     variant,
     baseline,
     diff: finite(c.diff),
@@ -280,4 +327,6 @@ function shownComparison(m: ResolvedMetric, variant: string, baseline: string, c
     sequentialPValue: min,
     probabilityToBeat: finite(c.probabilityToBeat),
   };
+  looks.standardErrors.set(shown, c.se);
+  return shown;
 }

@@ -34,15 +34,15 @@ export function resolveMetric(key: string, catalogue: Readonly<Record<string, un
 }
 
 /**
- * The metrics analysed for an experiment (SPEC §4): its primary metric, its guardrails, and the
- * built-in `error_rate` and `latency_ms`, each once. Keys the catalogue does not define are
- * returned apart so the caller can say so.
+ * The metrics analysed for an experiment (SPEC §4): its primary and secondary metrics, its
+ * guardrails, and the built-in `error_rate` and `latency_ms`, each once. Keys the catalogue does
+ * not define are returned apart so the caller can say so.
  */
 export function experimentMetrics(
   experiment: Pick<Experiment, 'metrics'>,
   catalogue: Readonly<Record<string, unknown>>,
 ): { metrics: ResolvedMetric[]; unknown: string[] } {
-  const keys = [experiment.metrics.primary, ...experiment.metrics.guardrails, 'error_rate', 'latency_ms'].filter(
+  const keys = [experiment.metrics.primary, ...(experiment.metrics.secondary ?? []), ...experiment.metrics.guardrails, 'error_rate', 'latency_ms'].filter(
     (k, i, all): k is string => typeof k === 'string' && all.indexOf(k) === i,
   );
   const metrics: ResolvedMetric[] = [];
@@ -53,4 +53,10 @@ export function experimentMetrics(
     else unknown.push(key);
   }
   return { metrics, unknown };
+}
+
+/** The metrics a multiple-testing correction runs over (SPEC §11): the primary and secondary ones. */
+export function correctedMetrics(experiment: Pick<Experiment, 'metrics'>): Set<string> {
+  const guardrails = new Set(experiment.metrics.guardrails);
+  return new Set([experiment.metrics.primary, ...(experiment.metrics.secondary ?? [])].filter((k): k is string => typeof k === 'string' && !guardrails.has(k)));
 }

@@ -315,6 +315,7 @@ function checkMetricRefs(def: ExperimentDefinition, state: StoreState): void {
     if (key !== undefined && !known.has(key)) issues.push({ path, message: `unknown metric "${key}": define it with PUT /v1/metrics/${key}` });
   };
   check(def.metrics.primary, ['metrics', 'primary']);
+  (def.metrics.secondary ?? []).forEach((m, i) => check(m, ['metrics', 'secondary', i]));
   def.metrics.guardrails.forEach((g, i) => check(g, ['metrics', 'guardrails', i]));
   if (issues.length > 0) throw validationError(issues);
 }

@@ -9,6 +9,7 @@ import { LiftChart } from './lift-chart.js';
 import { variantColor } from './weights.js';
 
 /** @param {number} v @param {string} type */
+const CORRECTION_NAMES = { holm: 'Holm', bh: 'Benjamini–Hochberg' };
 const meanText = (v, type) => (type === 'proportion' ? pct(v, 2) : num(v));
 
 /** @param {{results: any}} props */
@@ -64,16 +65,17 @@ function Decision({ experiment, results }) {
   if (!m?.comparisons?.length) return html`<p class="small muted">Primary metric <span class="mono">${primary}</span>: no data yet.</p>`;
   return html`<div class="decision" data-testid="decision">
     <h4 class="sr-only">Primary metric</h4>
-    ${m.comparisons.map((c) => {
+    ${m.comparisons.map(shown).map((/** @type {any} */ c) => {
       const kind = verdict(c);
+      const corrected = c.raw ? ` ${CORRECTION_NAMES[/** @type {'holm' | 'bh'} */ (c.adjusted.method)]}-corrected` : '';
       const sig = typeof c.sequentialPValue === 'number' && c.sequentialPValue < 0.05;
       return html`<p>
         <span class="mono">${primary}</span>: <strong class="mono">${c.variant}</strong> vs ${c.baseline}${' '}
         <strong class=${`lift-${kind}`}>${signedPct(c.relLift)}</strong> (95% ${signedPct(c.relCi95?.[0])} to ${signedPct(c.relCi95?.[1])}),
         P(beat control) ${pct(c.probabilityToBeat, 1)}.${' '}
         ${sig
-          ? html`<span class=${`tag ${kind === 'loss' ? 'loss' : 'win'}`}>${kind === 'loss' ? 'Significantly worse' : 'Significantly better'}</span> <span class="small muted">always-valid p ${pValue(c.sequentialPValue)}</span>`
-          : html`<span class="tag">Not conclusive yet</span> <span class="small muted">always-valid p ${pValue(c.sequentialPValue)}</span>`}
+          ? html`<span class=${`tag ${kind === 'loss' ? 'loss' : 'win'}`}>${kind === 'loss' ? 'Significantly worse' : 'Significantly better'}</span> <span class="small muted">${corrected} always-valid p ${pValue(c.sequentialPValue)}</span>`
+          : html`<span class="tag">Not conclusive yet</span> <span class="small muted">${corrected} always-valid p ${pValue(c.sequentialPValue)}</span>`}
       </p>`;
     })}
   </div>`;
@@ -100,12 +102,25 @@ function VariantsTable({ experiment, results }) {
   </table>`;
 }
 
+/**
+ * A comparison as shown: with a multiple-testing correction (SPEC §11) its p-values and
+ * intervals are the corrected ones, the raw ones kept for the tooltips.
+ * @param {any} c
+ */
+function shown(c) {
+  if (!c?.adjusted) return c;
+  return { ...c, pValue: c.adjusted.pValue, sequentialPValue: c.adjusted.sequentialPValue, ci95: c.adjusted.ci95, relCi95: c.adjusted.relCi95, raw: c };
+}
+
 /** @param {{experiment: any, m: any}} props */
 function MetricTable({ experiment, m }) {
-  const role = m.metric === experiment.metrics?.primary ? 'primary' : (experiment.metrics?.guardrails ?? []).includes(m.metric) ? 'guardrail' : '';
-  const domain = ciDomain(m.comparisons ?? []);
+  const role = m.metric === experiment.metrics?.primary ? 'primary' : (experiment.metrics?.guardrails ?? []).includes(m.metric) ? 'guardrail' : (experiment.metrics?.secondary ?? []).includes(m.metric) ? 'secondary' : '';
+  const comparisons = (m.comparisons ?? []).map(shown);
+  const method = m.comparisons?.find((/** @type {any} */ c) => c.adjusted)?.adjusted.method;
+  const domain = ciDomain(comparisons);
   return html`<table class="grid compact metric" data-metric=${m.metric}>
-    <caption><span class="mono">${m.metric}</span> <span class="muted small">${m.type}</span>${role ? html` <span class=${`tag ${role}`}>${role}</span>` : ''}</caption>
+    <caption><span class="mono">${m.metric}</span> <span class="muted small">${m.type}</span>${role ? html` <span class=${`tag ${role}`}>${role}</span>` : ''}
+      ${method && html` <span class="tag corrected" data-testid="corrected" title="p-values and intervals corrected over the primary and secondary metrics × treatments; hover a p-value for the raw one">${CORRECTION_NAMES[/** @type {'holm' | 'bh'} */ (method)]}-corrected</span>`}</caption>
     <thead><tr>
       <th scope="col">Variant</th><th scope="col" class="num">Units</th><th scope="col" class="num">Mean</th><th scope="col" class="num">Lift</th>
       <th scope="col" class="ci-col">95% interval of lift</th><th scope="col" class="num">p-value</th><th scope="col" class="num"><abbr title="Always-valid (mixture SPRT): safe to check at any time">Sequential p</abbr></th>
@@ -114,7 +129,7 @@ function MetricTable({ experiment, m }) {
     <tbody>
       ${experiment.variants.map((v, i) => {
         const s = m.variants?.find((x) => x.key === v.key);
-        const c = m.comparisons?.find((x) => x.variant === v.key);
+        const c = comparisons.find((/** @type {any} */ x) => x.variant === v.key);
         const kind = verdict(c);
         return html`<tr data-variant=${v.key}>
           <th scope="row"><span class="swatch" style=${{ background: variantColor(i) }}></span>${v.key}</th>
@@ -127,8 +142,8 @@ function MetricTable({ experiment, m }) {
                   ? html`<span class="muted">—</span>`
                   : html`<div class="ci-cell"><${CiBar} lo=${c.relCi95?.[0]} hi=${c.relCi95?.[1]} point=${c.relLift} domain=${domain} />
                       <span class="small muted">${signedPct(c.relCi95?.[0])} … ${signedPct(c.relCi95?.[1])}</span></div>`}</td>
-                <td class="num">${pValue(c.pValue)}</td>
-                <td class="num">${pValue(c.sequentialPValue)}</td>
+                <td class="num" title=${c.raw ? `raw p = ${pValue(c.raw.pValue)}` : undefined}>${pValue(c.pValue)}</td>
+                <td class="num" title=${c.raw ? `raw sequential p = ${pValue(c.raw.sequentialPValue)}` : undefined}>${pValue(c.sequentialPValue)}</td>
                 <td class="num">${pct(c.probabilityToBeat, 1)}</td>`}
         </tr>`;
       })}

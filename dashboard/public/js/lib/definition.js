@@ -64,7 +64,10 @@ export function emptyForm(metricKeys = []) {
     weights: evenSplit(2),
     overridesText: '',
     primary: '',
+    secondary: [],
     guardrails: metricKeys.filter((k) => k === 'error_rate' || k === 'latency_ms'),
+    correction: 'none',
+    analysis: {},
     allocation: null,
     rollout: null,
     version: null,
@@ -93,7 +96,11 @@ export function formFromExperiment(e) {
       .map(([u, v]) => `${u} = ${v}`)
       .join('\n'),
     primary: e.metrics?.primary ?? '',
+    secondary: e.metrics?.secondary ?? [],
     guardrails: e.metrics?.guardrails ?? [],
+    correction: e.analysis?.correction ?? 'none',
+    // Analysis settings the form does not edit are kept as they are.
+    analysis: e.analysis ?? {},
     allocation: e.allocation ?? null,
     rollout: e.rollout ? formOfPlan(e.rollout, e.variants.map((v) => v.key)) : null,
     originalTraffic: String(e.trafficPercent ?? 100),
@@ -175,6 +182,10 @@ export function toDefinition(f) {
 
   def.metrics = { guardrails: f.guardrails.slice() };
   if (f.primary) def.metrics.primary = f.primary;
+  if (f.secondary.length > 0) def.metrics.secondary = f.secondary.slice();
+  const { correction: _correction, ...analysis } = f.analysis ?? {};
+  if (f.correction !== 'none') analysis.correction = f.correction;
+  if (Object.keys(analysis).length > 0) def.analysis = analysis;
   if (f.rollout) {
     const { plan, errors: planErrors } = planOfForm(f.rollout, def.variants.map((v) => v.key));
     def.rollout = plan;

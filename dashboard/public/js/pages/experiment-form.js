@@ -26,6 +26,8 @@ const LABELS = {
   metrics: 'Metrics',
   'metrics.primary': 'Primary metric',
   'metrics.guardrails': 'Guardrails',
+  'metrics.secondary': 'Secondary metrics',
+  'analysis.correction': 'Multiple-testing correction',
 };
 
 /** @param {string} path */
@@ -79,7 +81,7 @@ export function ExperimentForm({ who, experimentKey }) {
   // Paths of rendered fields, so each message finds the closest field that exists.
   const rendered = useMemo(() => {
     if (!form) return new Set();
-    const s = new Set(['key', 'name', 'hypothesis', 'route', 'layer', 'trafficPercent', 'salt', 'targeting', 'variants', 'overrides', 'metrics.primary', 'metrics.guardrails']);
+    const s = new Set(['key', 'name', 'hypothesis', 'route', 'layer', 'trafficPercent', 'salt', 'targeting', 'variants', 'overrides', 'metrics.primary', 'metrics.secondary', 'metrics.guardrails', 'analysis.correction']);
     form.targeting.forEach((_, i) => ['attribute', 'op', 'value'].forEach((f) => s.add(`targeting.${i}.${f}`)));
     form.variants.forEach((_, i) => ['key', 'name', 'weight', 'params', 'upstream'].forEach((f) => s.add(`variants.${i}.${f}`)));
     if (form.rollout) {
@@ -276,6 +278,16 @@ export function ExperimentForm({ who, experimentKey }) {
               <option value="">(none)</option>
               ${metricOptions.map((k) => html`<option value=${k}>${k}</option>`)}
             </select>`, 'The decision metric, shown first on the results.')}
+          <fieldset class="field" id=${idOf('metrics.secondary')} tabindex="-1">
+            <legend>Secondary metrics</legend>
+            <div class="checks">
+              ${metricOptions.map(
+                (k) => html`<label class="check"><input type="checkbox" checked=${form.secondary.includes(k)} disabled=${disabled}
+                  onChange=${(e) => set({ secondary: e.currentTarget.checked ? [...form.secondary, k] : form.secondary.filter((g) => g !== k) })} /> ${k}</label>`,
+              )}
+            </div>
+            <${FieldError} id=${idOf('metrics.secondary')} error=${errorAt('metrics.secondary')} />
+          </fieldset>
           <fieldset class="field" id=${idOf('metrics.guardrails')} tabindex="-1">
             <legend>Guardrail metrics</legend>
             <div class="checks">
@@ -286,6 +298,11 @@ export function ExperimentForm({ who, experimentKey }) {
             </div>
             <${FieldError} id=${idOf('metrics.guardrails')} error=${errorAt('metrics.guardrails')} />
           </fieldset>
+          ${field('analysis.correction', 'Multiple-testing correction', (id, ep) => html`<select id=${id} value=${form.correction} disabled=${disabled} onChange=${(e) => set({ correction: e.currentTarget.value })} ...${ep}>
+              <option value="none">None</option>
+              <option value="holm">Holm (family-wise error)</option>
+              <option value="bh">Benjamini–Hochberg (false discovery rate)</option>
+            </select>`, 'Over the primary and secondary metrics × treatments; guardrails are not corrected.')}
         </div>
         <details>
           <summary>Overrides (QA units forced into a variant)</summary>
