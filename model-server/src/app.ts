@@ -46,10 +46,9 @@ export async function buildApp(config: Readonly<Config>, deps: Deps): Promise<Fa
     labelNames: ['status'],
     registers: [app.metrics],
     collect() {
-      const counts = { ready: 0, failed: 0 };
+      const counts = { ready: 0, failed: 0, rejected: 0, retired: 0 };
       for (const m of registry.generation.models.values()) for (const v of m.versions.values()) counts[v.status]++;
-      this.set({ status: 'ready' }, counts.ready);
-      this.set({ status: 'failed' }, counts.failed);
+      for (const [status, n] of Object.entries(counts)) this.set({ status }, n);
     },
   });
   registry.onReload((r) => reloads.inc({ result: r instanceof Error ? 'error' : 'ok' }));

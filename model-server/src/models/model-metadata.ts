@@ -5,6 +5,9 @@
  *   models/<name>/<version>/model.json  VersionMetadata: features in order, input/output names,
  *                                       description, training metrics
  *   models/<name>/<version>/model.onnx  the graph: float [N, features] → float [N, 1]
+ *   models/<name>/<version>/status.json what registration decided: ready, rejected or retired,
+ *                                       with the gates (absent for versions put there by hand)
+ *   models/<name>/evaluation.json       held-out rows for the offline gate (EvaluationSet)
  */
 import { z } from 'zod';
 import { KEY_PATTERN } from '@bunryu/core';
@@ -32,6 +35,8 @@ export const VersionMetadata = z.looseObject({
   batch: z.boolean().default(true),
   /** Held-out evaluation of the training run (auc, logLoss, …). */
   metrics: z.record(z.string(), z.number()).default({}),
+  /** The range every score must fall in (the smoke gate checks it), e.g. [0, 1] for a probability. */
+  outputRange: z.tuple([z.number(), z.number()]).optional(),
 });
 export type VersionMetadata = z.infer<typeof VersionMetadata>;
 
@@ -41,6 +46,13 @@ export const ModelMetadata = z.strictObject({
   defaultVersion: Name.optional(),
   /** The version that answers, with `x-model-fallback: true`, when the chosen one cannot. */
   fallbackVersion: Name.optional(),
+  /** Limits of the gates a new version must pass (SPEC §12); defaults where absent. */
+  gates: z
+    .strictObject({
+      maxLatencyP99Ms: z.number().positive().optional(),
+      maxAucDrop: z.number().min(0).max(1).optional(),
+    })
+    .optional(),
   /** Parameters this model takes from `x-ab-params` besides `version`. */
   knobs: z
     .strictObject({
@@ -64,3 +76,30 @@ export const ModelMetadata = z.strictObject({
 export type ModelMetadata = z.infer<typeof ModelMetadata>;
 
 export const isName = (s: string): boolean => KEY_PATTERN.test(s);
+
+export const STATUS_FILE = 'status.json';
+export const EVALUATION_FILE = 'evaluation.json';
+
+const GateRecord = z.object({
+  name: z.string(),
+  passed: z.boolean(),
+  value: z.union([z.number(), z.record(z.string(), z.number())]).optional(),
+  reason: z.string().optional(),
+});
+
+/** A version's registration record (status.json). */
+export const VersionStatus = z.object({
+  status: z.enum(['ready', 'rejected', 'retired']),
+  gates: z.array(GateRecord).default([]),
+  registeredAt: z.string().optional(),
+  registeredBy: z.string().optional(),
+  retiredAt: z.string().optional(),
+  retiredBy: z.string().optional(),
+});
+export type VersionStatus = z.infer<typeof VersionStatus>;
+
+export const EvaluationFile = z.object({
+  features: z.array(z.string()).min(1),
+  rows: z.array(z.array(z.number())),
+  labels: z.array(z.number()),
+});

@@ -11,22 +11,27 @@ import { join } from 'node:path';
 import { silentLogger, type Logger } from '@bunryu/platform/log';
 import * as ort from 'onnxruntime-node';
 import { BatchRunner } from './batch-runner.ts';
-import { METADATA_FILE, MODEL_FILE, ModelMetadata, VersionMetadata, isName } from './model-metadata.ts';
+import { signatureProblem } from './signature.ts';
+import { METADATA_FILE, MODEL_FILE, ModelMetadata, STATUS_FILE, VersionMetadata, VersionStatus, isName } from './model-metadata.ts';
 
 export interface ReadyVersion {
   name: string;
   status: 'ready';
   metadata: VersionMetadata;
+  /** The registration record, for versions registered over HTTP (or gated by training). */
+  record?: VersionStatus;
   session: ort.InferenceSession;
   /** Scores instances; stacks concurrent requests into one run unless model.json says `batch: false`. */
   runner: BatchRunner;
 }
+/** A version that does not serve: it failed to load, failed a gate, or was retired. */
 export interface FailedVersion {
   name: string;
-  status: 'failed';
+  status: 'failed' | 'rejected' | 'retired';
   /** Why it cannot answer (shown by GET /v1/models and in logs). */
   error: string;
   metadata?: VersionMetadata;
+  record?: VersionStatus;
 }
 export type LoadedVersion = ReadyVersion | FailedVersion;
 
@@ -54,7 +59,7 @@ export class Generation {
 export interface ReloadSummary {
   generation: number;
   durationMs: number;
-  models: { name: string; error?: string; versions: { version: string; status: 'ready' | 'failed'; error?: string }[] }[];
+  models: { name: string; error?: string; versions: { version: string; status: LoadedVersion['status']; error?: string }[] }[];
 }
 
 export interface ModelRegistryOptions {
@@ -186,11 +191,12 @@ export class ModelRegistry {
         versions: [...m.versions.values()].map((v) => ({
           version: v.name,
           status: v.status,
-          ...(v.status === 'failed' ? { error: v.error } : {}),
+          ...(v.status !== 'ready' ? { error: v.error } : {}),
           description: v.metadata?.description ?? '',
           features: v.metadata?.features ?? [],
           output: v.metadata?.output ?? null,
           metrics: v.metadata?.metrics ?? {},
+          gates: v.record?.gates ?? [],
         })),
       })),
     };
@@ -292,11 +298,20 @@ export class ModelRegistry {
 
 async function loadVersion(dir: string, name: string): Promise<LoadedVersion> {
   let metadata: VersionMetadata;
+  let record: VersionStatus | undefined;
   try {
     metadata = VersionMetadata.parse(await readJson(join(dir, METADATA_FILE)));
+    const status = await readJson(join(dir, STATUS_FILE), null);
+    record = status === null ? undefined : VersionStatus.parse(status);
   } catch (err) {
-    return { name, status: 'failed', error: `${METADATA_FILE}: ${message(err)}` };
+    return { name, status: 'failed', error: `${METADATA_FILE} or ${STATUS_FILE}: ${message(err)}` };
   }
+  // A rejected or retired version never serves: requests for it get the fallback version.
+  if (record?.status === 'rejected') {
+    const failed = record.gates.filter((g) => !g.passed).map((g) => `${g.name}: ${g.reason ?? 'failed'}`);
+    return { name, status: 'rejected', error: `rejected by its gates (${failed.join('; ')})`, metadata, record };
+  }
+  if (record?.status === 'retired') return { name, status: 'retired', error: `retired${record.retiredAt ? ` at ${record.retiredAt}` : ''}`, metadata, record };
   let session: ort.InferenceSession;
   try {
     session = await ort.InferenceSession.create(await readFile(join(dir, MODEL_FILE)), SESSION_OPTIONS);
@@ -304,7 +319,8 @@ async function loadVersion(dir: string, name: string): Promise<LoadedVersion> {
     return { name, status: 'failed', error: `${MODEL_FILE}: ${message(err)}`, metadata };
   }
   try {
-    checkSignature(session, metadata);
+    const mismatch = signatureProblem(session, metadata);
+    if (mismatch) throw new Error(mismatch);
     // One run at load: a graph that cannot run fails here, not on a client's request.
     const probe = new ort.Tensor('float32', new Float32Array(metadata.features.length), [1, metadata.features.length]);
     const out = (await session.run({ [metadata.input]: probe }))[metadata.output];
@@ -314,21 +330,7 @@ async function loadVersion(dir: string, name: string): Promise<LoadedVersion> {
     return { name, status: 'failed', error: `${MODEL_FILE}: ${message(err)}`, metadata };
   }
   const runner = new BatchRunner(session, metadata.input, metadata.output, metadata.features.length, metadata.batch);
-  return { name, status: 'ready', metadata, session, runner };
-}
-
-/** The graph must take the declared input as float [N, features] and give the declared output. */
-function checkSignature(session: ort.InferenceSession, meta: VersionMetadata): void {
-  const input = session.inputMetadata.find((m) => m.name === meta.input);
-  if (!input) throw new Error(`the graph has no input "${meta.input}" (it has ${session.inputNames.join(', ')})`);
-  if (!session.outputNames.includes(meta.output)) throw new Error(`the graph has no output "${meta.output}" (it has ${session.outputNames.join(', ')})`);
-  if (input.isTensor) {
-    if (input.type !== 'float32') throw new Error(`input "${meta.input}" is ${input.type}, not float32`);
-    const width = input.shape[1];
-    if (input.shape.length !== 2 || (typeof width === 'number' && width !== meta.features.length)) {
-      throw new Error(`input "${meta.input}" has shape [${input.shape.join(', ')}] but model.json lists ${meta.features.length} features`);
-    }
-  }
+  return { name, status: 'ready', metadata, session, runner, ...(record ? { record } : {}) };
 }
 
 async function subdirectories(dir: string): Promise<string[]> {
@@ -360,7 +362,7 @@ function summarise(g: Generation, durationMs: number): ReloadSummary {
     models: [...g.models.values()].map((m) => ({
       name: m.name,
       ...(m.error ? { error: m.error } : {}),
-      versions: [...m.versions.values()].map((v) => ({ version: v.name, status: v.status, ...(v.status === 'failed' ? { error: v.error } : {}) })),
+      versions: [...m.versions.values()].map((v) => ({ version: v.name, status: v.status, ...(v.status !== 'ready' ? { error: v.error } : {}) })),
     })),
   };
 }

@@ -6,7 +6,8 @@
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { logisticRegressionOnnx } from '../onnx/logistic-regression-onnx.ts';
-import { METADATA_FILE, MODEL_FILE, type ModelMetadata } from '../models/model-metadata.ts';
+import { EVALUATION_FILE, METADATA_FILE, MODEL_FILE, STATUS_FILE, VersionMetadata, type ModelMetadata, type VersionStatus } from '../models/model-metadata.ts';
+import { runGates, type EvaluationSet } from '../lifecycle/gates.ts';
 import { auc, logLoss } from './evaluation.ts';
 import { fitLogisticRegression, predictLogistic } from './logistic-regression.ts';
 import { featureDescriptions, features as allFeatures, generateDataset, type Feature } from './synthetic.ts';
@@ -15,6 +16,8 @@ export const DEMO_MODEL = 'recommend';
 export const DEMO_SEED = 20_251_122;
 export const DEMO_ROWS = 50_000;
 const TEST_SHARE = 0.2;
+/** Held-out rows kept for the offline gate: enough for AUC to ±0.01, small enough to gate in a blink. */
+const EVALUATION_ROWS = 5_000;
 const INPUT = 'features';
 const OUTPUT = 'click_probability';
 
@@ -71,6 +74,15 @@ export async function trainDemoModels(modelDir: string, opts: TrainOptions = {})
   const oracleLogLoss = logLoss(data.truth.subarray(trainSize), testLabels);
   log(`  the true click probability scores held-out AUC ${oracleAuc.toFixed(4)}, log-loss ${oracleLogLoss.toFixed(4)} (the ceiling)`);
 
+  // Held-out rows for the offline gate of every later version (models/<name>/evaluation.json).
+  const evaluation: EvaluationSet = {
+    features: [...allFeatures],
+    rows: data.rows.slice(trainSize, trainSize + EVALUATION_ROWS).map((r) => allFeatures.map((f) => r[f])),
+    labels: Array.from(testLabels.subarray(0, EVALUATION_ROWS)),
+  };
+  await mkdir(join(modelDir, DEMO_MODEL), { recursive: true });
+  await writeAtomically(join(modelDir, DEMO_MODEL, EVALUATION_FILE), JSON.stringify(evaluation) + '\n');
+
   const versions: TrainedVersion[] = [];
   for (const plan of PLANS) {
     const matrix = (from: number, to: number) => data.rows.slice(from, to).map((r) => plan.features.map((f) => r[f]));
@@ -104,6 +116,7 @@ export async function trainDemoModels(modelDir: string, opts: TrainOptions = {})
       featureDescriptions: Object.fromEntries(plan.features.map((f) => [f, featureDescriptions[f]])),
       input: INPUT,
       output: OUTPUT,
+      outputRange: [0, 1],
       metrics: {
         auc: round(versionAuc),
         logLoss: round(versionLogLoss),
@@ -115,8 +128,14 @@ export async function trainDemoModels(modelDir: string, opts: TrainOptions = {})
       logisticRegression: { weights, bias },
       training: { dataset: 'synthetic-clicks', seed, rows, algorithm: 'irls', iterations: fit.iterations },
     };
+    // The demo versions pass the same gates as a registered one, against v1 as the default.
+    const baseline = versions[0] && { version: versions[0].version, features: versions[0].features, score: async (rows: readonly number[][]) => Float32Array.from(rows.map((x) => predictLogistic(versions[0]!, x))) };
+    const gates = await runGates(onnx, VersionMetadata.parse(metadata), { evaluation, ...(baseline ? { baseline } : {}) });
+    const record: VersionStatus = { status: gates.every((g) => g.passed) ? 'ready' : 'rejected', gates, registeredAt: new Date().toISOString(), registeredBy: 'training' };
+    log(`  gates: ${gates.map((g) => `${g.name} ${g.passed ? 'passed' : `FAILED (${g.reason})`}`).join(', ')}`);
     await writeAtomically(join(dir, MODEL_FILE), onnx);
     await writeAtomically(join(dir, METADATA_FILE), JSON.stringify(metadata, null, 2) + '\n');
+    await writeAtomically(join(dir, STATUS_FILE), JSON.stringify(record, null, 2) + '\n');
     log(`  wrote ${join(DEMO_MODEL, plan.version, MODEL_FILE)} (${onnx.length} bytes) and ${METADATA_FILE}`);
     versions.push({ model: DEMO_MODEL, version: plan.version, features: [...plan.features], weights, bias, auc: versionAuc, logLoss: versionLogLoss });
   }
