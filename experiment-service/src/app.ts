@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Gauge, Histogram } from 'prom-client';
 import { createHttpServer } from '@bunryu/platform';
-import { TokenAuthenticator, resolveTokens } from './auth/tokens.ts';
+import { TokenAuthenticator, resolveTokens } from '@bunryu/platform/auth';
 import { ConfigCatalog } from './catalog/config-catalog.ts';
 import type { Deps } from './compose.ts';
 import type { Config } from './config.ts';

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { baseEnv, httpUrl, port } from '@bunryu/core';
 import { loadConfig } from '@bunryu/platform';
-import { parseTokenList } from './auth/tokens.ts';
+import { tokenEnv } from '@bunryu/platform/auth';
 
 export const ConfigSchema = z.object({
   ...baseEnv,
@@ -13,16 +13,7 @@ export const ConfigSchema = z.object({
     .optional(),
   /** Every Redis key and the pub/sub channel start with it, so several deployments can share a server. */
   REDIS_PREFIX: z.string().min(1).max(100).default('bunryu:'),
-  BUNRYU_ADMIN_TOKEN: z.string().min(8, 'must be at least 8 characters').optional(),
-  /** `role:token` or `role:name:token`, comma-separated. */
-  BUNRYU_TOKENS: z
-    .string()
-    .transform((s, ctx) => {
-      const { tokens, errors } = parseTokenList(s);
-      for (const message of errors) ctx.addIssue({ code: 'custom', message });
-      return tokens;
-    })
-    .optional(),
+  ...tokenEnv,
   /** `off`: no guarded rollout is driven by this replica (plans are still stored and shown). */
   BUNRYU_AUTOPILOT: z.enum(['on', 'off']).default('on'),
   /** Where the autopilot reads results (`GET /v1/results/:experiment`). */

@@ -1,15 +1,12 @@
 import { runService } from '@bunryu/platform';
-import { DEFAULT_ADMIN_TOKEN, resolveTokens } from './auth/tokens.ts';
+import { defaultTokenWarning } from '@bunryu/platform/auth';
 import { buildApp } from './app.ts';
 import { compose, type Deps } from './compose.ts';
 import { readConfig } from './config.ts';
 
 const config = readConfig();
-if (resolveTokens(config).defaultInUse) {
-  process.stderr.write(
-    `experiment-service: WARNING no BUNRYU_ADMIN_TOKEN or BUNRYU_TOKENS is set: the default admin token "${DEFAULT_ADMIN_TOKEN}" is accepted. Set BUNRYU_ADMIN_TOKEN before exposing this service.\n`,
-  );
-}
+const warning = defaultTokenWarning('experiment-service', config);
+if (warning) process.stderr.write(warning);
 let deps: Deps | undefined;
 try {
   deps = await compose(config);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseEnv } from '@bunryu/core';
-import { DEFAULT_ADMIN_TOKEN, TokenAuthenticator, parseTokenList, resolveTokens } from '../src/auth/tokens.ts';
+import { DEFAULT_ADMIN_TOKEN, TokenAuthenticator, parseTokenList, resolveTokens } from '@bunryu/platform/auth';
 import { ConfigSchema } from '../src/config.ts';
 import { startApp, storeFixture } from './support/service.ts';
 

@@ -1,5 +1,5 @@
 import { BUILT_IN_METRICS, Route, createError, parseOrThrow, type BuiltInMetric, type Holdout, type MetricDefinition, type RouteInput } from '@bunryu/core';
-import type { Principal } from '../auth/tokens.ts';
+import type { Principal } from '@bunryu/platform/auth';
 import type { ExperimentStore, UserMetric } from '../store/experiment-store.ts';
 
 export type CatalogMetric = BuiltInMetric | (UserMetric & { builtIn: false });

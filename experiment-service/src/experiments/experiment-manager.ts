@@ -14,7 +14,7 @@ import {
   type ExperimentDefinition,
   type ExperimentStatus,
 } from '@bunryu/core';
-import type { Principal } from '../auth/tokens.ts';
+import type { Principal } from '@bunryu/platform/auth';
 import { StaleWriteError, type AuditEntry, type ExperimentStore, type StoreState } from '../store/experiment-store.ts';
 import { RESERVES_RANGE, assertFree, placeInLayer } from './allocation.ts';
 import { findParamConflict } from './param-conflicts.ts';

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import { validationError, type ErrorCode } from '@bunryu/core';
-import type { Principal, Role, TokenAuthenticator } from '../auth/tokens.ts';
+import type { Principal, Role, TokenAuthenticator } from '@bunryu/platform/auth';
 import type { IfMatch } from '../experiments/experiment-manager.ts';
 import { parseIfMatch } from './if-match.ts';
 

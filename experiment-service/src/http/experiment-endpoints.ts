@@ -1,5 +1,5 @@
 import { Experiment, ExperimentDefinition, ExperimentStatus, PromoteRequest, RampRequest, parseOrThrow } from '@bunryu/core';
-import type { Principal } from '../auth/tokens.ts';
+import type { Principal } from '@bunryu/platform/auth';
 import type { ExperimentManager, IfMatch } from '../experiments/experiment-manager.ts';
 import { etagOf } from './if-match.ts';
 import { AuditLog, ExperimentList, NoBody } from '../openapi/schemas.ts';

@@ -14,7 +14,7 @@ import {
   Route,
   RouteInput,
 } from '@bunryu/core';
-import { ROLES } from '../auth/tokens.ts';
+import { ROLES } from '@bunryu/platform/auth';
 
 /**
  * Every body and answer of the API, by name. Endpoints reference these schema objects, the

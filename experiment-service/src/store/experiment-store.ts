@@ -1,5 +1,5 @@
 import type { Experiment, Holdout, MetricDefinition, Route } from '@bunryu/core';
-import type { Principal } from '../auth/tokens.ts';
+import type { Principal } from '@bunryu/platform/auth';
 
 /**
  * The ExperimentStore port: everything the experiment-service keeps, written in atomic,

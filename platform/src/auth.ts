@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { z } from 'zod';
 import { createError } from '@bunryu/core';
 
 /** SPEC §4 roles, lowest first: each role may do everything the roles below it may. */
@@ -115,4 +116,24 @@ export class TokenAuthenticator {
     }
     return principal;
   }
+}
+
+/** The token settings every service that checks tokens reads (same names, same meaning). */
+export const tokenEnv = {
+  BUNRYU_ADMIN_TOKEN: z.string().min(8, 'must be at least 8 characters').optional(),
+  /** `role:token` or `role:name:token`, comma-separated. */
+  BUNRYU_TOKENS: z
+    .string()
+    .transform((s, ctx) => {
+      const { tokens, errors } = parseTokenList(s);
+      for (const message of errors) ctx.addIssue({ code: 'custom', message });
+      return tokens;
+    })
+    .optional(),
+};
+
+/** The start-up warning when no token is configured and the well-known admin token is accepted. */
+export function defaultTokenWarning(service: string, settings: TokenSettings): string | null {
+  if (!resolveTokens(settings).defaultInUse) return null;
+  return `${service}: WARNING no BUNRYU_ADMIN_TOKEN or BUNRYU_TOKENS is set: the default admin token "${DEFAULT_ADMIN_TOKEN}" is accepted. Set BUNRYU_ADMIN_TOKEN before exposing this service.\n`;
 }
