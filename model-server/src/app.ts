@@ -6,6 +6,10 @@ import type { Config } from './config.ts';
 import type { Deps } from './compose.ts';
 import { parseAbParams } from './predict/ab-params.ts';
 import { predict } from './predict/predictor.ts';
+import { TokenAuthenticator, resolveTokens } from '@bunryu/platform/auth';
+import { usersOfVersion } from './lifecycle/in-use.ts';
+import { registerVersionEndpoints } from './lifecycle/version-endpoints.ts';
+import { VersionLifecycle } from './lifecycle/versions.ts';
 
 export async function buildApp(config: Readonly<Config>, deps: Deps): Promise<FastifyInstance> {
   const { registry } = deps;
@@ -85,6 +89,13 @@ export async function buildApp(config: Readonly<Config>, deps: Deps): Promise<Fa
     } finally {
       registry.release(generation);
     }
+  });
+
+  await registerVersionEndpoints(app, {
+    lifecycle: new VersionLifecycle(registry),
+    auth: new TokenAuthenticator(resolveTokens(config).tokens),
+    maxModelBytes: config.MODEL_MAX_BYTES,
+    usersOf: (model, version) => usersOfVersion({ url: config.EXPERIMENT_SERVICE_URL, token: config.EXPERIMENT_SERVICE_TOKEN }, model, version),
   });
 
   return app;
