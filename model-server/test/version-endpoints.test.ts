@@ -51,7 +51,7 @@ async function v2Files(dir: string) {
 
 function form(parts: { model?: Uint8Array; meta?: string }): FormData {
   const f = new FormData();
-  if (parts.model) f.append('model', new Blob([parts.model]), 'model.onnx');
+  if (parts.model) f.append('model', new Blob([new Uint8Array(parts.model)]), 'model.onnx');
   if (parts.meta !== undefined) f.append('meta', new Blob([parts.meta], { type: 'application/json' }), 'model.json');
   return f;
 }

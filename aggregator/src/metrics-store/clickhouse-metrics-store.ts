@@ -24,6 +24,8 @@ interface Sums {
   dsum: bigint;
   dsq: bigint;
   xd: bigint;
+  /** CUPED's covariate, when asked for: Σx (scale 12), Σx² and Σxy (scale 24). */
+  cx?: { sum: bigint; sq: bigint; xy: bigint };
 }
 
 const newSums = (): Sums => ({ units: 0, count: 0, sum: 0n, sq: 0n, dsum: 0n, dsq: 0n, xd: 0n });
@@ -47,6 +49,7 @@ function aggregate(s: Sums, ratio: boolean): MetricAggregate {
     a.denVariance = variance(s.units, s.dsum, s.dsq);
     a.covariance = s.units > 1 ? Number(BigInt(s.units) * s.xd - s.sum * s.dsum) / E24 / (s.units * (s.units - 1)) : NaN;
   }
+  if (s.cx) a.covariate = { sumX: Number(s.cx.sum) / E12, sumX2: Number(s.cx.sq) / E24, sumXY: Number(s.cx.xy) / E24 };
   return a;
 }
 
@@ -146,6 +149,12 @@ export class ClickHouseMetricsStore implements MetricsStore {
             m.count += num(r[`${c}_count`]);
             m.sum += decimalUnits(r[`${c}_sum`], 12);
             m.sq += decimalUnits(r[`${c}_sq`], 24);
+            if (r[`${c}_cxsum`] !== undefined) {
+              m.cx ??= { sum: 0n, sq: 0n, xy: 0n };
+              m.cx.sum += decimalUnits(r[`${c}_cxsum`], 12);
+              m.cx.sq += decimalUnits(r[`${c}_cxsq`], 24);
+              m.cx.xy += decimalUnits(r[`${c}_cxy`], 24);
+            }
             if (query.metrics[j]!.kind === 'ratio') {
               m.dsum += decimalUnits(r[`${c}_dsum`], 12);
               m.dsq += decimalUnits(r[`${c}_dsq`], 24);

@@ -66,6 +66,11 @@ export interface SeriesQuery {
    * data before the next phase starts. Absent or empty: one phase.
    */
   phaseStarts?: readonly number[];
+  /**
+   * CUPED's pre-exposure window (ms): when set, proportion and mean metrics also carry each
+   * unit's covariate, the same metric over its events in the window before its first exposure.
+   */
+  preWindowMs?: number;
 }
 
 /**
@@ -85,6 +90,8 @@ export interface MetricAggregate {
   denMean?: number;
   denVariance?: number;
   covariance?: number;
+  /** With SeriesQuery.preWindowMs, for proportion and mean: Σx, Σx² of the covariate and Σxy. */
+  covariate?: { sumX: number; sumX2: number; sumXY: number };
 }
 
 export interface SeriesRow {

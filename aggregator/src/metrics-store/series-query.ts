@@ -101,6 +101,10 @@ export function buildSeriesQuery(q: SeriesQuery): BuiltSeriesQuery {
   const ref = (r: EventRef) => (r.field === 'value' ? summed(`e${typeIndex(r.event)}`) : asDec(counted(`e${typeIndex(r.event)}`)));
 
   const perUnit: string[] = [];
+  const covariates: string[] = [];
+  /** A unit's events of type i in the pre-exposure window, as (time, value). */
+  const before = (i: number) =>
+    `arrayFilter(x -> x.1 >= units.t0 - {pre:Int64} AND x.1 < units.t0, arrayFlatten(arrayMap(p -> arrayMap(x -> (x.1, x.3), p.2), arrayFilter(p -> p.1 = {type${i}:String}, ev.byType))))`;
   const joined: string[] = [];
   const aggregates: string[] = [];
   const columns: string[] = [];
@@ -128,15 +132,29 @@ export function buildSeriesQuery(q: SeriesQuery): BuiltSeriesQuery {
       );
     };
     const positive = (arr: string) => `arrayMap(n -> n > 0, ${arr})`;
+    /**
+     * CUPED's covariate (SPEC §11): the same metric over the unit's events in the window before
+     * its first exposure. A unit's covariate never changes, so Σx and Σx² count where the unit
+     * appears and Σxy moves with its value: x·(y − y').
+     */
+    const covariate = (expr: string) => {
+      if (!q.preWindowMs) return;
+      covariates.push(`${expr} AS ${c}_cx`);
+      const [x, ye, yp] = [wide(`${c}_cx`), wide(`${c}_xE`), wide(`${c}_xP`)];
+      aggregates.push(`sum(if(pos = 1, ${x}, 0)) AS ${c}_cxsum`, `sum(if(pos = 1, ${x} * ${x}, 0)) AS ${c}_cxsq`, `sum(${x} * (${ye} - ${yp})) AS ${c}_cxy`);
+    };
     switch (m.kind) {
       case 'proportion': {
-        const n = counted(`e${typeIndex(m.event)}`);
+        const i = typeIndex(m.event);
+        const n = counted(`e${i}`);
         basic(asDec(positive(n)), positive(n));
+        covariate(`toDecimal128(length(${before(i)}) > 0, 12)`);
         break;
       }
       case 'mean': {
         const i = typeIndex(m.event);
         basic(summed(`e${i}`), positive(counted(`e${i}`)));
+        covariate(`toDecimal128(arraySum(arrayMap(x -> ${dec('x.2')}, ${before(i)})), 12)`);
         break;
       }
       case 'error_rate': {
@@ -169,7 +187,8 @@ export function buildSeriesQuery(q: SeriesQuery): BuiltSeriesQuery {
 
   const starts = q.phaseStarts ?? [];
   const phased = starts.length > 0;
-  const params: Record<string, unknown> = { experiment: q.experiment, ends: [...q.ends], types, starts: [...starts] };
+  const params: Record<string, unknown> = { experiment: q.experiment, ends: [...q.ends], types, starts: [...starts], pre: q.preWindowMs ?? 0 };
+  const cx = covariates.map((x) => x.slice(x.lastIndexOf(' ') + 1));
   types.forEach((t, i) => (params[`type${i}`] = t));
 
   const withEvents = types.length > 0;
@@ -205,18 +224,18 @@ WITH
   },
   series AS (
     SELECT units.phase AS phase, units.variant AS variant, units.moved AS moved, ${bucketOf('units.t0')} AS k0,
-      ${sorted.join(',\n      ')},
+      ${[...sorted, ...covariates].join(',\n      ')},
       greatest(xs_s[-1].1${types.map((_t, i) => `, e${i}_s[-1].1`).join('')}) AS last
     FROM units${withEvents ? ' LEFT JOIN ev ON units.unitId = ev.unitId' : ''}
   ),
   per_unit AS (
-    SELECT phase, variant, moved, last, ${tagged.join(',\n      ')},
+    SELECT phase, variant, moved, last, ${[...tagged, ...cx].join(',\n      ')},
       arrayFilter(k -> k < length({ends:Array(Int64)}), arraySort(arrayDistinct(arrayConcat([k0], ${[...series].map((s) => `${s}_b`).join(', ')})))) AS active,
       ${counted('xs')} AS nx${perUnit.map((p) => ',\n      ' + p).join('')}
     FROM series
   ),
   per_change AS (
-    SELECT phase, variant, moved, last, k, pos, nxE, nxP${joined.map((x) => ', ' + x.slice(x.lastIndexOf(' ') + 1)).join('')}
+    SELECT phase, variant, moved, last, k, pos, nxE, nxP${cx.map((x) => ', ' + x).join('')}${joined.map((x) => ', ' + x.slice(x.lastIndexOf(' ') + 1)).join('')}
     FROM per_unit
     ARRAY JOIN active AS k, arrayEnumerate(active) AS pos, nx AS nxE, arrayPushFront(arrayPopBack(nx), 0) AS nxP${joined.map((x) => ', ' + x).join('')}
   )

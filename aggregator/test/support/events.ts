@@ -90,6 +90,8 @@ export function rampedData(opts: {
   /** Click probability by phase (a trend over time), the same in both variants unless `lift`. */
   pClick?: number[];
   lift?: number;
+  /** Each unit also clicks and dwells at random times up to this long before its first exposure. */
+  preHistory?: number;
 }): Event[] {
   const r = rng(opts.seed);
   const events: Event[] = [];
@@ -101,6 +103,12 @@ export function rampedData(opts: {
     const bucket = r() * 100;
     let t = opts.start + Math.floor(r() * (end - opts.start));
     const assign = (at: number) => [{ experiment: opts.experiment, variant: variantAt(bucket, at) }];
+    if (opts.preHistory) {
+      for (let j = Math.floor(r() * 4); j > 0; j--) {
+        const ts = t - 1 - Math.floor(r() * opts.preHistory);
+        events.push(behaviour(r() < 0.5 ? 'click' : 'dwell', unitId, ts, { value: Math.round(r() * 300) / 10 }));
+      }
+    }
     const visits = 1 + Math.floor(r() * 4);
     for (let k = 0; k < visits && t < end; k++) {
       const variant = variantAt(bucket, t);

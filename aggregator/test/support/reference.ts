@@ -57,6 +57,8 @@ export function reference(
   metrics: readonly MetricSpec[],
   end = Infinity,
   phaseStarts?: readonly number[],
+  /** CUPED's pre-exposure window (ms): proportion and mean metrics then carry their covariate sums. */
+  preWindowMs?: number,
 ): Map<string, ReferenceVariant> {
   const seen = new Set<string>();
   const unique = events.filter((e) => (seen.has(e.eventId) ? false : (seen.add(e.eventId), true)));
@@ -141,6 +143,7 @@ export function reference(
         };
       }
       const xs: number[] = [];
+      const covariates: number[] = [];
       let has = 0;
       for (const { unitId, u } of members) {
         if (m.kind === 'error_rate') {
@@ -152,8 +155,19 @@ export function reference(
         const es = counted(unitId, u.t0, m.event);
         if (es.length > 0) has++;
         xs.push(m.kind === 'proportion' ? (es.length > 0 ? 1 : 0) : es.reduce((a, e) => a + (e.value ?? 0), 0));
+        // CUPED's covariate: the same metric over the events in the window before the first exposure.
+        const pre = (byUnit.get(unitId) ?? []).filter((e) => e.type === m.event && e.ts >= u.t0 - (preWindowMs ?? 0) && e.ts < u.t0);
+        covariates.push(m.kind === 'proportion' ? (pre.length > 0 ? 1 : 0) : pre.reduce((a, e) => a + (e.value ?? 0), 0));
       }
-      return { units: xs.length, count: has, sum: xs.reduce((a, b) => a + b, 0), mean: mean(xs), variance: variance(xs) };
+      const a: MetricAggregate = { units: xs.length, count: has, sum: xs.reduce((a, b) => a + b, 0), mean: mean(xs), variance: variance(xs) };
+      if (preWindowMs && m.kind !== 'error_rate') {
+        a.covariate = {
+          sumX: covariates.reduce((s, x) => s + x, 0),
+          sumX2: covariates.reduce((s, x) => s + x * x, 0),
+          sumXY: covariates.reduce((s, x, i) => s + x * xs[i]!, 0),
+        };
+      }
+      return a;
     });
     out.set(key, {
       variant,
