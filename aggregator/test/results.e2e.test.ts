@@ -12,6 +12,7 @@ import {
   ratioTest,
   sequentialPValue,
   adjustPValues,
+  cupedTest,
   poststratify,
   srm,
   srmAcrossGroups,
@@ -110,11 +111,25 @@ const aaExperiment = {
 };
 const aaEvents = (): Event[] => rampedData({ experiment: AA, units: 3000, seed: 31, start, phaseStarts: AA_STARTS, weights: [[95, 5], [75, 25], [50, 50]], pClick: [0.1, 0.25, 0.5] });
 
+/** Checked against plain per-unit statistics: CUPED is off (its own experiment below has it on). */
+const keyExperiment = {
+  ...experiment(KEY, VARIANTS, { primary: 'ctr', guardrails: ['dwell_time', 'clicks_per_impression', 'revenue_per_request', 'no_such_metric', 'error_rate'] }),
+  analysis: { cuped: false },
+};
+/** Units with clicks and dwell before their first exposure, analysed with CUPED over 2 hours. */
+const CUPED = 'cuped-exp';
+const CUPED_WINDOW_MS = 2 * 3_600_000;
+const cupedExperiment = {
+  ...experiment(CUPED, [{ key: 'control', weight: 50 }, { key: 'treatment', weight: 50 }], { primary: 'ctr', guardrails: ['dwell_time', 'error_rate'] }),
+  analysis: { preWindowDays: 1 },
+};
+const cupedEvents = (): Event[] => rampedData({ experiment: CUPED, units: 1500, seed: 41, start: start + 3 * 3_600_000, phaseStarts: [start + 4 * 3_600_000], weights: [[50, 50], [50, 50]], preHistory: CUPED_WINDOW_MS });
+
 /** The same data as KEY, analysed with a Holm correction over its primary and secondary metrics. */
 const CORRECTED = 'ranker-v2-holm';
 const correctedExperiment = {
   ...experiment(CORRECTED, VARIANTS, { primary: 'ctr', secondary: ['clicks_per_impression', 'revenue_per_request'], guardrails: ['error_rate'] }),
-  analysis: { correction: 'holm' as const },
+  analysis: { correction: 'holm' as const, cuped: false },
 };
 
 async function boot(): Promise<void> {
@@ -138,7 +153,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'bunryu-e2e-'));
   service = await fakeExperimentService(
     TOKEN,
-    snapshot(3, [experiment(KEY, VARIANTS, { primary: 'ctr', guardrails: ['dwell_time', 'clicks_per_impression', 'revenue_per_request', 'no_such_metric', 'error_rate'] }), rampedExperiment, aaExperiment, correctedExperiment], CATALOGUE),
+    snapshot(3, [keyExperiment, rampedExperiment, aaExperiment, correctedExperiment, cupedExperiment], CATALOGUE),
   );
   config = ConfigSchema.parse({
     BUNRYU_DATA_DIR: dir,
@@ -154,7 +169,7 @@ beforeAll(async () => {
   events = experimentData({ experiment: KEY, variants: VARIANTS.map((v) => v.key), units: 900, seed: 7, start, spanMs: 4 * 3_600_000, treatmentLift: 0.25 });
   // A unit exposed to another experiment too, and behaviour of units never exposed: neither may leak in.
   events.push(exposure('stranger', start + 10, [{ experiment: 'other-exp', variant: 'b' }]), behaviour('click', 'stranger', start + 20), behaviour('click', 'nobody', start + 30));
-  events.push(...rampedEvents(), ...aaEvents());
+  events.push(...rampedEvents(), ...aaEvents(), ...cupedEvents());
   events.push(
     ...events
       .filter((e) => e.type === 'exposure' && e.assignments.some((a) => a.experiment === KEY))
@@ -301,6 +316,39 @@ describe('GET /v1/results/:experiment end to end', () => {
     const plain = (await get<ExperimentResults>(`/v1/results/${KEY}`)).body;
     expect(plain.metrics.find((m) => m.metric === 'ctr')!.comparisons[0]!.adjusted).toBeUndefined();
     expect(family.find((m) => m.metric === 'ctr')!.comparisons.map((c) => c.pValue)).toEqual(plain.metrics.find((m) => m.metric === 'ctr')!.comparisons.map((c) => c.pValue));
+  });
+
+  it('adjusts proportion and mean metrics by CUPED where units have pre-exposure data, keeping the raw figures beside', async () => {
+    const { status, body } = await get<ExperimentResults>(`/v1/results/${CUPED}`);
+    expect(status).toBe(200);
+    const keys = ['ctr', 'dwell_time'];
+    const ref = reference(events, CUPED, keys.map((k) => SPECS[k]!.spec), Infinity, undefined, 86_400_000);
+    keys.forEach((key, j) => {
+      const m = body.metrics.find((x) => x.metric === key)!;
+      const sums = (variant: string) => {
+        const a = ref.get(variant)!.metrics[j]!;
+        const sumY2 = SPECS[key]!.type === 'proportion' ? a.sum : (a.units - 1) * a.variance + (a.sum * a.sum) / a.units;
+        return { n: a.units, sumY: a.sum, sumY2, sumX: a.covariate!.sumX, sumX2: a.covariate!.sumX2, sumXY: a.covariate!.sumXY };
+      };
+      const want = cupedTest(sums('control'), sums('treatment'));
+      const c = m.comparisons[0]!;
+      expectNear(c.cuped!.theta, want.theta, `${key} theta`);
+      expectNear(c.cuped!.varianceReduction, want.varianceReduction, `${key} variance reduction`);
+      expectNear(c.diff, want.diff, `${key} adjusted diff`);
+      expectNear(c.ci95[0], want.ci95[0], `${key} adjusted ci low`);
+      expectNear(c.pValue, want.pValue, `${key} adjusted p`);
+      expectNear(c.relLift, want.relLift, `${key} adjusted relative lift`);
+      expectNear(m.variants[0]!.mean, want.adjustedMeans[0], `${key} control adjusted mean`);
+      expectNear(m.variants[1]!.variance! / m.variants[1]!.units, want.adjustedVariancesOfMean[1], `${key} treatment variance of the adjusted mean`);
+      // The raw figures are those of the plain test on the same units.
+      const plain = expectedComparison(SPECS[key]!.type, ref.get('control')!.metrics[j]!, ref.get('treatment')!.metrics[j]!, 'treatment').shown;
+      expectNear(c.raw!.diff, plain.diff!, `${key} raw diff`);
+      expectNear(m.variants[0]!.raw!.mean, shownMean(SPECS[key]!.type, ref.get('control')!.metrics[j]!), `${key} raw control mean`);
+    });
+    // Active users click more before and during: the covariate removes real variance.
+    expect(body.metrics.find((x) => x.metric === 'ctr')!.comparisons[0]!.cuped!.varianceReduction).toBeGreaterThan(0.05);
+    // Exposure metrics have no pre-exposure data: plain statistics.
+    expect(body.metrics.find((x) => x.metric === 'error_rate')!.comparisons[0]!.cuped).toBeUndefined();
   });
 
   it('answers units, exposures and SRM equal to the raw data', async () => {

@@ -232,6 +232,8 @@ const ExperimentFields = {
       correction: z.enum(['none', 'holm', 'bh']).optional(),
       /** Days before a unit's first exposure whose events give CUPED's covariate. */
       preWindowDays: z.number().int().min(1).max(90).optional(),
+      /** CUPED is applied wherever a covariate exists unless this is false. */
+      cuped: z.boolean().optional(),
     })
     .optional(),
   /** A guarded rollout: the autopilot ramps, tests guardrails and promotes or rolls back (SPEC §10). */

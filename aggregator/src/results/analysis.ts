@@ -1,5 +1,6 @@
 import {
   adjustPValues,
+  cupedArms,
   mixingVariance,
   normalQuantile,
   widenedInterval,
@@ -35,6 +36,8 @@ export interface MetricVariant {
   sum: number;
   mean: number | null;
   variance: number | null;
+  /** With CUPED (SPEC §11) `mean` and `variance` are adjusted; these are the unadjusted ones. */
+  raw?: { mean: number | null; variance: number | null };
 }
 
 export interface MetricComparison {
@@ -51,6 +54,12 @@ export interface MetricComparison {
    * With `analysis.correction`, on the primary and secondary metrics: p-values corrected over
    * those metrics × treatments, and the intervals widened to match (SPEC §11).
    */
+  /**
+   * With CUPED (SPEC §11): the figures above are adjusted by the pre-exposure covariate; these
+   * are the unadjusted ones, and how much variance the adjustment removed.
+   */
+  raw?: Pick<MetricComparison, 'diff' | 'ci95' | 'relLift' | 'relCi95' | 'pValue' | 'sequentialPValue' | 'probabilityToBeat'>;
+  cuped?: { theta: number | null; varianceReduction: number | null };
   adjusted?: {
     method: Correction;
     pValue: number | null;
@@ -186,28 +195,74 @@ function armEstimate(type: MetricType, a: MetricAggregate): ArmEstimate {
   }
 }
 
+/** The phase's arms as estimates: CUPED-adjusted where every arm has a covariate, and unadjusted. */
+function phaseEstimates(type: MetricType, arms: readonly MetricAggregate[]): { raw: ArmEstimate[]; adjusted?: ArmEstimate[]; unadjusted?: ArmEstimate[]; theta?: number } {
+  const raw = arms.map((a) => armEstimate(type, a));
+  // Without pre-exposure data (every covariate 0) there is nothing to adjust by.
+  if (type === 'ratio' || !arms.every((a) => a.covariate) || !arms.some((a) => a.covariate!.sumX2 > 0)) return { raw };
+  const cuped = cupedArms(
+    arms.map((a) => {
+      // Σy² from the mean and the sample variance; a proportion's y is 0 or 1, so Σy² = Σy.
+      const sumY2 = type === 'proportion' ? a.sum : (a.units - 1) * a.variance + (a.sum * a.sum) / a.units;
+      return { n: a.units, sumY: a.sum, sumY2, sumX: a.covariate!.sumX, sumX2: a.covariate!.sumX2, sumXY: a.covariate!.sumXY };
+    }),
+  );
+  return {
+    raw,
+    adjusted: cuped.arms.map((a) => ({ n: a.n, estimate: a.mean, varianceOfEstimate: a.varianceOfMean })),
+    // SPEC §11's variance reduction compares with the same sample variances, not the z-test's p(1 − p).
+    unadjusted: cuped.arms.map((a) => ({ n: a.n, estimate: a.rawMean, varianceOfEstimate: a.rawVarianceOfMean })),
+    theta: cuped.theta,
+  };
+}
+
+const NO_ESTIMATE: ArmEstimate = { n: 0, estimate: NaN, varianceOfEstimate: NaN };
+
 /**
- * A metric over several phases (ADR 0009): each phase's arms are compared within it, and the
- * phases weighted by their share of units. Phases where an arm has fewer than 2 units are left
- * out of the estimates (their units still count). A variant's `mean` is its phase-weighted
- * estimate and its `variance` the per-unit variance that gives that estimate's variance over
- * the variant's `units` (variance / units), so readers of SPEC §4's shape get the right
- * standard errors.
+ * A metric as estimates rather than plain per-unit means: over several phases (ADR 0009) and
+ * whenever CUPED applies (SPEC §11). Each phase's arms are compared within it (CUPED's θ per
+ * phase) and the phases weighted by their share of units; phases where an arm has fewer than 2
+ * units are left out of the estimates (their units still count). A variant's `mean` is its
+ * estimate and its `variance` the per-unit variance that gives the estimate's variance over the
+ * variant's `units` (variance / units), so every reader of SPEC §4's shape — the comparisons,
+ * the sequential p-value, the autopilot — gets the right standard errors. Comparisons use the
+ * normal quantile.
  */
-function stratifiedMetric(m: ResolvedMetric, order: readonly string[], phases: readonly Map<string, MetricAggregate>[]): { shown: MetricVariant[]; arms: ArmEstimate[]; unitVariance: number[] } {
-  const strata = phases.filter((at) => order.every((key) => (at.get(key)?.units ?? 0) >= 2));
-  const combined = strata.length > 0 ? poststratify(strata.map((at) => order.map((key) => armEstimate(m.type, at.get(key)!)))) : order.map(() => ({ n: 0, estimate: NaN, varianceOfEstimate: NaN }));
-  const total = (key: string, field: 'units' | 'count' | 'sum') => phases.reduce((a, at) => a + (at.get(key)?.[field] ?? 0), 0);
-  const unitVariance = order.map((key, i) => total(key, 'units') * combined[i]!.varianceOfEstimate);
-  const shown = order.map((key, i) => ({
+function estimatedResult(m: ResolvedMetric, j: number, order: readonly string[], phases: readonly Map<string, SeriesRow>[], options: AnalysisOptions, looks: Looks): MetricResult {
+  const perPhase = phases.map((at) => new Map([...at].map(([key, r]) => [key, r.metrics[j]!])));
+  const strata = perPhase.filter((at) => order.every((key) => (at.get(key)?.units ?? 0) >= 2)).map((at) => phaseEstimates(m.type, order.map((key) => at.get(key)!)));
+  const cuped = strata.length > 0 && strata.every((s) => s.adjusted);
+  const combine = (pick: (s: (typeof strata)[number]) => ArmEstimate[]) => (strata.length > 0 ? poststratify(strata.map(pick)) : order.map(() => NO_ESTIMATE));
+  const raw = combine((s) => s.raw);
+  const arms = cuped ? combine((s) => s.adjusted!) : raw;
+  const total = (key: string, field: 'units' | 'count' | 'sum') => perPhase.reduce((a, at) => a + (at.get(key)?.[field] ?? 0), 0);
+  const perUnit = (a: ArmEstimate[], i: number) => total(order[i]!, 'units') * a[i]!.varianceOfEstimate;
+  const shown: MetricVariant[] = order.map((key, i) => ({
     key,
     units: total(key, 'units'),
     count: total(key, 'count'),
     sum: total(key, 'sum'),
-    mean: finite(combined[i]!.estimate),
-    variance: finite(unitVariance[i]!),
+    mean: finite(arms[i]!.estimate),
+    variance: finite(perUnit(arms, i)),
+    ...(cuped ? { raw: { mean: finite(raw[i]!.estimate), variance: finite(perUnit(raw, i)) } } : {}),
   }));
-  return { shown, arms: combined, unitVariance };
+  const [baseline, ...others] = order;
+  const comparisons = others.map((variant): MetricComparison => {
+    const v = order.indexOf(variant);
+    const compareArms = (a: ArmEstimate[], id: string) => {
+      const cmp = normalComparison(a[0]!.estimate, a[0]!.varianceOfEstimate, a[v]!.estimate, a[v]!.varianceOfEstimate, 0.95);
+      const enough = a[0]!.n >= options.sequentialMinUnits && a[v]!.n >= options.sequentialMinUnits;
+      const seq = enough ? sequentialPValue(cmp.diff, cmp.se * cmp.se, mixingVariance(perUnit(a, 0), perUnit(a, v))) : 1;
+      return shownComparison(id, variant, baseline!, cmp, seq, looks);
+    };
+    const shownCmp = compareArms(arms, `${m.key}/${variant}`);
+    if (!cuped) return shownCmp;
+    const { variant: _v, baseline: _b, ...unadjusted } = compareArms(raw, `${m.key}/${variant}/raw`);
+    const before = combine((s) => s.unadjusted!);
+    const reduction = 1 - (arms[0]!.varianceOfEstimate + arms[v]!.varianceOfEstimate) / (before[0]!.varianceOfEstimate + before[v]!.varianceOfEstimate);
+    return { ...shownCmp, raw: unadjusted, cuped: { theta: strata.length === 1 ? finite(strata[0]!.theta!) : null, varianceReduction: finite(reduction) } };
+  });
+  return { metric: m.key, type: m.type, variants: shown, comparisons };
 }
 
 /**
@@ -248,7 +303,8 @@ export function analyse(
         : srm(variants.map((v) => v.units), weights);
     const lastTs = Math.max(0, ...byPhase.flatMap((at) => [...at.values()].map((r) => r.lastTs)));
     const results = metrics.map((m, j): MetricResult => {
-      if (withData.length > 1) return stratifiedResult(m, j, order, withData, options, looks);
+      const covariate = withData.some((at) => [...at.values()].some((r) => (r.metrics[j]?.covariate?.sumX2 ?? 0) > 0));
+      if (withData.length > 1 || covariate) return estimatedResult(m, j, order, withData, options, looks);
       const at = withData[0] ?? new Map<string, SeriesRow>();
       const aggregate = (key: string) => at.get(key)?.metrics[j] ?? EMPTY;
       const arms = new Map(order.map((key) => [key, armStats(m.type, key, aggregate(key))]));
@@ -256,7 +312,7 @@ export function analyse(
         const c = compare(m.type, aggregate(baseline), aggregate(variant));
         const enough = aggregate(baseline).units >= options.sequentialMinUnits && aggregate(variant).units >= options.sequentialMinUnits;
         const seq = enough ? sequentialPValue(c.diff, c.se * c.se, mixingVariance(arms.get(baseline)!.unitVariance, arms.get(variant)!.unitVariance)) : 1;
-        return shownComparison(m, variant, baseline, c, seq, looks);
+        return shownComparison(`${m.key}/${variant}`, variant, baseline, c, seq, looks);
       });
       return { metric: m.key, type: m.type, variants: order.map((key) => arms.get(key)!.shown), comparisons };
     });
@@ -267,28 +323,6 @@ export function analyse(
   return points;
 }
 
-function stratifiedResult(
-  m: ResolvedMetric,
-  j: number,
-  order: readonly string[],
-  phases: readonly Map<string, SeriesRow>[],
-  options: AnalysisOptions,
-  looks: Looks,
-): MetricResult {
-  const perPhase = phases.map((at) => new Map([...at].map(([key, r]) => [key, r.metrics[j]!])));
-  const { shown, arms, unitVariance } = stratifiedMetric(m, order, perPhase);
-  const [baseline, ...others] = order;
-  const comparisons = others.map((variant): MetricComparison => {
-    const [c, t] = [arms[0]!, arms[order.indexOf(variant)]!];
-    const cmp = normalComparison(c.estimate, c.varianceOfEstimate, t.estimate, t.varianceOfEstimate, 0.95);
-    const enough = c.n >= options.sequentialMinUnits && t.n >= options.sequentialMinUnits;
-    const seq = enough ? sequentialPValue(cmp.diff, cmp.se * cmp.se, mixingVariance(unitVariance[0]!, unitVariance[order.indexOf(variant)]!)) : 1;
-    return shownComparison(m, variant, baseline!, cmp, seq, looks);
-  });
-  return { metric: m.key, type: m.type, variants: shown, comparisons };
-}
-
-/** A comparison as SPEC §4 shows it; the sequential p-value is the running minimum over looks. */
 const Z95 = normalQuantile(0.975);
 
 /**
@@ -312,8 +346,8 @@ function correct(experiment: Pick<Experiment, 'metrics' | 'analysis'>, results: 
   });
 }
 
-function shownComparison(m: ResolvedMetric, variant: string, baseline: string, c: Comparison, seq: number, looks: Looks): MetricComparison {
-  const id = `${m.key}/${variant}`;
+/** A comparison as SPEC §4 shows it; its sequential p-value (under `id`) is the running minimum over looks. */
+function shownComparison(id: string, variant: string, baseline: string, c: Comparison, seq: number, looks: Looks): MetricComparison {
   const min = Math.min(looks.running.get(id) ?? 1, Number.isNaN(seq) ? 1 : seq);
   looks.running.set(id, min);
   const shown: MetricComparison = {

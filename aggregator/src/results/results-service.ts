@@ -36,6 +36,9 @@ function chosenMetrics(analysed: readonly ResolvedMetric[], only: readonly strin
   return analysed.filter((m) => only.includes(m.key));
 }
 
+/** CUPED's pre-exposure window (SPEC §11: `analysis.preWindowDays`, 14 by default); 0 turns CUPED off. */
+const preWindowMs = (e: Experiment): number => (e.analysis?.cuped === false ? 0 : (e.analysis?.preWindowDays ?? 14) * 86_400_000);
+
 /** Where the store's phases after the first start (ADR 0009). */
 const phaseStarts = (phases: readonly Phase[]): number[] => phases.slice(1).map((p) => p.startedAt);
 
@@ -152,7 +155,7 @@ export class ResultsService {
     const phases = experimentPhases(experiment);
     const span = await this.store.span(key);
     const plan = span ? planBuckets(span) : undefined;
-    const rows = plan ? await this.store.series({ experiment: key, metrics: metrics.map((m) => m.spec), ends: plan.ends, phaseStarts: phaseStarts(phases) }) : [];
+    const rows = plan ? await this.store.series({ experiment: key, metrics: metrics.map((m) => m.spec), ends: plan.ends, phaseStarts: phaseStarts(phases), preWindowMs: preWindowMs(experiment) }) : [];
     const points = analyse(experiment, metrics, rows, plan?.ends.length ?? 1, this.options, phases);
     const last = points.at(-1)!;
     return {
@@ -173,7 +176,7 @@ export class ResultsService {
     const span = await this.store.span(key);
     const plan = span ? planBuckets(span, step) : undefined;
     const phases = experimentPhases(experiment);
-    const rows = plan ? await this.store.series({ experiment: key, metrics: [metric.spec], ends: plan.ends, phaseStarts: phaseStarts(phases) }) : [];
+    const rows = plan ? await this.store.series({ experiment: key, metrics: [metric.spec], ends: plan.ends, phaseStarts: phaseStarts(phases), preWindowMs: preWindowMs(experiment) }) : [];
     const points = plan ? analyse(experiment, [metric], rows, plan.ends.length, this.options, phases) : [];
     return {
       experiment: key,

@@ -90,7 +90,10 @@ export function rampedData(opts: {
   /** Click probability by phase (a trend over time), the same in both variants unless `lift`. */
   pClick?: number[];
   lift?: number;
-  /** Each unit also clicks and dwells at random times up to this long before its first exposure. */
+  /**
+   * Each unit also clicks and dwells at random times up to this long before its first exposure,
+   * more often the more active it is; active units also click more during the experiment.
+   */
   preHistory?: number;
 }): Event[] {
   const r = rng(opts.seed);
@@ -103,10 +106,12 @@ export function rampedData(opts: {
     const bucket = r() * 100;
     let t = opts.start + Math.floor(r() * (end - opts.start));
     const assign = (at: number) => [{ experiment: opts.experiment, variant: variantAt(bucket, at) }];
+    // How active the user is: more behaviour before the experiment and more clicks in it (what CUPED uses).
+    const activity = opts.preHistory ? r() : 0;
     if (opts.preHistory) {
-      for (let j = Math.floor(r() * 4); j > 0; j--) {
+      for (let j = Math.floor(activity * activity * 6); j > 0; j--) {
         const ts = t - 1 - Math.floor(r() * opts.preHistory);
-        events.push(behaviour(r() < 0.5 ? 'click' : 'dwell', unitId, ts, { value: Math.round(r() * 300) / 10 }));
+        events.push(behaviour(r() < 0.7 ? 'click' : 'dwell', unitId, ts, { value: Math.round(r() * 300) / 10 }));
       }
     }
     const visits = 1 + Math.floor(r() * 4);
@@ -116,7 +121,7 @@ export function rampedData(opts: {
       if (r() < 0.9) extra.latencyMs = 2 + r() * 20;
       events.push(exposure(unitId, t, assign(t), extra));
       if (k === 0 && r() < 0.01) events.push(exposure(unitId, t + 1000, [{ experiment: opts.experiment, variant: variant === 'control' ? 'treatment' : 'control' }]));
-      const p = (opts.pClick?.[phaseAt(t)] ?? 0.2) + (variant === 'treatment' ? (opts.lift ?? 0) : 0);
+      const p = (opts.pClick?.[phaseAt(t)] ?? 0.2) * (opts.preHistory ? activity * activity * 2 : 1) + (variant === 'treatment' ? (opts.lift ?? 0) : 0);
       const impressions = Math.floor(r() * 4);
       for (let j = 0; j < impressions; j++) {
         events.push(behaviour('impression', unitId, t + 500 + j));

@@ -112,14 +112,29 @@ function shown(c) {
   return { ...c, pValue: c.adjusted.pValue, sequentialPValue: c.adjusted.sequentialPValue, ci95: c.adjusted.ci95, relCi95: c.adjusted.relCi95, raw: c };
 }
 
-/** @param {{experiment: any, m: any}} props */
-function MetricTable({ experiment, m }) {
+/**
+ * A metric's figures without the CUPED adjustment (SPEC §11), for the raw view.
+ * @param {any} m
+ */
+function unadjusted(m) {
+  return {
+    ...m,
+    variants: (m.variants ?? []).map((/** @type {any} */ v) => (v.raw ? { ...v, ...v.raw } : v)),
+    comparisons: (m.comparisons ?? []).map((/** @type {any} */ c) => (c.raw ? { variant: c.variant, baseline: c.baseline, ...c.raw } : c)),
+  };
+}
+
+/** @param {{experiment: any, m: any, adjusted: boolean}} props */
+function MetricTable({ experiment, m: metric, adjusted }) {
+  const m = adjusted ? metric : unadjusted(metric);
+  const cuped = adjusted ? metric.comparisons?.find((/** @type {any} */ c) => c.cuped)?.cuped : undefined;
   const role = m.metric === experiment.metrics?.primary ? 'primary' : (experiment.metrics?.guardrails ?? []).includes(m.metric) ? 'guardrail' : (experiment.metrics?.secondary ?? []).includes(m.metric) ? 'secondary' : '';
   const comparisons = (m.comparisons ?? []).map(shown);
   const method = m.comparisons?.find((/** @type {any} */ c) => c.adjusted)?.adjusted.method;
   const domain = ciDomain(comparisons);
   return html`<table class="grid compact metric" data-metric=${m.metric}>
     <caption><span class="mono">${m.metric}</span> <span class="muted small">${m.type}</span>${role ? html` <span class=${`tag ${role}`}>${role}</span>` : ''}
+      ${cuped && html` <span class="tag cuped" data-testid="cuped" title="Adjusted by each unit's same metric before its first exposure (CUPED); θ = ${cuped.theta === null ? 'per phase' : num(cuped.theta)}">CUPED: variance −${pct(cuped.varianceReduction, 0)}</span>`}
       ${method && html` <span class="tag corrected" data-testid="corrected" title="p-values and intervals corrected over the primary and secondary metrics × treatments; hover a p-value for the raw one">${CORRECTION_NAMES[/** @type {'holm' | 'bh'} */ (method)]}-corrected</span>`}</caption>
     <thead><tr>
       <th scope="col">Variant</th><th scope="col" class="num">Units</th><th scope="col" class="num">Mean</th><th scope="col" class="num">Lift</th>
@@ -157,6 +172,7 @@ function MetricTable({ experiment, m }) {
  */
 export function ResultsView({ experiment }) {
   const [auto, setAuto] = useState(true);
+  const [adjusted, setAdjusted] = useState(true);
   const metricKeys = [experiment.metrics?.primary, ...(experiment.metrics?.guardrails ?? [])].filter(Boolean);
   const [chartMetric, setChartMetric] = useState(metricKeys[0] ?? '');
   const interval = auto ? 5000 : undefined;
@@ -215,7 +231,10 @@ export function ResultsView({ experiment }) {
       <div class="card metrics-card">
         <h3>Metrics</h3>
         ${allMetrics.length === 0 && html`<p class="muted">No metric results yet.</p>`}
-        ${allMetrics.map((m) => html`<${MetricTable} key=${m.metric} experiment=${experiment} m=${m} />`)}
+        ${allMetrics.some((m) => m.comparisons?.some((/** @type {any} */ c) => c.cuped)) &&
+        html`<label class="check small" data-testid="cuped-toggle"><input type="checkbox" checked=${adjusted} onChange=${(e) => setAdjusted(e.currentTarget.checked)} />
+          Adjust by pre-experiment behaviour (CUPED); unchecked shows the raw figures</label>`}
+        ${allMetrics.map((m) => html`<${MetricTable} key=${m.metric} experiment=${experiment} m=${m} adjusted=${adjusted} />`)}
       </div>
     </div>
   `;
