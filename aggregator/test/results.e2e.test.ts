@@ -71,6 +71,8 @@ let app: FastifyInstance;
 let base: string;
 let producer: EventLogProducer;
 let events: Event[];
+/** Deliveries beyond `events` (a test redelivers a batch). */
+let redelivered = 0;
 const start = Date.UTC(2026, 10, 20, 9, 0, 0);
 /** An experiment ramped from 50/50 to 30/70 an hour in: SRM must judge only the units exposed since. */
 const RAMPED = 'ramped-exp';
@@ -167,6 +169,13 @@ beforeAll(async () => {
   // The gateway's side: the same embedded log, written by another party.
   producer = createFileEventLog({ dir: join(dir, 'events'), topic: EVENTS_TOPIC }).producer();
   events = experimentData({ experiment: KEY, variants: VARIANTS.map((v) => v.key), units: 900, seed: 7, start, spanMs: 4 * 3_600_000, treatmentLift: 0.25 });
+  // Some exposures were answered by a fallback: every 5th of `wild`'s by the route's, every 7th of treatment's by the model's.
+  let nth = 0;
+  for (const e of events) {
+    const variant = e.type === 'exposure' ? e.assignments.find((a) => a.experiment === KEY)?.variant : undefined;
+    if (variant === 'wild' && nth++ % 5 === 0) e.fallback = 'route';
+    if (variant === 'treatment' && nth++ % 7 === 0) e.fallback = 'model';
+  }
   // A unit exposed to another experiment too, and behaviour of units never exposed: neither may leak in.
   events.push(exposure('stranger', start + 10, [{ experiment: 'other-exp', variant: 'b' }]), behaviour('click', 'stranger', start + 20), behaviour('click', 'nobody', start + 30));
   events.push(...rampedEvents(), ...aaEvents(), ...cupedEvents());
@@ -351,6 +360,40 @@ describe('GET /v1/results/:experiment end to end', () => {
     expect(body.metrics.find((x) => x.metric === 'error_rate')!.comparisons[0]!.cuped).toBeUndefined();
   });
 
+  it('shows assigned vs served and latency percentiles with order-statistic intervals, from every exposure once', async () => {
+    // A redelivered batch must not count twice.
+    const again = events.filter((e) => e.type === 'exposure').slice(0, 300);
+    await producer.append(again.map((e) => ({ key: e.unitId, value: JSON.stringify(e) })));
+    redelivered += again.length;
+    await waitFor(async () => (await deps.ingester.lag()) === 0, 'the aggregator to consume the log', 30_000);
+    const { body } = await get<ExperimentResults>(`/v1/results/${KEY}`);
+    const exposures = (variant: string) => [...new Map(events.filter((e) => e.type === 'exposure' && e.assignments.some((a) => a.experiment === KEY && a.variant === variant)).map((e) => [e.eventId, e])).values()];
+    for (const v of VARIANTS) {
+      const xs = exposures(v.key);
+      const count = (f: 'route' | 'model') => xs.filter((e) => e.fallback === f).length;
+      const served = body.served!.find((s) => s.key === v.key)!;
+      expect(served.exposures).toBe(xs.length);
+      expectNear(served.routeFallback, count('route') / xs.length, `${v.key} route fallback share`);
+      expectNear(served.modelFallback, count('model') / xs.length, `${v.key} model fallback share`);
+      expectNear(served.asAssigned, 1 - (count('route') + count('model')) / xs.length, `${v.key} served as assigned`);
+      // Percentiles: the order statistic at ⌈n·p⌉, the interval between those at n·p ∓ 1.96·√(n·p·(1 − p)).
+      const sorted = xs.filter((e) => e.latencyMs !== undefined).map((e) => e.latencyMs!).sort((a, b) => a - b);
+      const n = sorted.length;
+      const at = (rank: number) => sorted[Math.min(n, Math.max(1, rank)) - 1]!;
+      const got = body.latencyPercentiles!.find((l) => l.key === v.key)!;
+      expect(got.n).toBe(n);
+      expect(got.percentiles.map((q) => q.p)).toEqual([0.5, 0.95, 0.99]);
+      for (const q of got.percentiles) {
+        const half = 1.959963984540054 * Math.sqrt(n * q.p * (1 - q.p));
+        expect([q.value, q.ci95[0], q.ci95[1]], `${v.key} p${q.p * 100}`).toEqual([at(Math.ceil(n * q.p)), at(Math.floor(n * q.p - half)), at(Math.ceil(n * q.p + half) + 1)]);
+        expect(q.ci95[0]).toBeLessThanOrEqual(q.value);
+        expect(q.ci95[1]).toBeGreaterThanOrEqual(q.value);
+      }
+    }
+    expect(body.served!.find((s) => s.key === 'wild')!.routeFallback).toBeGreaterThan(0.1);
+    expect(body.served!.find((s) => s.key === 'control')!.asAssigned).toBe(1);
+  });
+
   it('answers units, exposures and SRM equal to the raw data', async () => {
     const { status, body } = await get<ExperimentResults>(`/v1/results/${KEY}`);
     expect(status).toBe(200);
@@ -462,7 +505,7 @@ describe('GET /v1/results/:experiment end to end', () => {
     const ready = await get<{ status: string; checks: Record<string, string> }>('/readyz');
     expect(ready).toEqual({ status: 200, body: expect.objectContaining({ status: 'ready', checks: { clickhouse: 'ok', 'event-log': 'ok', definitions: 'ok' } }) });
     const text = await (await fetch(`${base}/metrics`)).text();
-    expect(text).toMatch(new RegExp(`bunryu_aggregator_events_ingested_total\\{[^}]*\\} ${events.length}\\b`));
+    expect(text).toMatch(new RegExp(`bunryu_aggregator_events_ingested_total\\{[^}]*\\} ${events.length + redelivered}\\b`));
     expect(text).toMatch(/bunryu_aggregator_consumer_lag\{[^}]*\} 0\b/);
     expect(text).toMatch(/bunryu_aggregator_insert_duration_seconds_count\{[^}]*\} [1-9]/);
   });

@@ -7,6 +7,7 @@ export interface ExposureContext {
   ts: number;
   latencyMs?: number;
   status?: number;
+  fallback?: 'route' | 'model';
   attributes?: Record<string, string | number | boolean>;
 }
 
@@ -21,6 +22,7 @@ export function exposureEvent(assignments: readonly Assignment[], ctx: ExposureC
   const event: Event = { eventId, type: 'exposure', ts: ctx.ts, unitId: ctx.unitId, route: ctx.route, requestId: ctx.requestId, assignments: analysed };
   if (ctx.latencyMs !== undefined) event.latencyMs = ctx.latencyMs;
   if (ctx.status !== undefined) event.status = ctx.status;
+  if (ctx.fallback !== undefined) event.fallback = ctx.fallback;
   if (ctx.attributes && Object.keys(ctx.attributes).length > 0) event.attributes = ctx.attributes;
   return event;
 }

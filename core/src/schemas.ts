@@ -317,6 +317,13 @@ export const Event = z.strictObject({
   value: z.number().finite().optional(),
   latencyMs: z.number().finite().min(0).optional(),
   status: z.number().int().min(0).max(999).optional(),
+  /**
+   * On an exposure whose answer did not come from the assigned variant's model (SPEC §11,
+   * assigned vs served): `route` when the route's fallback answered (`x-ab-fallback`), `model`
+   * when the model-server answered with its fallback version (`x-model-fallback`). Absent: served
+   * as assigned (and on events written before this field existed).
+   */
+  fallback: z.enum(['route', 'model']).optional(),
   attributes: z.record(z.string(), Scalar).optional(),
 });
 export type Event = z.infer<typeof Event>;

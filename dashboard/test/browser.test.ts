@@ -276,6 +276,10 @@ describe.skipIf(!executablePath)('dashboard in a browser, against the real servi
     await expect.poll(async () => (await phases.count()) > 0 && (await phases.locator('summary').textContent()), { timeout: 60_000, interval: 1000 }).toMatch(/^Analysed in 2 phases/);
     const units = page.locator('[data-testid="variants-table"] [data-testid="units"]');
     await expect.poll(async () => sum(await units.allTextContents()), { timeout: 60_000, interval: 1000 }).toBe(700);
+    // Every answer came from the assigned variant's model. (These exposures come from /v1/assign,
+    // which calls no upstream: the percentiles table has no latency to show.)
+    await expect.poll(() => page.locator('[data-testid="served"] tr[data-variant="treatment"] td').nth(1).textContent()).toBe('100.0%');
+    expect(await page.locator('[data-testid="percentiles"] tbody tr').count()).toBe(2);
     const moved = Number((await phases.locator('summary').textContent())?.match(/(\d+) units? moved/)?.[1]);
     expect(moved).toBeGreaterThan(0);
     await phases.locator('summary').click();

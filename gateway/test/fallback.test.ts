@@ -11,6 +11,7 @@ describe.each(['own', 'node'] as const)('route timeoutMs and fallback (%s HTTP s
   let slow: TestUpstream;
   let failing: TestUpstream;
   let backup: TestUpstream;
+  let modelFallback: TestUpstream;
   let ready: ReadyGateway;
   let gw: TestGateway;
   let tap: EventTap;
@@ -28,6 +29,10 @@ describe.each(['own', 'node'] as const)('route timeoutMs and fallback (%s HTTP s
       res.end('{"error":"model down"}');
     });
     backup = await startUpstream('backup');
+    modelFallback = await startUpstream('model-fallback', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'x-model-fallback': 'true' });
+      res.end('{"predictions":[0.1]}');
+    });
     const dead = `http://127.0.0.1:${await closedPort()}`;
     const routes = [
       route('dead-to-backup', dead, { fallback: { upstream: backup.url }, path: '/m' }),
@@ -38,6 +43,8 @@ describe.each(['own', 'node'] as const)('route timeoutMs and fallback (%s HTTP s
       route('slow-no-fallback', slow.url, { timeoutMs: 150 }),
       route('failing-no-fallback', failing.url),
       route('both-dead', dead, { fallback: { upstream: dead } }),
+      route('healthy', healthy.url),
+      route('model-fallback', modelFallback.url),
     ];
     ready = await startReadyGateway(snapshot(1, routes, routes.map((r) => experiment(`exp-${r.key}`, r.key))), { GATEWAY_HTTP_SERVER: httpServer });
     ({ gw, tap } = ready);
@@ -45,7 +52,7 @@ describe.each(['own', 'node'] as const)('route timeoutMs and fallback (%s HTTP s
 
   afterAll(async () => {
     await ready?.close();
-    for (const u of [healthy, slow, failing, backup]) await u?.close();
+    for (const u of [healthy, slow, failing, backup, modelFallback]) await u?.close();
   });
 
   async function call(routeName: string) {
@@ -71,7 +78,17 @@ describe.each(['own', 'node'] as const)('route timeoutMs and fallback (%s HTTP s
     expect(seen.body).toBe('{"instances":[]}');
     expect(seen.headers['x-ab-unit']).toBe('unit-dead-to-backup');
     expect(JSON.parse(body).url).toBe('/m/predict?x=1');
-    expect(exposure).toMatchObject({ type: 'exposure', status: 502 });
+    expect(exposure).toMatchObject({ type: 'exposure', status: 502, fallback: 'route' });
+  });
+
+  it('records on the exposure an answer from the model-server\'s fallback version, and nothing when none was used', async () => {
+    const plain = await call('healthy');
+    expect(plain.res.status).toBe(200);
+    expect(plain.exposure).toBeDefined();
+    expect(plain.exposure!.fallback).toBeUndefined();
+    const model = await call('model-fallback');
+    expect(model.res.headers.get('x-model-fallback')).toBe('true');
+    expect(model.exposure).toMatchObject({ status: 200, fallback: 'model' });
   });
 
   it('answers the fixed fallback when the upstream exceeds timeoutMs while sending its body', async () => {

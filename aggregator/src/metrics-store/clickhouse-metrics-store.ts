@@ -1,5 +1,5 @@
 import type { ClickHouseClient } from '@clickhouse/client';
-import type { MetricAggregate, MetricsStore, SeriesQuery, SeriesRow, StoredEvent } from './metrics-store.ts';
+import { PERCENTILES, type ExposureFacts, type MetricAggregate, type MetricsStore, type SeriesQuery, type SeriesRow, type StoredEvent } from './metrics-store.ts';
 import { SCHEMA } from './schema.ts';
 import { buildSeriesQuery } from './series-query.ts';
 
@@ -175,6 +175,48 @@ export class ClickHouseMetricsStore implements MetricsStore {
       }
     }
     return out;
+  }
+
+  /**
+   * Each exposure once (by event id), per variant. A percentile is the order statistic at
+   * ⌈n·p⌉; its 95% interval is the distribution-free one between the order statistics at
+   * n·p ∓ 1.96·√(n·p·(1 − p)) (the binomial count of exposures below the true percentile), which
+   * takes exposures as independent draws of the variant's latency.
+   */
+  async exposureFacts(experiment: string): Promise<ExposureFacts[]> {
+    const rs = await this.client.query({
+      query: `
+WITH per_exposure AS (
+  SELECT a.variant AS variant, eventId, any(fallback) AS served, any(latencyMs) AS latency
+  FROM events ARRAY JOIN assignments AS a
+  WHERE type = 'exposure' AND a.experiment = {experiment:String}
+  GROUP BY a.variant, eventId
+),
+per_variant AS (
+  SELECT variant, count() AS exposures, countIf(served = 'route') AS routeFallback, countIf(served = 'model') AS modelFallback,
+    arraySort(groupArrayIf(assumeNotNull(latency), latency IS NOT NULL)) AS s, length(s) AS n
+  FROM per_exposure
+  GROUP BY variant
+)
+SELECT variant, exposures, routeFallback, modelFallback, n,
+  if(n = 0, [], arrayMap(p -> [
+    s[toUInt64(greatest(1, ceil(n * p)))],
+    s[toUInt64(greatest(1, floor(n * p - 1.959963984540054 * sqrt(n * p * (1 - p)))))],
+    s[toUInt64(least(toFloat64(n), ceil(n * p + 1.959963984540054 * sqrt(n * p * (1 - p))) + 1))]
+  ], {levels:Array(Float64)})) AS q
+FROM per_variant
+ORDER BY variant`,
+      query_params: { experiment, levels: [...PERCENTILES] },
+      format: 'JSONEachRow',
+    });
+    const rows = await rs.json<{ variant: string; exposures: string | number; routeFallback: string | number; modelFallback: string | number; n: string | number; q: number[][] }>();
+    return rows.map((r) => ({
+      variant: r.variant,
+      exposures: num(r.exposures),
+      routeFallback: num(r.routeFallback),
+      modelFallback: num(r.modelFallback),
+      latency: { n: num(r.n), percentiles: r.q.map((t, i) => ({ p: PERCENTILES[i]!, value: t[0]!, ci95: [t[1]!, t[2]!] as [number, number] })) },
+    }));
   }
 
   /** Rows in the raw table (every delivery, before merges drop copies): what the benchmark polls. */

@@ -30,6 +30,8 @@ export interface MetricsStore {
   span(experiment: string): Promise<{ firstTs: number; lastTs: number } | null>;
   /** Cumulative per-variant aggregates of `metrics` at each bucket end (see SeriesQuery). */
   series(query: SeriesQuery): Promise<SeriesRow[]>;
+  /** Per variant: its exposures by how they were served, and percentiles of their latency (SPEC §11). */
+  exposureFacts(experiment: string): Promise<ExposureFacts[]>;
   /** Resolves when the store answers (for /readyz). */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -111,3 +113,23 @@ export interface SeriesRow {
   /** One per SeriesQuery.metrics, in order. */
   metrics: MetricAggregate[];
 }
+
+/** A latency percentile with its 95% interval. */
+export interface Percentile {
+  p: number;
+  value: number;
+  ci95: [number, number];
+}
+
+export interface ExposureFacts {
+  variant: string;
+  /** Distinct exposure events. */
+  exposures: number;
+  /** Of those, answered by the route's fallback and by the model-server's fallback version. */
+  routeFallback: number;
+  modelFallback: number;
+  /** Exposures with a latency, and its p50, p95 and p99. */
+  latency: { n: number; percentiles: Percentile[] };
+}
+
+export const PERCENTILES = [0.5, 0.95, 0.99] as const;

@@ -27,10 +27,13 @@ export const SCHEMA: readonly string[] = [
     value Nullable(Float64),
     latencyMs Nullable(Float64),
     status Nullable(UInt16),
+    fallback LowCardinality(String) DEFAULT '',
     attributes Map(String, String),
     ingestedAt DateTime64(3) DEFAULT now64(3)
   ) ENGINE = ReplacingMergeTree
   ORDER BY (type, unitId, eventId)`,
+  // Stores made before exposures said how they were served.
+  `ALTER TABLE events ADD COLUMN IF NOT EXISTS fallback LowCardinality(String) DEFAULT '' AFTER status`,
 
   `CREATE TABLE IF NOT EXISTS unit_exposures (
     experiment LowCardinality(String),

@@ -94,6 +94,14 @@ export interface ExperimentResults {
   metrics: MetricResult[];
   /** Present once the weights have changed: each phase's units, the basis of the analysis. */
   phases?: PhaseCounts[];
+  /**
+   * Assigned vs served (SPEC §11), per variant: the shares of its exposures answered by the
+   * assigned variant, by the route's fallback and by the model-server's fallback version. The
+   * figures above stay intention-to-treat: every unit in the variant it was assigned.
+   */
+  served?: { key: string; exposures: number; asAssigned: number | null; routeFallback: number | null; modelFallback: number | null }[];
+  /** p50, p95 and p99 of the gateway's latency per variant, over exposures, with 95% intervals. */
+  latencyPercentiles?: { key: string; n: number; percentiles: { p: number; value: number; ci95: [number, number] }[] }[];
 }
 
 export interface AnalysisOptions {

@@ -1,6 +1,6 @@
 import { createError, experimentPhases, type Experiment, type Phase } from '@bunryu/core';
 import type { Logger } from '@bunryu/platform/log';
-import type { MetricsStore } from '../metrics-store/metrics-store.ts';
+import type { ExposureFacts, MetricsStore } from '../metrics-store/metrics-store.ts';
 import { analyse, type AnalysisOptions, type AnalysisPoint, type ExperimentResults, type MetricComparison, type MetricVariant } from './analysis.ts';
 import { formatInterval, planBuckets } from './buckets.ts';
 import { experimentMetrics, resolveMetric, type MetricType, type ResolvedMetric } from './experiment-metrics.ts';
@@ -49,6 +49,21 @@ function phaseCounts(phases: readonly Phase[], point: AnalysisPoint): Experiment
     units: point.phases[i]?.units ?? {},
     moved: point.phases[i]?.moved ?? 0,
   }));
+}
+
+function servedFigures(order: readonly string[], facts: readonly ExposureFacts[]): Pick<ExperimentResults, 'served' | 'latencyPercentiles'> {
+  const of = (key: string) => facts.find((f) => f.variant === key);
+  const share = (n: number, of: number) => (of > 0 ? n / of : null);
+  return {
+    served: order.map((key) => {
+      const f = of(key);
+      const n = f?.exposures ?? 0;
+      const route = f?.routeFallback ?? 0;
+      const model = f?.modelFallback ?? 0;
+      return { key, exposures: n, asAssigned: share(n - route - model, n), routeFallback: share(route, n), modelFallback: share(model, n) };
+    }),
+    latencyPercentiles: order.map((key) => ({ key, n: of(key)?.latency.n ?? 0, percentiles: of(key)?.latency.percentiles ?? [] })),
+  };
 }
 
 /** How long a restricted answer is kept fresh after it was last asked for. */
@@ -158,7 +173,7 @@ export class ResultsService {
     const rows = plan ? await this.store.series({ experiment: key, metrics: metrics.map((m) => m.spec), ends: plan.ends, phaseStarts: phaseStarts(phases), preWindowMs: preWindowMs(experiment) }) : [];
     const points = analyse(experiment, metrics, rows, plan?.ends.length ?? 1, this.options, phases);
     const last = points.at(-1)!;
-    return {
+    const results: ExperimentResults = {
       experiment: key,
       updatedAt: last.lastTs > 0 ? new Date(last.lastTs).toISOString() : null,
       srm: last.srm,
@@ -166,6 +181,9 @@ export class ResultsService {
       metrics: last.metrics,
       ...(phases.length > 1 ? { phases: phaseCounts(phases, last) } : {}),
     };
+    // The serving guardrails' fast answer (`only`) skips what reads every exposure again.
+    if (!only && span) Object.assign(results, servedFigures(last.variants.map((v) => v.key), await this.store.exposureFacts(key)));
+    return results;
   }
 
   async timeseries(key: string, metricKey: string | undefined, step: number | undefined): Promise<Timeseries> {

@@ -18,6 +18,7 @@ export function eventJson(e: Event): string {
   if (e.value !== undefined) out += ',"value":' + number(e.value);
   if (e.latencyMs !== undefined) out += ',"latencyMs":' + number(e.latencyMs);
   if (e.status !== undefined) out += ',"status":' + number(e.status);
+  if (e.fallback !== undefined) out += ',"fallback":"' + e.fallback + '"';
   if (e.attributes !== undefined) out += ',"attributes":' + JSON.stringify(e.attributes);
   return flat(out + '}');
 }
@@ -36,6 +37,7 @@ export function exposureJson(assignmentsJson: string | null, ctx: ExposureContex
   out += ',"assignments":' + assignmentsJson;
   if (ctx.latencyMs !== undefined) out += ',"latencyMs":' + number(ctx.latencyMs);
   if (ctx.status !== undefined) out += ',"status":' + number(ctx.status);
+  if (ctx.fallback !== undefined) out += ',"fallback":"' + ctx.fallback + '"';
   if (ctx.attributes) {
     for (const _ in ctx.attributes) {
       out += ',"attributes":' + JSON.stringify(ctx.attributes);

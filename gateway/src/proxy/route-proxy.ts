@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
-import { BunryuError, assignForwarding, clientErrorBody, createError, type Assignment } from '@bunryu/core';
+import { BunryuError, assignForwarding, clientErrorBody, createError, type Assignment, type ExposureContext } from '@bunryu/core';
 import { attributesFromHeaders } from '../client/attributes.ts';
 import { unitCookie, unitIdOf } from '../client/unit-id.ts';
 import type { SnapshotStore } from '../config-source/snapshot-store.ts';
@@ -148,6 +148,8 @@ export class RouteProxy {
       const latencyMs = performance.now() - started;
       // The exposure carries what the upstream really did, so error_rate sees failures hidden by a fallback.
       const upstreamStatus = response !== null ? response.status : failure!.kind === 'timeout' ? 504 : 502;
+      // Assigned vs served (SPEC §11): did the answer come from the assigned variant's model?
+      let served: 'route' | 'model' | undefined = response !== null && modelFellBack(response.headers) ? 'model' : undefined;
       try {
         const own = ['x-ab-assignments', assignments, 'x-request-id', requestId];
         if (unit.issued) own.push('set-cookie', unitCookie(unit.id));
@@ -160,6 +162,7 @@ export class RouteProxy {
           sendError(res, failureError(failure!), requestId, own);
         } else {
           own.push('x-ab-fallback', 'true');
+          served = 'route';
           this.answerFromFallback(res, route, forwarded, rest, response, failure, result.assignments, latencyMs, own, requestId).catch((err: unknown) =>
             this.failed(err, req, res, requestId),
           );
@@ -169,11 +172,9 @@ export class RouteProxy {
       } finally {
         // Serialized and queued once the answer is on its way: the event adds nothing to its latency.
         if (result.exposureAssignmentsJson !== null) {
-          const exposure = exposureJson(
-            result.exposureAssignmentsJson,
-            { unitId: unit.id, route: name, requestId, ts: Date.now(), latencyMs: Math.round(latencyMs * 1000) / 1000, status: upstreamStatus, attributes },
-            randomUUID(),
-          );
+          const context: ExposureContext = { unitId: unit.id, route: name, requestId, ts: Date.now(), latencyMs: Math.round(latencyMs * 1000) / 1000, status: upstreamStatus, attributes };
+          if (served !== undefined) context.fallback = served;
+          const exposure = exposureJson(result.exposureAssignmentsJson, context, randomUUID());
           publisher.publishJson(unit.id, exposure!);
         }
       }
@@ -213,6 +214,12 @@ export class RouteProxy {
       sendError(res, error, requestId, own);
     }
   }
+}
+
+/** The model-server says it answered with its fallback version (`x-model-fallback: true`). */
+function modelFellBack(headers: readonly string[]): boolean {
+  for (let i = 0; i < headers.length; i += 2) if (headers[i] === 'x-model-fallback') return headers[i + 1] === 'true';
+  return false;
 }
 
 function sendUpstream(res: ProxyReply, response: UpstreamResponse, own: string[]): void {

@@ -24,6 +24,51 @@ export function SrmBanner({ results }) {
 }
 
 /**
+ * Assigned vs served (SPEC §11): which share of each variant's exposures its own model answered.
+ * @param {{experiment: any, results: any}} props
+ */
+function ServedTable({ experiment, results }) {
+  const rows = experiment.variants.map((/** @type {{key: string}} */ v) => results.served.find((/** @type {any} */ s) => s.key === v.key)).filter(Boolean);
+  return html`<div class="card" data-testid="served">
+    <h3>Assigned vs served</h3>
+    <table class="grid compact">
+      <caption class="sr-only">Share of each variant's exposures by who answered</caption>
+      <thead><tr><th scope="col">Variant</th><th scope="col" class="num">Exposures</th><th scope="col" class="num">As assigned</th><th scope="col" class="num">Route fallback</th><th scope="col" class="num">Model fallback</th></tr></thead>
+      <tbody>
+        ${rows.map(
+          (/** @type {any} */ r) => html`<tr data-variant=${r.key}><th scope="row">${r.key}</th><td class="num">${num(r.exposures)}</td>
+            <td class="num">${pct(r.asAssigned, 1)}</td><td class="num" data-testid="route-fallback">${pct(r.routeFallback, 1)}</td><td class="num" data-testid="model-fallback">${pct(r.modelFallback, 1)}</td></tr>`,
+        )}
+      </tbody>
+    </table>
+    <p class="small muted">The results above are intention-to-treat: each unit counts in the variant it was assigned, whoever answered. An analysis of only the answers served as assigned would be biased (fallbacks are not random), so it is not shown as a result.</p>
+  </div>`;
+}
+
+/**
+ * p50, p95 and p99 of the gateway's latency per variant, with their 95% intervals.
+ * @param {{experiment: any, results: any}} props
+ */
+function PercentilesTable({ experiment, results }) {
+  const rows = experiment.variants.map((/** @type {{key: string}} */ v) => results.latencyPercentiles?.find((/** @type {any} */ l) => l.key === v.key)).filter(Boolean);
+  const ms = (/** @type {number} */ x) => `${num(x)} ms`;
+  return html`<div class="card" data-testid="percentiles">
+    <h3>Latency percentiles</h3>
+    <table class="grid compact">
+      <caption class="sr-only">Latency percentiles per variant with 95% intervals</caption>
+      <thead><tr><th scope="col">Variant</th><th scope="col" class="num">Exposures</th><th scope="col" class="num">p50</th><th scope="col" class="num">p95</th><th scope="col" class="num">p99</th></tr></thead>
+      <tbody>
+        ${rows.map(
+          (/** @type {any} */ r) => html`<tr data-variant=${r.key}><th scope="row">${r.key}</th><td class="num">${num(r.n)}</td>
+            ${r.percentiles.map((/** @type {any} */ q) => html`<td class="num" title=${`95% interval ${ms(q.ci95[0])} to ${ms(q.ci95[1])}`}>${ms(q.value)} <span class="small muted">(${num(q.ci95[0])}–${num(q.ci95[1])})</span></td>`)}</tr>`,
+        )}
+      </tbody>
+    </table>
+    <p class="small muted">Over exposures, with distribution-free intervals between order statistics.</p>
+  </div>`;
+}
+
+/**
  * The phases of a ramped experiment (ADR 0009): each weight change starts one, and each unit is
  * analysed in the phase it came in, so the figures above compare variants within phases.
  * @param {{experiment: any, phases: {startedAt: string, weights: Record<string, number> | null, units: Record<string, number>, moved: number}[]}} props
@@ -228,6 +273,10 @@ export function ResultsView({ experiment }) {
           <${LiftChart} series=${lift} metric=${chartMetric} />
         </div>
       </div>
+      ${results.data?.served && html`<div class="results-grid">
+        <${ServedTable} experiment=${experiment} results=${results.data} />
+        <${PercentilesTable} experiment=${experiment} results=${results.data} />
+      </div>`}
       <div class="card metrics-card">
         <h3>Metrics</h3>
         ${allMetrics.length === 0 && html`<p class="muted">No metric results yet.</p>`}
