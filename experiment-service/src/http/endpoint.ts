@@ -60,7 +60,7 @@ export function registerEndpoints(app: FastifyInstance, auth: TokenAuthenticator
       // Authorization runs before the body is read, so an anonymous caller cannot make us parse 1 MiB.
       onRequest: role
         ? async (request) => {
-            principals.set(request, auth.authorize(request.headers.authorization, role));
+            principals.set(request, auth.authorize(request.headers.authorization, role, request.ip));
           }
         : undefined,
       handler: async (request, reply) => {
