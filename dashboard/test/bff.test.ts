@@ -61,7 +61,7 @@ describe('dashboard backend-for-frontend', () => {
 
   beforeAll(async () => {
     es = fakeExperimentService(tokens);
-    agg = fakeAggregator();
+    agg = fakeAggregator([ADMIN, VIEWER]);
     const esUrl = await es.app.listen({ port: 0, host: '127.0.0.1' });
     const aggUrl = await agg.app.listen({ port: 0, host: '127.0.0.1' });
     dash = await startDashboard(esUrl, aggUrl);
@@ -154,7 +154,7 @@ describe('dashboard backend-for-frontend', () => {
     expect(got.headers['x-forwarded-for']).toBeUndefined();
   });
 
-  it('forwards reads to the aggregator without the token, and refuses writes there', async () => {
+  it("forwards reads to the aggregator with the session's token, and refuses writes there", async () => {
     const cookie = await signIn(dash.url, VIEWER);
     agg.results.set('exp-1', { experiment: 'exp-1', variants: [] });
     const res = await call(dash.url, 'GET', '/api/agg/v1/results/exp-1', { cookie });
@@ -163,9 +163,18 @@ describe('dashboard backend-for-frontend', () => {
     await call(dash.url, 'GET', '/api/agg/v1/echo/q?metric=ctr', { cookie });
     const got = agg.received.at(-1)!;
     expect(got.url).toBe('/v1/echo/q?metric=ctr');
-    expect(got.headers.authorization).toBeUndefined();
+    expect(got.headers.authorization).toBe(`Bearer ${VIEWER}`);
     const post = await call(dash.url, 'POST', '/api/agg/v1/echo/q', { cookie, body: {} });
     expect(post.status).toBe(404);
+  });
+
+  it("passes the aggregator's 401 on without ending the session", async () => {
+    const cookie = await signIn(dash.url, REVOKED);
+    agg.results.set('exp-1', { experiment: 'exp-1', variants: [] });
+    const res = await call(dash.url, 'GET', '/api/agg/v1/results/exp-1', { cookie });
+    expect(res.status).toBe(401);
+    expect(res.headers.get('set-cookie')).toBeNull();
+    expect((await call(dash.url, 'GET', '/api/session', { cookie })).status).toBe(200);
   });
 
   it('passes the service\'s errors through: 400 with the fields, 403 for a low role', async () => {
