@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { createError } from '@bunryu/core';
 import type { SessionStore } from '../session/session-store.ts';
 import { clearedSessionCookie } from '../session/session-cookie.ts';
-import { requireSession, sessionIdOf } from '../session/session-routes.ts';
+import { requireSession, sessionIdOf, type SecureCookie } from '../session/session-routes.ts';
 import type { UpstreamClient } from './upstream-client.ts';
 
 const FORWARDED_REQUEST_HEADERS = ['content-type', 'if-match', 'if-none-match', 'accept'] as const;
@@ -26,7 +26,7 @@ export interface ProxyDeps {
   sessions: SessionStore;
   experimentService: UpstreamClient;
   aggregator: UpstreamClient;
-  secureCookie: boolean;
+  secureCookie: SecureCookie;
 }
 
 /**
@@ -55,8 +55,8 @@ export async function registerProxyRoutes(app: FastifyInstance, deps: ProxyDeps)
       });
       if (owner && res.status === 401) {
         // The service no longer accepts the token (revoked or rotated): end the session too.
-        deps.sessions.delete(sessionIdOf(request));
-        void reply.header('set-cookie', clearedSessionCookie({ secure: deps.secureCookie }));
+        await deps.sessions.delete(sessionIdOf(request));
+        void reply.header('set-cookie', clearedSessionCookie({ secure: deps.secureCookie(request) }));
       }
       for (const h of FORWARDED_RESPONSE_HEADERS) {
         const v = res.headers.get(h);

@@ -15,10 +15,13 @@ declare module 'fastify' {
   }
 }
 
+/** Whether the session cookie set in answer to this request is marked `Secure`. */
+export type SecureCookie = (request: FastifyRequest) => boolean;
+
 export interface SessionDeps {
   sessions: SessionStore;
   experimentService: UpstreamClient;
-  secureCookie: boolean;
+  secureCookie: SecureCookie;
 }
 
 /** Where the experiment-service tells a caller who they are (`/v1/me`; `/v1/whoami` elsewhere). */
@@ -54,7 +57,7 @@ export function sessionIdOf(request: FastifyRequest): string | undefined {
 /** A preHandler: 401 unless the request carries a live session. */
 export function requireSession(sessions: SessionStore) {
   return async (request: FastifyRequest, reply: FastifyReply) => {
-    const session = sessions.get(sessionIdOf(request));
+    const session = await sessions.get(sessionIdOf(request));
     if (!session) {
       void reply.header('cache-control', 'no-store');
       throw createError('BUNRYU_UNAUTHORIZED', 'sign in first');
@@ -64,15 +67,15 @@ export function requireSession(sessions: SessionStore) {
 }
 
 export function registerSessionRoutes(app: FastifyInstance, deps: SessionDeps): void {
-  const cookieOpts = { secure: deps.secureCookie };
+  const cookieOpts = (request: FastifyRequest) => ({ secure: deps.secureCookie(request) });
 
   app.post('/api/session', async (request, reply) => {
     const { token } = parseOrThrow(SignIn, request.body);
     const identity = await identify(deps.experimentService, token);
     if (identity === 'rejected') throw createError('BUNRYU_UNAUTHORIZED', 'the experiment-service does not accept this token');
-    deps.sessions.delete(sessionIdOf(request));
-    const id = deps.sessions.create(token, identity);
-    return reply.header('set-cookie', sessionCookie(id, cookieOpts)).header('cache-control', 'no-store').send(identity);
+    await deps.sessions.delete(sessionIdOf(request));
+    const id = await deps.sessions.create(token, identity);
+    return reply.header('set-cookie', sessionCookie(id, cookieOpts(request))).header('cache-control', 'no-store').send(identity);
   });
 
   app.get('/api/session', { preHandler: requireSession(deps.sessions) }, async (request, reply) => {
@@ -81,7 +84,7 @@ export function registerSessionRoutes(app: FastifyInstance, deps: SessionDeps): 
   });
 
   app.delete('/api/session', async (request, reply) => {
-    deps.sessions.delete(sessionIdOf(request));
-    return reply.header('set-cookie', clearedSessionCookie(cookieOpts)).status(204).send();
+    await deps.sessions.delete(sessionIdOf(request));
+    return reply.header('set-cookie', clearedSessionCookie(cookieOpts(request))).status(204).send();
   });
 }
