@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { createError } from '@bunryu/core';
 import { createHttpServer } from '@bunryu/platform';
+import { FailedAttempts } from '@bunryu/platform/auth';
 import type { Config } from './config.ts';
 import type { Deps } from './compose.ts';
 import { registerStaticAssets } from './assets/static-assets.ts';
@@ -38,7 +39,8 @@ export async function buildApp(config: Readonly<Config>, deps: Deps): Promise<Fa
 
   const secureCookie: SecureCookie =
     config.COOKIE_SECURE === 'auto' ? (request) => request.protocol === 'https' : () => config.COOKIE_SECURE === 'true' || config.COOKIE_SECURE === '1';
-  registerSessionRoutes(app, { sessions: deps.sessions, experimentService: deps.experimentService, secureCookie });
+  const attempts = new FailedAttempts({ failureLimit: config.BUNRYU_AUTH_FAILURE_LIMIT });
+  registerSessionRoutes(app, { sessions: deps.sessions, experimentService: deps.experimentService, secureCookie, attempts });
   await registerProxyRoutes(app, { ...deps, secureCookie });
   await registerStaticAssets(app);
   return app;

@@ -1,10 +1,13 @@
 import { z } from 'zod';
 import { baseEnv, httpUrl, port } from '@bunryu/core';
 import { loadConfig } from '@bunryu/platform';
+import { failureLimitEnv } from '@bunryu/platform/auth';
 
 export const ConfigSchema = z.object({
   ...baseEnv,
   PORT: port(8084),
+  /** Sign-ins with a token the experiment-service refuses, per browser address per minute. */
+  ...failureLimitEnv,
   EXPERIMENT_SERVICE_URL: httpUrl.default('http://127.0.0.1:8081'),
   AGGREGATOR_URL: httpUrl.default('http://127.0.0.1:8083'),
   /** A session ends after this long without a request. */

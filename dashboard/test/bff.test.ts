@@ -344,6 +344,18 @@ describe('the session cookie and where sessions live', () => {
   const signInCookie = async (url: string, headers: Record<string, string> = {}) =>
     (await call(url, 'POST', '/api/session', { body: { token: ADMIN }, headers })).headers.get('set-cookie')!;
 
+  it('answers 429 with Retry-After to a browser address after too many refused sign-ins, per address', async () => {
+    const dash = await dashboard({ DASHBOARD_SESSIONS: 'memory', BUNRYU_AUTH_FAILURE_LIMIT: '2', TRUST_PROXY: '127.0.0.1' });
+    const from = (ip: string, token: string) => call(dash.url, 'POST', '/api/session', { body: { token }, headers: { 'x-forwarded-for': ip } });
+    expect((await from('198.51.100.1', 'guess-one-xxxx')).status).toBe(401);
+    expect((await from('198.51.100.1', 'guess-two-xxxx')).status).toBe(401);
+    const limited = await from('198.51.100.1', ADMIN);
+    expect(limited.status).toBe(429);
+    expect(limited.json.error.code).toBe('BUNRYU_RATE_LIMITED');
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect((await from('198.51.100.2', ADMIN)).status).toBe(200);
+  });
+
   it('marks the cookie Secure behind a trusted proxy that says https, and only then', async () => {
     const trusting = await dashboard({ DASHBOARD_SESSIONS: 'memory', TRUST_PROXY: '127.0.0.1' });
     expect(await signInCookie(trusting.url, { 'x-forwarded-proto': 'https' })).toMatch(/; Secure$/);

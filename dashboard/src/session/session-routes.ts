@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { createError, parseOrThrow } from '@bunryu/core';
+import type { FailedAttempts } from '@bunryu/platform/auth';
 import type { UpstreamClient } from '../proxy/upstream-client.ts';
 import type { Identity, Session, SessionStore } from './session-store.ts';
 import { SESSION_COOKIE, clearedSessionCookie, readCookie, sessionCookie } from './session-cookie.ts';
@@ -22,6 +23,8 @@ export interface SessionDeps {
   sessions: SessionStore;
   experimentService: UpstreamClient;
   secureCookie: SecureCookie;
+  /** Refused sign-ins per browser address: guessing tokens through the dashboard is as slow as directly. */
+  attempts: FailedAttempts;
 }
 
 /** Where the experiment-service tells a caller who they are (`/v1/me`; `/v1/whoami` elsewhere). */
@@ -71,8 +74,12 @@ export function registerSessionRoutes(app: FastifyInstance, deps: SessionDeps): 
 
   app.post('/api/session', async (request, reply) => {
     const { token } = parseOrThrow(SignIn, request.body);
+    deps.attempts.check(request.ip);
     const identity = await identify(deps.experimentService, token);
-    if (identity === 'rejected') throw createError('BUNRYU_UNAUTHORIZED', 'the experiment-service does not accept this token');
+    if (identity === 'rejected') {
+      deps.attempts.fail(request.ip);
+      throw createError('BUNRYU_UNAUTHORIZED', 'the experiment-service does not accept this token');
+    }
     await deps.sessions.delete(sessionIdOf(request));
     const id = await deps.sessions.create(token, identity);
     return reply.header('set-cookie', sessionCookie(id, cookieOpts(request))).header('cache-control', 'no-store').send(identity);
