@@ -26,11 +26,11 @@ export function lingeringClose(socket: Socket, bounds: { ms: number; bytes: numb
   }
   const from = socket.bytesRead;
   const cut = () => socket.destroy();
-  const timer = setTimeout(cut, bounds.ms);
+  const timer = setTimeout(cut, bounds.ms).unref();
   // With node's parser reading the handle itself there is no 'data' event to count on.
   const meter = setInterval(() => {
     if (socket.bytesRead - from > bounds.bytes) cut();
-  }, 50);
+  }, 50).unref();
   socket.once('close', () => {
     clearTimeout(timer);
     clearInterval(meter);
