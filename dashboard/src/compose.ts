@@ -11,6 +11,7 @@ export async function compose(config: Readonly<Config>) {
     sessions: new SessionStore({ idleMs: config.SESSION_IDLE_MINUTES * 60_000 }),
     experimentService: new UpstreamClient('experiment-service', config.EXPERIMENT_SERVICE_URL, config.UPSTREAM_TIMEOUT_MS),
     aggregator: new UpstreamClient('aggregator', config.AGGREGATOR_URL, config.UPSTREAM_TIMEOUT_MS),
+    modelServer: new UpstreamClient('model-server', config.MODEL_SERVER_URL, config.UPSTREAM_TIMEOUT_MS),
     close: async () => {},
   };
 }

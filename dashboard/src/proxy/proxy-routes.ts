@@ -26,6 +26,7 @@ export interface ProxyDeps {
   sessions: SessionStore;
   experimentService: UpstreamClient;
   aggregator: UpstreamClient;
+  modelServer: UpstreamClient;
   secureCookie: boolean;
 }
 
@@ -67,5 +68,8 @@ export async function registerProxyRoutes(app: FastifyInstance, deps: ProxyDeps)
     scope.route({ method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/api/es/*', preHandler, handler: forward(deps.experimentService, '/api/es', true) });
     // The aggregator's API only reads; it needs no token, but still only signed-in users reach it.
     scope.route({ method: ['GET'], url: '/api/agg/*', preHandler, handler: forward(deps.aggregator, '/api/agg', false) });
+    // Model versions are read here and released through the experiment-service; registering
+    // and retiring stay with the model team's tooling, so only reads are forwarded.
+    scope.route({ method: ['GET'], url: '/api/ms/*', preHandler, handler: forward(deps.modelServer, '/api/ms', false) });
   });
 }
