@@ -196,6 +196,24 @@ describe.each(kinds)('releases on the %s store', (kind) => {
     expect(servedVersions(await config())).toEqual(new Set(['2']));
   });
 
+  it('keeps a route edit that lands between a promotion\'s read and its commit: the promotion reads again', async () => {
+    const key = (await release({ route: 'recommend', params: { version: 'v3' } })).json<Experiment>().key;
+    let raced = false;
+    const racing: ExperimentStore = Object.assign(Object.create(store) as ExperimentStore, {
+      async commit(change: Parameters<ExperimentStore['commit']>[0]) {
+        if (!raced && change.routes?.length) {
+          raced = true;
+          const r = (await store.load()).routes.find((x) => x.key === 'recommend')!;
+          await store.commit({ routes: [{ ...r, defaultParams: { ...r.defaultParams, blend: 0.3 } }], audit: [] });
+        }
+        return store.commit(change);
+      },
+    });
+    await new ExperimentManager(racing).promote(key, 'treatment', undefined, { role: 'releaser', name: 'rel' });
+    expect(raced).toBe(true);
+    expect((await route()).defaultParams).toEqual({ version: 'v3', blend: 0.3 });
+  });
+
   it('shows the route\'s history: what served after each change and who or what decided', async () => {
     const key = (await release({ route: 'recommend', params: { version: 'v3' }, plan: quickPlan, metrics: { primary: 'ctr' } })).json<Experiment>().key;
     aggregator.set(key, results({ ctrDiff: 0.02, ctrP: 0.001 }));

@@ -283,7 +283,9 @@ export class ExperimentManager {
       entry.after = next;
       const expect = { ...(state && needsState === true ? versionsOf(related(state, next)) : {}), [key]: current.version };
       try {
-        await this.store.commit({ expect, experiments: [next], routes: side.routes, audit: [entry, ...side.audit] });
+        // The route is written as read plus the release's keys: if it moved meanwhile, read again.
+        const expectRoutes = Object.fromEntries(side.routes.map((r) => [r.key, JSON.stringify(routes!.find((o) => o.key === r.key))]));
+        await this.store.commit({ expect, expectRoutes, experiments: [next], routes: side.routes, audit: [entry, ...side.audit] });
         return next;
       } catch (err) {
         if (err instanceof StaleWriteError && err.key === key && ifMatch !== undefined) throw stale(key, err.actual);
