@@ -1,5 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,6 +27,7 @@ describe.skipIf(!executablePath)('the Models page', () => {
   let dataDir: string;
   let es: RunningService;
   let ms: RunningService;
+  let aggregator: Server;
   let dashboard: FastifyInstance;
   let base: string;
   let browser: Browser;
@@ -46,7 +49,14 @@ describe.skipIf(!executablePath)('the Models page', () => {
     expect((await api('PUT', '/v1/routes/recommend', { upstream: ms.url, path: '/v1/models/recommend/predict', defaultParams: { model: 'recommend', version: 'v1' } })).status).toBeLessThan(300);
     expect((await api('PUT', '/v1/routes/search', { upstream: ms.url, path: '/v1/models/search/predict', defaultParams: {} })).status).toBeLessThan(300);
 
-    const config = ConfigSchema.parse({ EXPERIMENT_SERVICE_URL: es.url, MODEL_SERVER_URL: ms.url, AGGREGATOR_URL: 'http://127.0.0.1:9', LOG_LEVEL: 'warn' });
+    // The experiment page asks for results; a release this young has none yet.
+    aggregator = createServer((_req, res) => {
+      res.writeHead(404, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: { code: 'BUNRYU_NOT_FOUND', message: 'no results yet' } }));
+    });
+    await new Promise<void>((r) => aggregator.listen(0, '127.0.0.1', r));
+    const aggUrl = `http://127.0.0.1:${(aggregator.address() as AddressInfo).port}`;
+    const config = ConfigSchema.parse({ EXPERIMENT_SERVICE_URL: es.url, MODEL_SERVER_URL: ms.url, AGGREGATOR_URL: aggUrl, LOG_LEVEL: 'warn' });
     dashboard = await buildApp(config, await compose(config));
     base = await dashboard.listen({ port: 0, host: '127.0.0.1' });
     browser = await chromium.launch({ executablePath, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
@@ -62,6 +72,7 @@ describe.skipIf(!executablePath)('the Models page', () => {
     await browser?.close();
     await dashboard?.close();
     await Promise.all([es?.stop(), ms?.stop()]);
+    await new Promise<void>((r) => (aggregator ? aggregator.close(() => r()) : r()));
     if (dataDir) await rm(dataDir, { recursive: true, force: true });
   }, 60_000);
 
