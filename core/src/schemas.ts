@@ -249,6 +249,19 @@ export type ExperimentDefinitionInput = z.input<typeof ExperimentDefinition>;
 export const ExperimentPhase = z.strictObject({ startedAt: z.string(), weights: z.record(Key, Weight).nullable() });
 export type ExperimentPhase = z.infer<typeof ExperimentPhase>;
 
+/**
+ * What makes an experiment a release (POST /v1/releases, SPEC §12, ADR 0011): control is the
+ * route's behaviour (empty params), and promoting the winner writes its params into the route's
+ * `defaultParams` in the same config version.
+ */
+export const ReleaseInfo = z.strictObject({
+  /** The route's `defaultParams` when the release started: what control served. */
+  baseline: Params,
+  /** Set by promotion: the keys it wrote into the route's defaults and what they held before (absent keys are not listed). */
+  promoted: z.strictObject({ variant: Key, params: Params, before: Params }).optional(),
+});
+export type ReleaseInfo = z.infer<typeof ReleaseInfo>;
+
 /** What the service stores and publishes. */
 export const Experiment = z
   .strictObject({
@@ -274,6 +287,7 @@ export const Experiment = z
      */
     phases: z.array(ExperimentPhase).optional(),
     rolloutState: RolloutState.optional(),
+    release: ReleaseInfo.optional(),
   })
   .superRefine(checkVariants);
 export type Experiment = z.infer<typeof Experiment>;

@@ -26,6 +26,7 @@ export async function compose(config: Readonly<Config>) {
     sessions,
     experimentService: new UpstreamClient('experiment-service', config.EXPERIMENT_SERVICE_URL, config.UPSTREAM_TIMEOUT_MS),
     aggregator: new UpstreamClient('aggregator', config.AGGREGATOR_URL, config.UPSTREAM_TIMEOUT_MS),
+    modelServer: new UpstreamClient('model-server', config.MODEL_SERVER_URL, config.UPSTREAM_TIMEOUT_MS),
     close: () => sessions.close(),
   };
 }

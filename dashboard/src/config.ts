@@ -10,6 +10,8 @@ export const ConfigSchema = z.object({
   ...failureLimitEnv,
   EXPERIMENT_SERVICE_URL: httpUrl.default('http://127.0.0.1:8081'),
   AGGREGATOR_URL: httpUrl.default('http://127.0.0.1:8083'),
+  /** The model-server whose versions the Models page lists (`GET /v1/models`). */
+  MODEL_SERVER_URL: httpUrl.default('http://127.0.0.1:8082'),
   /** A session ends after this long without a request. */
   SESSION_IDLE_MINUTES: z.coerce.number().int().min(1).max(7 * 24 * 60).default(12 * 60),
   /**

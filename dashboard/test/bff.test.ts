@@ -397,3 +397,35 @@ describe('the session cookie and where sessions live', () => {
     expect((await call(a.url, 'GET', '/readyz')).json.checks.sessions).toBe('ok');
   });
 });
+
+describe('the model-server through the dashboard', () => {
+  it('forwards reads of /api/ms/v1/* without the token, to signed-in users only, and no writes', async () => {
+    const received: { method: string; url: string; authorization?: string }[] = [];
+    const { createServer } = await import('node:http');
+    const ms = createServer((req, res) => {
+      received.push({ method: req.method!, url: req.url!, ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}) });
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ models: [{ name: 'recommend', versions: [] }] }));
+    });
+    await new Promise<void>((r) => ms.listen(0, '127.0.0.1', r));
+    const es = fakeExperimentService(tokens);
+    const esUrl = await es.app.listen({ port: 0, host: '127.0.0.1' });
+    const config = ConfigSchema.parse({ EXPERIMENT_SERVICE_URL: esUrl, MODEL_SERVER_URL: `http://127.0.0.1:${(ms.address() as { port: number }).port}`, LOG_LEVEL: 'silent' });
+    const app = await buildApp(config, await compose(config));
+    const url = await app.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      expect((await call(url, 'GET', '/api/ms/v1/models')).status).toBe(401);
+      const cookie = await signIn(url, ADMIN);
+      const res = await call(url, 'GET', '/api/ms/v1/models', { cookie });
+      expect(res.status).toBe(200);
+      expect(res.json.models[0].name).toBe('recommend');
+      const write = await call(url, 'POST', '/api/ms/v1/models/reload', { cookie, body: {} });
+      expect(write.status).toBe(404);
+      expect(received).toEqual([{ method: 'GET', url: '/v1/models' }]);
+    } finally {
+      await app.close();
+      await es.app.close();
+      await new Promise<void>((r) => ms.close(() => r()));
+    }
+  });
+});

@@ -5,6 +5,7 @@ import { TOTAL, evenSplit, formatWeight, parseWeight, rebalance, sum } from '../
 import { rampMoves, variantRanges } from '../public/js/lib/buckets.js';
 import { emptyForm, fieldFor, formFromExperiment, parseList, parseParams, toDefinition } from '../public/js/lib/definition.js';
 import { chooseInterval, liftSeries, relativeLift } from '../public/js/lib/timeseries.js';
+import { defaultVersion, routesServing } from '../public/js/lib/model-routes.js';
 
 // The browser's pure modules: weight sliders, bucket arithmetic for the release dialogs, the
 // form ⇄ definition mapping and the time-series adapter.
@@ -196,5 +197,22 @@ describe('lift time series', () => {
     expect(r.lo!).toBeLessThan(0.2);
     expect(r.hi!).toBeGreaterThan(0.2);
     expect(relativeLift({ mean: 0, variance: 0, units: 10 }, { mean: 1, variance: 0, units: 10 }).lift).toBeNull();
+  });
+});
+
+describe('which routes serve a model (the Models page)', () => {
+  const routes = [
+    { key: 'recommend', path: '/v1/models/recommend/predict', defaultParams: { version: 'v1' } },
+    { key: 'recommend-beta', path: '/v1/models/recommend-beta/predict', defaultParams: {} },
+    { key: 'by-param', path: '/score', defaultParams: { model: 'recommend', version: 2 } },
+    { key: 'other', path: '/v1/models/other', defaultParams: { model: 'other' } },
+  ];
+  it('takes routes whose path calls the model or whose defaults name it, and no model whose name merely starts the same', () => {
+    expect(routesServing(routes, 'recommend').map((r) => r.key)).toEqual(['recommend', 'by-param']);
+    expect(routesServing(routes, 'other').map((r) => r.key)).toEqual(['other']);
+    expect(routesServing(routes, 'rec.mmend')).toEqual([]);
+  });
+  it("reads the route's default version when it names one", () => {
+    expect(routes.map(defaultVersion)).toEqual(['v1', undefined, '2', undefined]);
   });
 });

@@ -12,6 +12,7 @@ import { catalogEndpoints } from './http/catalog-endpoints.ts';
 import { configEndpoints } from './http/config-endpoints.ts';
 import { registerEndpoints, type Endpoint } from './http/endpoint.ts';
 import { experimentEndpoints } from './http/experiment-endpoints.ts';
+import { releaseEndpoints } from './http/release-endpoints.ts';
 import { rolloutEndpoints } from './http/rollout-endpoints.ts';
 import { Autopilot, httpWebhook } from './autopilot/autopilot.ts';
 import { metaEndpoints } from './http/meta-endpoints.ts';
@@ -90,6 +91,7 @@ export async function buildApp(config: Readonly<Config>, deps: Omit<Deps, 'store
   const endpoints: Endpoint<never>[] = [
     ...experimentEndpoints(experiments),
     ...rolloutEndpoints(experiments, autopilot),
+    ...releaseEndpoints(experiments, store),
     ...catalogEndpoints(catalog),
     ...configEndpoints(snapshots, stream),
     ...metaEndpoints(store, () => (document ??= openApiDocument(endpoints, INFO))),

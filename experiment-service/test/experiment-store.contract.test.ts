@@ -111,6 +111,21 @@ describe.each(['file', 'redis'] as const)('ExperimentStore contract: %s', (kind)
       expect((await store.audit()).map((e) => e.action)).toEqual(['create', 'create']);
     });
 
+    it('refuses a change whose expected route moved, and writes none of it', async () => {
+      await store.commit({ routes: [route], audit: [] });
+      const asRead = (await store.load()).routes[0]!;
+      await store.commit({ routes: [{ ...route, defaultParams: { version: 'edited' } }], audit: [] });
+      const attempt = store.commit({ expectRoutes: { recommend: JSON.stringify(asRead) }, routes: [{ ...route, defaultParams: { version: 'stale' } }], audit: [audit('route:recommend', 'update')] });
+      await expect(attempt).rejects.toMatchObject({ name: 'StaleWriteError', key: 'route:recommend' });
+      expect((await store.load()).routes[0]!.defaultParams).toEqual({ version: 'edited' });
+      expect(await store.audit({ subject: 'route:recommend' })).toEqual([]);
+      // As read now, and "must not exist" for a route nobody defined, it goes through.
+      const fresh = JSON.stringify((await store.load()).routes[0]);
+      await store.commit({ expectRoutes: { recommend: fresh, other: null }, routes: [{ ...route, timeoutMs: 7 }], audit: [] });
+      expect((await store.load()).routes[0]!.timeoutMs).toBe(7);
+      await expect(store.commit({ expectRoutes: { recommend: null }, routes: [], audit: [] })).rejects.toMatchObject({ key: 'route:recommend' });
+    });
+
     it('treats an expected version 0 as "must not exist"', async () => {
       await store.commit({ expect: { a: 0 }, experiments: [experiment('a', 1)], audit: [] });
       await expect(store.commit({ expect: { a: 0 }, experiments: [experiment('a', 1)], audit: [] })).rejects.toMatchObject({ key: 'a', actual: 1 });

@@ -26,6 +26,7 @@ export interface ProxyDeps {
   sessions: SessionStore;
   experimentService: UpstreamClient;
   aggregator: UpstreamClient;
+  modelServer: UpstreamClient;
   secureCookie: SecureCookie;
 }
 
@@ -69,5 +70,8 @@ export async function registerProxyRoutes(app: FastifyInstance, deps: ProxyDeps)
     // The aggregator's API only reads, with the session's token (results are business data). Its
     // 401 is passed on without ending the session: the experiment-service decides who is signed in.
     scope.route({ method: ['GET'], url: '/api/agg/*', preHandler, handler: forward(deps.aggregator, '/api/agg', false) });
+    // Model versions are read here and released through the experiment-service; registering
+    // and retiring stay with the model team's tooling, so only reads are forwarded.
+    scope.route({ method: ['GET'], url: '/api/ms/*', preHandler, handler: forward(deps.modelServer, '/api/ms', false) });
   });
 }

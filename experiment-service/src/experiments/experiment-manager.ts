@@ -13,9 +13,12 @@ import {
   type ExperimentAction,
   type ExperimentDefinition,
   type ExperimentStatus,
+  type Params,
+  type ReleaseInfo,
+  type Route,
 } from '@bunryu/core';
 import type { Principal } from '@bunryu/platform/auth';
-import { StaleWriteError, type AuditEntry, type ExperimentStore, type StoreState } from '../store/experiment-store.ts';
+import { StaleWriteError, type AuditEntry, type AuditInput, type ExperimentStore, type StoreState } from '../store/experiment-store.ts';
 import { RESERVES_RANGE, assertFree, placeInLayer } from './allocation.ts';
 import { findParamConflict } from './param-conflicts.ts';
 
@@ -29,6 +32,12 @@ export interface ExperimentManagerOptions {
 export type IfMatch = '*' | readonly number[] | undefined;
 
 type Mutation = (current: Experiment, state: StoreState | undefined) => Experiment;
+
+/** What a change of an experiment also writes in the same commit: a release's route. */
+interface SideEffects {
+  routes: Route[];
+  audit: AuditInput[];
+}
 
 /** Who takes an automatic action, as the audit log names it (SPEC §10). */
 export const AUTOPILOT: Principal = { role: 'releaser', name: 'autopilot' };
@@ -108,6 +117,43 @@ export class ExperimentManager {
     }
   }
 
+  /**
+   * Creates and starts a release in one commit (SPEC §12): a definition already shaped by
+   * `releaseDefinition`, running from its plan's first step, so a failed start leaves no draft.
+   * One release runs per route at a time (409 naming the one running).
+   */
+  async startRelease(def: ExperimentDefinition, actor: Principal): Promise<Experiment> {
+    for (let attempt = 1; ; attempt++) {
+      const state = await this.store.load();
+      if (state.experiments.some((e) => e.key === def.key)) throw alreadyExists(def.key);
+      const route = state.routes.find((r) => r.key === def.route);
+      if (!route) throw validationError([{ path: ['route'], message: `no route "${def.route}": define it with PUT /v1/routes/${def.route} first` }]);
+      const running = state.experiments.find((e) => e.release && e.route === def.route && (e.status === 'running' || e.status === 'paused'));
+      if (running) {
+        throw createError('BUNRYU_ALREADY_EXISTS', `Route ${def.route} already has a ${running.status} release, ${running.key}: promote or roll it back before starting another`, { route: def.route, experiment: running.key });
+      }
+      checkMetricRefs(def, state);
+      checkRolloutPlan(def, undefined);
+      const layer = def.layer ?? def.key;
+      const at = this.now().toISOString();
+      const draft = { ...def, layer, ...placeInLayer(def, layer, state, undefined), status: 'draft' as const, version: 1, createdAt: at, updatedAt: at, release: { baseline: route.defaultParams } };
+      const experiment = parseOrThrow(Experiment, started(draft, at));
+      checkCanRun(experiment, state);
+      const expect = { [def.key]: 0, ...versionsOf(related(state, experiment)) };
+      try {
+        await this.store.commit({
+          expect,
+          experiments: [experiment],
+          audit: [{ subject: subjectOf(def.key), action: 'release', actor, at, before: null, after: experiment }],
+        });
+        return experiment;
+      } catch (err) {
+        if (err instanceof StaleWriteError && err.key === def.key) throw alreadyExists(def.key);
+        await this.retryOrThrow(err, attempt);
+      }
+    }
+  }
+
   /** Replaces the definition; `ifMatch` is required (428 without it). */
   update(key: string, def: ExperimentDefinition, ifMatch: IfMatch, actor: Principal): Promise<Experiment> {
     if (ifMatch === undefined) throw createError('BUNRYU_PRECONDITION_REQUIRED', `PUT /v1/experiments/${key} needs If-Match: <version>`);
@@ -129,6 +175,7 @@ export class ExperimentManager {
         ...(current.rolloutState && def.rollout ? { rolloutState: current.rolloutState } : {}),
         ...(current.weightsChangedAt ? { weightsChangedAt: current.weightsChangedAt } : {}),
         ...(current.phases ? { phases: current.phases } : {}),
+        ...(current.release ? { release: current.release } : {}),
       };
       if (current.status !== 'draft') {
         assertAssignmentUnchanged(current, next);
@@ -140,14 +187,7 @@ export class ExperimentManager {
 
   start(key: string, ifMatch: IfMatch, actor: Principal): Promise<Experiment> {
     return this.mutate(key, 'start', ifMatch, actor, true, (current, state) => {
-      const at = this.now().toISOString();
-      let next: Experiment = { ...current, status: 'running', startedAt: current.startedAt ?? at };
-      // A guarded rollout starts at its first step, with the autopilot driving.
-      if (current.rollout && !current.rolloutState) {
-        const first = current.rollout.steps[0]!.weights;
-        next = { ...next, variants: current.variants.map((v) => ({ ...v, weight: first[v.key]! })), weightsChangedAt: at, rolloutState: { step: 0, stepStartedAt: at, autopilot: 'active' } };
-      }
-      if (!current.startedAt) next = { ...next, phases: [{ startedAt: at, weights: Object.fromEntries(next.variants.map((v) => [v.key, v.weight])) }] };
+      const next = started(current, this.now().toISOString());
       checkCanRun(next, state!);
       return next;
     });
@@ -161,8 +201,9 @@ export class ExperimentManager {
     return this.mutate(key, 'archive', ifMatch, actor, false, (current) => ({ ...current, status: 'archived' }));
   }
 
+  /** A release that was promoted gives the route back the default params it had before (ADR 0011). */
   rollback(key: string, ifMatch: IfMatch, actor: Principal, autopilot?: AutopilotContext): Promise<Experiment> {
-    return this.mutate(key, 'rollback', ifMatch, actor, false, (current) => takenOver({ ...current, status: 'rolled_back' }, actor), autopilot);
+    return this.mutate(key, 'rollback', ifMatch, actor, 'release', (current) => takenOver({ ...current, status: 'rolled_back' }, actor), autopilot);
   }
 
   /** Hands a guarded rollout to a person (`paused`) or back to the autopilot (`active`). */
@@ -185,12 +226,14 @@ export class ExperimentManager {
     });
   }
 
+  /** Promoting a release also makes the winner's params the route's defaults, in the same commit (ADR 0011). */
   promote(key: string, variant: string, ifMatch: IfMatch, actor: Principal, autopilot?: AutopilotContext): Promise<Experiment> {
-    return this.mutate(key, 'promote', ifMatch, actor, false, (current) => {
+    return this.mutate(key, 'promote', ifMatch, actor, 'release', (current) => {
       if (!current.variants.some((v) => v.key === variant)) {
         throw validationError([{ path: ['variant'], message: `unknown variant "${variant}" (variants: ${current.variants.map((v) => v.key).join(', ')})` }]);
       }
-      return takenOver({ ...current, status: 'released', releasedVariant: variant, releasedAt: this.now().toISOString() }, actor);
+      const next: Experiment = { ...current, status: 'released', releasedVariant: variant, releasedAt: this.now().toISOString() };
+      return takenOver(next, actor);
     }, autopilot);
   }
 
@@ -218,24 +261,31 @@ export class ExperimentManager {
     action: ExperimentAction,
     ifMatch: IfMatch,
     actor: Principal,
-    needsState: boolean,
+    needsState: boolean | 'release',
     apply: Mutation,
     autopilot?: AutopilotContext,
   ): Promise<Experiment> {
     for (let attempt = 1; ; attempt++) {
-      // Only changes that widen an experiment's footprint (start, edit) need the other experiments.
+      // Only changes that widen an experiment's footprint (start, edit) need the other experiments;
+      // promoting or rolling back a release needs its route.
       const state = needsState ? await this.store.load() : undefined;
       const current = state ? state.experiments.find((e) => e.key === key) : await this.store.getExperiment(key);
       if (!current) throw notFound(key);
+      const routes = needsState === 'release' && current.release ? state!.routes : undefined;
       checkIfMatch(key, ifMatch, current.version);
       assertAllowed(action, key, current.status);
       const at = this.now().toISOString();
       const applied = apply(current, state);
-      const next = parseOrThrow(Experiment, { ...applied, status: LEADS_TO[action] ?? applied.status, version: current.version + 1, updatedAt: at });
-      const expect = { ...(state ? versionsOf(related(state, next)) : {}), [key]: current.version };
+      let next = parseOrThrow(Experiment, { ...applied, status: LEADS_TO[action] ?? applied.status, version: current.version + 1, updatedAt: at });
+      const entry: AuditInput = { subject: subjectOf(key), action, actor, at, before: current, after: next, ...(autopilot ? { decision: autopilot.decision } : {}) };
+      const side = routes ? releaseEffects(current, next, routes, entry) : { routes: [], audit: [] };
+      if (side.promoted) next = parseOrThrow(Experiment, { ...next, release: { ...next.release!, promoted: side.promoted } });
+      entry.after = next;
+      const expect = { ...(state && needsState === true ? versionsOf(related(state, next)) : {}), [key]: current.version };
       try {
-        const entry = { subject: subjectOf(key), action, actor, at, before: current, after: next, ...(autopilot ? { decision: autopilot.decision } : {}) };
-        await this.store.commit({ expect, experiments: [next], audit: [entry] });
+        // The route is written as read plus the release's keys: if it moved meanwhile, read again.
+        const expectRoutes = Object.fromEntries(side.routes.map((r) => [r.key, JSON.stringify(routes!.find((o) => o.key === r.key))]));
+        await this.store.commit({ expect, expectRoutes, experiments: [next], routes: side.routes, audit: [entry, ...side.audit] });
         return next;
       } catch (err) {
         if (err instanceof StaleWriteError && err.key === key && ifMatch !== undefined) throw stale(key, err.actual);
@@ -252,6 +302,66 @@ export class ExperimentManager {
     // Jittered backoff, so writers that collided do not collide again in lockstep.
     await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 ** attempt)));
   }
+}
+
+/**
+ * Starting: running, with a guarded rollout at its first step (the autopilot driving) and the
+ * first phase recorded when it had never run.
+ */
+function started(current: Experiment, at: string): Experiment {
+  let next: Experiment = { ...current, status: 'running', startedAt: current.startedAt ?? at };
+  if (current.rollout && !current.rolloutState) {
+    const first = current.rollout.steps[0]!.weights;
+    next = { ...next, variants: current.variants.map((v) => ({ ...v, weight: first[v.key]! })), weightsChangedAt: at, rolloutState: { step: 0, stepStartedAt: at, autopilot: 'active' } };
+  }
+  if (!current.startedAt) next = { ...next, phases: [{ startedAt: at, weights: Object.fromEntries(next.variants.map((v) => [v.key, v.weight])) }] };
+  return next;
+}
+
+/**
+ * What promoting or rolling back a release also changes (ADR 0011), in the same commit so a
+ * gateway never sees one without the other:
+ * - promote: the winner's params are merged into the route's `defaultParams`, remembering what
+ *   those keys held before;
+ * - rollback of a promoted release: each key it wrote that still holds its value gets its old
+ *   value back (or goes away); a key changed since by someone else keeps that newer value.
+ * A rollback before promotion changes nothing: control was the route's own behaviour.
+ */
+function releaseEffects(current: Experiment, next: Experiment, routes: readonly Route[], cause: AuditInput): SideEffects & { promoted?: NonNullable<ReleaseInfo['promoted']> } {
+  const none = { routes: [], audit: [] };
+  const route = routes.find((r) => r.key === current.route);
+  if (!route) return none;
+  const routeEntry = (action: string, after: Route): AuditInput => ({
+    subject: `route:${route.key}`,
+    action,
+    actor: cause.actor,
+    at: cause.at,
+    before: route,
+    after,
+    ...(cause.decision !== undefined ? { decision: cause.decision } : {}),
+  });
+  if (next.status === 'released') {
+    const params = next.variants.find((v) => v.key === next.releasedVariant)!.params;
+    const before: Params = {};
+    for (const k of Object.keys(params)) if (Object.hasOwn(route.defaultParams, k)) before[k] = route.defaultParams[k];
+    const promoted = { variant: next.releasedVariant!, params, before };
+    if (Object.keys(params).length === 0) return { ...none, promoted };
+    const after: Route = { ...route, defaultParams: { ...route.defaultParams, ...params }, updatedAt: cause.at };
+    return { routes: [after], audit: [routeEntry(`release:${current.key}`, after)], promoted };
+  }
+  const promoted = current.release?.promoted;
+  if (next.status !== 'rolled_back' || current.status !== 'released' || !promoted) return none;
+  const defaults: Params = { ...route.defaultParams };
+  let restored = 0;
+  for (const [k, v] of Object.entries(promoted.params)) {
+    if (JSON.stringify(defaults[k]) !== JSON.stringify(v)) continue;
+    if (Object.hasOwn(promoted.before, k)) defaults[k] = promoted.before[k];
+    else delete defaults[k];
+    restored++;
+  }
+  if (restored === 0) return none;
+  const after: Route = { ...route, defaultParams: defaults, updatedAt: cause.at };
+  return { routes: [after], audit: [routeEntry(`rollback:${current.key}`, after)] };
 }
 
 export function subjectOf(key: string): string {

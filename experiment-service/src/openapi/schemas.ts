@@ -6,6 +6,7 @@ import {
   ExperimentDefinition,
   Holdout,
   Key,
+  Params,
   MetricDefinition,
   PromoteRequest,
   RampRequest,
@@ -97,3 +98,39 @@ responseSchemas.add(AuditLog, { id: 'AuditLog' });
 responseSchemas.add(Caller, { id: 'Caller' });
 responseSchemas.add(ErrorBody, { id: 'Error' });
 responseSchemas.add(OpenApiDocument, { id: 'OpenApiDocument' });
+
+/** POST /v1/releases (SPEC §12): a guarded rollout of `params` against the route's current behaviour. */
+export const ReleaseRequest = z.strictObject({
+  route: Key,
+  params: Params.refine((p) => Object.keys(p).length > 0, 'must set at least one parameter, e.g. {"version": "v3"}'),
+  plan: RolloutPlan.optional().describe('Steps name the variants control and treatment; absent: the default plan of SPEC §10'),
+  name: z.string().min(1).max(200).optional(),
+  key: Key.optional().describe('The experiment key; absent: <route>-release-<version>, numbered when taken'),
+  metrics: z
+    .strictObject({ primary: Key.optional(), guardrails: z.array(Key).max(20).optional() })
+    .optional()
+    .describe("Absent primary: that of the route's most recently started experiment; the plan's guardrails are always included"),
+});
+export type ReleaseRequest = z.infer<typeof ReleaseRequest>;
+requestSchemas.add(ReleaseRequest, { id: 'ReleaseRequest' });
+
+const ServingView = z.object({
+  defaultParams: Params,
+  released: z.array(z.object({ experiment: Key, variant: Key, params: Params })),
+  running: z.array(z.object({ experiment: Key, variants: z.array(z.object({ key: Key, weight: z.number(), params: Params })) })),
+});
+export const RouteHistoryView = z.object({
+  route: Key,
+  entries: z.array(
+    z.object({
+      configVersion: z.number().int(),
+      at: z.string(),
+      actor: Principal,
+      decidedBy: z.enum(['person', 'autopilot']),
+      decision: z.unknown().optional().describe("The autopilot's decision: reason, message and evidence"),
+      changes: z.array(z.object({ subject: z.string(), action: z.string(), summary: z.string() })),
+      serving: ServingView.describe('What the route served after this config version'),
+    }),
+  ),
+});
+responseSchemas.add(RouteHistoryView, { id: 'RouteHistory' });

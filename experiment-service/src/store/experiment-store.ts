@@ -45,6 +45,12 @@ export type UserMetric = MetricDefinition & { key: string };
 
 export interface Change {
   expect?: Readonly<Record<string, number>>;
+  /**
+   * Routes that must still be exactly as read: the JSON text of each (`JSON.stringify` of the
+   * route a load returned), or null for "must not exist". A moved one fails the change with a
+   * StaleWriteError whose key is `route:<key>`.
+   */
+  expectRoutes?: Readonly<Record<string, string | null>>;
   experiments?: readonly Experiment[];
   routes?: readonly Route[];
   metrics?: readonly UserMetric[];

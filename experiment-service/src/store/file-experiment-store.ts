@@ -132,6 +132,10 @@ export class FileExperimentStore implements ExperimentStore {
       const actual = current.experiments[key]?.version ?? 0;
       if (actual !== expected) throw new StaleWriteError(key, expected, actual);
     }
+    for (const [key, expected] of Object.entries(change.expectRoutes ?? {})) {
+      const route = current.routes[key];
+      if ((route === undefined ? null : JSON.stringify(route)) !== expected) throw new StaleWriteError(`route:${key}`, 0, -1);
+    }
     const version = current.version + 1;
     // Copies through JSON so the store never shares objects with callers and holds exactly
     // what it persists (as the Redis adapter does).

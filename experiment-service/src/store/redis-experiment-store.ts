@@ -28,6 +28,10 @@ for _, e in ipairs(change.expect) do
   local actual = tonumber(redis.call('HGET', KEYS[2], e[1]) or '0')
   if actual ~= e[2] then return {0, e[1], actual} end
 end
+for _, r in ipairs(change.expectRoutes) do
+  local actual = redis.call('HGET', KEYS[3], r[1]) or ''
+  if actual ~= r[2] then return {0, 'route:' .. r[1], -1} end
+end
 local v = redis.call('INCR', KEYS[6])
 for _, e in ipairs(change.experiments) do
   redis.call('HSET', KEYS[1], e[1], e[2])
@@ -184,6 +188,8 @@ export class RedisExperimentStore implements ExperimentStore {
     const keys = [k.experiments, k.versions, k.routes, k.metrics, k.holdout, k.configVersion, k.audit, ...subjects.map(k.auditOf)];
     const envelope = {
       expect: Object.entries(change.expect ?? {}),
+      // '' stands for "no such route": HGET answers nil, which the script reads as ''.
+      expectRoutes: Object.entries(change.expectRoutes ?? {}).map(([k, json]) => [k, json ?? '']),
       experiments: (change.experiments ?? []).map((e) => [e.key, JSON.stringify(e), e.version]),
       routes: (change.routes ?? []).map((r) => [r.key, JSON.stringify(r)]),
       metrics: (change.metrics ?? []).map((m) => [m.key, JSON.stringify(m)]),

@@ -102,6 +102,10 @@ export const es = {
   routes: () => request('GET', '/api/es/v1/routes').then((r) => list(r.data, 'routes')),
   /** @param {string} key @param {object} route */
   putRoute: (key, route) => request('PUT', `/api/es/v1/routes/${enc(key)}`, { body: route }).then((r) => r.data),
+  /** @param {string} key */
+  routeHistory: (key) => request('GET', `/api/es/v1/routes/${enc(key)}/history`).then((r) => r.data),
+  /** @param {{route: string, params: Record<string, unknown>, plan?: object, name?: string}} body */
+  release: (body) => request('POST', '/api/es/v1/releases', { body }).then((r) => r.data),
   metrics: () => request('GET', '/api/es/v1/metrics').then((r) => list(r.data, 'metrics')),
   /** @param {string} key @param {object} metric */
   putMetric: (key, metric) => request('PUT', `/api/es/v1/metrics/${enc(key)}`, { body: metric }).then((r) => r.data),
@@ -114,4 +118,9 @@ export const agg = {
   /** @param {string} key @param {string} metric @param {string} [interval] e.g. 15s, 5m */
   timeseries: (key, metric, interval) =>
     request('GET', `/api/agg/v1/results/${enc(key)}/timeseries?metric=${enc(metric)}${interval ? `&interval=${enc(interval)}` : ''}`).then((r) => r.data),
+};
+
+export const ms = {
+  /** Every model with its versions: status, gates, offline metrics (model-server `GET /v1/models`). */
+  models: () => request('GET', '/api/ms/v1/models').then((r) => list(r.data, 'models')),
 };
