@@ -399,7 +399,7 @@ describe('the session cookie and where sessions live', () => {
 });
 
 describe('the model-server through the dashboard', () => {
-  it('forwards reads of /api/ms/v1/* without the token, to signed-in users only, and no writes', async () => {
+  it('forwards reads of /api/ms/v1/* to signed-in users only, and no writes', async () => {
     const received: { method: string; url: string; authorization?: string }[] = [];
     const { createServer } = await import('node:http');
     const ms = createServer((req, res) => {
@@ -421,7 +421,7 @@ describe('the model-server through the dashboard', () => {
       expect(res.json.models[0].name).toBe('recommend');
       const write = await call(url, 'POST', '/api/ms/v1/models/reload', { cookie, body: {} });
       expect(write.status).toBe(404);
-      expect(received).toEqual([{ method: 'GET', url: '/v1/models' }]);
+      expect(received).toEqual([{ method: 'GET', url: '/v1/models', authorization: `Bearer ${ADMIN}` }]);
     } finally {
       await app.close();
       await es.app.close();
