@@ -13,6 +13,8 @@ export const ConfigSchema = z.object({
     .optional(),
   /** Every Redis key and the pub/sub channel start with it, so several deployments can share a server. */
   REDIS_PREFIX: z.string().min(1).max(100).default('bunryu:'),
+  /** Longest wait for one Redis command or a reconnect before the request fails with a 503. */
+  REDIS_COMMAND_TIMEOUT_MS: z.coerce.number().int().min(50).max(60_000).default(500),
   ...tokenEnv,
   /** `off`: no guarded rollout is driven by this replica (plans are still stored and shown). */
   BUNRYU_AUTOPILOT: z.enum(['on', 'off']).default('on'),
