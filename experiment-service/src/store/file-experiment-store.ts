@@ -78,7 +78,8 @@ export class FileExperimentStore implements ExperimentStore {
         dropped = true; // a line torn by a crash mid-append
         continue;
       }
-      if (entry.configVersion > state.version) dropped = true;
+      // Entries newer than the state: a crash between appending them and replacing the state.
+      if (entry.configVersion > state.version && persisted) dropped = true;
       else entries.push(entry);
     }
     if (!persisted && (entries.length > 0 || dropped)) {
@@ -122,7 +123,11 @@ export class FileExperimentStore implements ExperimentStore {
   }
 
   commit(change: Change): Promise<{ version: number }> {
-    this.assertUsable();
+    try {
+      this.assertUsable();
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
     const run = this.queue.then(() => this.apply(change));
     this.queue = run.catch(() => undefined);
     return run;
@@ -159,7 +164,11 @@ export class FileExperimentStore implements ExperimentStore {
   }
 
   importAll(data: StoreExport): Promise<{ version: number; epoch: string }> {
-    this.assertOpen();
+    try {
+      this.assertOpen();
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
     const run = this.queue.then(() => this.applyImport(data));
     this.queue = run.catch(() => undefined);
     return run;
