@@ -30,12 +30,26 @@ export function backupEndpoints(store: ExperimentStore, snapshots: ConfigSnapsho
       bodyLimit: IMPORT_BODY_LIMIT,
       response: ImportResult,
       errors: ['BUNRYU_ALREADY_EXISTS', 'BUNRYU_NOT_READY'],
-      handler: async ({ body }) => {
-        const data = body as StoreExport;
+      handler: async ({ body, request }) => {
+        // Validation rebuilds objects in schema order: keep the order of the export instead, so
+        // an export imported and exported again is the same bytes.
+        const data = inOrderOf(request.body, body) as StoreExport;
         const { version, epoch } = await store.importAll({ ...data, epoch: data.epoch ?? '' });
         await snapshots.refresh();
         return { epoch, version, experiments: data.experiments.length, routes: data.routes.length, metrics: data.metrics.length, audit: data.audit.length };
       },
     }),
   ] as Endpoint<never>[];
+}
+
+/** `parsed` with the keys of every object in the order they have in `raw` (added defaults last). */
+function inOrderOf(raw: unknown, parsed: unknown): unknown {
+  if (Array.isArray(parsed)) return parsed.map((v, i) => inOrderOf(Array.isArray(raw) ? raw[i] : undefined, v));
+  if (parsed === null || typeof parsed !== 'object') return parsed;
+  const source = raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {};
+  const p = parsed as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(source)) if (key in p) out[key] = inOrderOf(source[key], p[key]);
+  for (const key of Object.keys(p)) if (!(key in out)) out[key] = inOrderOf(undefined, p[key]);
+  return out;
 }
