@@ -302,6 +302,12 @@ export type Holdout = z.infer<typeof Holdout>;
 
 export const ConfigSnapshot = z.object({
   version: z.number().int().min(0),
+  /**
+   * The identity of the experiment-service's data (absent from services before epochs). A
+   * snapshot of another epoch than the one a gateway serves comes from data that was lost or
+   * replaced: gateways take it only when an operator says so (GATEWAY_ACCEPT_EPOCH).
+   */
+  epoch: z.string().min(1).max(100).optional(),
   routes: z.record(z.string(), Route),
   experiments: z.array(Experiment),
   metrics: z.record(z.string(), z.any()),

@@ -8,6 +8,7 @@ import type { Config } from './config.ts';
 import { ConfigSnapshots } from './config-snapshot/config-snapshots.ts';
 import { ConfigStream } from './config-snapshot/config-stream.ts';
 import { ExperimentManager } from './experiments/experiment-manager.ts';
+import { backupEndpoints } from './http/backup-endpoints.ts';
 import { catalogEndpoints } from './http/catalog-endpoints.ts';
 import { configEndpoints } from './http/config-endpoints.ts';
 import { registerEndpoints, type Endpoint } from './http/endpoint.ts';
@@ -94,6 +95,7 @@ export async function buildApp(config: Readonly<Config>, deps: Omit<Deps, 'store
     ...releaseEndpoints(experiments, store),
     ...catalogEndpoints(catalog),
     ...configEndpoints(snapshots, stream),
+    ...backupEndpoints(store, snapshots),
     ...metaEndpoints(store, () => (document ??= openApiDocument(endpoints, INFO))),
   ];
   registerEndpoints(app, auth, endpoints);

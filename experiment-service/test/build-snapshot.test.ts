@@ -29,6 +29,7 @@ const exp = (key: string, status: Experiment['status'], extra: Partial<Experimen
 describe('buildSnapshot', () => {
   const state = {
     version: 9,
+    epoch: 'e-1',
     experiments: ['draft', 'running', 'paused', 'released', 'rolled_back', 'archived'].map((s, i) => exp(`e${5 - i}`, s as Experiment['status'])),
     routes: [frozen({ key: 'r', upstream: 'http://127.0.0.1:9/', path: '/', defaultParams: { v: 1 }, timeoutMs: 5, updatedAt: at })],
     metrics: [{ key: 'ctr', type: 'proportion' as const, event: 'click' }],
@@ -40,7 +41,7 @@ describe('buildSnapshot', () => {
     expect(s.experiments.map((e) => e.status)).toEqual(['released', 'paused', 'running']);
     expect(s.experiments.map((e) => e.key)).toEqual(['e2', 'e3', 'e4']);
     expect(Object.keys(s.metrics)).toEqual(['error_rate', 'latency_ms', 'ctr']);
-    expect(ConfigSnapshot.parse(s)).toMatchObject({ version: 9, holdout: { percent: 1.5, salt: 'h' } });
+    expect(ConfigSnapshot.parse(s)).toMatchObject({ version: 9, epoch: 'e-1', holdout: { percent: 1.5, salt: 'h' } });
   });
 
   it('serializes exactly as JSON.stringify does, also when objects were serialized before', () => {
@@ -48,8 +49,8 @@ describe('buildSnapshot', () => {
     expect(serializeSnapshot(s)).toBe(JSON.stringify(s));
     const again = buildSnapshot({ ...state, version: 10, holdout: null, experiments: [...state.experiments, exp('e9', 'running', { version: 2 })] });
     expect(serializeSnapshot(again)).toBe(JSON.stringify(again));
-    expect(serializeSnapshot(buildSnapshot({ version: 0, experiments: [], routes: [], metrics: [], holdout: null }))).toBe(
-      JSON.stringify(buildSnapshot({ version: 0, experiments: [], routes: [], metrics: [], holdout: null })),
+    expect(serializeSnapshot(buildSnapshot({ version: 0, epoch: 'e-1', experiments: [], routes: [], metrics: [], holdout: null }))).toBe(
+      JSON.stringify(buildSnapshot({ version: 0, epoch: 'e-1', experiments: [], routes: [], metrics: [], holdout: null })),
     );
   });
 });

@@ -52,9 +52,85 @@ describe.each(['file', 'redis'] as const)('ExperimentStore contract: %s', (kind)
 
     it('starts empty at config version 0', async () => {
       expect(await store.version()).toBe(0);
-      expect(await store.load()).toEqual({ version: 0, experiments: [], routes: [], metrics: [], holdout: null });
+      expect(await store.load()).toEqual({ version: 0, epoch: expect.any(String), experiments: [], routes: [], metrics: [], holdout: null });
       expect(await store.getExperiment('nope')).toBeUndefined();
       expect(await store.audit()).toEqual([]);
+    });
+
+    it('keeps one epoch across changes and reopenings', async () => {
+      const { epoch } = await store.load();
+      expect(epoch).toMatch(/^[0-9a-f-]{36}$/);
+      await store.commit({ routes: [route], audit: [audit('route:recommend', 'create')] });
+      expect((await store.load()).epoch).toBe(epoch);
+      const again = await fixture.open();
+      expect((await again.load()).epoch).toBe(epoch);
+    });
+
+    it('exports everything and imports it into an empty store under a new epoch', async () => {
+      const e = experiment('a', 1);
+      await store.commit({
+        expect: { a: 0 },
+        experiments: [e, experiment('b', 1, { status: 'running' })],
+        routes: [route],
+        metrics: [{ key: 'ctr', type: 'proportion', event: 'click' }],
+        holdout: { percent: 5, salt: 'h' },
+        audit: [audit('experiment:a', 'create', e), audit('route:recommend', 'create', route)],
+      });
+      await store.commit({ audit: [{ ...audit('experiment:b', 'pause'), decision: { reason: 'guardrail', evidence: { p: 0.01 } } }] });
+      const exported = await store.exportAll();
+      expect(exported).toMatchObject({ format: 1, version: 2, epoch: (await store.load()).epoch });
+      expect(exported.audit.map((a) => [a.configVersion, a.action])).toEqual([
+        [1, 'create'],
+        [1, 'create'],
+        [2, 'pause'],
+      ]);
+
+      const target = await storeFixture(kind, redis.url);
+      try {
+        const empty = await target.open();
+        const before = (await empty.load()).epoch;
+        const imported = await empty.importAll(JSON.parse(JSON.stringify(exported)));
+        expect(imported.version).toBe(2);
+        expect(imported.epoch).not.toBe(before);
+        expect(imported.epoch).not.toBe(exported.epoch);
+        const back = await empty.exportAll();
+        expect(JSON.stringify({ ...back, epoch: '' })).toBe(JSON.stringify({ ...exported, epoch: '' }));
+        expect(back.epoch).toBe(imported.epoch);
+        expect(await empty.audit({ subject: 'experiment:b' })).toEqual(await store.audit({ subject: 'experiment:b' }));
+        // Another instance on the same data (a replica, a restart) serves the import.
+        expect((await (await target.open()).load()).epoch).toBe(imported.epoch);
+        // And changes carry on from the imported version.
+        expect((await empty.commit({ routes: [{ ...route, timeoutMs: 9 }], audit: [] })).version).toBe(3);
+      } finally {
+        await target.cleanup();
+      }
+    });
+
+    it('refuses an import into a store that is not empty, and writes none of it', async () => {
+      await store.commit({ routes: [route], audit: [audit('route:recommend', 'create')] });
+      const exported = await store.exportAll();
+      await expect(store.importAll({ ...exported, routes: [{ ...route, key: 'other' }] })).rejects.toMatchObject({ code: 'BUNRYU_ALREADY_EXISTS', statusCode: 409 });
+      expect(await store.exportAll()).toEqual(exported);
+    });
+
+    it('refuses reads and writes once its data is gone, until an export is imported', async () => {
+      const e = experiment('a', 1);
+      await store.commit({ expect: { a: 0 }, experiments: [e], routes: [route], audit: [audit('experiment:a', 'create', e)] });
+      const exported = await store.exportAll();
+      await fixture.wipe();
+      // Redis: the running instance notices; files: the next start does.
+      const after = kind === 'redis' ? store : await fixture.open();
+      const refused = { code: 'BUNRYU_NOT_READY', statusCode: 503, message: expect.stringMatching(/lost|gone/) };
+      await expect(after.commit({ routes: [{ ...route, key: 'new' }], audit: [] })).rejects.toMatchObject(refused);
+      await expect(after.ping()).rejects.toMatchObject(refused);
+      await expect(after.load()).rejects.toMatchObject(refused);
+      await expect(after.version()).rejects.toMatchObject(refused);
+
+      const { epoch } = await after.importAll(exported);
+      expect(epoch).not.toBe(exported.epoch);
+      await after.ping();
+      expect((await after.load()).routes).toEqual([route]);
+      expect((await after.commit({ routes: [{ ...route, key: 'new' }], audit: [] })).version).toBe(2);
     });
 
     it('commits a multi-part change at once and counts versions by one', async () => {

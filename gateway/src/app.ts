@@ -51,6 +51,7 @@ export async function buildApp(config: Readonly<Config>, deps: Deps, options: Ap
     ...(options.clusterMetrics ? {} : { publisher: () => deps.publisher.stats() }),
     config: () => deps.store.current,
     configStreamConnected: () => deps.subscriber.connected,
+    refusedEpoch: () => deps.store.refusedEpoch !== null,
   });
 
   const proxy = new RouteProxy({

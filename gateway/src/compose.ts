@@ -31,7 +31,12 @@ export async function compose(config: Readonly<Config>, overrides: ComposeOverri
   const pools = new UpstreamPools({ connections: config.GATEWAY_UPSTREAM_CONNECTIONS });
   const events = overrides.events ? { publisher: overrides.events, close: () => overrides.events!.close() } : await composeEvents(config, logger, overrides);
 
-  const store = new SnapshotStore({ file: join(dataDir, 'snapshot.json'), pools, logger });
+  const store = new SnapshotStore({
+    file: join(dataDir, 'snapshot.json'),
+    pools,
+    logger,
+    ...(config.GATEWAY_ACCEPT_EPOCH ? { acceptEpoch: config.GATEWAY_ACCEPT_EPOCH } : {}),
+  });
   await store.loadPersisted();
   const subscriber = new ConfigSubscriber({
     url: config.EXPERIMENT_SERVICE_URL,

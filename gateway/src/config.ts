@@ -10,6 +10,12 @@ export const ConfigSchema = z.object({
   ...experimentServiceEnv,
   ...eventLogEnv,
   PORT: port(8080),
+  /**
+   * The epoch of the experiment-service's data this gateway may switch to, or `any`. A snapshot of
+   * another epoch than the one served (the service lost its data, or an operator imported an
+   * export) is refused without it: set it, once the new data is right, and restart the gateway.
+   */
+  GATEWAY_ACCEPT_EPOCH: z.string().min(1).max(100).optional(),
   /** Set: `x-api-key` must be one of these on the client API. */
   BUNRYU_CLIENT_KEYS: csv.pipe(z.array(z.string()).min(1)).optional(),
   /** Most keep-alive connections per upstream origin (opened as needed; as @fastify/reply-from). */

@@ -12,6 +12,7 @@ export const SNAPSHOT_STATUSES: readonly ExperimentStatus[] = ['running', 'pause
 export function buildSnapshot(state: StoreState): ConfigSnapshot {
   return {
     version: state.version,
+    epoch: state.epoch,
     routes: Object.fromEntries([...state.routes].sort((a, b) => (a.key < b.key ? -1 : 1)).map((r) => [r.key, r])),
     experiments: state.experiments.filter((e) => SNAPSHOT_STATUSES.includes(e.status)).sort((a, b) => (a.key < b.key ? -1 : 1)),
     metrics: metricCatalogue(state.metrics),
@@ -39,5 +40,6 @@ export function serializeSnapshot(s: ConfigSnapshot): string {
     .map(([key, route]) => `${JSON.stringify(key)}:${cachedJson(route)}`)
     .join(',');
   const experiments = s.experiments.map(cachedJson).join(',');
-  return `{"version":${JSON.stringify(s.version)},"routes":{${routes}},"experiments":[${experiments}],"metrics":${JSON.stringify(s.metrics)},"holdout":${JSON.stringify(s.holdout)}}`;
+  const epoch = s.epoch === undefined ? '' : `"epoch":${JSON.stringify(s.epoch)},`;
+  return `{"version":${JSON.stringify(s.version)},${epoch}"routes":{${routes}},"experiments":[${experiments}],"metrics":${JSON.stringify(s.metrics)},"holdout":${JSON.stringify(s.holdout)}}`;
 }

@@ -5,6 +5,7 @@ import { buildSnapshot, serializeSnapshot } from './build-snapshot.ts';
 /** A built snapshot with its serialized form, shared by every response and stream. */
 export interface PublishedSnapshot {
   version: number;
+  epoch: string | undefined;
   snapshot: ConfigSnapshot;
   json: string;
   etag: string;
@@ -48,6 +49,11 @@ export class ConfigSnapshots {
     return p;
   }
 
+  /** Rebuilds now, whatever the version: after an import, whose version may be lower. */
+  async refresh(): Promise<PublishedSnapshot> {
+    return this.rebuild();
+  }
+
   /** Calls `listener` with every newer snapshot this process builds. */
   subscribe(listener: (p: PublishedSnapshot) => void): () => void {
     this.subscribers.add(listener);
@@ -79,9 +85,10 @@ export class ConfigSnapshots {
   private async build(): Promise<PublishedSnapshot> {
     const started = performance.now();
     const state = await this.store.load();
-    if (this.current && state.version <= this.current.version) return this.current;
+    // Another epoch is an import (a lost store fails to load instead): its version may be lower.
+    if (this.current && state.epoch === this.current.epoch && state.version <= this.current.version) return this.current;
     const snapshot = buildSnapshot(state);
-    const published: PublishedSnapshot = { version: snapshot.version, snapshot, json: serializeSnapshot(snapshot), etag: `"${snapshot.version}"` };
+    const published: PublishedSnapshot = { version: snapshot.version, epoch: snapshot.epoch, snapshot, json: serializeSnapshot(snapshot), etag: `"${snapshot.version}"` };
     this.current = published;
     this.options.onBuilt?.(published, (performance.now() - started) / 1000);
     for (const s of this.subscribers) s(published);

@@ -4,6 +4,7 @@ import type { ConfigSnapshots, PublishedSnapshot } from './config-snapshots.ts';
 interface Client {
   res: ServerResponse;
   sent: number;
+  sentEpoch: string | undefined;
   /** The newest snapshot not yet written because the client is slow. */
   pending: PublishedSnapshot | undefined;
 }
@@ -42,7 +43,7 @@ export class ConfigStream {
       ...headers,
     });
     res.write('retry: 1000\n\n');
-    const client: Client = { res, sent: -1, pending: undefined };
+    const client: Client = { res, sent: -1, sentEpoch: undefined, pending: undefined };
     this.clients.add(client);
     res.on('close', () => this.clients.delete(client));
     res.on('drain', () => {
@@ -62,12 +63,14 @@ export class ConfigStream {
   }
 
   private send(client: Client, p: PublishedSnapshot): void {
-    if (p.version <= client.sent) return;
+    // A snapshot of another epoch (an import) is sent whatever its version.
+    if (p.epoch === client.sentEpoch && p.version <= client.sent) return;
     if (client.res.writableNeedDrain) {
       client.pending = p;
       return;
     }
     client.sent = p.version;
+    client.sentEpoch = p.epoch;
     client.res.write(`id: ${p.version}\nevent: snapshot\ndata: ${p.json}\n\n`);
   }
 }

@@ -32,6 +32,8 @@ export interface Endpoint<B = unknown> {
   params?: Record<string, z.ZodType>;
   body?: z.ZodType<B>;
   response?: z.ZodType;
+  /** Bytes of body accepted, when not the server's default (an import carries a whole store). */
+  bodyLimit?: number;
   /** `text/html` etc. for answers that are not JSON. */
   produces?: string;
   status?: number;
@@ -57,6 +59,7 @@ export function registerEndpoints(app: FastifyInstance, auth: TokenAuthenticator
       url: e.url,
       // A HEAD of an event stream would hold a connection open with nothing to say.
       exposeHeadRoute: e.produces !== 'text/event-stream',
+      ...(e.bodyLimit ? { bodyLimit: e.bodyLimit } : {}),
       // Authorization runs before the body is read, so an anonymous caller cannot make us parse 1 MiB.
       onRequest: role
         ? async (request) => {

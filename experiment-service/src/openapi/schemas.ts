@@ -48,6 +48,75 @@ export const AuditEntry = z.object({
   changed: z.array(z.string()).describe('Top-level fields that differ between before and after'),
 });
 
+const StoredAuditEntry = z.strictObject({
+  configVersion: z.number().int().min(1),
+  subject: z.string().min(1).max(200),
+  action: z.string().min(1).max(100),
+  actor: z.strictObject({ role: z.enum(ROLES), name: z.string().max(200) }),
+  at: z.string().max(100),
+  before: z.unknown(),
+  after: z.unknown(),
+  decision: z.unknown().optional(),
+});
+const StoredMetric = z.discriminatedUnion(
+  'type',
+  MetricDefinition.options.map((o) => o.extend({ key: Key })) as unknown as [
+    (typeof MetricDefinition.options)[number],
+    ...(typeof MetricDefinition.options)[number][],
+  ],
+);
+
+/** Everything the store holds (`GET /v1/export`), what `POST /v1/import` takes back. */
+export const ExportDocument = z.object({
+  format: z.literal(1),
+  epoch: z.string().describe("The epoch of the exported data; an import draws a new one"),
+  version: z.number().int().describe('The config version'),
+  experiments: z.array(Experiment).describe('Every experiment, drafts and finished ones included'),
+  routes: z.array(Route),
+  metrics: z.array(z.record(z.string(), z.unknown())).describe('User-defined metrics (the built-ins are not stored)'),
+  holdout: Holdout.nullable(),
+  audit: z.array(StoredAuditEntry).describe('Every audit entry, oldest first'),
+});
+
+export const ImportDocument = z
+  .strictObject({
+    format: z.literal(1),
+    epoch: z.string().max(100).optional().describe('The epoch of the export; the import draws a new one'),
+    version: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+    experiments: z.array(Experiment),
+    routes: z.array(Route),
+    metrics: z.array(StoredMetric),
+    holdout: Holdout.nullable(),
+    audit: z.array(StoredAuditEntry),
+  })
+  .superRefine((d, ctx) => {
+    for (const part of ['experiments', 'routes', 'metrics'] as const) {
+      const seen = new Set<string>();
+      d[part].forEach((item, i) => {
+        const key = (item as { key: string }).key;
+        if (seen.has(key)) ctx.addIssue({ code: 'custom', path: [part, i, 'key'], message: `${key} appears twice` });
+        seen.add(key);
+      });
+    }
+    let last = 0;
+    d.audit.forEach((a, i) => {
+      if (a.configVersion > d.version) ctx.addIssue({ code: 'custom', path: ['audit', i, 'configVersion'], message: `is after the config version ${d.version}` });
+      else if (a.configVersion < last) ctx.addIssue({ code: 'custom', path: ['audit', i, 'configVersion'], message: 'entries must be oldest first' });
+      last = Math.max(last, a.configVersion);
+    });
+    if (d.version === 0 && d.experiments.length + d.routes.length + d.metrics.length > 0) {
+      ctx.addIssue({ code: 'custom', path: ['version'], message: 'must be above 0 when there is anything to import' });
+    }
+  });
+export const ImportResult = z.object({
+  epoch: z.string().describe('The new epoch: gateways take snapshots of it only when told to (GATEWAY_ACCEPT_EPOCH)'),
+  version: z.number().int(),
+  experiments: z.number().int(),
+  routes: z.number().int(),
+  metrics: z.number().int(),
+  audit: z.number().int(),
+});
+
 export const ErrorBody = z.object({
   error: z.object({
     code: z.enum(Object.keys(ERROR_CATALOGUE) as [keyof typeof ERROR_CATALOGUE]),
@@ -83,6 +152,7 @@ requestSchemas.add(RampRequest, { id: 'RampRequest' });
 requestSchemas.add(PromoteRequest, { id: 'PromoteRequest' });
 requestSchemas.add(Holdout, { id: 'HoldoutInput' });
 requestSchemas.add(NoBody, { id: 'NoBody' });
+requestSchemas.add(ImportDocument, { id: 'ImportDocument' });
 
 responseSchemas.add(Experiment, { id: 'Experiment' });
 responseSchemas.add(RolloutView, { id: 'RolloutView' });
@@ -134,3 +204,5 @@ export const RouteHistoryView = z.object({
   ),
 });
 responseSchemas.add(RouteHistoryView, { id: 'RouteHistory' });
+responseSchemas.add(ExportDocument, { id: 'ExportDocument' });
+responseSchemas.add(ImportResult, { id: 'ImportResult' });

@@ -27,18 +27,64 @@ export interface ExperimentStore {
    * with the function that unsubscribes, once every later change will be heard.
    */
   onChange(listener: (version: number) => void): Promise<() => void>;
-  /** Resolves when the backing store answers (for /readyz). */
+  /**
+   * Resolves when the backing store answers and still holds this store's data (for /readyz);
+   * rejects with BUNRYU_NOT_READY saying why otherwise, e.g. when the data was lost.
+   */
   ping(): Promise<void>;
+  /** Everything the store holds, audit included, read atomically (`GET /v1/export`). */
+  exportAll(): Promise<StoreExport>;
+  /**
+   * Writes an export into an empty store (config version 0, nothing in it) under a new epoch,
+   * all or nothing, and makes it the store's data; a store that noticed it lost its data is
+   * empty in this sense and becomes writable again. Rejects with BUNRYU_ALREADY_EXISTS otherwise.
+   */
+  importAll(data: StoreExport): Promise<{ version: number; epoch: string }>;
   close(): Promise<void>;
 }
 
 export interface StoreState {
   version: number;
+  /**
+   * The identity of the data: drawn when the store first starts empty, kept by every change and
+   * replaced only by an import. A store that finds another epoch (or none) under it has lost its
+   * data, e.g. Redis restarted without persistence, and refuses to carry on as if nothing happened.
+   */
+  epoch: string;
   experiments: Experiment[];
   routes: Route[];
   /** User-defined metrics (the built-ins are not stored). */
   metrics: UserMetric[];
   holdout: Holdout | null;
+}
+
+/** What `GET /v1/export` answers and `POST /v1/import` takes. */
+export interface StoreExport {
+  format: 1;
+  epoch: string;
+  version: number;
+  /** Every experiment, drafts and finished ones included. */
+  experiments: Experiment[];
+  routes: Route[];
+  metrics: UserMetric[];
+  holdout: Holdout | null;
+  /** Every audit entry, oldest first. */
+  audit: AuditEntry[];
+}
+
+/** Keys sorted, so an export is the same bytes whichever adapter wrote it. */
+export function sortedExport(data: Omit<StoreExport, 'format'>): StoreExport {
+  const byKey = (a: { key: string }, b: { key: string }) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+  return {
+    format: 1,
+    epoch: data.epoch,
+    version: data.version,
+    experiments: [...data.experiments].sort(byKey),
+    routes: [...data.routes].sort(byKey),
+    metrics: [...data.metrics].sort(byKey),
+    holdout: data.holdout,
+    audit: data.audit,
+  };
 }
 
 export type UserMetric = MetricDefinition & { key: string };

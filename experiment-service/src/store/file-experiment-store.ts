@@ -1,20 +1,25 @@
-import { mkdir, open, readFile, stat, truncate } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { mkdir, open, readFile, rename, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Experiment, Holdout, Route } from '@bunryu/core';
+import { createError, type BunryuError, type Experiment, type Holdout, type Route } from '@bunryu/core';
 import { writeFileDurably } from '@bunryu/platform/durable-files';
 import {
   StaleWriteError,
   auditEntry,
   frozen,
+  sortedExport,
   type AuditEntry,
   type Change,
   type ExperimentStore,
+  type StoreExport,
   type StoreState,
   type UserMetric,
 } from './experiment-store.ts';
 
 interface PersistedState {
   format: 1;
+  /** Absent in states written before epochs: opening draws one. */
+  epoch?: string;
   version: number;
   experiments: Record<string, Experiment>;
   routes: Record<string, Route>;
@@ -30,6 +35,10 @@ const EMPTY: PersistedState = { format: 1, version: 0, experiments: {}, routes: 
  * tagged with its config version). A crash between the two leaves audit entries newer than the
  * state; opening drops them, so a change is either fully there or not at all.
  *
+ * A directory whose `state.json` is gone while `audit.jsonl` still records changes has lost its
+ * state: the store opens refusing reads and writes (and /readyz says so) until an import, rather
+ * than starting over empty under a log of changes it no longer has.
+ *
  * One process owns a directory: writes are serialized in-process, not across processes.
  */
 export class FileExperimentStore implements ExperimentStore {
@@ -38,6 +47,7 @@ export class FileExperimentStore implements ExperimentStore {
   private readonly listeners = new Set<(version: number) => void>();
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
+  private lost: BunryuError | undefined;
 
   private constructor(
     private readonly dir: string,
@@ -52,7 +62,8 @@ export class FileExperimentStore implements ExperimentStore {
   /** Opens (creating if needed) the store in `dir`, normally `<BUNRYU_DATA_DIR>/experiment-service`. */
   static async open(dir: string): Promise<FileExperimentStore> {
     await mkdir(dir, { recursive: true });
-    const state = frozen((await readJson<PersistedState>(join(dir, 'state.json'))) ?? { ...EMPTY });
+    const persisted = await readJson<PersistedState>(join(dir, 'state.json'));
+    const state = frozen(persisted ?? { ...EMPTY, epoch: randomUUID() });
     if (state.format !== 1) throw new Error(`${join(dir, 'state.json')}: unknown format ${String(state.format)}`);
     const auditPath = join(dir, 'audit.jsonl');
     const text = (await readText(auditPath)) ?? '';
@@ -67,19 +78,33 @@ export class FileExperimentStore implements ExperimentStore {
         dropped = true; // a line torn by a crash mid-append
         continue;
       }
-      if (entry.configVersion > state.version) dropped = true;
+      // Entries newer than the state: a crash between appending them and replacing the state.
+      if (entry.configVersion > state.version && persisted) dropped = true;
       else entries.push(entry);
     }
-    const store = new FileExperimentStore(dir, state, entries, Buffer.byteLength(text));
+    if (!persisted && (entries.length > 0 || dropped)) {
+      const store = new FileExperimentStore(dir, state, entries, Buffer.byteLength(text));
+      store.lost = createError(
+        'BUNRYU_NOT_READY',
+        `${join(dir, 'state.json')} is gone but ${auditPath} records ${entries.length} changes: the state was lost. ` +
+          'Reads and writes are refused: restore state.json, or an export with POST /v1/import.',
+        { dir, auditEntries: entries.length },
+      );
+      return store;
+    }
+    const store = new FileExperimentStore(dir, state.epoch ? state : frozen({ ...state, epoch: randomUUID() }), entries, Buffer.byteLength(text));
     if (dropped) await store.rewriteAudit();
+    // The epoch is on disk before anyone sees it: a restart must not draw another.
+    if (!persisted?.epoch) await writeFileDurably(store.statePath, JSON.stringify(store.state));
     return store;
   }
 
   async load(): Promise<StoreState> {
-    this.assertOpen();
+    this.assertUsable();
     const s = this.state;
     return {
       version: s.version,
+      epoch: s.epoch!,
       experiments: Object.values(s.experiments),
       routes: Object.values(s.routes),
       metrics: Object.values(s.metrics),
@@ -88,17 +113,21 @@ export class FileExperimentStore implements ExperimentStore {
   }
 
   async getExperiment(key: string): Promise<Experiment | undefined> {
-    this.assertOpen();
+    this.assertUsable();
     return this.state.experiments[key];
   }
 
   async version(): Promise<number> {
-    this.assertOpen();
+    this.assertUsable();
     return this.state.version;
   }
 
   commit(change: Change): Promise<{ version: number }> {
-    this.assertOpen();
+    try {
+      this.assertUsable();
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
     const run = this.queue.then(() => this.apply(change));
     this.queue = run.catch(() => undefined);
     return run;
@@ -116,8 +145,33 @@ export class FileExperimentStore implements ExperimentStore {
   }
 
   async ping(): Promise<void> {
-    this.assertOpen();
+    this.assertUsable();
     await stat(this.dir);
+  }
+
+  async exportAll(): Promise<StoreExport> {
+    this.assertUsable();
+    const s = this.state;
+    return sortedExport({
+      epoch: s.epoch!,
+      version: s.version,
+      experiments: Object.values(s.experiments),
+      routes: Object.values(s.routes),
+      metrics: Object.values(s.metrics),
+      holdout: s.holdout,
+      audit: [...this.entries],
+    });
+  }
+
+  importAll(data: StoreExport): Promise<{ version: number; epoch: string }> {
+    try {
+      this.assertOpen();
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    const run = this.queue.then(() => this.applyImport(data));
+    this.queue = run.catch(() => undefined);
+    return run;
   }
 
   async close(): Promise<void> {
@@ -170,6 +224,33 @@ export class FileExperimentStore implements ExperimentStore {
     return { version };
   }
 
+  private async applyImport(data: StoreExport): Promise<{ version: number; epoch: string }> {
+    const s = this.state;
+    const empty = s.version === 0 && Object.keys(s.experiments).length + Object.keys(s.routes).length + Object.keys(s.metrics).length === 0 && s.holdout === null;
+    if (!this.lost && !empty) throw createError('BUNRYU_ALREADY_EXISTS', `the store in ${this.dir} is not empty: import only into an empty store`);
+    const next: PersistedState = {
+      format: 1,
+      epoch: randomUUID(),
+      version: data.version,
+      experiments: Object.fromEntries(data.experiments.map((e) => [e.key, copy(e)])),
+      routes: Object.fromEntries(data.routes.map((r) => [r.key, copy(r)])),
+      metrics: Object.fromEntries(data.metrics.map((m) => [m.key, copy(m)])),
+      holdout: data.holdout === null ? null : copy(data.holdout),
+    };
+    const entries = data.audit.map((a) => copy(auditEntry(a, a.configVersion)));
+    // The log of the lost state is kept beside, not overwritten: it is all that is left of it.
+    if (this.lost) await rename(this.auditPath, `${this.auditPath}.lost-${Date.now()}`).catch(() => undefined);
+    const text = entries.map((e) => JSON.stringify(e) + '\n').join('');
+    await writeFileDurably(this.auditPath, text);
+    await writeFileDurably(this.statePath, JSON.stringify(next));
+    this.auditBytes = Buffer.byteLength(text);
+    this.state = frozen(next);
+    this.entries.splice(0, this.entries.length, ...entries);
+    this.lost = undefined;
+    for (const listener of this.listeners) queueMicrotask(() => listener(-1));
+    return { version: next.version, epoch: next.epoch! };
+  }
+
   private async rewriteAudit(): Promise<void> {
     const text = this.entries.map((e) => JSON.stringify(e) + '\n').join('');
     await writeFileDurably(this.auditPath, text);
@@ -178,6 +259,11 @@ export class FileExperimentStore implements ExperimentStore {
 
   private assertOpen(): void {
     if (this.closed) throw new Error('the experiment store is closed');
+  }
+
+  private assertUsable(): void {
+    this.assertOpen();
+    if (this.lost) throw this.lost;
   }
 }
 

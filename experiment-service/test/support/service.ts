@@ -70,6 +70,11 @@ export async function storeFixture(kind: StoreKind, redisUrl: string | undefined
       opened.push(store);
       return store;
     },
+    /** Loses the data as a crash might: Redis restarted empty; state.json gone, its audit log left. */
+    async wipe(): Promise<void> {
+      if (kind === 'redis') await dropPrefix(redisUrl!, prefix);
+      else await rm(join(dir!, 'experiment-service', 'state.json'));
+    },
     async cleanup(): Promise<void> {
       await Promise.allSettled(opened.map((s) => s.close()));
       if (dir) await rm(dir, { recursive: true, force: true });

@@ -96,8 +96,10 @@ export class ConfigSubscriber {
     if (res.statusCode === 200) {
       const etag = res.headers.etag;
       const raw = (await res.body.json()) as { version?: unknown };
-      this.options.store.update(raw, 'service');
-      this.etag = typeof etag === 'string' && typeof raw?.version === 'number' ? { tag: etag, version: raw.version } : undefined;
+      const outcome = this.options.store.update(raw, 'service');
+      // Only the ETag of a snapshot served may skip the next GET; a refused one is asked for again.
+      const served = outcome === 'applied' || outcome === 'unchanged';
+      this.etag = served && typeof etag === 'string' && typeof raw?.version === 'number' ? { tag: etag, version: raw.version } : undefined;
     } else {
       await res.body.dump();
       if (res.statusCode !== 304) throw new Error(`GET /v1/config answered ${res.statusCode}`);

@@ -24,21 +24,40 @@ export interface SnapshotStoreOptions {
   pools: UpstreamPools;
   logger: Logger;
   now?: () => number;
+  /**
+   * The epoch an operator allows this gateway to switch to (GATEWAY_ACCEPT_EPOCH), or `any`.
+   * Without it a snapshot of another epoch than the one served is refused.
+   */
+  acceptEpoch?: string;
 }
 
-export type UpdateOutcome = 'applied' | 'unchanged' | 'invalid';
+export type UpdateOutcome = 'applied' | 'unchanged' | 'invalid' | 'other-epoch';
+
+/** A snapshot refused because it belongs to another epoch. */
+export interface RefusedEpoch {
+  epoch: string;
+  version: number;
+  /** The epoch still served. */
+  serving: string;
+}
 
 /**
  * Holds the config snapshot the gateway serves. A new snapshot is validated, compiled and only
  * then swapped in; the previous one keeps serving until that moment. Every applied snapshot from
  * the experiment-service is written to disk (temp file, fsync, rename) so a restarted gateway can
  * serve while the experiment-service is down (SPEC §8).
+ *
+ * A snapshot carries the epoch of the experiment-service's data. One of another epoch comes from
+ * data that was lost (Redis restarted empty) or replaced (an import): taking it could drop every
+ * route at once, so it is refused, loudly, and the served snapshot kept, until an operator names
+ * the new epoch in GATEWAY_ACCEPT_EPOCH. Snapshots without an epoch (older services) are taken.
  */
 export class SnapshotStore {
   private live: LiveConfig | null = null;
   private persisting: Promise<void> = Promise.resolve();
   private readonly listeners: ((live: LiveConfig) => void)[] = [];
   private readonly now: () => number;
+  private refused: RefusedEpoch | null = null;
 
   constructor(private readonly options: SnapshotStoreOptions) {
     this.now = options.now ?? Date.now;
@@ -46,6 +65,11 @@ export class SnapshotStore {
 
   get current(): LiveConfig | null {
     return this.live;
+  }
+
+  /** The last snapshot refused for its epoch, while no snapshot has been applied since. */
+  get refusedEpoch(): RefusedEpoch | null {
+    return this.refused;
   }
 
   onChange(listener: (live: LiveConfig) => void): void {
@@ -77,7 +101,8 @@ export class SnapshotStore {
    * ignored before validation (each reconnection sends the current snapshot again).
    */
   update(raw: unknown, source: 'service' | 'disk'): UpdateOutcome {
-    if (this.live?.source === 'service' && (raw as { version?: unknown } | null)?.version === this.live.version) return 'unchanged';
+    const head = raw as { version?: unknown; epoch?: unknown } | null;
+    if (this.live?.source === 'service' && head?.version === this.live.version && head?.epoch === this.live.snapshot.epoch) return 'unchanged';
     const parsed = ConfigSnapshot.safeParse(raw);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
@@ -85,19 +110,36 @@ export class SnapshotStore {
       return 'invalid';
     }
     const snapshot = parsed.data;
+    const serving = this.live?.snapshot.epoch;
+    if (serving !== undefined && snapshot.epoch !== undefined && snapshot.epoch !== serving && !this.accepts(snapshot.epoch)) {
+      if (this.refused?.epoch !== snapshot.epoch) {
+        this.options.logger.error(
+          { serving, version: this.live!.version, refused: snapshot.epoch, refusedVersion: snapshot.version, source },
+          `config snapshot of another epoch refused: the experiment-service's data is not the data this gateway serves (lost or replaced). ` +
+            `Still serving epoch ${serving}. To switch, restart with GATEWAY_ACCEPT_EPOCH=${snapshot.epoch}`,
+        );
+      }
+      this.refused = { epoch: snapshot.epoch, version: snapshot.version, serving };
+      return 'other-epoch';
+    }
     // A version going backwards is taken too: the experiment-service is the source of truth.
     // The same version from disk and then from the service is taken again, to be persisted.
-    if (this.live && this.live.version === snapshot.version && this.live.source === source) return 'unchanged';
+    if (this.live && this.live.version === snapshot.version && this.live.snapshot.epoch === snapshot.epoch && this.live.source === source) return 'unchanged';
     const routes = buildRouteTable(snapshot, this.options.pools);
     // Compile now (assign caches per snapshot object), not on the first request after the swap.
     for (const name of routes.keys()) assign(snapshot, name, 'warm-up');
     const experimentRoutes = [...new Set(snapshot.experiments.filter((e) => e.status === 'running').map((e) => e.route))].sort();
     const live: LiveConfig = { snapshot, routes, experimentRoutes, version: snapshot.version, loadedAt: this.now(), source };
     this.live = live;
-    this.options.logger.info({ version: snapshot.version, source, routes: routes.size, experiments: snapshot.experiments.length }, 'config snapshot applied');
+    this.refused = null;
+    this.options.logger.info({ version: snapshot.version, epoch: snapshot.epoch, source, routes: routes.size, experiments: snapshot.experiments.length }, 'config snapshot applied');
     if (source === 'service') this.persist(snapshot);
     for (const listener of this.listeners) listener(live);
     return 'applied';
+  }
+
+  private accepts(epoch: string): boolean {
+    return this.options.acceptEpoch === 'any' || this.options.acceptEpoch === epoch;
   }
 
   /** Resolves when every snapshot applied so far is on disk. */

@@ -8,6 +8,8 @@ export interface MetricSources {
   publisher?: () => PublisherStats;
   config: () => LiveConfig | null;
   configStreamConnected: () => boolean;
+  /** Whether a snapshot of another epoch is being refused. */
+  refusedEpoch?: () => boolean;
   now?: () => number;
 }
 
@@ -91,6 +93,18 @@ export class GatewayMetrics {
         this.set(sources.config()?.version ?? -1);
       },
     });
+    if (sources.refusedEpoch) {
+      const refused = sources.refusedEpoch;
+      new Gauge({
+        name: 'bunryu_gateway_config_epoch_refused',
+        help: '1 while the experiment-service offers a snapshot of another epoch than the one served (refused until GATEWAY_ACCEPT_EPOCH names it)',
+        registers: [registry],
+        aggregator: 'max',
+        collect() {
+          this.set(refused() ? 1 : 0);
+        },
+      });
+    }
     new Gauge({
       name: 'bunryu_gateway_config_age_seconds',
       help: 'Seconds since the snapshot being served was loaded (-1 before any)',
