@@ -1,0 +1,17 @@
+import { caughtUp, type Fault } from '../lib/fault.ts';
+
+/** The broker is killed (no clean shutdown) and started again on its data after a while. */
+export const kafkaBrokerKill: Fault = {
+  name: 'kafka-broker-sigkill',
+  short: true,
+  async run(ctx) {
+    await ctx.stack.kafka.kill();
+    ctx.note('Kafka broker SIGKILLed');
+    await ctx.sleep(ctx.form === 'short' ? 8_000 : 20_000);
+    const backlog = await ctx.gatewayBacklog();
+    ctx.check('the gateway holds the events back while Kafka is down', (backlog ?? 0) > 0, `${backlog} events in memory or on disk`);
+    await ctx.stack.kafka.start();
+    ctx.note('Kafka broker started again');
+    return ctx.until(() => caughtUp(ctx, ctx.rate * 2), 120_000);
+  },
+};
