@@ -91,7 +91,7 @@ async function runFault(stack: Stack, form: 'short' | 'full', fault: Fault): Pro
   try {
     await ctx.sleep(3_000);
     recoveryMs = await fault.run(ctx);
-    ctx.note(recoveryMs === null ? 'did not recover' : `recovered ${(recoveryMs / 1000).toFixed(2)} s after the heal`);
+    ctx.note(recoveryMs === null ? `did not recover (${ctx.last})` : `recovered ${(recoveryMs / 1000).toFixed(2)} s after the heal`);
     await ctx.sleep(2_000);
   } catch (err) {
     error = err instanceof Error ? err.message : String(err);
@@ -99,7 +99,7 @@ async function runFault(stack: Stack, form: 'short' | 'full', fault: Fault): Pro
   }
   await traffic.stop();
   const drained = await ctx.until(() => caughtUp(ctx, 0), 60_000);
-  ctx.check('every event drained into the store', drained !== null, drained === null ? 'backlog or consumer lag left after 60 s' : `${(drained / 1000).toFixed(1)} s after the traffic stopped`);
+  ctx.check('every event drained into the store', drained !== null, drained === null ? `after 60 s: ${ctx.last}` : `${(drained / 1000).toFixed(1)} s after the traffic stopped`);
   ctx.note(`took ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   return { fault, traffic, recoveryMs, checks: ctx.checks, ...(error ? { error } : {}) };
 }

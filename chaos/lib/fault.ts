@@ -1,6 +1,5 @@
 /** What a fault module is given and gives back (see chaos/run.ts for the order of things). */
-import { Kafka, logLevel, type Admin } from 'kafkajs';
-import { GROUP, metric, TOKEN, TOPIC, type Stack } from './stack.ts';
+import { metric, TOKEN, type Stack } from './stack.ts';
 import type { Traffic } from './traffic.ts';
 
 export const ROUTE = 'chaos';
@@ -21,6 +20,8 @@ export interface FaultContext {
   /** Requests per second of the traffic: lag below two seconds of it counts as caught up. */
   rate: number;
   checks: Check[];
+  /** What the last caughtUp() saw, for a failure's message. */
+  last: string;
   check(name: string, ok: boolean, detail?: string): void;
   note(message: string): void;
   sleep(ms: number): Promise<void>;
@@ -29,6 +30,8 @@ export interface FaultContext {
   until(ready: () => Promise<boolean>, timeoutMs: number): Promise<number | null>;
   /** Records in the topic the consumer group has not committed yet; null while Kafka does not answer. */
   groupLag(): Promise<number | null>;
+  /** Why the last groupLag() gave null. */
+  readonly lagError: string;
   /** The gateway's events not yet in Kafka (memory queue and disk spill); null while it does not answer. */
   gatewayBacklog(): Promise<number | null>;
 }
@@ -46,7 +49,7 @@ export interface Fault {
 }
 
 export function makeContext(stack: Stack, form: 'short' | 'full', traffic: Traffic, rate: number, print: (line: string) => void): FaultContext {
-  let admin: Admin | null = null;
+  let lagError = '';
   const checks: Check[] = [];
   return {
     stack,
@@ -54,6 +57,7 @@ export function makeContext(stack: Stack, form: 'short' | 'full', traffic: Traff
     traffic,
     rate,
     checks,
+    last: '',
     check(name, ok, detail = '') {
       checks.push({ name, ok, detail });
       print(`    ${ok ? 'ok  ' : 'FAIL'} ${name}${detail ? `: ${detail}` : ''}`);
@@ -89,18 +93,17 @@ export function makeContext(stack: Stack, form: 'short' | 'full', traffic: Traff
       }
       return null;
     },
+    get lagError() {
+      return lagError;
+    },
     async groupLag() {
-      try {
-        admin ??= new Kafka({ brokers: stack.kafka.brokers.split(','), logLevel: logLevel.NOTHING, retry: { retries: 0 }, requestTimeout: 2000, connectionTimeout: 1000 }).admin();
-        await admin.connect();
-        const [ends, committed] = await Promise.all([admin.fetchTopicOffsets(TOPIC), admin.fetchOffsets({ groupId: GROUP, topics: [TOPIC] })]);
-        const done = new Map(committed[0]!.partitions.map((p) => [p.partition, Number(p.offset)]));
-        return ends.reduce((lag, p) => lag + Number(p.high) - Math.max(0, done.get(p.partition) ?? 0), 0);
-      } catch {
-        await admin?.disconnect().catch(() => undefined);
-        admin = null;
-        return null;
-      }
+      // Each aggregator reports its group's lag over every partition, its own or not.
+      const live = stack.aggregators.filter((a) => a.alive);
+      const lags = await Promise.all(live.map((a) => metric(a.url, 'bunryu_aggregator_consumer_lag')));
+      if (live.length === 0) lagError = 'no aggregator running';
+      else if (lags.some((l) => l === null || Number.isNaN(l))) lagError = 'an aggregator cannot tell (Kafka unreachable?)';
+      else return Math.max(...(lags as number[]));
+      return null;
     },
     async gatewayBacklog() {
       const [queue, spill] = await Promise.all([metric(stack.gateway.url, 'bunryu_gateway_event_queue_depth'), metric(stack.gateway.url, 'bunryu_gateway_event_spill_pending')]);
@@ -112,5 +115,6 @@ export function makeContext(stack: Stack, form: 'short' | 'full', traffic: Traff
 /** Caught up: the gateway holds nothing back and the aggregators are at most `slack` records behind. */
 export async function caughtUp(ctx: FaultContext, slack: number): Promise<boolean> {
   const [backlog, lag] = await Promise.all([ctx.gatewayBacklog(), ctx.groupLag()]);
+  ctx.last = `gateway backlog ${backlog}, consumer group lag ${lag ?? ctx.lagError}`;
   return backlog !== null && lag !== null && backlog <= slack && lag <= slack;
 }
