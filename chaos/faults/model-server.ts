@@ -17,7 +17,8 @@ async function answeredByModel(ctx: FaultContext): Promise<boolean> {
 function fallbacksSince(ctx: FaultContext, t0: number) {
   const during = ctx.traffic.requests.filter((r) => r.sentAt >= t0 + 500);
   const fallbacks = during.filter((r) => r.fallback);
-  return { during, fallbacks, slowest: Math.max(0, ...fallbacks.map((r) => r.latencyMs)) };
+  const latencies = fallbacks.map((r) => r.latencyMs).sort((a, b) => a - b);
+  return { during, fallbacks, p99: latencies[Math.floor(latencies.length * 0.99)] ?? 0, slowest: latencies.at(-1) ?? 0 };
 }
 
 /** The model-server is killed: the route's fallback answers, and the failures reach error_rate. */
@@ -46,10 +47,10 @@ export const modelServerStop: Fault = {
     await ctx.stack.modelServer.signal('SIGSTOP');
     ctx.note('model-server SIGSTOPped');
     await ctx.sleep(10_000);
-    const { during, fallbacks, slowest } = fallbacksSince(ctx, t0);
+    const { during, fallbacks, p99, slowest } = fallbacksSince(ctx, t0);
     ctx.check('answers from the fallback while the model-server hangs', fallbacks.length > 0 && fallbacks.length === during.filter((r) => r.status !== null).length, `${fallbacks.length} of ${during.length}`);
-    // The route's timeout plus room for a busy 2-core machine.
-    ctx.check(`fallback within timeoutMs (${ROUTE_TIMEOUT_MS} ms) + 500 ms`, slowest <= ROUTE_TIMEOUT_MS + 500, `slowest ${slowest} ms`);
+    // The route's timeout plus room for a busy, shared 2-core machine.
+    ctx.check(`fallback within timeoutMs (${ROUTE_TIMEOUT_MS} ms) + 200 ms, p99`, p99 <= ROUTE_TIMEOUT_MS + 200, `p99 ${p99} ms, slowest ${slowest} ms`);
     await ctx.stack.modelServer.signal('SIGCONT');
     ctx.note('model-server SIGCONTinued');
     return ctx.until(() => answeredByModel(ctx), 60_000);
