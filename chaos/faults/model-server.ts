@@ -14,11 +14,13 @@ async function answeredByModel(ctx: FaultContext): Promise<boolean> {
   return res.status === 200 && res.headers.get('x-ab-fallback') !== 'true';
 }
 
-function fallbacksSince(ctx: FaultContext, t0: number) {
+/** Every answer from `t0` (after half a second in flight) came from the fallback; their latencies. */
+function checkFallbacks(ctx: FaultContext, t0: number, while_: string) {
   const during = ctx.traffic.requests.filter((r) => r.sentAt >= t0 + 500);
   const fallbacks = during.filter((r) => r.fallback);
+  ctx.check(`answers from the fallback while the model-server ${while_}`, fallbacks.length > 0 && fallbacks.length === during.filter((r) => r.status !== null).length, `${fallbacks.length} of ${during.length}`);
   const latencies = fallbacks.map((r) => r.latencyMs).sort((a, b) => a - b);
-  return { during, fallbacks, p99: latencies[Math.floor(latencies.length * 0.99)] ?? 0, slowest: latencies.at(-1) ?? 0 };
+  return { p99: latencies[Math.floor(latencies.length * 0.99)] ?? 0, slowest: latencies.at(-1) ?? 0 };
 }
 
 /** The model-server is killed: the route's fallback answers, and the failures reach error_rate. */
@@ -30,8 +32,7 @@ export const modelServerKill: Fault = {
     await ctx.stack.modelServer.signal('SIGKILL');
     ctx.note('model-server SIGKILLed');
     await ctx.sleep(ctx.form === 'short' ? 5_000 : 10_000);
-    const { during, fallbacks } = fallbacksSince(ctx, t0);
-    ctx.check('answers from the fallback while the model-server is down', fallbacks.length > 0 && fallbacks.length === during.filter((r) => r.status !== null).length, `${fallbacks.length} of ${during.length}`);
+    checkFallbacks(ctx, t0, 'is down');
     await ctx.stack.modelServer.start();
     ctx.note('model-server started again');
     return ctx.until(() => answeredByModel(ctx), 60_000);
@@ -47,8 +48,7 @@ export const modelServerStop: Fault = {
     await ctx.stack.modelServer.signal('SIGSTOP');
     ctx.note('model-server SIGSTOPped');
     await ctx.sleep(10_000);
-    const { during, fallbacks, p99, slowest } = fallbacksSince(ctx, t0);
-    ctx.check('answers from the fallback while the model-server hangs', fallbacks.length > 0 && fallbacks.length === during.filter((r) => r.status !== null).length, `${fallbacks.length} of ${during.length}`);
+    const { p99, slowest } = checkFallbacks(ctx, t0, 'hangs');
     // The route's timeout plus room for a busy, shared 2-core machine.
     ctx.check(`fallback within timeoutMs (${ROUTE_TIMEOUT_MS} ms) + 200 ms, p99`, p99 <= ROUTE_TIMEOUT_MS + 200, `p99 ${p99} ms, slowest ${slowest} ms`);
     await ctx.stack.modelServer.signal('SIGCONT');

@@ -47,7 +47,7 @@ export class ServiceProcess {
     const child = spawn(command!, args, { cwd: root, env: { ...this.env, PORT: String(this.port) }, stdio: ['ignore', 'pipe', 'pipe'] });
     const keep = (chunk: Buffer) => {
       this.log.push(...chunk.toString().split('\n').filter(Boolean));
-      if (this.log.length > 300) this.log.splice(0, this.log.length - 300);
+      if (this.log.length > 5000) this.log.splice(0, this.log.length - 5000);
     };
     child.stdout!.on('data', keep);
     child.stderr!.on('data', keep);
@@ -66,14 +66,19 @@ export class ServiceProcess {
       process.kill(child.pid!, signal);
       return;
     }
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    process.kill(child.pid!, signal);
-    await exited;
+    await killAndWait(child, signal);
   }
 
   async stop(): Promise<void> {
     await this.signal('SIGTERM');
   }
+}
+
+/** Signals our child by its PID and waits until it is gone. */
+function killAndWait(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  process.kill(child.pid!, signal);
+  return exited;
 }
 
 export interface RedisServer {
@@ -103,10 +108,7 @@ export async function startRedis(dir: string): Promise<RedisServer> {
   const kill = async () => {
     const proc = child;
     child = null;
-    if (!proc || proc.exitCode !== null) return;
-    const exited = new Promise((r) => proc.once('exit', r));
-    proc.kill('SIGKILL');
-    await exited;
+    if (proc && proc.exitCode === null) await killAndWait(proc, 'SIGKILL');
   };
   process.once('exit', () => (child as ChildProcess | null)?.kill('SIGKILL'));
   await start();
