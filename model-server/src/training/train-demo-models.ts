@@ -65,7 +65,6 @@ export async function trainDemoModels(modelDir: string, opts: TrainOptions = {})
   const data = generateDataset(rows, seed);
   const testSize = Math.round(rows * TEST_SHARE);
   const trainSize = rows - testSize;
-  const trainLabels = data.labels.subarray(0, trainSize);
   const testLabels = data.labels.subarray(trainSize);
   const clicks = data.labels.reduce((s, y) => s + y, 0);
   log(`  ${clicks.toLocaleString('en-US')} clicks (CTR ${((clicks / rows) * 100).toFixed(1)}%); train ${trainSize.toLocaleString('en-US')} rows, held-out ${testSize.toLocaleString('en-US')}`);
