@@ -1,7 +1,8 @@
 /**
  * `npm start`: runs all five services on the embedded defaults (or the real adapters when
  * REDIS_URL / KAFKA_BROKERS / CLICKHOUSE_URL are set), waits until each is healthy and prints
- * the URLs. Ctrl-C stops them all.
+ * the URLs. Ctrl-C stops them all. `--demo` drives synthetic users through the demo experiment;
+ * `--rollouts` starts the two guarded rollouts of scripts/demo-rollouts.ts and their traffic.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -115,7 +116,7 @@ if (rollouts) {
   const log = (line: string) => process.stdout.write(`[rollouts] ${line}\n`);
   const seeded = await seedRollouts({ experimentServiceUrl: url(8081), modelServerUrl: url(8082), token, log });
   log(`two guarded rollouts run on their own routes, ${DEMO_ROLLOUT_VISITS_PER_SECOND} visits/s each; watch ${url(8084)} → Experiments → ${seeded.map((r) => r.experiment).join(' / ')} → Release`);
-  log('expect the faulty one rolled back within about a minute and the sound one promoted after about four');
+  log('expect the faulty one rolled back within about a minute and the sound one promoted after about three minutes');
   // Mostly new users on every visit, so each step reaches its units within its minute.
   seeded.forEach((r, i) =>
     drivers.push(driveDemoTraffic({ gatewayUrl: url(8080), route: r.route, users: 1_000_000, seed: 1000 + i, concurrency: 4, visitsPerSecond: DEMO_ROLLOUT_VISITS_PER_SECOND, signal: stopTraffic.signal })),
