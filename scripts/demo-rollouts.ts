@@ -146,19 +146,21 @@ export async function seedRollouts(o: RolloutSeedOptions): Promise<SeededRollout
       }),
       [200, 201],
     );
+    // The first of `key`, `key-2`, … that is new or still live; finished ones on the way are archived.
     let experiment = r.key;
+    let status: string | null = null;
     for (let n = 2; ; n++) {
       const found = await call('GET', `/v1/experiments/${experiment}`);
       if (found.status === 404) break;
       expectStatus(`experiment ${experiment}`, found, [200]);
-      const status = (found.body as { status: string }).status;
+      status = (found.body as { status: string }).status;
       if (!FINISHED.includes(status)) break;
       // A finished rollout still decides its route's version (a release serves v2 to everyone): archive it first.
       if (status !== 'archived') expectStatus(`archive ${experiment}`, await call('POST', `/v1/experiments/${experiment}/archive`), [200]);
       experiment = `${r.key}-${n}`;
+      status = null;
     }
-    const found = await call('GET', `/v1/experiments/${experiment}`);
-    if (found.status === 404) {
+    if (status === null) {
       const first = DEMO_ROLLOUT_PLAN.steps[0]!.weights;
       expectStatus(
         `experiment ${experiment}`,
@@ -180,11 +182,13 @@ export async function seedRollouts(o: RolloutSeedOptions): Promise<SeededRollout
         [201],
       );
       log(`created the guarded rollout "${experiment}" on route "${r.route}" (v1 → ${r.version})`);
+      status = 'draft';
     }
-    const status = found.status === 404 ? 'draft' : (found.body as { status: string }).status;
     if (status === 'draft') {
       expectStatus(`start ${experiment}`, await call('POST', `/v1/experiments/${experiment}/start`), [200]);
       log(`started "${experiment}": the autopilot drives it now`);
+    } else {
+      log(`"${experiment}" is ${status} from an earlier start: left as it is`);
     }
     seeded.push({ ...r, experiment });
   }
