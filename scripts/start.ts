@@ -17,6 +17,8 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const token = process.env.BUNRYU_ADMIN_TOKEN ?? 'dev-admin-token';
 process.env.BUNRYU_ADMIN_TOKEN = token;
 process.env.EXPERIMENT_SERVICE_TOKEN ??= token;
+// The aggregator's results need a viewer token: the autopilot reads them with this one.
+process.env.AUTOPILOT_AGGREGATOR_TOKEN ??= token;
 const url = (port: number) => `http://127.0.0.1:${port}`;
 const children: ChildProcess[] = [];
 let stopping = false;

@@ -3,6 +3,7 @@ import { Counter, Gauge, Histogram } from 'prom-client';
 import { z } from 'zod';
 import { Key, parseOrThrow } from '@bunryu/core';
 import { createHttpServer } from '@bunryu/platform';
+import { authenticatorFor, requireRole } from '@bunryu/platform/auth';
 import type { Config } from './config.ts';
 import type { Definitions } from './results/results-service.ts';
 import type { Ingester } from './ingest/ingester.ts';
@@ -53,13 +54,16 @@ export async function buildApp(config: Readonly<Config>, deps: AppDeps): Promise
   );
   app.addHook('onClose', async () => results.close());
 
-  app.get('/v1/results/:experiment', async (request) => {
+  // Results are business data: a viewer token of the experiment-service's roles reads them.
+  const viewer = { onRequest: requireRole(authenticatorFor(config), 'viewer') };
+
+  app.get('/v1/results/:experiment', viewer, async (request) => {
     const { experiment } = parseOrThrow(Params, request.params);
     const query = parseOrThrow(ResultsQuery, request.query);
     return results.results(experiment, query.metrics);
   });
 
-  app.get('/v1/results/:experiment/timeseries', async (request) => {
+  app.get('/v1/results/:experiment/timeseries', viewer, async (request) => {
     const { experiment } = parseOrThrow(Params, request.params);
     const query = parseOrThrow(TimeseriesQuery, request.query);
     return results.timeseries(experiment, query.metric, query.interval === undefined ? undefined : parseInterval(query.interval));

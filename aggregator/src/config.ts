@@ -1,9 +1,12 @@
 import { z } from 'zod';
 import { baseEnv, eventLogEnv, experimentServiceEnv, httpUrl, port } from '@bunryu/core';
 import { loadConfig } from '@bunryu/platform';
+import { tokenEnv } from '@bunryu/platform/auth';
 
 export const ConfigSchema = z.object({
   ...baseEnv,
+  /** Who may read results: the experiment-service's tokens and roles (viewer and up). */
+  ...tokenEnv,
   ...experimentServiceEnv,
   ...eventLogEnv,
   PORT: port(8083),

@@ -39,6 +39,8 @@ import { waitFor } from './support/wait.ts';
  * events (plain JavaScript aggregation, then core's statistics).
  */
 const TOKEN = 'viewer-token';
+/** What the aggregator accepts for reading results (the experiment-service's tokens, in production). */
+const RESULTS_TOKEN = 'results-viewer-token';
 const KEY = 'ranker-v2';
 const MIN_UNITS = 50;
 const CATALOGUE: Record<string, unknown> = {
@@ -146,9 +148,9 @@ async function shutdown(): Promise<void> {
   await deps.close();
 }
 
-async function get<T>(path: string): Promise<{ status: number; body: T }> {
-  const res = await fetch(base + path);
-  return { status: res.status, body: (await res.json()) as T };
+async function get<T>(path: string, token: string | null = RESULTS_TOKEN): Promise<{ status: number; body: T; headers: Headers }> {
+  const res = await fetch(base + path, { headers: token === null ? {} : { authorization: `Bearer ${token}` } });
+  return { status: res.status, body: (await res.json()) as T, headers: res.headers };
 }
 
 beforeAll(async () => {
@@ -162,6 +164,8 @@ beforeAll(async () => {
     LOG_LEVEL: 'silent',
     EXPERIMENT_SERVICE_URL: service.url,
     EXPERIMENT_SERVICE_TOKEN: TOKEN,
+    BUNRYU_TOKENS: `viewer:${RESULTS_TOKEN}`,
+    BUNRYU_AUTH_FAILURE_LIMIT: '3',
     AGGREGATOR_CONFIG_REFRESH_MS: '100',
     AGGREGATOR_SEQUENTIAL_MIN_UNITS: String(MIN_UNITS),
   });
@@ -502,7 +506,7 @@ describe('GET /v1/results/:experiment end to end', () => {
   });
 
   it('reports readiness and ingestion figures', async () => {
-    const ready = await get<{ status: string; checks: Record<string, string> }>('/readyz');
+    const { headers: _headers, ...ready } = await get<{ status: string; checks: Record<string, string> }>('/readyz', null);
     expect(ready).toEqual({ status: 200, body: expect.objectContaining({ status: 'ready', checks: { clickhouse: 'ok', 'event-log': 'ok', definitions: 'ok' } }) });
     const text = await (await fetch(`${base}/metrics`)).text();
     expect(text).toMatch(new RegExp(`bunryu_aggregator_events_ingested_total\\{[^}]*\\} ${events.length + redelivered}\\b`));
@@ -521,5 +525,20 @@ describe('GET /v1/results/:experiment end to end', () => {
     await boot();
     expect((await get<ExperimentResults>(`/v1/results/${KEY}`)).body).toEqual(before);
     expect(await deps.ingester.lag()).toBe(0);
+  });
+
+  // Last: it leaves this address limited.
+  it('answers results and timeseries only to a viewer token, and 429 to an address that keeps guessing', async () => {
+    for (const path of [`/v1/results/${KEY}`, `/v1/results/${KEY}/timeseries?metric=ctr`]) {
+      const anonymous = await get<{ error: { code: string } }>(path, null);
+      expect(anonymous.status).toBe(401);
+      expect(anonymous.body.error.code).toBe('BUNRYU_UNAUTHORIZED');
+    }
+    // The third failure from this address reaches the limit of this config: the next request is refused whatever it carries.
+    expect((await get(`/v1/results/${KEY}`, 'not-a-token-at-all')).status).toBe(401);
+    const limited = await get<{ error: { code: string } }>(`/v1/results/${KEY}`);
+    expect(limited.status).toBe(429);
+    expect(limited.body.error.code).toBe('BUNRYU_RATE_LIMITED');
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
   });
 });

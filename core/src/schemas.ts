@@ -306,11 +306,21 @@ export interface Assignment {
   forced: boolean;
 }
 
+/**
+ * A unit id: 1 to 256 characters of well-formed Unicode. A lone surrogate (`"\ud800"` in JSON)
+ * has no UTF-8, so it could neither be hashed as SPEC §3 says nor be stored as it came.
+ */
+export const UnitId = z
+  .string()
+  .min(1)
+  .max(256)
+  .refine((s) => !/\p{Cs}/u.test(s), 'must be valid Unicode (no lone surrogate)');
+
 export const Event = z.strictObject({
   eventId: z.string().uuid(),
   type: z.string().regex(EVENT_TYPE_PATTERN, 'must match ^[a-z][a-z0-9_]{0,63}$'),
   ts: z.number().int().min(0),
-  unitId: z.string().min(1).max(256),
+  unitId: UnitId,
   route: z.string().max(64).optional(),
   requestId: z.string().max(128).optional(),
   assignments: z.array(AssignmentRef).max(100).default([]),
@@ -333,7 +343,7 @@ export const ClientEvent = z.strictObject({
   eventId: z.string().uuid().optional(),
   type: z.string().regex(EVENT_TYPE_PATTERN, 'must match ^[a-z][a-z0-9_]{0,63}$').refine((t) => t !== 'exposure', 'exposure events are written by the gateway'),
   ts: z.number().int().min(0).optional(),
-  unitId: z.string().min(1).max(256),
+  unitId: UnitId,
   route: z.string().max(64).optional(),
   requestId: z.string().max(128).optional(),
   value: z.number().finite().optional(),

@@ -1,11 +1,12 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { createError } from '@bunryu/core';
 import { createHttpServer } from '@bunryu/platform';
+import { FailedAttempts } from '@bunryu/platform/auth';
 import type { Config } from './config.ts';
 import type { Deps } from './compose.ts';
 import { registerStaticAssets } from './assets/static-assets.ts';
 import { registerProxyRoutes } from './proxy/proxy-routes.ts';
-import { registerSessionRoutes } from './session/session-routes.ts';
+import { registerSessionRoutes, type SecureCookie } from './session/session-routes.ts';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
@@ -17,7 +18,10 @@ export async function buildApp(config: Readonly<Config>, deps: Deps): Promise<Fa
   const app = createHttpServer({
     service: 'dashboard',
     logLevel: config.LOG_LEVEL,
+    // request.protocol and request.ip believe X-Forwarded-* only from these proxies.
+    fastify: { trustProxy: config.TRUST_PROXY as FastifyServerOptions['trustProxy'] },
     readiness: [
+      { name: 'sessions', check: () => deps.sessions.ping() },
       { name: 'experiment-service', check: () => reachable(deps.experimentService.request({ method: 'GET', path: '/healthz' })) },
       { name: 'aggregator', check: () => reachable(deps.aggregator.request({ method: 'GET', path: '/healthz' })) },
     ],
@@ -33,8 +37,10 @@ export async function buildApp(config: Readonly<Config>, deps: Deps): Promise<Fa
     }
   });
 
-  const secureCookie = config.COOKIE_SECURE;
-  registerSessionRoutes(app, { sessions: deps.sessions, experimentService: deps.experimentService, secureCookie });
+  const secureCookie: SecureCookie =
+    config.COOKIE_SECURE === 'auto' ? (request) => request.protocol === 'https' : () => config.COOKIE_SECURE === 'true' || config.COOKIE_SECURE === '1';
+  const attempts = new FailedAttempts({ failureLimit: config.BUNRYU_AUTH_FAILURE_LIMIT });
+  registerSessionRoutes(app, { sessions: deps.sessions, experimentService: deps.experimentService, secureCookie, attempts });
   await registerProxyRoutes(app, { ...deps, secureCookie });
   await registerStaticAssets(app);
   return app;

@@ -1,10 +1,14 @@
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { integrationServer } from '@bunryu/platform/testing';
 import type { FastifyInstance } from 'fastify';
 import { ALLOWED_FROM } from '@bunryu/core';
 import { buildApp } from '../src/app.ts';
 import { compose } from '../src/compose.ts';
 import { ConfigSchema } from '../src/config.ts';
-import { SessionStore } from '../src/session/session-store.ts';
+import { MemorySessionStore } from '../src/session/session-store.ts';
 import { upstreamPath } from '../src/proxy/proxy-routes.ts';
 import { fakeExperimentService, type Received } from './support/fake-experiment-service.ts';
 import { fakeAggregator } from './support/fake-aggregator.ts';
@@ -19,7 +23,7 @@ const tokens: Record<string, { role: string; name: string }> = {
 };
 
 async function startDashboard(esUrl: string, aggUrl: string) {
-  const config = ConfigSchema.parse({ EXPERIMENT_SERVICE_URL: esUrl, AGGREGATOR_URL: aggUrl, LOG_LEVEL: 'silent', UPSTREAM_TIMEOUT_MS: '2000' });
+  const config = ConfigSchema.parse({ EXPERIMENT_SERVICE_URL: esUrl, AGGREGATOR_URL: aggUrl, LOG_LEVEL: 'silent', UPSTREAM_TIMEOUT_MS: '2000', DASHBOARD_SESSIONS: 'memory' });
   const app = await buildApp(config, await compose(config));
   const url = await app.listen({ port: 0, host: '127.0.0.1' });
   return { app, url };
@@ -61,7 +65,7 @@ describe('dashboard backend-for-frontend', () => {
 
   beforeAll(async () => {
     es = fakeExperimentService(tokens);
-    agg = fakeAggregator();
+    agg = fakeAggregator([ADMIN, VIEWER]);
     const esUrl = await es.app.listen({ port: 0, host: '127.0.0.1' });
     const aggUrl = await agg.app.listen({ port: 0, host: '127.0.0.1' });
     dash = await startDashboard(esUrl, aggUrl);
@@ -154,7 +158,7 @@ describe('dashboard backend-for-frontend', () => {
     expect(got.headers['x-forwarded-for']).toBeUndefined();
   });
 
-  it('forwards reads to the aggregator without the token, and refuses writes there', async () => {
+  it("forwards reads to the aggregator with the session's token, and refuses writes there", async () => {
     const cookie = await signIn(dash.url, VIEWER);
     agg.results.set('exp-1', { experiment: 'exp-1', variants: [] });
     const res = await call(dash.url, 'GET', '/api/agg/v1/results/exp-1', { cookie });
@@ -163,9 +167,18 @@ describe('dashboard backend-for-frontend', () => {
     await call(dash.url, 'GET', '/api/agg/v1/echo/q?metric=ctr', { cookie });
     const got = agg.received.at(-1)!;
     expect(got.url).toBe('/v1/echo/q?metric=ctr');
-    expect(got.headers.authorization).toBeUndefined();
+    expect(got.headers.authorization).toBe(`Bearer ${VIEWER}`);
     const post = await call(dash.url, 'POST', '/api/agg/v1/echo/q', { cookie, body: {} });
     expect(post.status).toBe(404);
+  });
+
+  it("passes the aggregator's 401 on without ending the session", async () => {
+    const cookie = await signIn(dash.url, REVOKED);
+    agg.results.set('exp-1', { experiment: 'exp-1', variants: [] });
+    const res = await call(dash.url, 'GET', '/api/agg/v1/results/exp-1', { cookie });
+    expect(res.status).toBe(401);
+    expect(res.headers.get('set-cookie')).toBeNull();
+    expect((await call(dash.url, 'GET', '/api/session', { cookie })).status).toBe(200);
   });
 
   it('passes the service\'s errors through: 400 with the fields, 403 for a low role', async () => {
@@ -268,37 +281,119 @@ describe('dashboard upstream edge cases', () => {
   });
 });
 
-describe('SessionStore', () => {
-  it('expires a session after the idle time, and each use extends it', () => {
+describe('MemorySessionStore', () => {
+  it('expires a session after the idle time, and each use extends it', async () => {
     let now = 0;
-    const store = new SessionStore({ idleMs: 1000, now: () => now });
-    const id = store.create('t', { role: 'viewer', name: 'v' });
+    const store = new MemorySessionStore({ idleMs: 1000, now: () => now });
+    const id = await store.create('t', { role: 'viewer', name: 'v' });
     now = 900;
-    expect(store.get(id)?.token).toBe('t');
+    expect((await store.get(id))?.token).toBe('t');
     now = 1800; // 900 ms after the last use
-    expect(store.get(id)?.token).toBe('t');
+    expect((await store.get(id))?.token).toBe('t');
     now = 2801;
-    expect(store.get(id)).toBeUndefined();
+    expect(await store.get(id)).toBeUndefined();
   });
 
-  it('drops the least recently used session beyond its capacity', () => {
+  it('drops the least recently used session beyond its capacity', async () => {
     let now = 0;
-    const store = new SessionStore({ idleMs: 10_000, maxSessions: 2, now: () => now });
-    const a = store.create('a', { role: null, name: null });
-    const b = store.create('b', { role: null, name: null });
+    const store = new MemorySessionStore({ idleMs: 10_000, maxSessions: 2, now: () => now });
+    const a = await store.create('a', { role: null, name: null });
+    const b = await store.create('b', { role: null, name: null });
     now = 1;
-    store.get(a); // a is now fresher than b
-    const c = store.create('c', { role: null, name: null });
-    expect(store.get(b)).toBeUndefined();
-    expect(store.get(a)?.token).toBe('a');
-    expect(store.get(c)?.token).toBe('c');
+    await store.get(a); // a is now fresher than b
+    const c = await store.create('c', { role: null, name: null });
+    expect(await store.get(b)).toBeUndefined();
+    expect((await store.get(a))?.token).toBe('a');
+    expect((await store.get(c))?.token).toBe('c');
     expect(store.size).toBe(2);
   });
 
-  it('makes unguessable, distinct ids', () => {
-    const store = new SessionStore({ idleMs: 1000 });
-    const ids = new Set(Array.from({ length: 100 }, () => store.create('t', { role: null, name: null })));
+  it('makes unguessable, distinct ids', async () => {
+    const store = new MemorySessionStore({ idleMs: 1000 });
+    const ids = new Set(await Promise.all(Array.from({ length: 100 }, () => store.create('t', { role: null, name: null }))));
     expect(ids.size).toBe(100);
     for (const id of ids) expect(id).toMatch(/^[A-Za-z0-9_-]{43}$/);
+  });
+});
+
+describe('the session cookie and where sessions live', () => {
+  let es: { app: FastifyInstance };
+  let esUrl: string;
+  const started: { close(): Promise<unknown> }[] = [];
+  const dirs: string[] = [];
+
+  beforeAll(async () => {
+    es = fakeExperimentService(tokens);
+    esUrl = await es.app.listen({ port: 0, host: '127.0.0.1' });
+  });
+  afterAll(async () => {
+    await Promise.all(started.map((s) => s.close()));
+    await es?.app.close();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  async function dashboard(env: Record<string, string>) {
+    const config = ConfigSchema.parse({ EXPERIMENT_SERVICE_URL: esUrl, AGGREGATOR_URL: 'http://127.0.0.1:9', LOG_LEVEL: 'silent', ...env });
+    const deps = await compose(config);
+    const app = await buildApp(config, deps);
+    const url = await app.listen({ port: 0, host: '127.0.0.1' });
+    const handle = { url, close: async () => { await app.close(); await deps.close(); } };
+    started.push(handle);
+    return handle;
+  }
+  const signInCookie = async (url: string, headers: Record<string, string> = {}) =>
+    (await call(url, 'POST', '/api/session', { body: { token: ADMIN }, headers })).headers.get('set-cookie')!;
+
+  it('answers 429 with Retry-After to a browser address after too many refused sign-ins, per address', async () => {
+    const dash = await dashboard({ DASHBOARD_SESSIONS: 'memory', BUNRYU_AUTH_FAILURE_LIMIT: '2', TRUST_PROXY: '127.0.0.1' });
+    const from = (ip: string, token: string) => call(dash.url, 'POST', '/api/session', { body: { token }, headers: { 'x-forwarded-for': ip } });
+    expect((await from('198.51.100.1', 'guess-one-xxxx')).status).toBe(401);
+    expect((await from('198.51.100.1', 'guess-two-xxxx')).status).toBe(401);
+    const limited = await from('198.51.100.1', ADMIN);
+    expect(limited.status).toBe(429);
+    expect(limited.json.error.code).toBe('BUNRYU_RATE_LIMITED');
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect((await from('198.51.100.2', ADMIN)).status).toBe(200);
+  });
+
+  it('marks the cookie Secure behind a trusted proxy that says https, and only then', async () => {
+    const trusting = await dashboard({ DASHBOARD_SESSIONS: 'memory', TRUST_PROXY: '127.0.0.1' });
+    expect(await signInCookie(trusting.url, { 'x-forwarded-proto': 'https' })).toMatch(/; Secure$/);
+    expect(await signInCookie(trusting.url)).not.toMatch(/Secure/);
+    // Anyone can send the header: from an address not trusted it says nothing.
+    const untrusting = await dashboard({ DASHBOARD_SESSIONS: 'memory' });
+    expect(await signInCookie(untrusting.url, { 'x-forwarded-proto': 'https' })).not.toMatch(/Secure/);
+    const always = await dashboard({ DASHBOARD_SESSIONS: 'memory', COOKIE_SECURE: 'true' });
+    expect(await signInCookie(always.url)).toMatch(/; Secure$/);
+  });
+
+  it('keeps sessions in a file across a restart (mode 0600, no session id in it)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bunryu-dashboard-sessions-'));
+    dirs.push(dir);
+    const first = await dashboard({ BUNRYU_DATA_DIR: dir });
+    const cookie = (await signInCookie(first.url)).split(';')[0]!;
+    expect((await call(first.url, 'GET', '/api/session', { cookie })).status).toBe(200);
+    await first.close();
+    const file = join(dir, 'dashboard', 'sessions.json');
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(readFileSync(file, 'utf8')).not.toContain(cookie.split('=')[1]!);
+    const second = await dashboard({ BUNRYU_DATA_DIR: dir });
+    expect((await call(second.url, 'GET', '/api/session', { cookie })).json).toEqual({ role: 'admin', name: 'ada' });
+    expect((await call(second.url, 'DELETE', '/api/session', { cookie })).status).toBe(204);
+    await second.close();
+    const third = await dashboard({ BUNRYU_DATA_DIR: dir });
+    expect((await call(third.url, 'GET', '/api/session', { cookie })).status).toBe(401);
+  });
+
+  it('shares sessions between two replicas through Redis', async () => {
+    const redis = await integrationServer('REDIS_URL', 'redis://127.0.0.1:6379');
+    if (!redis.url) return;
+    const env = { REDIS_URL: redis.url, REDIS_PREFIX: `bunryu-test-${process.pid}-${Date.now()}:` };
+    const [a, b] = [await dashboard(env), await dashboard(env)];
+    const cookie = (await signInCookie(a.url)).split(';')[0]!;
+    expect((await call(b.url, 'GET', '/api/session', { cookie })).json).toEqual({ role: 'admin', name: 'ada' });
+    expect((await call(b.url, 'DELETE', '/api/session', { cookie })).status).toBe(204);
+    expect((await call(a.url, 'GET', '/api/session', { cookie })).status).toBe(401);
+    expect((await call(a.url, 'GET', '/readyz')).json.checks.sessions).toBe('ok');
   });
 });

@@ -73,20 +73,16 @@ describe.skipIf(!executablePath)('dashboard in a browser, against the real servi
     rmSync(ARTIFACTS, { recursive: true, force: true }); // only this run's screenshots
     mkdirSync(ARTIFACTS, { recursive: true });
     dataDir = await mkdtemp(join(tmpdir(), 'bunryu-dashboard-browser-'));
-    const common = { BUNRYU_DATA_DIR: dataDir };
-    es = await startService('experiment-service', {
-      ...common,
-      BUNRYU_ADMIN_TOKEN: ADMIN,
-      BUNRYU_TOKENS: `viewer:vic:${VIEWER},editor:eve:${EDITOR}`,
-      SSE_HEARTBEAT_SECONDS: '1',
-    });
+    // The experiment-service's tokens are the aggregator's too: the dashboard reads results with the session's.
+    const common = { BUNRYU_DATA_DIR: dataDir, BUNRYU_ADMIN_TOKEN: ADMIN, BUNRYU_TOKENS: `viewer:vic:${VIEWER},editor:eve:${EDITOR}` };
+    es = await startService('experiment-service', { ...common, SSE_HEARTBEAT_SECONDS: '1' });
     services.push(es);
     const downstream = { ...common, EXPERIMENT_SERVICE_URL: es.url, EXPERIMENT_SERVICE_TOKEN: VIEWER };
     const [gw, agg] = await Promise.all([startService('gateway', downstream), startService('aggregator', downstream, 90_000)]);
     gateway = gw;
     services.push(gw, agg);
 
-    const config = ConfigSchema.parse({ EXPERIMENT_SERVICE_URL: es.url, AGGREGATOR_URL: agg.url, LOG_LEVEL: 'warn' });
+    const config = ConfigSchema.parse({ EXPERIMENT_SERVICE_URL: es.url, AGGREGATOR_URL: agg.url, LOG_LEVEL: 'warn', BUNRYU_DATA_DIR: dataDir });
     dashboard = await buildApp(config, await compose(config));
     base = await dashboard.listen({ port: 0, host: '127.0.0.1' });
 

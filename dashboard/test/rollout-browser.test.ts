@@ -63,7 +63,7 @@ describe.skipIf(!executablePath)('guarded rollouts in the dashboard', () => {
       fetch(`${es.url}${path}`, { method, headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
     expect((await admin('PUT', '/v1/routes/recommend', { upstream: 'http://127.0.0.1:9', path: '/predict', defaultParams: { version: '1' } })).status).toBeLessThan(300);
 
-    const config = ConfigSchema.parse({ EXPERIMENT_SERVICE_URL: es.url, AGGREGATOR_URL: aggUrl, LOG_LEVEL: 'warn' });
+    const config = ConfigSchema.parse({ EXPERIMENT_SERVICE_URL: es.url, AGGREGATOR_URL: aggUrl, LOG_LEVEL: 'warn', BUNRYU_DATA_DIR: dataDir });
     dashboard = await buildApp(config, await compose(config));
     base = await dashboard.listen({ port: 0, host: '127.0.0.1' });
     browser = await chromium.launch({ executablePath, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });

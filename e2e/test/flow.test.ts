@@ -137,7 +137,7 @@ describe.each(modes)('end to end on %s', (mode, env) => {
       metrics: { metric: string; variants: { key: string; units: number; mean: number }[]; comparisons: { variant: string; diff: number; pValue: number; ci95: [number, number] }[] }[];
     };
     const results = await waitFor('the aggregator to count every unit and click', async () => {
-      const r = await fetch(`${stack.url.aggregator}/v1/results/${experiment}`);
+      const r = await fetch(`${stack.url.aggregator}/v1/results/${experiment}`, { headers: { authorization: `Bearer ${stack.token}` } });
       if (r.status !== 200) return undefined;
       const body = (await r.json()) as Results;
       const ctr = body.metrics.find((m) => m.metric === 'ctr');

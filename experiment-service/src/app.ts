@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Gauge, Histogram } from 'prom-client';
 import { createHttpServer } from '@bunryu/platform';
-import { TokenAuthenticator, resolveTokens } from '@bunryu/platform/auth';
+import { authenticatorFor } from '@bunryu/platform/auth';
 import { ConfigCatalog } from './catalog/config-catalog.ts';
 import type { Deps } from './compose.ts';
 import type { Config } from './config.ts';
@@ -36,7 +36,7 @@ export async function buildApp(config: Readonly<Config>, deps: Omit<Deps, 'store
     else jsonParser(request, body as string, done);
   });
 
-  const auth = new TokenAuthenticator(resolveTokens(config).tokens);
+  const auth = authenticatorFor(config);
   const now = deps.now ?? (() => new Date());
   const experiments = new ExperimentManager(store, { now });
   const catalog = new ConfigCatalog(store, now);

@@ -18,7 +18,7 @@ export interface Deps {
 /** The composition root: the only place that chooses real or embedded adapters. */
 export async function compose(config: Readonly<Config>): Promise<Deps> {
   const store: ExperimentStore = config.REDIS_URL
-    ? new RedisExperimentStore({ url: config.REDIS_URL, prefix: config.REDIS_PREFIX })
+    ? new RedisExperimentStore({ url: config.REDIS_URL, prefix: config.REDIS_PREFIX, auditMaxEntries: config.REDIS_AUDIT_MAX_ENTRIES })
     : await FileExperimentStore.open(join(config.BUNRYU_DATA_DIR, 'experiment-service'));
   const results = config.BUNRYU_AUTOPILOT === 'on' ? new AggregatorResults({ url: config.AGGREGATOR_URL, ...(config.AUTOPILOT_AGGREGATOR_TOKEN ? { token: config.AUTOPILOT_AGGREGATOR_TOKEN } : {}) }) : undefined;
   return { store, storeKind: config.REDIS_URL ? 'redis' : 'file', ...(results ? { results } : {}), close: () => store.close() };

@@ -1,3 +1,4 @@
+import type { RolloutResults } from '@bunryu/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { ExperimentManager } from '../src/experiments/experiment-manager.ts';
@@ -101,6 +102,27 @@ describe.each(kinds)('the release autopilot on the %s store', (kind) => {
     expect(pilot.evaluation('ranker-v2')?.lastDecision.decision.reason).toBe('min-units-for-decision');
     // The first look reads every metric; the next ones only the serving guardrails, until a minute has passed.
     expect(aggregator.asked).toEqual(['/v1/results/ranker-v2', '/v1/results/ranker-v2?metrics=error_rate%2Clatency_ms']);
+  });
+
+  it('holds on an answer that is not results, and reads the aggregator\'s nulls as figures it could not compute', async () => {
+    await startRollout();
+    // A harmful treatment, but the answer's shape is wrong (another version, a proxy's page): no action.
+    const harmful = results({ errors: [0.01, 0.5] });
+    aggregator.set('ranker-v2', { ...harmful, variants: undefined } as unknown as RolloutResults);
+    const pilot = autopilot();
+    await pilot.tick();
+    expect((await get()).status).toBe('running');
+    expect(pilot.evaluation('ranker-v2')).toBeUndefined();
+    // The aggregator's null (no variance yet) is not a number to act on: the autopilot holds.
+    const nulls = { ...harmful, metrics: harmful.metrics.map((m) => ({ ...m, variants: m.variants.map((v) => ({ ...v, variance: null })) })) } as unknown as RolloutResults;
+    aggregator.set('ranker-v2', nulls);
+    await pilot.tick();
+    expect((await get()).status).toBe('running');
+    // A well-formed harmful answer is acted on.
+    aggregator.set('ranker-v2', harmful);
+    await pilot.tick();
+    await pilot.tick();
+    expect((await get()).status).toBe('rolled_back');
   });
 
   it('walks a healthy rollout through every step and promotes the winner', async () => {

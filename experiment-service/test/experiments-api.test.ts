@@ -510,6 +510,14 @@ describe.each(['file', 'redis'] as const)('experiments API on the %s store', (ki
         expect((await call('GET', '/v1/audit?limit=1&subject=holdout', 'viewer')).json()).toHaveLength(1);
         expect((await call('GET', '/v1/audit?limit=0', 'viewer')).statusCode).toBe(400);
       });
+
+      it('answers 400 naming a query parameter the endpoint does not take, instead of ignoring it', async () => {
+        const bad = await call('GET', '/v1/audit?before=notadate&limit=5', 'viewer');
+        expect(bad.statusCode).toBe(400);
+        expect(fieldPaths(bad)).toEqual(['before']);
+        expect(bad.json<{ error: { message: string } }>().error.message).toMatch(/^before: .*takes subject, limit/);
+        expect(fieldPaths(await call('GET', '/v1/experiments?stauts=running', 'viewer'))).toEqual(['stauts']);
+      });
     });
   });
 });

@@ -59,7 +59,8 @@ describe('OpenAPI document and docs page', () => {
     expect(def.required).not.toContain('salt'); // defaulted: optional as input
     const create = doc.paths['/v1/experiments']!.post!;
     expect(create.requestBody?.content['application/json']?.schema).toEqual({ $ref: '#/components/schemas/ExperimentDefinition' });
-    expect(Object.keys(create.responses).sort()).toEqual(['201', '400', '401', '403', '409', '413']);
+    expect(Object.keys(create.responses).sort()).toEqual(['201', '400', '401', '403', '409', '413', '429']);
+    expect(create.responses['429']).toMatchObject({ headers: { 'Retry-After': expect.any(Object) } });
     const put = doc.paths['/v1/experiments/{key}']!.put!;
     expect(Object.keys(put.responses)).toEqual(expect.arrayContaining(['412', '428']));
     expect(put.parameters?.find((p) => p.name === 'If-Match')).toMatchObject({ in: 'header', required: true });

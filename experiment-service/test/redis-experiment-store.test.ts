@@ -17,8 +17,8 @@ describe.skipIf(!redis.url)('RedisExperimentStore across replicas', () => {
     await Promise.all(stores.map((s) => s.close()));
     await dropPrefix(redis.url!, prefix);
   });
-  const open = (p = prefix) => {
-    const s = new RedisExperimentStore({ url: redis.url!, prefix: p });
+  const open = (p = prefix, auditMaxEntries?: number) => {
+    const s = new RedisExperimentStore({ url: redis.url!, prefix: p, ...(auditMaxEntries === undefined ? {} : { auditMaxEntries }) });
     stores.push(s);
     return s;
   };
@@ -29,6 +29,20 @@ describe.skipIf(!redis.url)('RedisExperimentStore across replicas', () => {
     await b.onChange((v) => heard.push(v));
     await a.commit({ routes: [route], audit: [] });
     await expect.poll(() => heard).toEqual([1]);
+  });
+
+  it('keeps the newest REDIS_AUDIT_MAX_ENTRIES entries of the audit log and of each subject, dropping the oldest', async () => {
+    const store = open(prefix, 3);
+    const actor = { role: 'admin' as const, name: 'admin' };
+    const entry = (subject: string, n: number) => ({ subject, action: `a${n}`, actor, at: '2026-01-01T00:00:00.000Z', before: null, after: n });
+    for (let n = 1; n <= 5; n++) await store.commit({ routes: [{ ...route, timeoutMs: n }], audit: [entry('route:r', n)] });
+    await store.commit({ routes: [route], audit: [entry('holdout', 6)] });
+    expect((await store.audit()).map((e) => e.action)).toEqual(['a4', 'a5', 'a6']);
+    expect((await store.audit({ subject: 'route:r' })).map((e) => [e.action, e.configVersion])).toEqual([
+      ['a3', 3],
+      ['a4', 4],
+      ['a5', 5],
+    ]);
   });
 
   it('keeps deployments with different prefixes apart', async () => {

@@ -63,6 +63,66 @@ describe('TokenAuthenticator', () => {
   });
 });
 
+describe('failed token attempts per client address', () => {
+  const limited = () => {
+    let now = 1_000_000;
+    const auth = new TokenAuthenticator([{ role: 'viewer', name: 'v', token: 'viewer-token' }], { failureLimit: 3, windowMs: 60_000, maxClients: 2, now: () => now });
+    return { auth, advance: (ms: number) => (now += ms) };
+  };
+  const attempt = (auth: TokenAuthenticator, header: string | undefined, client: string) => {
+    try {
+      auth.authorize(header, 'viewer', client);
+      return 200;
+    } catch (err) {
+      return (err as { statusCode: number }).statusCode;
+    }
+  };
+
+  it('refuses every token from an address with 429 after the limit, until its minute is over; other addresses go on', () => {
+    const { auth, advance } = limited();
+    expect([1, 2, 3].map(() => attempt(auth, 'Bearer guess', '10.0.0.1'))).toEqual([401, 401, 401]);
+    expect(attempt(auth, 'Bearer viewer-token', '10.0.0.1')).toBe(429);
+    try {
+      auth.authorize('Bearer viewer-token', 'viewer', '10.0.0.1');
+    } catch (err) {
+      expect(err).toMatchObject({ code: 'BUNRYU_RATE_LIMITED', details: { retryAfterSeconds: 60 } });
+    }
+    expect(attempt(auth, 'Bearer viewer-token', '10.0.0.2')).toBe(200);
+    advance(59_000);
+    expect(attempt(auth, 'Bearer viewer-token', '10.0.0.1')).toBe(429);
+    advance(1_000);
+    expect(attempt(auth, 'Bearer viewer-token', '10.0.0.1')).toBe(200);
+  });
+
+  it('counts 401s only (a known token with too low a role is no guess), and forgets the oldest addresses first', () => {
+    const { auth } = limited();
+    for (let i = 0; i < 5; i++) expect(attempt(auth, 'Bearer viewer-token', '10.0.0.1')).toBe(200);
+    expect(() => auth.authorize('Bearer viewer-token', 'admin', '10.0.0.1')).toThrow(expect.objectContaining({ statusCode: 403 }));
+    expect(attempt(auth, 'Bearer viewer-token', '10.0.0.1')).toBe(200);
+    for (let i = 0; i < 3; i++) attempt(auth, 'Bearer guess', '10.0.0.3');
+    attempt(auth, 'Bearer guess', '10.0.0.4');
+    attempt(auth, 'Bearer guess', '10.0.0.5'); // a third address: 10.0.0.3 is forgotten
+    expect(attempt(auth, 'Bearer viewer-token', '10.0.0.3')).toBe(200);
+  });
+
+  it('answers 429 with Retry-After over HTTP', async () => {
+    const fixture = await storeFixture('file', undefined);
+    const t = await startApp(fixture, { BUNRYU_AUTH_FAILURE_LIMIT: '2' });
+    try {
+      const me = (token: string) => t.app.inject({ method: 'GET', url: '/v1/me', headers: { authorization: `Bearer ${token}` }, remoteAddress: '192.0.2.7' });
+      expect((await me('wrong-token-1')).statusCode).toBe(401);
+      expect((await me('wrong-token-2')).statusCode).toBe(401);
+      const r = await me('wrong-token-3');
+      expect(r.statusCode).toBe(429);
+      expect(r.headers['retry-after']).toBe('60');
+      expect(r.json().error.code).toBe('BUNRYU_RATE_LIMITED');
+    } finally {
+      await t.close();
+      await fixture.cleanup();
+    }
+  });
+});
+
 describe('a service started without tokens', () => {
   it('accepts the default admin token and no other', async () => {
     const fixture = await storeFixture('file', undefined);

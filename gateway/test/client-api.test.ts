@@ -65,6 +65,18 @@ describe('POST /v1/assign and POST /v1/events', () => {
       const unknown = await post('/v1/assign', { unitId: 'u', route: 'nope' });
       expect(unknown.status).toBe(404);
     });
+
+    it('refuses a unit id with a lone surrogate (no UTF-8 exists for it), in /v1/assign and /v1/events', async () => {
+      const bad = await post('/v1/assign', { unitId: 'u-\ud800', route: 'recommend' });
+      expect(bad.status).toBe(400);
+      expect((await bad.json()).error.details.fields.map((f: { path: string }) => f.path)).toEqual(['unitId']);
+      expect((await post('/v1/assign', { unitId: 'u-😀', route: 'recommend' })).status).toBe(200);
+      await logged();
+      const events = await (await post('/v1/events', { events: [{ type: 'click', unitId: '\udc00x' }, { type: 'click', unitId: 'u-😀' }] })).json();
+      expect(events.accepted).toBe(1);
+      expect(events.rejected[0].reason).toMatch(/^events\.0\.unitId: must be valid Unicode/);
+      await logged();
+    });
   });
 
   describe('/v1/events', () => {

@@ -5,6 +5,7 @@ import { nodeParser } from '../src/proxy/http1/node-parser.ts';
 import { RawHttpServer } from '../src/proxy/http1/own-server.ts';
 import { headersObject } from '../src/proxy/http1/wire.ts';
 import type { RouteProxy } from '../src/proxy/route-proxy.ts';
+import { inPieces, rawExchange } from '@bunryu/platform/testing';
 import { converse } from './support/converse.ts';
 import { startFakeExperimentService, type FakeExperimentService } from './support/fake-experiment-service.ts';
 import { startGateway, until, type TestGateway } from './support/gateway.ts';
@@ -36,6 +37,19 @@ describe("the gateway's own HTTP server", () => {
     await gw?.close();
     await es?.close();
     await upstream?.close();
+  });
+
+  it('lets a client still uploading read 413 and 431 on a connection node:http serves, too', async () => {
+    const size = 3 * 1024 * 1024;
+    const big = await rawExchange(port, [`POST /v1/assign HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: ${size}\r\n\r\n`, ...inPieces(Buffer.alloc(size, 32), 64 * 1024)], 2);
+    expect(big.answer).toMatch(/^HTTP\/1\.1 413 /);
+    expect(big.end).toBe('fin');
+    const route = await rawExchange(port, ['GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n', `POST /v1/routes/recommend/p HTTP/1.1\r\nHost: gw\r\nContent-Length: ${size}\r\n\r\n`, ...inPieces(Buffer.alloc(size, 32), 64 * 1024)], 2);
+    expect(route.answer).toMatch(/HTTP\/1\.1 413 /);
+    expect(route.end).toBe('fin');
+    const long = await rawExchange(port, inPieces(`GET /healthz HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer ${'a'.repeat(70 * 1024)}\r\n\r\n`, 8 * 1024));
+    expect(long.answer).toMatch(/^HTTP\/1\.1 431 /);
+    expect(long.end).toBe('fin');
   });
 
   it('serves a connection that starts with a route, other requests on it through fastify, in order', async () => {
@@ -308,6 +322,22 @@ describe.each([true, false])('RawHttpServer on its own (parser consuming the soc
       const c = await converse(s.port, 'GET /v1/routes/r/p HTTP/1.1\r\nHost: gw\r\nx-slow: ', 1);
       expect(c.answers[0]!.status).toBe(408);
       expect(c.closed).toBe(true);
+    } finally {
+      s.close();
+    }
+  });
+
+  it('lets a client still uploading read its 413 and 431: the close lingers instead of resetting', async () => {
+    const s = await serve();
+    try {
+      const size = 3 * 1024 * 1024;
+      const big = await rawExchange(s.port, [`POST /v1/routes/r/p HTTP/1.1\r\nHost: x\r\nContent-Length: ${size}\r\n\r\n`, ...inPieces(Buffer.alloc(size, 97), 64 * 1024)], 2);
+      expect(big.answer).toMatch(/^HTTP\/1\.1 413 /);
+      expect(big.end).toBe('fin');
+      const head = `GET /v1/routes/r/p HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${'a'.repeat(70 * 1024)}\r\n\r\n`;
+      const long = await rawExchange(s.port, inPieces(head, 8 * 1024));
+      expect(long.answer).toMatch(/^HTTP\/1\.1 431 /);
+      expect(long.end).toBe('fin');
     } finally {
       s.close();
     }

@@ -154,6 +154,35 @@ describe.each(['own', 'node'] as const)('forwarding /v1/routes/:route/* (%s HTTP
     expect(main.seen.at(-1)!.headers['x-injected']).toBeUndefined();
   });
 
+  it('answers 400 naming x-unit-id when its bytes are not UTF-8', async () => {
+    const before = main.seen.length;
+    for (const bad of ['\xff\xfe', 'user-\xc3', '\xed\xa0\x80']) {
+      const res = await fetch(`${gw.url}/v1/routes/recommend/predict`, { headers: { 'x-unit-id': bad } });
+      expect(res.status).toBe(400);
+      const error = ((await res.json()) as { error: { code: string; message: string; details: { fields: { path: string }[] } } }).error;
+      expect(error.code).toBe('BUNRYU_VALIDATION');
+      expect(error.details.fields[0]!.path).toBe('x-unit-id');
+    }
+    expect(main.seen.length).toBe(before);
+  });
+
+  it('reads a UTF-8 x-unit-id as the id a JSON body would name, and forwards its bytes unchanged', async () => {
+    const id = 'ユーザー-ü';
+    const wire = Buffer.from(id, 'utf8').toString('latin1');
+    const res = await fetch(`${gw.url}/v1/routes/recommend/predict`, { headers: { 'x-unit-id': wire } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-ab-assignments')).toBe(formatAssignmentsHeader(expected('recommend', id).assignments));
+    expect(main.seen.at(-1)!.headers['x-ab-unit']).toBe(wire);
+  });
+
+  it('does not take a unit id from a cookie whose percent-encoded bytes are not UTF-8, and replaces it', async () => {
+    const res = await fetch(`${gw.url}/v1/routes/recommend/predict`, { headers: { cookie: 'ab_uid=%FF%FE' } });
+    expect(res.status).toBe(200);
+    const issued = /^ab_uid=([0-9a-f-]{36});/.exec(res.headers.getSetCookie()[0] ?? '');
+    expect(issued).not.toBeNull();
+    expect(main.seen.at(-1)!.headers['x-ab-unit']).toBe(issued![1]);
+  });
+
   it('issues an ab_uid cookie to a unit without id and keeps it on the next request', async () => {
     const first = await fetch(`${gw.url}/v1/routes/recommend/predict`);
     const cookie = first.headers.getSetCookie()[0]!;

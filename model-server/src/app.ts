@@ -7,7 +7,7 @@ import type { Deps } from './compose.ts';
 import { parseAbParams } from './predict/ab-params.ts';
 import { FaultInjector } from './predict/fault-injector.ts';
 import { predict } from './predict/predictor.ts';
-import { TokenAuthenticator, resolveTokens } from '@bunryu/platform/auth';
+import { authenticatorFor, requireRole } from '@bunryu/platform/auth';
 import { usersOfVersion } from './lifecycle/in-use.ts';
 import { registerVersionEndpoints } from './lifecycle/version-endpoints.ts';
 import { VersionLifecycle } from './lifecycle/versions.ts';
@@ -65,9 +65,11 @@ export async function buildApp(config: Readonly<Config>, deps: Deps): Promise<Fa
   });
   registry.onReload((r) => reloads.inc({ result: r instanceof Error ? 'error' : 'ok' }));
 
+  const auth = authenticatorFor(config);
   app.get('/v1/models', async () => registry.describe());
 
-  app.post('/v1/models/reload', async () => {
+  // A reload swaps what every route is served by: the same role as the experiment-service's admin actions.
+  app.post('/v1/models/reload', { onRequest: requireRole(auth, 'admin') }, async () => {
     try {
       return await registry.reload();
     } catch (err) {
@@ -111,7 +113,7 @@ export async function buildApp(config: Readonly<Config>, deps: Deps): Promise<Fa
 
   await registerVersionEndpoints(app, {
     lifecycle: new VersionLifecycle(registry),
-    auth: new TokenAuthenticator(resolveTokens(config).tokens),
+    auth,
     maxModelBytes: config.MODEL_MAX_BYTES,
     usersOf: (model, version) => usersOfVersion({ url: config.EXPERIMENT_SERVICE_URL, token: config.EXPERIMENT_SERVICE_TOKEN }, model, version),
   });

@@ -139,3 +139,21 @@ describe('retiring a model version', () => {
     expect((await lifecycle.retire('recommend', 'v9', 'admin', notUsed).catch((e) => e)).statusCode).toBe(404);
   });
 });
+
+describe('a candidate trained by `npm run train -- --version`', () => {
+  it('passes the gates on every feature, and fails the offline gate on two weak ones', async () => {
+    const { trainCandidate } = await import('../src/training/train-demo-models.ts');
+    const { lifecycle } = await start();
+    const out = join(await demoModelCopy(), 'candidates');
+    await trainCandidate(join(out, 'v3'), { version: 'v3', rows: 20_000 });
+    await trainCandidate(join(out, 'v4'), { version: 'v4', features: ['price', 'recency'], rows: 20_000 });
+    const files = async (v: string) => ({ onnx: await readFile(join(out, v, 'model.onnx')), meta: await readFile(join(out, v, 'model.json'), 'utf8') });
+    const good = await lifecycle.register({ name: 'recommend', version: 'v3', ...(await files('v3')), actor: 'training' });
+    expect(good.status).toBe('ready');
+    const weak = await lifecycle.register({ name: 'recommend', version: 'v4', ...(await files('v4')), actor: 'training' });
+    expect(weak.status).toBe('rejected');
+    expect(weak.gates.find((g) => !g.passed)).toMatchObject({ name: 'offline' });
+    const offline = (v: typeof good) => v.gates.find((g) => g.name === 'offline')!.value as Record<string, number>;
+    console.log(`gates: v3 AUC ${offline(good).auc} vs default ${offline(good).baselineAuc}; v4 AUC ${offline(weak).auc}`);
+  }, 60_000);
+});

@@ -2,10 +2,12 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Pool } from 'undici';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { DEFAULT_ADMIN_TOKEN } from '@bunryu/platform/auth';
 import { DataType, encodeModel } from '../src/onnx/onnx-proto.ts';
 import { logisticRegressionOnnx } from '../src/onnx/logistic-regression-onnx.ts';
 import { demoModelCopy, instance, removeTempDirs, startApp, tempDir, until, type TestApp } from './support/models.ts';
 
+const ADMIN = { authorization: `Bearer ${DEFAULT_ADMIN_TOKEN}` };
 const open: TestApp[] = [];
 afterEach(async () => {
   await Promise.all(open.splice(0).map((t) => t.close()));
@@ -67,7 +69,7 @@ describe('hot reload', () => {
     const reloads: number[] = [];
     for (let i = 0; i < 12; i++) {
       await writeV2(dir, metaV2.logisticRegression.bias + (i % 2 === 0 ? 0 : 1));
-      const res = await t.app.inject({ method: 'POST', url: '/v1/models/reload' });
+      const res = await t.app.inject({ method: 'POST', url: '/v1/models/reload', headers: ADMIN });
       expect(res.statusCode).toBe(200);
       reloads.push(res.json().generation);
       await new Promise((r) => setTimeout(r, 40));
@@ -100,7 +102,7 @@ describe('hot reload', () => {
     const dir = await demoModelCopy();
     const t = await start(dir);
     await rm(dir, { recursive: true });
-    const res = await t.app.inject({ method: 'POST', url: '/v1/models/reload' });
+    const res = await t.app.inject({ method: 'POST', url: '/v1/models/reload', headers: ADMIN });
     expect(res.statusCode).toBe(503);
     expect(res.json().error.message).toMatch(/previous models keep serving/);
     expect((await predict(t, { version: 'v2' })).statusCode).toBe(200);

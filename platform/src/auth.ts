@@ -84,30 +84,105 @@ export function resolveTokens(settings: TokenSettings): { tokens: TokenEntry[]; 
 
 const digest = (token: string) => createHash('sha256').update(token).digest('base64');
 
+export interface FailureLimitOptions {
+  /**
+   * Failed token attempts one client address may make per window before every attempt it makes
+   * is answered 429 until the window ends; 0: no limit.
+   */
+  failureLimit?: number;
+  windowMs?: number;
+  /** Addresses remembered at most; the oldest are forgotten first. */
+  maxClients?: number;
+  now?: () => number;
+}
+export type AuthenticatorOptions = FailureLimitOptions;
+
+/** The default of BUNRYU_AUTH_FAILURE_LIMIT: failed attempts per client address per minute. */
+export const DEFAULT_FAILURE_LIMIT = 10;
+
+/**
+ * Failed token attempts per client address, so guessing a token is slow: past the limit within a
+ * window, the address is refused (429 with `details.retryAfterSeconds`) until the window ends.
+ */
+export class FailedAttempts {
+  private readonly failures = new Map<string, { count: number; until: number }>();
+  private readonly limit: number;
+  private readonly windowMs: number;
+  private readonly maxClients: number;
+  private readonly now: () => number;
+
+  constructor(options: FailureLimitOptions = {}) {
+    this.limit = options.failureLimit ?? DEFAULT_FAILURE_LIMIT;
+    this.windowMs = options.windowMs ?? 60_000;
+    this.maxClients = options.maxClients ?? 10_000;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Throws 429 while `client` is over the limit. */
+  check(client: string): void {
+    if (this.limit === 0) return;
+    const f = this.failures.get(client);
+    if (!f) return;
+    const now = this.now();
+    if (now >= f.until) {
+      this.failures.delete(client);
+      return;
+    }
+    if (f.count < this.limit) return;
+    const retryAfterSeconds = Math.max(1, Math.ceil((f.until - now) / 1000));
+    throw createError('BUNRYU_RATE_LIMITED', `Too many failed token attempts from ${client}; try again in ${retryAfterSeconds} s`, { retryAfterSeconds });
+  }
+
+  fail(client: string): void {
+    if (this.limit === 0) return;
+    const now = this.now();
+    const f = this.failures.get(client);
+    if (f && now < f.until) {
+      f.count++;
+      return;
+    }
+    this.failures.delete(client);
+    // Map order is insertion order: the first entries are the oldest windows.
+    for (const [key, old] of this.failures) {
+      if (this.failures.size < this.maxClients && now < old.until) break;
+      this.failures.delete(key);
+    }
+    this.failures.set(client, { count: 1, until: now + this.windowMs });
+  }
+}
+
 /**
  * Looks a bearer token up by its SHA-256 digest, so the lookup's timing says nothing about how
- * much of a guessed token was right.
+ * much of a guessed token was right; and, given the client's address, limits how fast that
+ * address may guess (FailedAttempts).
  */
 export class TokenAuthenticator {
   private readonly byDigest = new Map<string, Principal>();
+  private readonly attempts: FailedAttempts;
 
-  constructor(tokens: readonly TokenEntry[]) {
+  constructor(tokens: readonly TokenEntry[], options: AuthenticatorOptions = {}) {
     for (const t of tokens) this.byDigest.set(digest(t.token), { role: t.role, name: t.name });
+    this.attempts = new FailedAttempts(options);
   }
 
-  /** The caller of a request with this Authorization header; 401 without a known bearer token. */
-  authenticate(authorization: string | undefined): Principal {
+  /**
+   * The caller of a request with this Authorization header; 401 without a known bearer token,
+   * 429 while `client` has failed too often.
+   */
+  authenticate(authorization: string | undefined, client?: string): Principal {
+    if (client !== undefined) this.attempts.check(client);
     const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
     const principal = match ? this.byDigest.get(digest(match[1]!)) : undefined;
     if (!principal) {
+      if (client !== undefined) this.attempts.fail(client);
       throw createError('BUNRYU_UNAUTHORIZED', authorization ? 'Unknown bearer token' : 'An Authorization: Bearer <token> header is required');
     }
     return principal;
   }
 
-  /** 401/403, or the caller when its role is at least `required`. */
-  authorize(authorization: string | undefined, required: Role): Principal {
-    const principal = this.authenticate(authorization);
+  /** 401/403/429, or the caller when its role is at least `required`. */
+  authorize(authorization: string | undefined, required: Role, client?: string): Principal {
+    const principal = this.authenticate(authorization, client);
     if (!roleAtLeast(principal.role, required)) {
       throw createError('BUNRYU_FORBIDDEN', `This needs the ${required} role; ${principal.name} is ${principal.role}`, {
         required,
@@ -118,8 +193,29 @@ export class TokenAuthenticator {
   }
 }
 
+/** The authenticator of a service's token settings. */
+export function authenticatorFor(settings: TokenSettings & { BUNRYU_AUTH_FAILURE_LIMIT?: number | undefined }, options: AuthenticatorOptions = {}): TokenAuthenticator {
+  return new TokenAuthenticator(resolveTokens(settings).tokens, { failureLimit: settings.BUNRYU_AUTH_FAILURE_LIMIT ?? DEFAULT_FAILURE_LIMIT, ...options });
+}
+
+/**
+ * A fastify `onRequest` hook: 401/403/429 unless the request carries a token of at least
+ * `required`. It runs before the body is read, so an anonymous caller cannot make us parse 1 MiB.
+ */
+export function requireRole(auth: TokenAuthenticator, required: Role) {
+  return async (request: { headers: { authorization?: string | undefined }; ip: string }): Promise<void> => {
+    auth.authorize(request.headers.authorization, required, request.ip);
+  };
+}
+
 /** The token settings every service that checks tokens reads (same names, same meaning). */
+/** Failed token attempts per client address per minute before its requests get 429; 0: no limit. */
+export const failureLimitEnv = {
+  BUNRYU_AUTH_FAILURE_LIMIT: z.coerce.number().int().min(0).max(1_000_000).default(DEFAULT_FAILURE_LIMIT),
+};
+
 export const tokenEnv = {
+  ...failureLimitEnv,
   BUNRYU_ADMIN_TOKEN: z.string().min(8, 'must be at least 8 characters').optional(),
   /** `role:token` or `role:name:token`, comma-separated. */
   BUNRYU_TOKENS: z

@@ -6,11 +6,12 @@ let tmpCounter = 0;
 /**
  * Replaces `path` atomically and durably: write a temporary file beside it, fsync, rename over
  * the old one, fsync the folder. A crash leaves the old content or the new one, never a mix.
+ * `mode` is the new file's (before the umask), e.g. 0o600 for secrets.
  */
-export async function writeFileDurably(path: string, data: string): Promise<void> {
+export async function writeFileDurably(path: string, data: string, mode = 0o666): Promise<void> {
   const tmp = `${path}.${process.pid}.${++tmpCounter}.tmp`;
   try {
-    const fh = await open(tmp, 'w');
+    const fh = await open(tmp, 'w', mode);
     try {
       await fh.writeFile(data);
       await fh.sync();

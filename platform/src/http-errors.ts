@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { BunryuError, clientErrorBody, validationError } from '@bunryu/core';
+import { lingerAfterAnswer } from './lingering-close.ts';
 
 /**
  * The error handler every service installs. 4xx are logged at info with their message; 5xx are
@@ -13,6 +14,10 @@ export function httpErrorHandler(error: FastifyError | Error, request: FastifyRe
     return;
   }
   request.log.info({ code: e.code, msg: e.message }, 'request rejected');
+  const retryAfter = (e.details as { retryAfterSeconds?: unknown } | undefined)?.retryAfterSeconds;
+  if (e.statusCode === 429 && typeof retryAfter === 'number') void reply.header('retry-after', String(retryAfter));
+  // The rest of the body may still be on its way: let the client read the 413 before the close.
+  if (e.statusCode === 413) lingerAfterAnswer(request.raw.socket);
   void reply.status(e.statusCode).send(e.toBody());
 }
 

@@ -4,6 +4,7 @@ import { Registry, collectDefaultMetrics } from 'prom-client';
 import { hotCounter, hotHistogram } from './hot-metrics.ts';
 import { errorBody } from '@bunryu/core';
 import { httpErrorHandler } from './http-errors.ts';
+import { answerClientError } from './lingering-close.ts';
 
 export const BODY_LIMIT = 1024 * 1024;
 
@@ -42,6 +43,7 @@ export function createHttpServer(opts: HttpServerOptions): FastifyInstance {
     // Per-request log lines would dominate the hot path; errors are logged by the error handler.
     logController: new LogController({ disableRequestLogging: true }),
     forceCloseConnections: 'idle',
+    clientErrorHandler: answerClientError,
     ...opts.fastify,
   });
 

@@ -32,3 +32,58 @@ function reachable(host: string, port: number, timeoutMs = 1000): Promise<boolea
     socket.once('error', () => done(false));
   });
 }
+
+export interface RawExchange {
+  /** Everything the server sent, as latin1 text. */
+  answer: string;
+  /**
+   * `fin`: the server ended the connection cleanly and took every piece sent after its answer;
+   * otherwise the error (a reset: ECONNRESET, EPIPE) or `timeout`.
+   */
+  end: string;
+}
+
+/**
+ * Sends `pieces` one after another on a fresh connection, `gapMs` apart, and goes on sending after
+ * the answer and the server's FIN have come, as a client busy uploading does. A server that closes
+ * with input still arriving resets the connection, and over a real network the reset can destroy
+ * the answer before the client reads it.
+ */
+export function rawExchange(port: number, pieces: readonly (string | Buffer)[], gapMs = 5, timeoutMs = 5000): Promise<RawExchange> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+    let answer = '';
+    let fin = false;
+    let settled = false;
+    const done = (end: string) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ answer, end });
+    };
+    const timer = setTimeout(() => done('timeout'), timeoutMs);
+    socket.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+    socket.on('end', () => (fin = true));
+    socket.on('error', (err: Error & { code?: string }) => done(err.code ?? err.message));
+    let i = 0;
+    const sendNext = () => {
+      if (settled) return;
+      if (i >= pieces.length) {
+        // Give a reset for the last piece time to come back.
+        setTimeout(() => (fin ? done('fin') : socket.once('end', () => done('fin'))), 50);
+        return;
+      }
+      socket.write(pieces[i++]!, () => setTimeout(sendNext, gapMs));
+    };
+    socket.once('connect', sendNext);
+  });
+}
+
+/** A request head or body in pieces of `size` bytes. */
+export function inPieces(text: string | Buffer, size: number): Buffer[] {
+  const buf = Buffer.isBuffer(text) ? text : Buffer.from(text, 'latin1');
+  const out: Buffer[] = [];
+  for (let i = 0; i < buf.length; i += size) out.push(buf.subarray(i, i + size));
+  return out;
+}

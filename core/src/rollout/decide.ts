@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { RolloutGuardrail, RolloutPlan } from '../schemas.ts';
 import { normalCdf, normalPdf } from '../stats/distributions.ts';
 
@@ -8,6 +9,29 @@ import { normalCdf, normalPdf } from '../stats/distributions.ts';
  */
 
 /** The part of the aggregator's SPEC §4 results the autopilot reads (GET /v1/results/:experiment satisfies it). */
+/** A number the aggregator could not compute is null in its JSON: NaN here, which no rule uses. */
+const figure = z
+  .number()
+  .nullable()
+  .transform((x) => x ?? NaN);
+
+/**
+ * The aggregator's answer as the autopilot reads it, checked: a malformed answer (another
+ * version's shape, a proxy's error page) must make the autopilot hold, not act on `undefined`.
+ */
+export const RolloutResultsSchema = z.object({
+  variants: z.array(z.object({ key: z.string(), units: z.number().int().min(0) })),
+  srm: z.object({ pValue: figure, mismatch: z.boolean() }),
+  metrics: z.array(
+    z.object({
+      metric: z.string(),
+      type: z.string(),
+      variants: z.array(z.object({ key: z.string(), units: z.number().int().min(0), mean: figure, variance: figure })),
+      comparisons: z.array(z.object({ variant: z.string(), baseline: z.string(), diff: figure, sequentialPValue: figure })),
+    }),
+  ),
+});
+
 export interface RolloutResults {
   variants: readonly { key: string; units: number }[];
   srm: { pValue: number; mismatch: boolean };

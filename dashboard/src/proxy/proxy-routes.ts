@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { createError } from '@bunryu/core';
 import type { SessionStore } from '../session/session-store.ts';
 import { clearedSessionCookie } from '../session/session-cookie.ts';
-import { requireSession, sessionIdOf } from '../session/session-routes.ts';
+import { requireSession, sessionIdOf, type SecureCookie } from '../session/session-routes.ts';
 import type { UpstreamClient } from './upstream-client.ts';
 
 const FORWARDED_REQUEST_HEADERS = ['content-type', 'if-match', 'if-none-match', 'accept'] as const;
@@ -26,12 +26,12 @@ export interface ProxyDeps {
   sessions: SessionStore;
   experimentService: UpstreamClient;
   aggregator: UpstreamClient;
-  secureCookie: boolean;
+  secureCookie: SecureCookie;
 }
 
 /**
  * The backend-for-frontend proxy: the browser sends its session cookie, the dashboard adds the
- * session's bearer token, so the token never reaches page scripts. Bodies pass through as bytes.
+ * session's bearer token (to both services), so the token never reaches page scripts. Bodies pass through as bytes.
  */
 export async function registerProxyRoutes(app: FastifyInstance, deps: ProxyDeps): Promise<void> {
   await app.register(async (scope) => {
@@ -39,23 +39,24 @@ export async function registerProxyRoutes(app: FastifyInstance, deps: ProxyDeps)
     scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
     const preHandler = requireSession(deps.sessions);
 
-    const forward = (upstream: UpstreamClient, prefix: string, withToken: boolean) => async (request: FastifyRequest, reply: FastifyReply) => {
+    /** `owner`: the service whose 401 means the token itself is gone, so the session ends with it. */
+    const forward = (upstream: UpstreamClient, prefix: string, owner: boolean) => async (request: FastifyRequest, reply: FastifyReply) => {
       const headers: Record<string, string> = { 'x-request-id': request.id };
       for (const h of FORWARDED_REQUEST_HEADERS) {
         const v = request.headers[h];
         if (typeof v === 'string') headers[h] = v;
       }
-      if (withToken) headers.authorization = `Bearer ${request.session!.token}`;
+      headers.authorization = `Bearer ${request.session!.token}`;
       const res = await upstream.request({
         method: request.method,
         path: upstreamPath(request.url, prefix),
         headers,
         body: Buffer.isBuffer(request.body) ? request.body : undefined,
       });
-      if (withToken && res.status === 401) {
+      if (owner && res.status === 401) {
         // The service no longer accepts the token (revoked or rotated): end the session too.
-        deps.sessions.delete(sessionIdOf(request));
-        void reply.header('set-cookie', clearedSessionCookie({ secure: deps.secureCookie }));
+        await deps.sessions.delete(sessionIdOf(request));
+        void reply.header('set-cookie', clearedSessionCookie({ secure: deps.secureCookie(request) }));
       }
       for (const h of FORWARDED_RESPONSE_HEADERS) {
         const v = res.headers.get(h);
@@ -65,7 +66,8 @@ export async function registerProxyRoutes(app: FastifyInstance, deps: ProxyDeps)
     };
 
     scope.route({ method: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/api/es/*', preHandler, handler: forward(deps.experimentService, '/api/es', true) });
-    // The aggregator's API only reads; it needs no token, but still only signed-in users reach it.
+    // The aggregator's API only reads, with the session's token (results are business data). Its
+    // 401 is passed on without ending the session: the experiment-service decides who is signed in.
     scope.route({ method: ['GET'], url: '/api/agg/*', preHandler, handler: forward(deps.aggregator, '/api/agg', false) });
   });
 }

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { createError, parseOrThrow } from '@bunryu/core';
+import type { FailedAttempts } from '@bunryu/platform/auth';
 import type { UpstreamClient } from '../proxy/upstream-client.ts';
 import type { Identity, Session, SessionStore } from './session-store.ts';
 import { SESSION_COOKIE, clearedSessionCookie, readCookie, sessionCookie } from './session-cookie.ts';
@@ -15,10 +16,15 @@ declare module 'fastify' {
   }
 }
 
+/** Whether the session cookie set in answer to this request is marked `Secure`. */
+export type SecureCookie = (request: FastifyRequest) => boolean;
+
 export interface SessionDeps {
   sessions: SessionStore;
   experimentService: UpstreamClient;
-  secureCookie: boolean;
+  secureCookie: SecureCookie;
+  /** Refused sign-ins per browser address: guessing tokens through the dashboard is as slow as directly. */
+  attempts: FailedAttempts;
 }
 
 /** Where the experiment-service tells a caller who they are (`/v1/me`; `/v1/whoami` elsewhere). */
@@ -54,7 +60,7 @@ export function sessionIdOf(request: FastifyRequest): string | undefined {
 /** A preHandler: 401 unless the request carries a live session. */
 export function requireSession(sessions: SessionStore) {
   return async (request: FastifyRequest, reply: FastifyReply) => {
-    const session = sessions.get(sessionIdOf(request));
+    const session = await sessions.get(sessionIdOf(request));
     if (!session) {
       void reply.header('cache-control', 'no-store');
       throw createError('BUNRYU_UNAUTHORIZED', 'sign in first');
@@ -64,15 +70,19 @@ export function requireSession(sessions: SessionStore) {
 }
 
 export function registerSessionRoutes(app: FastifyInstance, deps: SessionDeps): void {
-  const cookieOpts = { secure: deps.secureCookie };
+  const cookieOpts = (request: FastifyRequest) => ({ secure: deps.secureCookie(request) });
 
   app.post('/api/session', async (request, reply) => {
     const { token } = parseOrThrow(SignIn, request.body);
+    deps.attempts.check(request.ip);
     const identity = await identify(deps.experimentService, token);
-    if (identity === 'rejected') throw createError('BUNRYU_UNAUTHORIZED', 'the experiment-service does not accept this token');
-    deps.sessions.delete(sessionIdOf(request));
-    const id = deps.sessions.create(token, identity);
-    return reply.header('set-cookie', sessionCookie(id, cookieOpts)).header('cache-control', 'no-store').send(identity);
+    if (identity === 'rejected') {
+      deps.attempts.fail(request.ip);
+      throw createError('BUNRYU_UNAUTHORIZED', 'the experiment-service does not accept this token');
+    }
+    await deps.sessions.delete(sessionIdOf(request));
+    const id = await deps.sessions.create(token, identity);
+    return reply.header('set-cookie', sessionCookie(id, cookieOpts(request))).header('cache-control', 'no-store').send(identity);
   });
 
   app.get('/api/session', { preHandler: requireSession(deps.sessions) }, async (request, reply) => {
@@ -81,7 +91,7 @@ export function registerSessionRoutes(app: FastifyInstance, deps: SessionDeps): 
   });
 
   app.delete('/api/session', async (request, reply) => {
-    deps.sessions.delete(sessionIdOf(request));
-    return reply.header('set-cookie', clearedSessionCookie(cookieOpts)).status(204).send();
+    await deps.sessions.delete(sessionIdOf(request));
+    return reply.header('set-cookie', clearedSessionCookie(cookieOpts(request))).status(204).send();
   });
 }

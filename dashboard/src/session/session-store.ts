@@ -7,9 +7,25 @@ export interface Identity {
 }
 
 export interface Session extends Identity {
-  /** The bearer token. It stays in this process: no answer to the browser ever carries it. */
+  /** The bearer token. It stays on the server: no answer to the browser ever carries it. */
   token: string;
   lastSeen: number;
+}
+
+/**
+ * Server-side sessions keyed by an unguessable id (256 random bits) that the browser holds in an
+ * HttpOnly cookie, with sliding expiry: each use moves the idle deadline. Three adapters: memory
+ * (tests), a file (one dashboard; survives a restart) and Redis (any number of replicas).
+ */
+export interface SessionStore {
+  readonly kind: 'memory' | 'file' | 'redis';
+  create(token: string, identity: Identity): Promise<string>;
+  /** The live session for `id`, refreshed; undefined when unknown or idle too long. */
+  get(id: string | undefined): Promise<Session | undefined>;
+  delete(id: string | undefined): Promise<void>;
+  /** Throws while the sessions cannot be read (for /readyz). */
+  ping(): Promise<void>;
+  close(): Promise<void>;
 }
 
 export interface SessionStoreOptions {
@@ -19,11 +35,11 @@ export interface SessionStoreOptions {
   now?: () => number;
 }
 
-/**
- * Server-side sessions keyed by an unguessable id (256 random bits) that the browser holds in an
- * HttpOnly cookie. Sliding expiry: each use moves the idle deadline.
- */
-export class SessionStore {
+export const newSessionId = (): string => randomBytes(32).toString('base64url');
+
+/** Sessions in this process's memory; a restart signs everyone out. */
+export class MemorySessionStore implements SessionStore {
+  readonly kind: 'memory' | 'file' = 'memory';
   readonly #sessions = new Map<string, Session>();
   readonly #idleMs: number;
   readonly #max: number;
@@ -35,20 +51,13 @@ export class SessionStore {
     this.#now = opts.now ?? Date.now;
   }
 
-  create(token: string, identity: Identity): string {
-    const id = randomBytes(32).toString('base64url');
-    this.#sweep();
-    while (this.#sessions.size >= this.#max) {
-      const oldest = this.#sessions.keys().next().value;
-      if (oldest === undefined) break;
-      this.#sessions.delete(oldest);
-    }
-    this.#sessions.set(id, { token, role: identity.role, name: identity.name, lastSeen: this.#now() });
+  async create(token: string, identity: Identity): Promise<string> {
+    const id = newSessionId();
+    this.restore(id, { token, role: identity.role, name: identity.name, lastSeen: this.#now() });
     return id;
   }
 
-  /** The live session for `id`, refreshed; undefined when unknown or idle too long. */
-  get(id: string | undefined): Session | undefined {
+  async get(id: string | undefined): Promise<Session | undefined> {
     if (!id) return undefined;
     const s = this.#sessions.get(id);
     if (!s) return undefined;
@@ -64,12 +73,33 @@ export class SessionStore {
     return s;
   }
 
-  delete(id: string | undefined): void {
+  async delete(id: string | undefined): Promise<void> {
     if (id) this.#sessions.delete(id);
   }
 
+  async ping(): Promise<void> {}
+
+  async close(): Promise<void> {}
+
   get size(): number {
     return this.#sessions.size;
+  }
+
+  /** Every live session, least recently used first (what the file store writes). */
+  entries(): [string, Session][] {
+    this.#sweep();
+    return [...this.#sessions];
+  }
+
+  /** Puts a session back as it was (what the file store reads at start). */
+  restore(id: string, session: Session): void {
+    this.#sweep();
+    while (this.#sessions.size >= this.#max) {
+      const oldest = this.#sessions.keys().next().value;
+      if (oldest === undefined) break;
+      this.#sessions.delete(oldest);
+    }
+    this.#sessions.set(id, session);
   }
 
   #sweep(): void {

@@ -39,6 +39,6 @@ await fetch(`${esUrl}/v1/experiments/ranker-v2/start`, { method: 'POST', headers
 agg.results.set('ranker-v2', demoResults('ranker-v2', Date.now()));
 for (const m of ['ctr', 'error_rate', 'latency_ms']) agg.timeseries.set(`ranker-v2:${m}`, demoTimeseries('ranker-v2', m, Date.now()));
 
-const config = ConfigSchema.parse({ EXPERIMENT_SERVICE_URL: esUrl, AGGREGATOR_URL: aggUrl, LOG_LEVEL: 'warn', PORT: process.env.PORT ?? '8084' });
+const config = ConfigSchema.parse({ EXPERIMENT_SERVICE_URL: esUrl, AGGREGATOR_URL: aggUrl, LOG_LEVEL: 'warn', PORT: process.env.PORT ?? '8084', DASHBOARD_SESSIONS: 'memory' });
 const app = await buildApp(config, await compose(config));
 process.stdout.write(`dashboard on ${await app.listen({ port: config.PORT, host: '127.0.0.1' })}\n`);

@@ -70,6 +70,7 @@ export async function startStack(env: Record<string, string>, modelDir: string):
     BUNRYU_DATA_DIR: dataDir,
     BUNRYU_ADMIN_TOKEN: token,
     EXPERIMENT_SERVICE_TOKEN: token,
+    AUTOPILOT_AGGREGATOR_TOKEN: token,
     EXPERIMENT_SERVICE_URL: url['experiment-service'],
     MODEL_SERVER_URL: url['model-server'],
     AGGREGATOR_URL: url.aggregator,

@@ -1,4 +1,4 @@
-import type { RolloutResults } from '@bunryu/core';
+import { RolloutResultsSchema, type RolloutResults } from '@bunryu/core';
 
 /** Where the autopilot reads an experiment's results: the aggregator's GET /v1/results/:experiment (SPEC §4). */
 export interface ResultsSource {
@@ -24,6 +24,11 @@ export class AggregatorResults implements ResultsSource {
       signal: AbortSignal.timeout(this.options.timeoutMs ?? 4000),
     });
     if (!response.ok) throw new Error(`the aggregator answered ${response.status} for ${experiment}`);
-    return (await response.json()) as RolloutResults;
+    const parsed = RolloutResultsSchema.safeParse(await response.json());
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      throw new Error(`the aggregator's answer for ${experiment} is not results: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    }
+    return parsed.data;
   }
 }

@@ -60,12 +60,18 @@ export function registerEndpoints(app: FastifyInstance, auth: TokenAuthenticator
       // Authorization runs before the body is read, so an anonymous caller cannot make us parse 1 MiB.
       onRequest: role
         ? async (request) => {
-            principals.set(request, auth.authorize(request.headers.authorization, role));
+            principals.set(request, auth.authorize(request.headers.authorization, role, request.ip));
           }
         : undefined,
       handler: async (request, reply) => {
         const params = request.params as Record<string, string>;
         const issues: { path: PropertyKey[]; message: string }[] = [];
+        // A parameter this endpoint does not know is a mistake (a misspelt filter, a paging
+        // parameter it lacks): ignoring it would answer something other than what was asked.
+        const query = request.query as Record<string, string | undefined>;
+        for (const name of Object.keys(query)) {
+          if (!Object.hasOwn(e.query ?? {}, name)) issues.push({ path: [name], message: unknownQuery(e) });
+        }
         for (const [name, schema] of Object.entries(e.params ?? {})) {
           const r = schema.safeParse(params[name]);
           if (!r.success) issues.push(...r.error.issues.map((i) => ({ path: [name, ...i.path], message: i.message })));
@@ -81,7 +87,7 @@ export function registerEndpoints(app: FastifyInstance, auth: TokenAuthenticator
           request,
           reply,
           params,
-          query: request.query as Record<string, string | undefined>,
+          query,
           body,
           principal: principals.get(request),
           ifMatch: parseIfMatch(request.headers['if-match']),
@@ -92,4 +98,9 @@ export function registerEndpoints(app: FastifyInstance, auth: TokenAuthenticator
       },
     });
   }
+}
+
+function unknownQuery(e: Endpoint<unknown>): string {
+  const known = Object.keys(e.query ?? {});
+  return `is not a query parameter of ${e.method} ${e.url}` + (known.length ? ` (it takes ${known.join(', ')})` : ' (it takes none)');
 }

@@ -42,7 +42,9 @@ export function openApiDocument(endpoints: readonly Endpoint<never>[], info: { t
     for (const [code, description] of Object.entries(e.alsoAnswers ?? {})) responses[code] = { description };
     const errors = new Set(e.errors ?? []);
     if (e.body) errors.add('BUNRYU_VALIDATION').add('BUNRYU_INVALID_JSON').add('BUNRYU_PAYLOAD_TOO_LARGE');
-    if (e.role) errors.add('BUNRYU_UNAUTHORIZED').add('BUNRYU_FORBIDDEN');
+    if (e.role) errors.add('BUNRYU_UNAUTHORIZED').add('BUNRYU_FORBIDDEN').add('BUNRYU_RATE_LIMITED');
+    // Unknown query parameters are refused on every endpoint.
+    errors.add('BUNRYU_VALIDATION');
     const byStatus = new Map<number, string[]>();
     for (const code of errors) {
       const s = ERROR_CATALOGUE[code].status;
@@ -50,6 +52,7 @@ export function openApiDocument(endpoints: readonly Endpoint<never>[], info: { t
     }
     for (const [s, codes] of [...byStatus].sort(([a], [b]) => a - b)) {
       responses[s] = { description: codes.join(', '), content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
+      if (s === 429) (responses[s] as JsonObject).headers = { 'Retry-After': { description: 'Seconds until this address may try a token again', schema: { type: 'integer', minimum: 1 } } };
     }
     const operation: JsonObject = {
       operationId: e.operationId,
@@ -73,7 +76,8 @@ export function openApiDocument(endpoints: readonly Endpoint<never>[], info: { t
         bearer: {
           type: 'http',
           scheme: 'bearer',
-          description: 'BUNRYU_ADMIN_TOKEN or one of BUNRYU_TOKENS; roles viewer < editor < releaser < admin',
+          description:
+            'BUNRYU_ADMIN_TOKEN or one of BUNRYU_TOKENS; roles viewer < editor < releaser < admin. After BUNRYU_AUTH_FAILURE_LIMIT failed attempts a minute, a client address gets 429 with Retry-After until the minute is over.',
         },
       },
     },

@@ -17,7 +17,8 @@ import {
  * write, append the audit entries and publish the new version on the config channel.
  *
  * KEYS: 1 experiments, 2 experiment versions, 3 routes, 4 metrics, 5 holdout, 6 config version,
- * 7 audit (all), 8.. audit of one subject. ARGV: 1 the change (JSON), 2 the channel.
+ * 7 audit (all), 8.. audit of one subject. ARGV: 1 the change (JSON), 2 the channel, 3 the
+ * most entries an audit list keeps (its oldest are trimmed; 0: all).
  * Audit entries arrive as JSON without their opening brace; the script prepends
  * `{"configVersion":<v>,` so no JSON is re-encoded in Lua (cjson would round numbers).
  */
@@ -40,9 +41,16 @@ for _, a in ipairs(change.audit) do
   redis.call('RPUSH', KEYS[7], entry)
   redis.call('RPUSH', KEYS[a[1]], entry)
 end
+local keep = tonumber(ARGV[3])
+if keep > 0 then
+  for i = 7, #KEYS do redis.call('LTRIM', KEYS[i], -keep, -1) end
+end
 redis.call('PUBLISH', ARGV[2], tostring(v))
 return {1, v}
 `;
+
+/** The Redis audit log's retention: the newest entries kept, of the whole log and of each subject's. */
+export const DEFAULT_AUDIT_MAX_ENTRIES = 100_000;
 
 interface CommitClient {
   bunryuCommit(numberOfKeys: number, ...keysAndArgs: string[]): Promise<[0, string, number] | [1, number]>;
@@ -52,6 +60,8 @@ export interface RedisStoreOptions {
   url: string;
   /** Prefix of every key and of the pub/sub channel. */
   prefix: string;
+  /** The most entries the audit log (and each subject's) keeps in Redis; older ones are dropped. 0: all. */
+  auditMaxEntries?: number;
 }
 
 /**
@@ -72,7 +82,10 @@ export class RedisExperimentStore implements ExperimentStore {
   private readonly parsed = new Map<string, Experiment>();
   private everReady = false;
 
+  private readonly auditMaxEntries: number;
+
   constructor(options: RedisStoreOptions) {
+    this.auditMaxEntries = options.auditMaxEntries ?? DEFAULT_AUDIT_MAX_ENTRIES;
     const p = options.prefix;
     this.keys = {
       experiments: `${p}experiments`,
@@ -182,7 +195,7 @@ export class RedisExperimentStore implements ExperimentStore {
       }),
     };
     const reply = await this.call(() =>
-      (this.client as unknown as CommitClient).bunryuCommit(keys.length, ...keys, JSON.stringify(envelope), this.channel),
+      (this.client as unknown as CommitClient).bunryuCommit(keys.length, ...keys, JSON.stringify(envelope), this.channel, String(this.auditMaxEntries)),
     );
     if (reply[0] === 0) {
       const key = reply[1];

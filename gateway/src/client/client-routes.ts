@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { MAX_EVENTS_PER_CALL, assign, createError, exposureEvent, parseOrThrow } from '@bunryu/core';
+import { MAX_EVENTS_PER_CALL, UnitId, assign, createError, exposureEvent, parseOrThrow } from '@bunryu/core';
 import type { SnapshotStore } from '../config-source/snapshot-store.ts';
 import type { EventSink } from '../events/event-publisher.ts';
 import { ingestEvents } from '../events/client-events.ts';
-import { MAX_UNIT_ID_LENGTH } from './unit-id.ts';
 
 export interface ClientRouteDeps {
   store: SnapshotStore;
@@ -15,7 +14,7 @@ export interface ClientRouteDeps {
 const Scalar = z.union([z.string(), z.number(), z.boolean()]);
 
 const AssignRequest = z.strictObject({
-  unitId: z.string().min(1).max(MAX_UNIT_ID_LENGTH),
+  unitId: UnitId,
   route: z.string().min(1).max(64),
   attributes: z.record(z.string(), Scalar).default({}),
   /** false: a preview (QA, dashboards) that logs no exposure. */

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyServerOptions } from 'fastify';
+import { lingerAfterAnswer } from '@bunryu/platform';
 import type { ParserModule } from './http1/node-parser.ts';
 import { RawHttpServer, type RequestHandler } from './http1/own-server.ts';
 import { BodyBuffer, bodyTooLarge, declaredTooLarge, requestIdOf } from './http1/wire.ts';
@@ -81,6 +82,7 @@ function serveRoute(target: FastPathTarget, proxy: RouteProxy, req: IncomingMess
 
 function tooLarge(req: IncomingMessage, res: ServerResponse, requestId: string): void {
   res.shouldKeepAlive = false;
+  lingerAfterAnswer(req.socket);
   sendError(new NodeReply(res), bodyTooLarge(), requestId);
   req.resume();
 }

@@ -138,7 +138,7 @@ export class RouteProxy {
     const assignments = result.assignmentsHeader;
 
     const headers = upstreamHeaders(req.rawHeaders, req.headers.connection);
-    headers.push('x-ab-unit', unit.id, 'x-ab-assignments', assignments, 'x-ab-params', result.paramsJson, 'x-request-id', requestId);
+    headers.push('x-ab-unit', unit.wire, 'x-ab-assignments', assignments, 'x-ab-params', result.paramsJson, 'x-request-id', requestId);
     const upstream = result.upstream === undefined ? route.upstream : pools.resolve(result.upstream);
     const rest = url.slice(nameEnd);
     const forwarded: ForwardRequest = { method: req.method, path: upstreamPath(upstream, route, rest), headers, body };

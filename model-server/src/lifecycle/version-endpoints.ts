@@ -24,7 +24,7 @@ export async function registerVersionEndpoints(app: FastifyInstance, o: VersionE
   await app.register(multipart, { limits: { fileSize: o.maxModelBytes, files: 2, fields: 2, fieldSize: META_MAX_BYTES, parts: 4 } });
   const principals = new WeakMap<FastifyRequest, Principal>();
   const requires = (role: Role) => async (request: FastifyRequest) => {
-    principals.set(request, o.auth.authorize(request.headers.authorization, role));
+    principals.set(request, o.auth.authorize(request.headers.authorization, role, request.ip));
   };
   type Params = { Params: { name: string; version: string } };
 

@@ -5,7 +5,11 @@ const MAX_ISSUES = 20;
 
 export type Instance = Record<string, unknown>;
 
-/** The body's `instances`: a non-empty array of objects. */
+/**
+ * The body's `instances`: a non-empty array of objects whose every value is a finite number,
+ * the features the chosen version does not read included (a `"price": "abc"` is the client's
+ * mistake whichever version answers, and `1e999` parses to Infinity).
+ */
 export function readInstances(body: unknown): Instance[] {
   const instances = (body as { instances?: unknown } | null)?.instances;
   if (!Array.isArray(instances)) throw issues([{ path: 'instances', message: 'must be an array of {feature: number} objects' }]);
@@ -13,7 +17,14 @@ export function readInstances(body: unknown): Instance[] {
   const found: FieldIssue[] = [];
   for (let i = 0; i < instances.length && found.length < MAX_ISSUES; i++) {
     const x = instances[i];
-    if (typeof x !== 'object' || x === null || Array.isArray(x)) found.push({ path: `instances.${i}`, message: 'must be an object of feature values' });
+    if (typeof x !== 'object' || x === null || Array.isArray(x)) {
+      found.push({ path: `instances.${i}`, message: 'must be an object of feature values' });
+      continue;
+    }
+    for (const [feature, v] of Object.entries(x as Record<string, unknown>)) {
+      if (typeof v === 'number' && Number.isFinite(v)) continue;
+      if (found.length < MAX_ISSUES) found.push({ path: `instances.${i}.${feature}`, message: 'must be a finite number' });
+    }
   }
   if (found.length) throw issues(found);
   return instances as Instance[];

@@ -1,5 +1,6 @@
 import { IncomingMessage, STATUS_CODES, ServerResponse, type IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
+import { lingeringClose } from '@bunryu/platform';
 import { ROUTES_PREFIX, isRouteUrl, sendError, type ProxyReply, type ProxyRequest } from '../route-proxy.ts';
 import type { FastPathTarget } from '../fast-path.ts';
 import type { NodeHttpParser, ParserModule } from './node-parser.ts';
@@ -420,9 +421,9 @@ class RawConnection {
   private end(): void {
     if (this.closed) return;
     this.closed = true;
-    this.socket.end();
-    // A client that never closes its side is not waited for.
-    this.socket.destroySoon();
+    // A refused body or head may still be arriving: read it off (bounded) so the client gets the
+    // answer rather than a reset, and a client that never closes its side is not waited for.
+    lingeringClose(this.socket);
   }
 
   private onClose(): void {
