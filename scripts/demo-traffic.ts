@@ -14,6 +14,8 @@ export interface TrafficOptions {
   /** Total visits; omit to run until the signal aborts. */
   visits?: number;
   concurrency?: number;
+  /** Paces the visits to this rate (all workers together); unpaced when absent. */
+  visitsPerSecond?: number;
   candidates?: number;
   seed?: number;
   apiKey?: string;
@@ -80,9 +82,15 @@ export async function driveDemoTraffic(o: TrafficOptions): Promise<TrafficSummar
     if (pending.length >= 200) await flush();
   };
 
+  const pacedFrom = Date.now();
   const worker = async () => {
     while (!o.signal?.aborted && (o.visits === undefined || started < o.visits)) {
-      started++;
+      const slot = started++;
+      if (o.visitsPerSecond !== undefined) {
+        const wait = pacedFrom + (slot * 1000) / o.visitsPerSecond - Date.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        if (o.signal?.aborted) break;
+      }
       try {
         await visit();
       } catch {

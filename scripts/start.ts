@@ -1,12 +1,14 @@
 /**
  * `npm start`: runs all five services on the embedded defaults (or the real adapters when
  * REDIS_URL / KAFKA_BROKERS / CLICKHOUSE_URL are set), waits until each is healthy and prints
- * the URLs. Ctrl-C stops them all.
+ * the URLs. Ctrl-C stops them all. `--demo` drives synthetic users through the demo experiment;
+ * `--rollouts` starts the two guarded rollouts of scripts/demo-rollouts.ts and their traffic.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { driveDemoTraffic } from './demo-traffic.ts';
+import { DEMO_ROLLOUT_VISITS_PER_SECOND, seedRollouts, watchRollouts } from './demo-rollouts.ts';
 import { seedDemo } from './seed-demo.ts';
 import { SERVICES, serviceArgs, type ServiceName } from './services.ts';
 
@@ -94,16 +96,33 @@ process.stdout.write('\nbunryu is up:\n');
 for (const s of SERVICES) process.stdout.write(`  ${s.name.padEnd(20)} ${url(s.port)}\n`);
 process.stdout.write(`\nDashboard sign-in token: ${token}\n`);
 process.stdout.write(`Try: curl -H 'x-unit-id: user-1' -H 'content-type: application/json' \\\n  -d '{"instances":[{"user_affinity":0.5,"item_popularity":0.2,"recency":3,"price":20,"position":1}]}' ${url(8080)}/v1/routes/recommend/predict -i\n`);
-process.stdout.write('`npm run demo` drives synthetic users through it. Ctrl-C stops everything.\n');
+process.stdout.write('`npm run demo` drives synthetic users through it (add `-- --rollouts` for two guarded rollouts). Ctrl-C stops everything.\n');
 
-if (process.argv.includes('--demo')) {
+const demo = process.argv.includes('--demo');
+const rollouts = process.argv.includes('--rollouts');
+const stopTraffic = new AbortController();
+process.once('SIGINT', () => stopTraffic.abort());
+const drivers: Promise<unknown>[] = [];
+if (demo) {
   process.stdout.write('\n[demo] synthetic users are visiting the gateway; watch the dashboard\n');
-  const stop = new AbortController();
-  process.once('SIGINT', () => stop.abort());
-  await driveDemoTraffic({
-    gatewayUrl: url(8080),
-    signal: stop.signal,
-    concurrency: 4,
-    log: (line) => process.stdout.write(`[demo] ${line}\n`),
-  });
+  drivers.push(
+    driveDemoTraffic({
+      gatewayUrl: url(8080),
+      signal: stopTraffic.signal,
+      concurrency: 4,
+      log: (line) => process.stdout.write(`[demo] ${line}\n`),
+    }),
+  );
 }
+if (rollouts) {
+  const log = (line: string) => process.stdout.write(`[rollouts] ${line}\n`);
+  const seeded = await seedRollouts({ experimentServiceUrl: url(8081), modelServerUrl: url(8082), token, log });
+  log(`two guarded rollouts run on their own routes, ${DEMO_ROLLOUT_VISITS_PER_SECOND} visits/s each; watch ${url(8084)} → Experiments → ${seeded.map((r) => r.experiment).join(' / ')} → Release`);
+  log('expect the faulty one rolled back within about a minute and the sound one promoted after about three minutes');
+  // Mostly new users on every visit, so each step reaches its units within its minute.
+  seeded.forEach((r, i) =>
+    drivers.push(driveDemoTraffic({ gatewayUrl: url(8080), route: r.route, users: 1_000_000, seed: 1000 + i, concurrency: 4, visitsPerSecond: DEMO_ROLLOUT_VISITS_PER_SECOND, signal: stopTraffic.signal })),
+  );
+  drivers.push(watchRollouts({ experimentServiceUrl: url(8081), token, rollouts: seeded, signal: stopTraffic.signal, log }));
+}
+await Promise.all(drivers);

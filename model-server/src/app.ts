@@ -1,10 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge } from 'prom-client';
-import { createError } from '@bunryu/core';
+import { createError, errorBody } from '@bunryu/core';
 import { createHttpServer, hotCounter } from '@bunryu/platform';
 import type { Config } from './config.ts';
 import type { Deps } from './compose.ts';
 import { parseAbParams } from './predict/ab-params.ts';
+import { FaultInjector } from './predict/fault-injector.ts';
 import { predict } from './predict/predictor.ts';
 import { authenticatorFor, requireRole } from '@bunryu/platform/auth';
 import { usersOfVersion } from './lifecycle/in-use.ts';
@@ -36,6 +37,13 @@ export async function buildApp(config: Readonly<Config>, deps: Deps): Promise<Fa
     name: 'bunryu_model_fallbacks_total',
     help: 'Requests where a version could not answer and the fallback version did',
     labelNames: ['model', 'from', 'to'],
+    registers: [app.metrics],
+  });
+  const faults = new FaultInjector();
+  const injected = new Counter({
+    name: 'bunryu_model_injected_failures_total',
+    help: 'Answers failed on purpose by a version\'s `faults` in its model.json',
+    labelNames: ['model', 'version'],
     registers: [app.metrics],
   });
   const reloads = new Counter({
@@ -74,6 +82,16 @@ export async function buildApp(config: Readonly<Config>, deps: Deps): Promise<Fa
     const generation = registry.acquire();
     try {
       const result = await predict(generation, request.params.name, params, request.body);
+      const fault = faults.next(result.model, result.version, generation.models.get(result.model)?.versions.get(result.version)?.metadata?.faults);
+      if (fault.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
+      if (fault.fail) {
+        // Answered here rather than thrown: the error handler would log each one as a real failure.
+        injected.inc({ model: result.model, version: result.version });
+        return reply
+          .code(500)
+          .header('x-model-version', result.version)
+          .send(errorBody('BUNRYU_INTERNAL', `model ${result.model} version ${result.version} failed by its injected faults (model.json "faults")`));
+      }
       predictions.inc([result.model, result.version]);
       void reply.header('x-model-version', result.version);
       if (result.blend) {

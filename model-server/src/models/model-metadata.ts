@@ -37,6 +37,20 @@ export const VersionMetadata = z.looseObject({
   metrics: z.record(z.string(), z.number()).default({}),
   /** The range every score must fall in (the smoke gate checks it), e.g. [0, 1] for a probability. */
   outputRange: z.tuple([z.number(), z.number()]).optional(),
+  /**
+   * Injected faults, for drills and the demo (`npm run demo -- --rollouts`): a version that the
+   * serving guardrails must catch. Applied on the HTTP path only, so the registration gates still
+   * judge the graph itself.
+   */
+  faults: z
+    .strictObject({
+      /** Share of this version's answers that are a 500 instead of the scores. */
+      errorRate: z.number().min(0).max(1).default(0),
+      /** Share of this version's answers held back `delayMs` before they are sent. */
+      slowRate: z.number().min(0).max(1).default(0),
+      delayMs: z.number().int().min(0).max(60_000).default(0),
+    })
+    .optional(),
 });
 export type VersionMetadata = z.infer<typeof VersionMetadata>;
 
