@@ -84,6 +84,7 @@ function configSnapshot(upstream: string, count = EXPERIMENTS): ConfigSnapshot {
     experiments,
     metrics: {},
     holdout: null,
+    events: {},
   };
 }
 

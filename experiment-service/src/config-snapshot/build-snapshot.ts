@@ -16,6 +16,7 @@ export function buildSnapshot(state: StoreState): ConfigSnapshot {
     experiments: state.experiments.filter((e) => SNAPSHOT_STATUSES.includes(e.status)).sort((a, b) => (a.key < b.key ? -1 : 1)),
     metrics: metricCatalogue(state.metrics),
     holdout: state.holdout,
+    events: Object.fromEntries([...state.events].sort((a, b) => (a.type < b.type ? -1 : 1)).map((e) => [e.type, e])),
   };
 }
 
@@ -39,5 +40,5 @@ export function serializeSnapshot(s: ConfigSnapshot): string {
     .map(([key, route]) => `${JSON.stringify(key)}:${cachedJson(route)}`)
     .join(',');
   const experiments = s.experiments.map(cachedJson).join(',');
-  return `{"version":${JSON.stringify(s.version)},"routes":{${routes}},"experiments":[${experiments}],"metrics":${JSON.stringify(s.metrics)},"holdout":${JSON.stringify(s.holdout)}}`;
+  return `{"version":${JSON.stringify(s.version)},"routes":{${routes}},"experiments":[${experiments}],"metrics":${JSON.stringify(s.metrics)},"holdout":${JSON.stringify(s.holdout)},"events":${JSON.stringify(s.events)}}`;
 }

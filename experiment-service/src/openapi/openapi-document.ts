@@ -73,7 +73,7 @@ export function openApiDocument(endpoints: readonly Endpoint<never>[], info: { t
         bearer: {
           type: 'http',
           scheme: 'bearer',
-          description: 'BUNRYU_ADMIN_TOKEN or one of BUNRYU_TOKENS; roles viewer < editor < releaser < admin',
+          description: 'BUNRYU_ADMIN_TOKEN or one of BUNRYU_TOKENS; roles viewer < editor < reviewer < releaser < admin',
         },
       },
     },

@@ -2,6 +2,8 @@ import { z } from 'zod';
 import {
   ConfigSnapshot,
   ERROR_CATALOGUE,
+  EventDeclaration,
+  EventSchemaInput,
   Experiment,
   ExperimentDefinition,
   Holdout,
@@ -37,7 +39,7 @@ export const MetricCatalogue = z.record(z.string(), Metric);
 
 export const AuditEntry = z.object({
   configVersion: z.number().int().describe('The config snapshot version this change produced'),
-  subject: z.string().describe('experiment:<key>, route:<key>, metric:<key> or holdout'),
+  subject: z.string().describe('experiment:<key>, route:<key>, metric:<key>, event:<type> or holdout'),
   action: z.string(),
   actor: Principal,
   at: z.string(),
@@ -71,6 +73,7 @@ export const RolloutView = z.object({
 
 export const ExperimentList = z.array(Experiment);
 export const RouteList = z.array(Route);
+export const EventDeclarationList = z.array(EventDeclaration);
 export const AuditLog = z.array(AuditEntry);
 export const Caller = Principal;
 export const OpenApiDocument = z.record(z.string(), z.unknown());
@@ -82,6 +85,7 @@ requestSchemas.add(RampRequest, { id: 'RampRequest' });
 requestSchemas.add(PromoteRequest, { id: 'PromoteRequest' });
 requestSchemas.add(Holdout, { id: 'HoldoutInput' });
 requestSchemas.add(NoBody, { id: 'NoBody' });
+requestSchemas.add(EventSchemaInput, { id: 'EventSchemaInput' });
 
 responseSchemas.add(Experiment, { id: 'Experiment' });
 responseSchemas.add(RolloutView, { id: 'RolloutView' });
@@ -92,6 +96,8 @@ responseSchemas.add(Metric, { id: 'Metric' });
 responseSchemas.add(MetricCatalogue, { id: 'MetricCatalogue' });
 responseSchemas.add(Holdout, { id: 'Holdout' });
 responseSchemas.add(ConfigSnapshot, { id: 'ConfigSnapshot' });
+responseSchemas.add(EventDeclaration, { id: 'EventDeclaration' });
+responseSchemas.add(EventDeclarationList, { id: 'EventDeclarationList' });
 responseSchemas.add(AuditEntry, { id: 'AuditEntry' });
 responseSchemas.add(AuditLog, { id: 'AuditLog' });
 responseSchemas.add(Caller, { id: 'Caller' });

@@ -1,4 +1,4 @@
-import type { Experiment, Holdout, MetricDefinition, Route } from '@bunryu/core';
+import type { EventDeclaration, Experiment, Holdout, MetricDefinition, Route } from '@bunryu/core';
 import type { Principal } from '@bunryu/platform/auth';
 
 /**
@@ -39,6 +39,8 @@ export interface StoreState {
   /** User-defined metrics (the built-ins are not stored). */
   metrics: UserMetric[];
   holdout: Holdout | null;
+  /** The event catalogue (SPEC §16), every declaration whatever its status. */
+  events: EventDeclaration[];
 }
 
 export type UserMetric = MetricDefinition & { key: string };
@@ -49,10 +51,11 @@ export interface Change {
   routes?: readonly Route[];
   metrics?: readonly UserMetric[];
   holdout?: Holdout;
+  events?: readonly EventDeclaration[];
   audit: readonly AuditInput[];
 }
 
-/** `subject` is `experiment:<key>`, `route:<key>`, `metric:<key>` or `holdout`. */
+/** `subject` is `experiment:<key>`, `route:<key>`, `metric:<key>`, `event:<type>` or `holdout`. */
 export interface AuditInput {
   subject: string;
   action: string;

@@ -1,6 +1,6 @@
 import { mkdir, open, readFile, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Experiment, Holdout, Route } from '@bunryu/core';
+import type { EventDeclaration, Experiment, Holdout, Route } from '@bunryu/core';
 import { writeFileDurably } from '@bunryu/platform/durable-files';
 import {
   StaleWriteError,
@@ -20,6 +20,8 @@ interface PersistedState {
   routes: Record<string, Route>;
   metrics: Record<string, UserMetric>;
   holdout: Holdout | null;
+  /** Absent in files written before the event catalogue. */
+  events?: Record<string, EventDeclaration>;
 }
 
 const EMPTY: PersistedState = { format: 1, version: 0, experiments: {}, routes: {}, metrics: {}, holdout: null };
@@ -84,6 +86,7 @@ export class FileExperimentStore implements ExperimentStore {
       routes: Object.values(s.routes),
       metrics: Object.values(s.metrics),
       holdout: s.holdout,
+      events: Object.values(s.events ?? {}),
     };
   }
 
@@ -142,6 +145,10 @@ export class FileExperimentStore implements ExperimentStore {
       routes: { ...current.routes },
       metrics: { ...current.metrics },
     };
+    if (change.events?.length) {
+      next.events = { ...current.events };
+      for (const e of change.events) next.events[e.type] = copy(e);
+    }
     for (const e of change.experiments ?? []) next.experiments[e.key] = copy(e);
     for (const r of change.routes ?? []) next.routes[r.key] = copy(r);
     for (const m of change.metrics ?? []) next.metrics[m.key] = copy(m);

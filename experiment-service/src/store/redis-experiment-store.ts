@@ -1,5 +1,5 @@
 import { Redis, type ChainableCommander } from 'ioredis';
-import { createError, type Experiment, type Holdout, type Route } from '@bunryu/core';
+import { createError, type EventDeclaration, type Experiment, type Holdout, type Route } from '@bunryu/core';
 import {
   StaleWriteError,
   auditEntry,
@@ -17,7 +17,7 @@ import {
  * write, append the audit entries and publish the new version on the config channel.
  *
  * KEYS: 1 experiments, 2 experiment versions, 3 routes, 4 metrics, 5 holdout, 6 config version,
- * 7 audit (all), 8.. audit of one subject. ARGV: 1 the change (JSON), 2 the channel.
+ * 7 audit (all), 8 events, 9.. audit of one subject. ARGV: 1 the change (JSON), 2 the channel.
  * Audit entries arrive as JSON without their opening brace; the script prepends
  * `{"configVersion":<v>,` so no JSON is re-encoded in Lua (cjson would round numbers).
  */
@@ -34,6 +34,7 @@ for _, e in ipairs(change.experiments) do
 end
 for _, r in ipairs(change.routes) do redis.call('HSET', KEYS[3], r[1], r[2]) end
 for _, m in ipairs(change.metrics) do redis.call('HSET', KEYS[4], m[1], m[2]) end
+for _, d in ipairs(change.events) do redis.call('HSET', KEYS[8], d[1], d[2]) end
 if change.holdout ~= '' then redis.call('SET', KEYS[5], change.holdout) end
 for _, a in ipairs(change.audit) do
   local entry = '{"configVersion":' .. v .. ',' .. a[2]
@@ -80,6 +81,7 @@ export class RedisExperimentStore implements ExperimentStore {
       routes: `${p}routes`,
       metrics: `${p}metrics`,
       holdout: `${p}holdout`,
+      events: `${p}events`,
       configVersion: `${p}config-version`,
       audit: `${p}audit`,
       auditOf: (subject: string) => `${p}audit:${subject}`,
@@ -112,9 +114,9 @@ export class RedisExperimentStore implements ExperimentStore {
   async load(): Promise<StoreState> {
     const k = this.keys;
     for (let attempt = 1; attempt <= 5; attempt++) {
-      const [versions, routes, metrics, holdout, version] = await this.transaction<
-        [Record<string, string>, Record<string, string>, Record<string, string>, string | null, string | null]
-      >((m) => m.hgetall(k.versions).hgetall(k.routes).hgetall(k.metrics).get(k.holdout).get(k.configVersion));
+      const [versions, routes, metrics, holdout, version, events] = await this.transaction<
+        [Record<string, string>, Record<string, string>, Record<string, string>, string | null, string | null, Record<string, string>]
+      >((m) => m.hgetall(k.versions).hgetall(k.routes).hgetall(k.metrics).get(k.holdout).get(k.configVersion).hgetall(k.events));
       const missing = Object.keys(versions).filter((key) => this.parsed.get(key)?.version !== Number(versions[key]));
       let moved = false;
       if (missing.length > 0) {
@@ -132,18 +134,20 @@ export class RedisExperimentStore implements ExperimentStore {
         routes: Object.values(routes).map((json) => JSON.parse(json) as Route),
         metrics: Object.values(metrics).map((json) => JSON.parse(json) as UserMetric),
         holdout: holdout === null ? null : (JSON.parse(holdout) as Holdout),
+        events: Object.values(events).map((json) => JSON.parse(json) as EventDeclaration),
       };
     }
     // Experiments keep changing under us: read everything in one transaction instead.
-    const [experiments, routes, metrics, holdout, version] = await this.transaction<
-      [Record<string, string>, Record<string, string>, Record<string, string>, string | null, string | null]
-    >((m) => m.hgetall(k.experiments).hgetall(k.routes).hgetall(k.metrics).get(k.holdout).get(k.configVersion));
+    const [experiments, routes, metrics, holdout, version, events] = await this.transaction<
+      [Record<string, string>, Record<string, string>, Record<string, string>, string | null, string | null, Record<string, string>]
+    >((m) => m.hgetall(k.experiments).hgetall(k.routes).hgetall(k.metrics).get(k.holdout).get(k.configVersion).hgetall(k.events));
     return {
       version: Number(version ?? 0),
       experiments: Object.values(experiments).map((json) => frozen(JSON.parse(json) as Experiment)),
       routes: Object.values(routes).map((json) => JSON.parse(json) as Route),
       metrics: Object.values(metrics).map((json) => JSON.parse(json) as UserMetric),
       holdout: holdout === null ? null : (JSON.parse(holdout) as Holdout),
+      events: Object.values(events).map((json) => JSON.parse(json) as EventDeclaration),
     };
   }
 
@@ -168,17 +172,18 @@ export class RedisExperimentStore implements ExperimentStore {
   async commit(change: Change): Promise<{ version: number }> {
     const k = this.keys;
     const subjects = [...new Set(change.audit.map((a) => a.subject))];
-    const keys = [k.experiments, k.versions, k.routes, k.metrics, k.holdout, k.configVersion, k.audit, ...subjects.map(k.auditOf)];
+    const keys = [k.experiments, k.versions, k.routes, k.metrics, k.holdout, k.configVersion, k.audit, k.events, ...subjects.map(k.auditOf)];
     const envelope = {
       expect: Object.entries(change.expect ?? {}),
       experiments: (change.experiments ?? []).map((e) => [e.key, JSON.stringify(e), e.version]),
       routes: (change.routes ?? []).map((r) => [r.key, JSON.stringify(r)]),
       metrics: (change.metrics ?? []).map((m) => [m.key, JSON.stringify(m)]),
       holdout: change.holdout ? JSON.stringify(change.holdout) : '',
+      events: (change.events ?? []).map((d) => [d.type, JSON.stringify(d)]),
       audit: change.audit.map((a) => {
         const json = JSON.stringify(auditEntry(a, 0));
         // Drop `{"configVersion":0,`: the script writes the real version there.
-        return [8 + subjects.indexOf(a.subject), json.slice(json.indexOf(',') + 1)];
+        return [9 + subjects.indexOf(a.subject), json.slice(json.indexOf(',') + 1)];
       }),
     };
     const reply = await this.call(() =>
