@@ -64,9 +64,9 @@ function afterInsert(inner: MetricsStore, then: (call: number) => void): Metrics
       then(++calls);
     },
     span: (e) => inner.span(e),
+    series: (q) => inner.series(q),
     exposureFacts: (e) => inner.exposureFacts(e),
     eventVolume: (since) => inner.eventVolume(since),
-    exposureFacts: (e) => inner.exposureFacts(e),
     ping: () => inner.ping(),
     close: async () => {},
   };
