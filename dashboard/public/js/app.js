@@ -10,6 +10,7 @@ import { ExperimentForm } from './pages/experiment-form.js';
 import { ExperimentPage } from './pages/experiment-page.js';
 import { RoutesPage } from './pages/routes-page.js';
 import { MetricsPage } from './pages/metrics-page.js';
+import { EventsPage } from './pages/events-page.js';
 
 /** @typedef {{role: string | null, name: string | null}} Who */
 
@@ -30,7 +31,7 @@ function App() {
 
   useEffect(() => {
     const [section, key, sub] = route;
-    const page = { experiments: key === 'new' ? 'New experiment' : key ? (sub === 'edit' ? `Edit ${key}` : key) : 'Experiments', routes: 'Routes', metrics: 'Metrics' }[section ?? 'experiments'];
+    const page = { experiments: key === 'new' ? 'New experiment' : key ? (sub === 'edit' ? `Edit ${key}` : key) : 'Experiments', routes: 'Routes', metrics: 'Metrics', events: 'Events' }[section ?? 'experiments'];
     document.title = `${page ?? 'bunryu'} · bunryu`;
   }, [route.join('/')]);
 
@@ -52,6 +53,7 @@ function App() {
   let page;
   if (section === 'routes') page = html`<${RoutesPage} who=${who} />`;
   else if (section === 'metrics') page = html`<${MetricsPage} who=${who} />`;
+  else if (section === 'events') page = html`<${EventsPage} who=${who} />`;
   else if (key === 'new') page = html`<${ExperimentForm} who=${who} />`;
   else if (key && sub === 'edit') page = html`<${ExperimentForm} who=${who} experimentKey=${key} />`;
   else if (key) page = html`<${ExperimentPage} who=${who} experimentKey=${key} />`;
@@ -61,6 +63,7 @@ function App() {
     ['experiments', 'Experiments'],
     ['routes', 'Routes'],
     ['metrics', 'Metrics'],
+    ['events', 'Events'],
   ];
   return html`
     <a class="skip" href="#main" onClick=${(e) => {
