@@ -164,7 +164,7 @@ describe.skipIf(!executablePath)('the Events page in a browser, against the real
 
     await page.reload();
     await page.getByRole('heading', { name: 'Event catalogue' }).waitFor();
-    await expect.poll(() => row('click').getByTestId('share-invalid').textContent(), { timeout: 30_000, intervals: [1000] }).toBe('10.0%');
+    await expect.poll(() => row('click').getByTestId('share-invalid').textContent(), { timeout: 30_000, interval: 1000 }).toBe('10.0%');
     expect(await row('click').getByTestId('per-minute').textContent()).toBe('0.33');
     expect(await row('click').getByTestId('last-seen').textContent()).toMatch(/^\d+ s ago$/);
     expect(await row('dwell').getByTestId('share-invalid').textContent()).toBe('0.0%');
