@@ -1,6 +1,7 @@
 /**
  * Seeds, once, the demo of `npm start` (SPEC §2): the route `recommend` served by the demo
- * models, a metric catalogue, and a running experiment v1 (control) against v2 (treatment).
+ * models, an approved event catalogue (SPEC §16) for the events the demo traffic sends, a metric
+ * catalogue, and a running experiment v1 (control) against v2 (treatment).
  * Everything goes through the experiment-service API, as a PM would.
  */
 export interface SeedOptions {
@@ -13,6 +14,32 @@ export interface SeedOptions {
 export const DEMO_ROUTE = 'recommend';
 export const DEMO_EXPERIMENT = 'recommend-v2';
 
+/** The events `npm run demo` sends (impression, click, dwell), and a purchase a shop would add. */
+export const DEMO_EVENTS: Record<string, { description: string; owner: string; attributes: Record<string, { type: 'string' | 'number' | 'boolean'; required?: boolean; enum?: (string | number)[] }>; value?: { unit: string } }> = {
+  impression: {
+    description: 'The recommended item was shown to the user',
+    owner: 'recommendations',
+    attributes: { position: { type: 'number' }, surface: { type: 'string', enum: ['home', 'search', 'item'] } },
+  },
+  click: {
+    description: 'The user clicked the recommended item',
+    owner: 'recommendations',
+    attributes: { position: { type: 'number' }, surface: { type: 'string', enum: ['home', 'search', 'item'] } },
+  },
+  dwell: {
+    description: 'Time the user spent on the clicked item',
+    owner: 'recommendations',
+    attributes: {},
+    value: { unit: 'seconds' },
+  },
+  purchase: {
+    description: 'The user bought an item',
+    owner: 'commerce',
+    attributes: { item: { type: 'string', required: true }, quantity: { type: 'number' } },
+    value: { unit: 'JPY' },
+  },
+};
+
 export async function seedDemo(o: SeedOptions): Promise<void> {
   const log = o.log ?? (() => {});
   const call = async (method: string, path: string, body?: unknown, ok: number[] = [200, 201]) => {
@@ -24,6 +51,16 @@ export async function seedDemo(o: SeedOptions): Promise<void> {
     if (!ok.includes(res.status)) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
     return res.status === 404 ? null : ((await res.json()) as unknown);
   };
+
+  // The catalogue is seeded on its own, so a data directory from before it existed gets it too.
+  const declared = (await call('GET', '/v1/events')) as unknown[];
+  if (declared.length === 0) {
+    log('seeding the demo event catalogue');
+    for (const [type, declaration] of Object.entries(DEMO_EVENTS)) {
+      await call('PUT', `/v1/events/${type}`, declaration);
+      await call('POST', `/v1/events/${type}/approve`, undefined);
+    }
+  }
 
   const routes = (await call('GET', '/v1/routes')) as unknown;
   const list = Array.isArray(routes) ? routes : ((routes as { routes?: unknown[] })?.routes ?? []);

@@ -30,6 +30,8 @@ const ResultsQuery = z.object({
     .pipe(z.array(Key).min(1).max(64))
     .optional(),
 });
+/** `?minutes=60`: the window volume is measured over. */
+const VolumeQuery = z.object({ minutes: z.coerce.number().int().min(1).max(7 * 24 * 60).default(60) });
 const TimeseriesQuery = z.object({ metric: Key.optional(), interval: z.string().max(16).optional() });
 
 export async function buildApp(config: Readonly<Config>, deps: AppDeps): Promise<FastifyInstance> {
@@ -67,6 +69,32 @@ export async function buildApp(config: Readonly<Config>, deps: AppDeps): Promise
     const { experiment } = parseOrThrow(Params, request.params);
     const query = parseOrThrow(TimeseriesQuery, request.query);
     return results.timeseries(experiment, query.metric, query.interval === undefined ? undefined : parseInterval(query.interval));
+  });
+
+  /**
+   * SPEC §16's live volume per behaviour event type: events per minute over the window (by event
+   * time), when one was last seen, and the share a `warn` gateway marked as undeclared or invalid
+   * (a `strict` gateway rejects those, so they never get here).
+   */
+  app.get('/v1/events/volume', async (request) => {
+    const { minutes } = parseOrThrow(VolumeQuery, request.query);
+    const to = Date.now();
+    const from = to - minutes * 60_000;
+    const rows = await store.eventVolume(from);
+    return {
+      from: new Date(from).toISOString(),
+      to: new Date(to).toISOString(),
+      minutes,
+      types: rows.map((r) => ({
+        type: r.type,
+        events: r.events,
+        perMinute: r.events / minutes,
+        lastSeen: Number.isFinite(r.lastTs) ? new Date(r.lastTs).toISOString() : null,
+        undeclared: r.undeclared,
+        invalid: r.invalid,
+        shareInvalid: r.events > 0 ? (r.undeclared + r.invalid) / r.events : null,
+      })),
+    };
   });
 
   return app;

@@ -70,6 +70,24 @@ describe.each(adapters)('MetricsStore contract: ClickHouse adapter over %s', (_n
     await expect(store.ping()).resolves.toBeUndefined();
   });
 
+  it('answers event volume per behaviour type: in the window once per event id, marked shares, last seen ever', async () => {
+    const a = `vol_${run}_a`;
+    const b = `vol_${run}_b`;
+    const since = 1_900_000_000_000;
+    const inWindow = [
+      behaviour(a, 'u1', since + 10),
+      behaviour(a, 'u2', since + 20, { catalogue: 'invalid' }),
+      behaviour(a, 'u3', since + 30, { catalogue: 'undeclared' }),
+    ];
+    await put([...inWindow, behaviour(a, 'u1', since - 5000), behaviour(b, 'u1', since - 7000), exposure(`vol-${run}`, since + 40, [])]);
+    await put(inWindow.slice(0, 2)); // redelivered
+    const rows = (await store.eventVolume(since)).filter((r) => r.type.startsWith(`vol_${run}`));
+    expect(rows).toEqual([
+      { type: a, events: 3, undeclared: 1, invalid: 1, lastTs: since + 30 },
+      { type: b, events: 0, undeclared: 0, invalid: 0, lastTs: since - 7000 },
+    ]);
+  });
+
   it('aggregates per variant exactly as the reference reading of the spec does, at every bucket end', async () => {
     const experiment = `contract-${run}-a`;
     const start = 1_760_000_000_000;

@@ -1,5 +1,6 @@
 export * from './hash.ts';
 export * from './schemas.ts';
+export * from './event-catalogue.ts';
 export * from './targeting.ts';
 export * from './assign.ts';
 export * from './errors.ts';

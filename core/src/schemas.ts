@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { BUCKETS } from './hash.ts';
+import { EventDeclaration } from './event-catalogue.ts';
 
 export const KEY_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 export const EVENT_TYPE_PATTERN = /^[a-z][a-z0-9_]{0,63}$/;
@@ -312,6 +313,8 @@ export const ConfigSnapshot = z.object({
   experiments: z.array(Experiment),
   metrics: z.record(z.string(), z.any()),
   holdout: Holdout.nullable().default(null),
+  /** The event catalogue by type (SPEC §16); snapshots from before it had none. */
+  events: z.record(z.string(), EventDeclaration).default({}),
 });
 export type ConfigSnapshot = z.infer<typeof ConfigSnapshot>;
 
@@ -355,6 +358,11 @@ export const Event = z.strictObject({
    */
   fallback: z.enum(['route', 'model']).optional(),
   attributes: z.record(z.string(), Scalar).optional(),
+  /**
+   * Set by a gateway whose event policy is `warn` on a behaviour event that does not match the
+   * approved catalogue (SPEC §16); absent: it matched, or was not checked.
+   */
+  catalogue: z.enum(['undeclared', 'invalid']).optional(),
 });
 export type Event = z.infer<typeof Event>;
 

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Gauge, Histogram } from 'prom-client';
 import { createHttpServer } from '@bunryu/platform';
+import { strictestPolicy } from '@bunryu/core';
 import { authenticatorFor } from '@bunryu/platform/auth';
 import { ConfigCatalog } from './catalog/config-catalog.ts';
 import type { Deps } from './compose.ts';
@@ -10,6 +11,8 @@ import { ConfigStream } from './config-snapshot/config-stream.ts';
 import { ExperimentManager } from './experiments/experiment-manager.ts';
 import { backupEndpoints } from './http/backup-endpoints.ts';
 import { catalogEndpoints } from './http/catalog-endpoints.ts';
+import { eventEndpoints } from './http/event-endpoints.ts';
+import { EventCatalogue } from './events/event-catalogue.ts';
 import { configEndpoints } from './http/config-endpoints.ts';
 import { registerEndpoints, type Endpoint } from './http/endpoint.ts';
 import { experimentEndpoints } from './http/experiment-endpoints.ts';
@@ -42,6 +45,7 @@ export async function buildApp(config: Readonly<Config>, deps: Omit<Deps, 'store
   const now = deps.now ?? (() => new Date());
   const experiments = new ExperimentManager(store, { now });
   const catalog = new ConfigCatalog(store, now);
+  const events = new EventCatalogue(store, now);
 
   const configVersion = new Gauge({ name: 'bunryu_config_version', help: 'Version of the config snapshot this instance serves', registers: [app.metrics] });
   const buildSeconds = new Histogram({
@@ -93,7 +97,8 @@ export async function buildApp(config: Readonly<Config>, deps: Omit<Deps, 'store
     ...experimentEndpoints(experiments),
     ...rolloutEndpoints(experiments, autopilot),
     ...releaseEndpoints(experiments, store),
-    ...catalogEndpoints(catalog),
+    ...catalogEndpoints(catalog, { catalogue: events, policy: strictestPolicy(config.BUNRYU_EVENT_POLICY) }),
+    ...eventEndpoints(events, store),
     ...configEndpoints(snapshots, stream),
     ...backupEndpoints(store, snapshots),
     ...metaEndpoints(store, () => (document ??= openApiDocument(endpoints, INFO))),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { baseEnv, httpUrl, port } from '@bunryu/core';
+import { baseEnv, eventPolicyEnv, httpUrl, port } from '@bunryu/core';
 import { loadConfig } from '@bunryu/platform';
 import { tokenEnv } from '@bunryu/platform/auth';
 
@@ -30,6 +30,12 @@ export const ConfigSchema = z.object({
   AUTOPILOT_FULL_INTERVAL_MS: z.coerce.number().int().min(1000).max(60_000).default(60_000),
   /** Optional: every autopilot action (and change of the reason it holds) is POSTed here as JSON. */
   BUNRYU_WEBHOOK_URL: httpUrl.optional(),
+  /**
+   * The gateways' event policy (SPEC §16), set the same on both: this service does not see the
+   * gateways' environment, and uses it to refuse (`strict`) or warn about (`warn`) a metric on an
+   * event without an approved declaration. With per-route policies the strictest one applies.
+   */
+  BUNRYU_EVENT_POLICY: eventPolicyEnv,
   /** Seconds between SSE heartbeat comments, which keep idle proxies from closing the stream. */
   SSE_HEARTBEAT_SECONDS: z.coerce.number().min(0.05).max(3600).default(15),
 });

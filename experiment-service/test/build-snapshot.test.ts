@@ -34,6 +34,7 @@ describe('buildSnapshot', () => {
     routes: [frozen({ key: 'r', upstream: 'http://127.0.0.1:9/', path: '/', defaultParams: { v: 1 }, timeoutMs: 5, updatedAt: at })],
     metrics: [{ key: 'ctr', type: 'proportion' as const, event: 'click' }],
     holdout: { percent: 1.5, salt: 'h' },
+    events: [],
   };
 
   it('keeps what affects traffic (running, released) and paused, sorted by key, with the metric catalogue', () => {
@@ -49,8 +50,8 @@ describe('buildSnapshot', () => {
     expect(serializeSnapshot(s)).toBe(JSON.stringify(s));
     const again = buildSnapshot({ ...state, version: 10, holdout: null, experiments: [...state.experiments, exp('e9', 'running', { version: 2 })] });
     expect(serializeSnapshot(again)).toBe(JSON.stringify(again));
-    expect(serializeSnapshot(buildSnapshot({ version: 0, epoch: 'e-1', experiments: [], routes: [], metrics: [], holdout: null }))).toBe(
-      JSON.stringify(buildSnapshot({ version: 0, epoch: 'e-1', experiments: [], routes: [], metrics: [], holdout: null })),
+    expect(serializeSnapshot(buildSnapshot({ version: 0, epoch: 'e-1', experiments: [], routes: [], metrics: [], holdout: null, events: [] }))).toBe(
+      JSON.stringify(buildSnapshot({ version: 0, epoch: 'e-1', experiments: [], routes: [], metrics: [], holdout: null, events: [] })),
     );
   });
 });

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Experiment, Route } from '@bunryu/core';
+import type { EventDeclaration, Experiment, Route } from '@bunryu/core';
 import { integrationServer } from '@bunryu/platform/testing';
 import { StaleWriteError, type AuditInput, type ExperimentStore } from '../src/store/experiment-store.ts';
 import { storeFixture, type StoreFixture } from './support/service.ts';
@@ -52,7 +52,7 @@ describe.each(['file', 'redis'] as const)('ExperimentStore contract: %s', (kind)
 
     it('starts empty at config version 0', async () => {
       expect(await store.version()).toBe(0);
-      expect(await store.load()).toEqual({ version: 0, epoch: expect.any(String), experiments: [], routes: [], metrics: [], holdout: null });
+      expect(await store.load()).toEqual({ version: 0, epoch: expect.any(String), experiments: [], routes: [], metrics: [], holdout: null, events: [] });
       expect(await store.getExperiment('nope')).toBeUndefined();
       expect(await store.audit()).toEqual([]);
     });
@@ -270,6 +270,34 @@ describe.each(['file', 'redis'] as const)('ExperimentStore contract: %s', (kind)
       const [e] = (await store.load()).experiments;
       expect(Object.isFrozen(e)).toBe(true);
       expect(Object.isFrozen(e!.variants[0]!.params)).toBe(true);
+    });
+
+    it('keeps event declarations by type, replacing one in place, atomically with its audit entry', async () => {
+      const click: EventDeclaration = {
+        type: 'click',
+        description: 'A click on a shown item',
+        owner: 'growth',
+        attributes: { position: { type: 'number', required: true }, surface: { type: 'string', enum: ['home', 'search'] } },
+        status: 'proposed',
+        version: 1,
+        proposedBy: 'pm-ann',
+        updatedAt: '2026-01-01T00:00:00.000Z',
+        approved: null,
+      };
+      const dwell: EventDeclaration = { ...click, type: 'dwell', attributes: {}, value: { unit: 'seconds' } };
+      await store.commit({ events: [click, dwell], audit: [audit('event:click', 'propose', click)] });
+      const approved: EventDeclaration = { ...click, status: 'approved', approvedBy: 'rev', approvedAt: '2026-01-02T00:00:00.000Z', approved: { description: click.description, owner: click.owner, attributes: click.attributes } };
+      const { version } = await store.commit({ events: [approved], audit: [audit('event:click', 'approve', approved)] });
+      expect(version).toBe(2);
+      const state = await store.load();
+      expect([...state.events].sort((a, b) => (a.type < b.type ? -1 : 1))).toEqual([approved, dwell]);
+      expect((await store.audit({ subject: 'event:click' })).map((e) => [e.action, e.configVersion])).toEqual([
+        ['propose', 1],
+        ['approve', 2],
+      ]);
+      if (kind === 'file') await store.close();
+      const next = await fixture.open();
+      expect((await next.load()).events).toHaveLength(2);
     });
 
     it('answers ping while open', async () => {

@@ -20,7 +20,7 @@ describe('BUNRYU_TOKENS', () => {
   it('reports unknown roles, short tokens and reused tokens', () => {
     const { errors } = parseTokenList('owner:aaaaaaaa,viewer:short,editor:bbbbbbbb,admin:bbbbbbbb,viewer');
     expect(errors).toHaveLength(4);
-    expect(errors.join('\n')).toMatch(/role must be one of viewer, editor, releaser, admin \(got "owner"\)/);
+    expect(errors.join('\n')).toMatch(/role must be one of viewer, editor, reviewer, releaser, admin \(got "owner"\)/);
     expect(errors.join('\n')).toMatch(/at least 8 characters/);
     expect(errors.join('\n')).toMatch(/used twice/);
   });

@@ -34,7 +34,7 @@ export async function run(): Promise<BenchResult[]> {
     const upstream = await startChild(file('../../bench/lib/upstream.ts'));
     children.push(upstream);
     const { routes, experiments } = fleet(() => upstream.url);
-    es = await fakeExperimentService({ version: 1, routes: Object.fromEntries(routes.map((r) => [r.key, r])), experiments, metrics: {}, holdout: null });
+    es = await fakeExperimentService({ version: 1, routes: Object.fromEntries(routes.map((r) => [r.key, r])), experiments, metrics: {}, holdout: null, events: {} });
     // Every request: a route and a unit of its own, so assignment, cookies and metrics see real spread.
     const script = join(dir, 'spread.lua');
     await writeFile(

@@ -57,7 +57,7 @@ function median(values: number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-function configSnapshot(upstream: string, count = EXPERIMENTS): ConfigSnapshot {
+export function configSnapshot(upstream: string, count = EXPERIMENTS): ConfigSnapshot {
   const t = '2026-01-01T00:00:00.000Z';
   const experiments: Experiment[] = Array.from({ length: count }, (_, i) => ({
     key: `exp-${String(i).padStart(2, '0')}`,
@@ -84,6 +84,7 @@ function configSnapshot(upstream: string, count = EXPERIMENTS): ConfigSnapshot {
     experiments,
     metrics: {},
     holdout: null,
+    events: {},
   };
 }
 

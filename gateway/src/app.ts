@@ -73,7 +73,14 @@ export async function buildApp(config: Readonly<Config>, deps: Deps, options: Ap
   const checkKey = clientKeyCheck(config.BUNRYU_CLIENT_KEYS);
   await app.register(async (client) => {
     if (checkKey) client.addHook('onRequest', checkKey);
-    await client.register(clientRoutes, { store: deps.store, publisher: deps.publisher });
+    await client.register(clientRoutes, {
+      store: deps.store,
+      publisher: deps.publisher,
+      eventPolicy: {
+        setting: config.BUNRYU_EVENT_POLICY,
+        onViolation: (type, verdict, policy) => metrics.catalogueMismatch(type, verdict, policy),
+      },
+    });
   });
   return app;
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { baseEnv, csv, eventLogEnv, experimentServiceEnv, flag, port } from '@bunryu/core';
+import { baseEnv, csv, eventLogEnv, eventPolicyEnv, experimentServiceEnv, flag, port } from '@bunryu/core';
 import { loadConfig } from '@bunryu/platform';
 import { cpuBudget } from './cluster/cpu-budget.ts';
 
@@ -16,6 +16,13 @@ export const ConfigSchema = z.object({
    * export) is refused without it: set it, once the new data is right, and restart the gateway.
    */
   GATEWAY_ACCEPT_EPOCH: z.string().min(1).max(100).optional(),
+  /**
+   * How behaviour events are checked against the approved event catalogue (SPEC §16): `open`
+   * (no check), `warn` (accepted, marked and counted) or `strict` (rejected by index), optionally
+   * per route after the default: `warn,checkout:strict`. Set the same on the experiment-service,
+   * which refuses or warns about metrics on undeclared events from it.
+   */
+  BUNRYU_EVENT_POLICY: eventPolicyEnv,
   /** Set: `x-api-key` must be one of these on the client API. */
   BUNRYU_CLIENT_KEYS: csv.pipe(z.array(z.string()).min(1)).optional(),
   /** Most keep-alive connections per upstream origin (opened as needed; as @fastify/reply-from). */

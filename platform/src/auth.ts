@@ -2,8 +2,13 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { createError } from '@bunryu/core';
 
-/** SPEC §4 roles, lowest first: each role may do everything the roles below it may. */
-export const ROLES = ['viewer', 'editor', 'releaser', 'admin'] as const;
+/**
+ * SPEC §4 roles, lowest first: each role may do everything the roles below it may. `reviewer`
+ * (SPEC §16: approves event declarations) sits just above `editor`, so whoever proposes an event
+ * as an editor cannot approve it, a reviewer can still propose and edit, and approving events
+ * gives no power over traffic (ramp, promote, roll back stay with `releaser` and above).
+ */
+export const ROLES = ['viewer', 'editor', 'reviewer', 'releaser', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
 
 export interface Principal {

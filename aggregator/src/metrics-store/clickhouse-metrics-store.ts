@@ -1,5 +1,5 @@
 import type { ClickHouseClient } from '@clickhouse/client';
-import { PERCENTILES, type ExposureFacts, type MetricAggregate, type MetricsStore, type SeriesQuery, type SeriesRow, type StoredEvent } from './metrics-store.ts';
+import { PERCENTILES, type EventVolume, type ExposureFacts, type MetricAggregate, type MetricsStore, type SeriesQuery, type SeriesRow, type StoredEvent } from './metrics-store.ts';
 import { SCHEMA } from './schema.ts';
 import { buildSeriesQuery } from './series-query.ts';
 
@@ -217,6 +217,30 @@ ORDER BY variant`,
       modelFallback: num(r.modelFallback),
       latency: { n: num(r.n), percentiles: r.q.map((t, i) => ({ p: PERCENTILES[i]!, value: t[0]!, ci95: [t[1]!, t[2]!] as [number, number] })) },
     }));
+  }
+
+  /**
+   * Volume per behaviour type for the events page (SPEC §16). Last seen comes from the per-unit
+   * rollup, which is small; the window's counts read only its rows, deduplicated by event id.
+   */
+  async eventVolume(sinceTs: number): Promise<EventVolume[]> {
+    const rs = await this.client.query({
+      query: `
+SELECT s.type AS type, s.lastTs AS lastTs, w.n AS n, w.undeclared AS undeclared, w.invalid AS invalid
+FROM (SELECT type, max(lastTs) AS lastTs FROM unit_events WHERE type != 'exposure' GROUP BY type) AS s
+LEFT JOIN (
+  SELECT type, uniqExact(eventId) AS n,
+    uniqExactIf(eventId, catalogue = 'undeclared') AS undeclared,
+    uniqExactIf(eventId, catalogue = 'invalid') AS invalid
+  FROM events WHERE type != 'exposure' AND ts >= {since:Int64}
+  GROUP BY type
+) AS w ON w.type = s.type
+ORDER BY type`,
+      query_params: { since: sinceTs },
+      format: 'JSONEachRow',
+    });
+    const rows = await rs.json<{ type: string; lastTs: string | number; n: string | number; undeclared: string | number; invalid: string | number }>();
+    return rows.map((r) => ({ type: r.type, lastTs: num(r.lastTs), events: num(r.n), undeclared: num(r.undeclared), invalid: num(r.invalid) }));
   }
 
   /** Rows in the raw table (every delivery, before merges drop copies): what the benchmark polls. */

@@ -32,9 +32,22 @@ export interface MetricsStore {
   series(query: SeriesQuery): Promise<SeriesRow[]>;
   /** Per variant: its exposures by how they were served, and percentiles of their latency (SPEC §11). */
   exposureFacts(experiment: string): Promise<ExposureFacts[]>;
+  /** Per behaviour event type: events since `sinceTs` (by event time), those marked as missing the catalogue, and the last event time ever. */
+  eventVolume(sinceTs: number): Promise<EventVolume[]>;
   /** Resolves when the store answers (for /readyz). */
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+export interface EventVolume {
+  type: string;
+  /** Distinct events since the window's start. */
+  events: number;
+  /** Of those, marked by a gateway under the `warn` policy (SPEC §16). */
+  undeclared: number;
+  invalid: number;
+  /** The latest event time of this type, in the window or before. */
+  lastTs: number;
 }
 
 export interface EventRef {

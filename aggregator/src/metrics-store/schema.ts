@@ -29,11 +29,14 @@ export const SCHEMA: readonly string[] = [
     status Nullable(UInt16),
     fallback LowCardinality(String) DEFAULT '',
     attributes Map(String, String),
+    catalogue LowCardinality(String) DEFAULT '',
     ingestedAt DateTime64(3) DEFAULT now64(3)
   ) ENGINE = ReplacingMergeTree
   ORDER BY (type, unitId, eventId)`,
   // Stores made before exposures said how they were served.
   `ALTER TABLE events ADD COLUMN IF NOT EXISTS fallback LowCardinality(String) DEFAULT '' AFTER status`,
+  // Stores made before gateways marked events that miss the event catalogue (SPEC §16).
+  `ALTER TABLE events ADD COLUMN IF NOT EXISTS catalogue LowCardinality(String) DEFAULT '' AFTER attributes`,
 
   `CREATE TABLE IF NOT EXISTS unit_exposures (
     experiment LowCardinality(String),

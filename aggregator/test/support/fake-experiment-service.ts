@@ -48,5 +48,5 @@ export function experiment(key: string, variants: { key: string; weight: number 
 }
 
 export function snapshot(version: number, experiments: Experiment[], metrics: Record<string, unknown>): ConfigSnapshot {
-  return { version, routes: {}, experiments, metrics, holdout: null };
+  return { version, routes: {}, experiments, metrics, holdout: null, events: {} };
 }

@@ -11,6 +11,7 @@ import { ExperimentPage } from './pages/experiment-page.js';
 import { RoutesPage } from './pages/routes-page.js';
 import { MetricsPage } from './pages/metrics-page.js';
 import { ModelsPage } from './pages/models-page.js';
+import { EventsPage } from './pages/events-page.js';
 
 /** @typedef {{role: string | null, name: string | null}} Who */
 
@@ -31,7 +32,7 @@ function App() {
 
   useEffect(() => {
     const [section, key, sub] = route;
-    const page = { experiments: key === 'new' ? 'New experiment' : key ? (sub === 'edit' ? `Edit ${key}` : key) : 'Experiments', routes: 'Routes', metrics: 'Metrics', models: 'Models' }[section ?? 'experiments'];
+    const page = { experiments: key === 'new' ? 'New experiment' : key ? (sub === 'edit' ? `Edit ${key}` : key) : 'Experiments', routes: 'Routes', metrics: 'Metrics', models: 'Models', events: 'Events' }[section ?? 'experiments'];
     document.title = `${page ?? 'bunryu'} · bunryu`;
   }, [route.join('/')]);
 
@@ -54,6 +55,7 @@ function App() {
   if (section === 'routes') page = html`<${RoutesPage} who=${who} />`;
   else if (section === 'metrics') page = html`<${MetricsPage} who=${who} />`;
   else if (section === 'models') page = html`<${ModelsPage} who=${who} />`;
+  else if (section === 'events') page = html`<${EventsPage} who=${who} />`;
   else if (key === 'new') page = html`<${ExperimentForm} who=${who} />`;
   else if (key && sub === 'edit') page = html`<${ExperimentForm} who=${who} experimentKey=${key} />`;
   else if (key) page = html`<${ExperimentPage} who=${who} experimentKey=${key} />`;
@@ -64,6 +66,7 @@ function App() {
     ['routes', 'Routes'],
     ['metrics', 'Metrics'],
     ['models', 'Models'],
+    ['events', 'Events'],
   ];
   return html`
     <a class="skip" href="#main" onClick=${(e) => {

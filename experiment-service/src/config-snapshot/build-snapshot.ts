@@ -17,6 +17,7 @@ export function buildSnapshot(state: StoreState): ConfigSnapshot {
     experiments: state.experiments.filter((e) => SNAPSHOT_STATUSES.includes(e.status)).sort((a, b) => (a.key < b.key ? -1 : 1)),
     metrics: metricCatalogue(state.metrics),
     holdout: state.holdout,
+    events: Object.fromEntries([...state.events].sort((a, b) => (a.type < b.type ? -1 : 1)).map((e) => [e.type, e])),
   };
 }
 
@@ -41,5 +42,5 @@ export function serializeSnapshot(s: ConfigSnapshot): string {
     .join(',');
   const experiments = s.experiments.map(cachedJson).join(',');
   const epoch = s.epoch === undefined ? '' : `"epoch":${JSON.stringify(s.epoch)},`;
-  return `{"version":${JSON.stringify(s.version)},${epoch}"routes":{${routes}},"experiments":[${experiments}],"metrics":${JSON.stringify(s.metrics)},"holdout":${JSON.stringify(s.holdout)}}`;
+  return `{"version":${JSON.stringify(s.version)},${epoch}"routes":{${routes}},"experiments":[${experiments}],"metrics":${JSON.stringify(s.metrics)},"holdout":${JSON.stringify(s.holdout)},"events":${JSON.stringify(s.events)}}`;
 }

@@ -1,9 +1,16 @@
-import { Holdout, Key, MetricDefinition, Route, RouteInput, createError } from '@bunryu/core';
+import { Holdout, Key, MetricDefinition, Route, RouteInput, createError, type EventPolicy } from '@bunryu/core';
+import { metricEventRefs, type EventCatalogue } from '../events/event-catalogue.ts';
 import type { ConfigCatalog } from '../catalog/config-catalog.ts';
 import { Metric, MetricCatalogue, RouteList } from '../openapi/schemas.ts';
 import { endpoint, type Endpoint } from './endpoint.ts';
 
-export function catalogEndpoints(catalog: ConfigCatalog): Endpoint<never>[] {
+/** How metrics are checked against the event catalogue: `policy` is BUNRYU_EVENT_POLICY's strictest. */
+export interface MetricEventCheck {
+  catalogue: EventCatalogue;
+  policy: EventPolicy;
+}
+
+export function catalogEndpoints(catalog: ConfigCatalog, events: MetricEventCheck): Endpoint<never>[] {
   return [
     endpoint({
       method: 'PUT',
@@ -44,7 +51,8 @@ export function catalogEndpoints(catalog: ConfigCatalog): Endpoint<never>[] {
       method: 'PUT',
       url: '/v1/metrics/:key',
       operationId: 'putMetric',
-      summary: 'Define or redefine a metric (200 replaced, 201 created); the built-ins error_rate and latency_ms cannot be redefined',
+      summary:
+        'Define or redefine a metric (200 replaced, 201 created); the built-ins error_rate and latency_ms cannot be redefined. An event without an approved declaration is refused (400) when BUNRYU_EVENT_POLICY is strict, and named in `warnings` when it is warn',
       role: 'editor',
       params: { key: Key },
       body: MetricDefinition,
@@ -52,9 +60,10 @@ export function catalogEndpoints(catalog: ConfigCatalog): Endpoint<never>[] {
       errors: ['BUNRYU_ALREADY_EXISTS'],
       alsoAnswers: { 201: 'Created' },
       handler: async ({ params, body, principal, reply }) => {
+        const warnings = await events.catalogue.checkMetricEvents(metricEventRefs(body), events.policy);
         const { metric, created } = await catalog.putMetric(params.key!, body, principal!);
         if (created) void reply.code(201);
-        return metric;
+        return warnings.length > 0 ? { ...metric, warnings } : metric;
       },
     }),
     endpoint({

@@ -26,7 +26,7 @@ export function docsPage(doc: Record<string, unknown>): string {
 <html lang="en"><head><meta charset="utf-8"><title>${esc(info.title)} API</title>
 <style>body{font:14px/1.45 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}h3{margin:1.5rem 0 .3rem}small{color:#666;font-weight:normal}pre{background:#f5f5f5;padding:.6rem;overflow:auto;font-size:12px}section{border-top:1px solid #eee}</style>
 </head><body><h1>${esc(info.title)} <small>${esc(info.version)}</small></h1>
-<p>${esc(info.description ?? '')} Machine-readable: <a href="/openapi.json">/openapi.json</a>. Send <code>Authorization: Bearer &lt;token&gt;</code>; roles viewer &lt; editor &lt; releaser &lt; admin.</p>
+<p>${esc(info.description ?? '')} Machine-readable: <a href="/openapi.json">/openapi.json</a>. Send <code>Authorization: Bearer &lt;token&gt;</code>; roles viewer &lt; editor &lt; reviewer &lt; releaser &lt; admin.</p>
 <h2>Endpoints</h2>${rows.join('\n')}
 <h2>Schemas</h2>${components}
 </body></html>`;

@@ -77,7 +77,7 @@ export function openApiDocument(endpoints: readonly Endpoint<never>[], info: { t
           type: 'http',
           scheme: 'bearer',
           description:
-            'BUNRYU_ADMIN_TOKEN or one of BUNRYU_TOKENS; roles viewer < editor < releaser < admin. After BUNRYU_AUTH_FAILURE_LIMIT failed attempts a minute, a client address gets 429 with Retry-After until the minute is over.',
+            'BUNRYU_ADMIN_TOKEN or one of BUNRYU_TOKENS; roles viewer < editor < reviewer < releaser < admin. After BUNRYU_AUTH_FAILURE_LIMIT failed attempts a minute, a client address gets 429 with Retry-After until the minute is over.',
         },
       },
     },

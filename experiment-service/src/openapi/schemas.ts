@@ -2,6 +2,8 @@ import { z } from 'zod';
 import {
   ConfigSnapshot,
   ERROR_CATALOGUE,
+  EventDeclaration,
+  EventSchemaInput,
   Experiment,
   ExperimentDefinition,
   Holdout,
@@ -38,7 +40,7 @@ export const MetricCatalogue = z.record(z.string(), Metric);
 
 export const AuditEntry = z.object({
   configVersion: z.number().int().describe('The config snapshot version this change produced'),
-  subject: z.string().describe('experiment:<key>, route:<key>, metric:<key> or holdout'),
+  subject: z.string().describe('experiment:<key>, route:<key>, metric:<key>, event:<type> or holdout'),
   action: z.string(),
   actor: Principal,
   at: z.string(),
@@ -75,6 +77,7 @@ export const ExportDocument = z.object({
   routes: z.array(Route),
   metrics: z.array(z.record(z.string(), z.unknown())).describe('User-defined metrics (the built-ins are not stored)'),
   holdout: Holdout.nullable(),
+  events: z.array(EventDeclaration).describe('The event catalogue, every declaration whatever its status'),
   audit: z.array(StoredAuditEntry).describe('Every audit entry, oldest first'),
 });
 
@@ -87,6 +90,8 @@ export const ImportDocument = z
     routes: z.array(Route),
     metrics: z.array(StoredMetric),
     holdout: Holdout.nullable(),
+    /** Exports made before the event catalogue have none. */
+    events: z.array(EventDeclaration).default([]),
     audit: z.array(StoredAuditEntry),
   })
   .superRefine((d, ctx) => {
@@ -141,6 +146,7 @@ export const RolloutView = z.object({
 
 export const ExperimentList = z.array(Experiment);
 export const RouteList = z.array(Route);
+export const EventDeclarationList = z.array(EventDeclaration);
 export const AuditLog = z.array(AuditEntry);
 export const Caller = Principal;
 export const OpenApiDocument = z.record(z.string(), z.unknown());
@@ -153,6 +159,7 @@ requestSchemas.add(PromoteRequest, { id: 'PromoteRequest' });
 requestSchemas.add(Holdout, { id: 'HoldoutInput' });
 requestSchemas.add(NoBody, { id: 'NoBody' });
 requestSchemas.add(ImportDocument, { id: 'ImportDocument' });
+requestSchemas.add(EventSchemaInput, { id: 'EventSchemaInput' });
 
 responseSchemas.add(Experiment, { id: 'Experiment' });
 responseSchemas.add(RolloutView, { id: 'RolloutView' });
@@ -163,6 +170,8 @@ responseSchemas.add(Metric, { id: 'Metric' });
 responseSchemas.add(MetricCatalogue, { id: 'MetricCatalogue' });
 responseSchemas.add(Holdout, { id: 'Holdout' });
 responseSchemas.add(ConfigSnapshot, { id: 'ConfigSnapshot' });
+responseSchemas.add(EventDeclaration, { id: 'EventDeclaration' });
+responseSchemas.add(EventDeclarationList, { id: 'EventDeclarationList' });
 responseSchemas.add(AuditEntry, { id: 'AuditEntry' });
 responseSchemas.add(AuditLog, { id: 'AuditLog' });
 responseSchemas.add(Caller, { id: 'Caller' });

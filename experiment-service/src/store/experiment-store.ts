@@ -1,4 +1,4 @@
-import type { Experiment, Holdout, MetricDefinition, Route } from '@bunryu/core';
+import type { EventDeclaration, Experiment, Holdout, MetricDefinition, Route } from '@bunryu/core';
 import type { Principal } from '@bunryu/platform/auth';
 
 /**
@@ -56,6 +56,8 @@ export interface StoreState {
   /** User-defined metrics (the built-ins are not stored). */
   metrics: UserMetric[];
   holdout: Holdout | null;
+  /** The event catalogue (SPEC §16), every declaration whatever its status. */
+  events: EventDeclaration[];
 }
 
 /** What `GET /v1/export` answers and `POST /v1/import` takes. */
@@ -68,6 +70,8 @@ export interface StoreExport {
   routes: Route[];
   metrics: UserMetric[];
   holdout: Holdout | null;
+  /** The event catalogue, every declaration whatever its status. */
+  events: EventDeclaration[];
   /** Every audit entry, oldest first. */
   audit: AuditEntry[];
 }
@@ -83,6 +87,7 @@ export function sortedExport(data: Omit<StoreExport, 'format'>): StoreExport {
     routes: [...data.routes].sort(byKey),
     metrics: [...data.metrics].sort(byKey),
     holdout: data.holdout,
+    events: [...data.events].sort((a, b) => (a.type < b.type ? -1 : a.type > b.type ? 1 : 0)),
     audit: data.audit,
   };
 }
@@ -101,10 +106,11 @@ export interface Change {
   routes?: readonly Route[];
   metrics?: readonly UserMetric[];
   holdout?: Holdout;
+  events?: readonly EventDeclaration[];
   audit: readonly AuditInput[];
 }
 
-/** `subject` is `experiment:<key>`, `route:<key>`, `metric:<key>` or `holdout`. */
+/** `subject` is `experiment:<key>`, `route:<key>`, `metric:<key>`, `event:<type>` or `holdout`. */
 export interface AuditInput {
   subject: string;
   action: string;

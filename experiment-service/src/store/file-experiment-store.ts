@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, open, readFile, rename, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createError, type BunryuError, type Experiment, type Holdout, type Route } from '@bunryu/core';
+import { createError, type BunryuError, type EventDeclaration, type Experiment, type Holdout, type Route } from '@bunryu/core';
 import { writeFileDurably } from '@bunryu/platform/durable-files';
 import {
   StaleWriteError,
@@ -25,6 +25,8 @@ interface PersistedState {
   routes: Record<string, Route>;
   metrics: Record<string, UserMetric>;
   holdout: Holdout | null;
+  /** Absent in files written before the event catalogue. */
+  events?: Record<string, EventDeclaration>;
 }
 
 const EMPTY: PersistedState = { format: 1, version: 0, experiments: {}, routes: {}, metrics: {}, holdout: null };
@@ -109,6 +111,7 @@ export class FileExperimentStore implements ExperimentStore {
       routes: Object.values(s.routes),
       metrics: Object.values(s.metrics),
       holdout: s.holdout,
+      events: Object.values(s.events ?? {}),
     };
   }
 
@@ -159,6 +162,7 @@ export class FileExperimentStore implements ExperimentStore {
       routes: Object.values(s.routes),
       metrics: Object.values(s.metrics),
       holdout: s.holdout,
+      events: Object.values(s.events ?? {}),
       audit: [...this.entries],
     });
   }
@@ -200,6 +204,10 @@ export class FileExperimentStore implements ExperimentStore {
       routes: { ...current.routes },
       metrics: { ...current.metrics },
     };
+    if (change.events?.length) {
+      next.events = { ...current.events };
+      for (const e of change.events) next.events[e.type] = copy(e);
+    }
     for (const e of change.experiments ?? []) next.experiments[e.key] = copy(e);
     for (const r of change.routes ?? []) next.routes[r.key] = copy(r);
     for (const m of change.metrics ?? []) next.metrics[m.key] = copy(m);
@@ -226,7 +234,7 @@ export class FileExperimentStore implements ExperimentStore {
 
   private async applyImport(data: StoreExport): Promise<{ version: number; epoch: string }> {
     const s = this.state;
-    const empty = s.version === 0 && Object.keys(s.experiments).length + Object.keys(s.routes).length + Object.keys(s.metrics).length === 0 && s.holdout === null;
+    const empty = s.version === 0 && Object.keys(s.experiments).length + Object.keys(s.routes).length + Object.keys(s.metrics).length + Object.keys(s.events ?? {}).length === 0 && s.holdout === null;
     if (!this.lost && !empty) throw createError('BUNRYU_ALREADY_EXISTS', `the store in ${this.dir} is not empty: import only into an empty store`);
     const next: PersistedState = {
       format: 1,
@@ -236,6 +244,7 @@ export class FileExperimentStore implements ExperimentStore {
       routes: Object.fromEntries(data.routes.map((r) => [r.key, copy(r)])),
       metrics: Object.fromEntries(data.metrics.map((m) => [m.key, copy(m)])),
       holdout: data.holdout === null ? null : copy(data.holdout),
+      events: Object.fromEntries(data.events.map((d) => [d.type, copy(d)])),
     };
     const entries = data.audit.map((a) => copy(auditEntry(a, a.configVersion)));
     // The log of the lost state is kept beside, not overwritten: it is all that is left of it.

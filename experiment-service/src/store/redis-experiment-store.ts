@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Redis, type ChainableCommander } from 'ioredis';
-import { BunryuError, createError, type Experiment, type Holdout, type Route } from '@bunryu/core';
+import { BunryuError, createError, type EventDeclaration, type Experiment, type Holdout, type Route } from '@bunryu/core';
 import {
   StaleWriteError,
   auditEntry,
@@ -20,10 +20,10 @@ import {
  * write, append the audit entries and publish the new version on the config channel.
  *
  * KEYS: 1 experiments, 2 experiment versions, 3 routes, 4 metrics, 5 holdout, 6 config version,
- * 7 audit (all), 8 epoch, 9.. audit of one subject. ARGV: 1 the change (JSON), 2 the channel,
- * 3 the epoch this process writes in: a Redis that restarted empty (or holds another deployment's
- * data) has another epoch or none, and the change is refused rather than starting over;
- * 4 the most entries an audit list keeps (its oldest are trimmed; 0: all).
+ * 7 audit (all), 8 epoch, 9 events, 10.. audit of one subject. ARGV: 1 the change (JSON), 2 the
+ * channel, 3 the epoch this process writes in: a Redis that restarted empty (or holds another
+ * deployment's data) has another epoch or none, and the change is refused rather than starting
+ * over; 4 the most entries an audit list keeps (its oldest are trimmed; 0: all).
  * Audit entries arrive as JSON without their opening brace; the script prepends
  * `{"configVersion":<v>,` so no JSON is re-encoded in Lua (cjson would round numbers).
  */
@@ -46,6 +46,7 @@ for _, e in ipairs(change.experiments) do
 end
 for _, r in ipairs(change.routes) do redis.call('HSET', KEYS[3], r[1], r[2]) end
 for _, m in ipairs(change.metrics) do redis.call('HSET', KEYS[4], m[1], m[2]) end
+for _, d in ipairs(change.events) do redis.call('HSET', KEYS[9], d[1], d[2]) end
 if change.holdout ~= '' then redis.call('SET', KEYS[5], change.holdout) end
 for _, a in ipairs(change.audit) do
   local entry = '{"configVersion":' .. v .. ',' .. a[2]
@@ -55,7 +56,7 @@ end
 local keep = tonumber(ARGV[4])
 if keep > 0 then
   redis.call('LTRIM', KEYS[7], -keep, -1)
-  for i = 9, #KEYS do redis.call('LTRIM', KEYS[i], -keep, -1) end
+  for i = 10, #KEYS do redis.call('LTRIM', KEYS[i], -keep, -1) end
 end
 redis.call('PUBLISH', ARGV[2], tostring(v))
 return {1, v}
@@ -72,12 +73,12 @@ return redis.call('GET', KEYS[1])
 
 /**
  * Writes an export into an empty store under a new epoch, at once. KEYS: 1-7 as in COMMIT_SCRIPT,
- * 8 epoch, 9 the epochs the new one replaces, 10.. audit of one subject. ARGV: 1 the data (JSON,
+ * 8 epoch, 9 the epochs the new one replaces, 10 events, 11.. audit of one subject. ARGV: 1 the data (JSON,
  * audit entries as finished JSON strings), 2 the channel, 3 the new epoch, 4 the config version,
  * 5.. the epochs it replaces. Publishes -1: every replica rebuilds whatever version it had.
  */
 const IMPORT_SCRIPT = `
-if redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[7]) > 0 then return 0 end
+if redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[7], KEYS[10]) > 0 then return 0 end
 if tonumber(redis.call('GET', KEYS[6]) or '0') > 0 then return 0 end
 local data = cjson.decode(ARGV[1])
 for _, e in ipairs(data.experiments) do
@@ -86,6 +87,7 @@ for _, e in ipairs(data.experiments) do
 end
 for _, r in ipairs(data.routes) do redis.call('HSET', KEYS[3], r[1], r[2]) end
 for _, m in ipairs(data.metrics) do redis.call('HSET', KEYS[4], m[1], m[2]) end
+for _, d in ipairs(data.events) do redis.call('HSET', KEYS[10], d[1], d[2]) end
 if data.holdout ~= '' then redis.call('SET', KEYS[5], data.holdout) end
 for _, a in ipairs(data.audit) do
   redis.call('RPUSH', KEYS[7], a[2])
@@ -155,6 +157,7 @@ export class RedisExperimentStore implements ExperimentStore {
       routes: `${p}routes`,
       metrics: `${p}metrics`,
       holdout: `${p}holdout`,
+      events: `${p}events`,
       configVersion: `${p}config-version`,
       audit: `${p}audit`,
       epoch: `${p}epoch`,
@@ -202,9 +205,9 @@ export class RedisExperimentStore implements ExperimentStore {
   async load(): Promise<StoreState> {
     const k = this.keys;
     for (let attempt = 1; attempt <= 5; attempt++) {
-      const [versions, routes, metrics, holdout, version, epoch] = await this.transaction<
-        [Record<string, string>, Record<string, string>, Record<string, string>, string | null, string | null, string | null]
-      >((m) => m.hgetall(k.versions).hgetall(k.routes).hgetall(k.metrics).get(k.holdout).get(k.configVersion).get(k.epoch));
+      const [versions, routes, metrics, holdout, version, epoch, events] = await this.transaction<
+        [Record<string, string>, Record<string, string>, Record<string, string>, string | null, string | null, string | null, Record<string, string>]
+      >((m) => m.hgetall(k.versions).hgetall(k.routes).hgetall(k.metrics).get(k.holdout).get(k.configVersion).get(k.epoch).hgetall(k.events));
       const checked = await this.checkEpoch(epoch, version);
       const missing = Object.keys(versions).filter((key) => this.parsed.get(key)?.version !== Number(versions[key]));
       let moved = false;
@@ -224,12 +227,13 @@ export class RedisExperimentStore implements ExperimentStore {
         routes: Object.values(routes).map((json) => JSON.parse(json) as Route),
         metrics: Object.values(metrics).map((json) => JSON.parse(json) as UserMetric),
         holdout: holdout === null ? null : (JSON.parse(holdout) as Holdout),
+        events: Object.values(events).map((json) => JSON.parse(json) as EventDeclaration),
       };
     }
     // Experiments keep changing under us: read everything in one transaction instead.
-    const [experiments, routes, metrics, holdout, version, epoch] = await this.transaction<
-      [Record<string, string>, Record<string, string>, Record<string, string>, string | null, string | null, string | null]
-    >((m) => m.hgetall(k.experiments).hgetall(k.routes).hgetall(k.metrics).get(k.holdout).get(k.configVersion).get(k.epoch));
+    const [experiments, routes, metrics, holdout, version, epoch, events] = await this.transaction<
+      [Record<string, string>, Record<string, string>, Record<string, string>, string | null, string | null, string | null, Record<string, string>]
+    >((m) => m.hgetall(k.experiments).hgetall(k.routes).hgetall(k.metrics).get(k.holdout).get(k.configVersion).get(k.epoch).hgetall(k.events));
     return {
       version: Number(version ?? 0),
       epoch: await this.checkEpoch(epoch, version),
@@ -237,6 +241,7 @@ export class RedisExperimentStore implements ExperimentStore {
       routes: Object.values(routes).map((json) => JSON.parse(json) as Route),
       metrics: Object.values(metrics).map((json) => JSON.parse(json) as UserMetric),
       holdout: holdout === null ? null : (JSON.parse(holdout) as Holdout),
+      events: Object.values(events).map((json) => JSON.parse(json) as EventDeclaration),
     };
   }
 
@@ -265,7 +270,7 @@ export class RedisExperimentStore implements ExperimentStore {
     const epoch = this.epoch ?? (await this.version(), this.epoch!);
     if (this.lost) throw this.lost;
     const subjects = [...new Set(change.audit.map((a) => a.subject))];
-    const keys = [k.experiments, k.versions, k.routes, k.metrics, k.holdout, k.configVersion, k.audit, k.epoch, ...subjects.map(k.auditOf)];
+    const keys = [k.experiments, k.versions, k.routes, k.metrics, k.holdout, k.configVersion, k.audit, k.epoch, k.events, ...subjects.map(k.auditOf)];
     const envelope = {
       expect: Object.entries(change.expect ?? {}),
       // '' stands for "no such route": HGET answers nil, which the script reads as ''.
@@ -274,10 +279,11 @@ export class RedisExperimentStore implements ExperimentStore {
       routes: (change.routes ?? []).map((r) => [r.key, JSON.stringify(r)]),
       metrics: (change.metrics ?? []).map((m) => [m.key, JSON.stringify(m)]),
       holdout: change.holdout ? JSON.stringify(change.holdout) : '',
+      events: (change.events ?? []).map((d) => [d.type, JSON.stringify(d)]),
       audit: change.audit.map((a) => {
         const json = JSON.stringify(auditEntry(a, 0));
         // Drop `{"configVersion":0,`: the script writes the real version there.
-        return [9 + subjects.indexOf(a.subject), json.slice(json.indexOf(',') + 1)];
+        return [10 + subjects.indexOf(a.subject), json.slice(json.indexOf(',') + 1)];
       }),
     };
     const reply = await this.call(() =>
@@ -320,9 +326,9 @@ export class RedisExperimentStore implements ExperimentStore {
 
   async exportAll(): Promise<StoreExport> {
     const k = this.keys;
-    const [experiments, routes, metrics, holdout, version, epoch, audit] = await this.transaction<
-      [Record<string, string>, Record<string, string>, Record<string, string>, string | null, string | null, string | null, string[]]
-    >((m) => m.hgetall(k.experiments).hgetall(k.routes).hgetall(k.metrics).get(k.holdout).get(k.configVersion).get(k.epoch).lrange(k.audit, 0, -1));
+    const [experiments, routes, metrics, holdout, version, epoch, audit, events] = await this.transaction<
+      [Record<string, string>, Record<string, string>, Record<string, string>, string | null, string | null, string | null, string[], Record<string, string>]
+    >((m) => m.hgetall(k.experiments).hgetall(k.routes).hgetall(k.metrics).get(k.holdout).get(k.configVersion).get(k.epoch).lrange(k.audit, 0, -1).hgetall(k.events));
     return sortedExport({
       epoch: await this.checkEpoch(epoch, version),
       version: Number(version ?? 0),
@@ -330,6 +336,7 @@ export class RedisExperimentStore implements ExperimentStore {
       routes: Object.values(routes).map((json) => JSON.parse(json) as Route),
       metrics: Object.values(metrics).map((json) => JSON.parse(json) as UserMetric),
       holdout: holdout === null ? null : (JSON.parse(holdout) as Holdout),
+      events: Object.values(events).map((json) => JSON.parse(json) as EventDeclaration),
       audit: audit.map((line) => JSON.parse(line) as AuditEntry),
     });
   }
@@ -337,13 +344,14 @@ export class RedisExperimentStore implements ExperimentStore {
   async importAll(data: StoreExport): Promise<{ version: number; epoch: string }> {
     const k = this.keys;
     const subjects = [...new Set(data.audit.map((a) => a.subject))];
-    const keys = [k.experiments, k.versions, k.routes, k.metrics, k.holdout, k.configVersion, k.audit, k.epoch, k.replaces, ...subjects.map(k.auditOf)];
+    const keys = [k.experiments, k.versions, k.routes, k.metrics, k.holdout, k.configVersion, k.audit, k.epoch, k.replaces, k.events, ...subjects.map(k.auditOf)];
     const payload = {
+      events: data.events.map((d) => [d.type, JSON.stringify(d)]),
       experiments: data.experiments.map((e) => [e.key, JSON.stringify(e), String(e.version)]),
       routes: data.routes.map((r) => [r.key, JSON.stringify(r)]),
       metrics: data.metrics.map((m) => [m.key, JSON.stringify(m)]),
       holdout: data.holdout ? JSON.stringify(data.holdout) : '',
-      audit: data.audit.map((a) => [10 + subjects.indexOf(a.subject), JSON.stringify(auditEntry(a, a.configVersion))]),
+      audit: data.audit.map((a) => [11 + subjects.indexOf(a.subject), JSON.stringify(auditEntry(a, a.configVersion))]),
     };
     const epoch = randomUUID();
     // Replicas that served the exported data, or the data this process lost, follow the import.

@@ -16,6 +16,7 @@ export const TOKENS = {
   viewer: 'viewer-token-0001',
   editor: 'editor-token-0001',
   releaser: 'releaser-token-0001',
+  reviewer: 'reviewer-token-0001',
 } as const;
 export type TestRole = keyof typeof TOKENS;
 
@@ -25,7 +26,7 @@ export function testConfig(env: Record<string, string> = {}): Readonly<Config> {
   return parseEnv(ConfigSchema, {
     LOG_LEVEL: 'silent',
     BUNRYU_ADMIN_TOKEN: TOKENS.admin,
-    BUNRYU_TOKENS: `viewer:${TOKENS.viewer},editor:pm-ann:${TOKENS.editor},releaser:${TOKENS.releaser}`,
+    BUNRYU_TOKENS: `viewer:${TOKENS.viewer},editor:pm-ann:${TOKENS.editor},releaser:${TOKENS.releaser},reviewer:rev-kai:${TOKENS.reviewer}`,
     ...env,
   });
 }

@@ -4,11 +4,14 @@ import { z } from 'zod';
 import { MAX_EVENTS_PER_CALL, UnitId, assign, createError, exposureEvent, parseOrThrow } from '@bunryu/core';
 import type { SnapshotStore } from '../config-source/snapshot-store.ts';
 import type { EventSink } from '../events/event-publisher.ts';
-import { ingestEvents } from '../events/client-events.ts';
+import { ingestEvents, type EventPolicyCheck } from '../events/client-events.ts';
+import { MAX_UNIT_ID_LENGTH } from './unit-id.ts';
 
 export interface ClientRouteDeps {
   store: SnapshotStore;
   publisher: EventSink;
+  /** The event policy and where mismatches are counted; null: every event open. */
+  eventPolicy: EventPolicyCheck | null;
 }
 
 const Scalar = z.union([z.string(), z.number(), z.boolean()]);
@@ -27,7 +30,7 @@ const EventsRequest = z.strictObject({
 
 /** `POST /v1/assign` and `POST /v1/events` (SPEC §4). */
 export async function clientRoutes(app: FastifyInstance, deps: ClientRouteDeps): Promise<void> {
-  const { store, publisher } = deps;
+  const { store, publisher, eventPolicy } = deps;
 
   function live() {
     const current = store.current;
@@ -54,7 +57,7 @@ export async function clientRoutes(app: FastifyInstance, deps: ClientRouteDeps):
 
   app.post('/v1/events', async (request, reply) => {
     const body = parseOrThrow(EventsRequest, request.body);
-    const result = ingestEvents(body.events, live(), (key, event) => publisher.publish(key, event), Date.now());
+    const result = ingestEvents(body.events, live(), (key, event) => publisher.publish(key, event), Date.now(), eventPolicy);
     reply.header('x-request-id', request.id);
     return reply.code(202).send(result);
   });

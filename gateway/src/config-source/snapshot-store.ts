@@ -1,6 +1,6 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { ConfigSnapshot, assign } from '@bunryu/core';
+import { ConfigSnapshot, assign, compileEventChecks, type EventCheck } from '@bunryu/core';
 import { writeFileDurably } from '@bunryu/platform/durable-files';
 import type { Logger } from '@bunryu/platform/log';
 import { buildRouteTable, type RouteRuntime } from '../proxy/route-table.ts';
@@ -12,6 +12,8 @@ export interface LiveConfig {
   routes: ReadonlyMap<string, RouteRuntime>;
   /** Routes with running experiments: where a behaviour event without a route is tagged from. */
   experimentRoutes: readonly string[];
+  /** The approved event catalogue compiled to one check per type, once per snapshot. */
+  eventChecks: ReadonlyMap<string, EventCheck>;
   version: number;
   /** When this gateway took the snapshot (ms since epoch). */
   loadedAt: number;
@@ -129,7 +131,8 @@ export class SnapshotStore {
     // Compile now (assign caches per snapshot object), not on the first request after the swap.
     for (const name of routes.keys()) assign(snapshot, name, 'warm-up');
     const experimentRoutes = [...new Set(snapshot.experiments.filter((e) => e.status === 'running').map((e) => e.route))].sort();
-    const live: LiveConfig = { snapshot, routes, experimentRoutes, version: snapshot.version, loadedAt: this.now(), source };
+    const eventChecks = compileEventChecks(snapshot.events);
+    const live: LiveConfig = { snapshot, routes, experimentRoutes, eventChecks, version: snapshot.version, loadedAt: this.now(), source };
     this.live = live;
     this.refused = null;
     this.options.logger.info({ version: snapshot.version, epoch: snapshot.epoch, source, routes: routes.size, experiments: snapshot.experiments.length }, 'config snapshot applied');

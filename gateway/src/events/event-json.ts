@@ -20,6 +20,7 @@ export function eventJson(e: Event): string {
   if (e.status !== undefined) out += ',"status":' + number(e.status);
   if (e.fallback !== undefined) out += ',"fallback":"' + e.fallback + '"';
   if (e.attributes !== undefined) out += ',"attributes":' + JSON.stringify(e.attributes);
+  if (e.catalogue !== undefined) out += ',"catalogue":"' + e.catalogue + '"';
   return flat(out + '}');
 }
 

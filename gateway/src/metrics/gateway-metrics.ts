@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { hotCounter, type HotCounter } from '@bunryu/platform';
 import type { Assignment } from '@bunryu/core';
 import type { PublisherStats } from '../events/event-publisher.ts';
 import type { LiveConfig } from '../config-source/snapshot-store.ts';
@@ -14,6 +15,8 @@ export interface MetricSources {
 }
 
 type StatusCounts = Map<number, number>;
+
+const MAX_CATALOGUE_TYPES = 200;
 
 /** Requests of one series: 200s apart, the common case, other statuses in a map made when first needed. */
 interface Tally {
@@ -44,6 +47,9 @@ export class GatewayMetrics {
   private readonly latency: Histogram<'route'>;
   private readonly latencyByRoute = new Map<string, { observe(v: number): void }>();
   private readonly fallbacks: Counter<'route' | 'reason'>;
+  private readonly catalogue: HotCounter;
+  /** Types seen in catalogue mismatches: undeclared ones come from clients, so their number is capped. */
+  private readonly catalogueTypes = new Set<string>();
 
   constructor(registry: Registry, sources: MetricSources) {
     const routeTally = this.routeTally;
@@ -82,6 +88,12 @@ export class GatewayMetrics {
       labelNames: ['route', 'reason'],
       registers: [registry],
     });
+    this.catalogue = hotCounter(
+      registry,
+      'bunryu_gateway_catalogue_mismatches_total',
+      'Behaviour events that do not match the approved event catalogue (SPEC §16), by type, verdict (undeclared, invalid) and outcome (accepted under warn, rejected under strict)',
+      ['type', 'verdict', 'outcome'],
+    );
     if (sources.publisher) registerPublisherMetrics(registry, sources.publisher);
     new Gauge({
       name: 'bunryu_gateway_config_version',
@@ -153,6 +165,16 @@ export class GatewayMetrics {
       this.variantTallies.push(v);
     }
     return v;
+  }
+
+  /** One behaviour event that missed the catalogue; types beyond the first 200 share `(other)`. */
+  catalogueMismatch(type: string, verdict: 'undeclared' | 'invalid', policy: 'warn' | 'strict'): void {
+    let label = type;
+    if (!this.catalogueTypes.has(type)) {
+      if (this.catalogueTypes.size < MAX_CATALOGUE_TYPES) this.catalogueTypes.add(type);
+      else label = '(other)';
+    }
+    this.catalogue.inc([label, verdict, policy === 'warn' ? 'accepted' : 'rejected']);
   }
 
   fallback(route: string, reason: 'error' | 'timeout' | 'status'): void {

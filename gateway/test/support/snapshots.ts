@@ -30,5 +30,5 @@ export function experiment(key: string, routeKey: string, extra: Partial<Experim
 }
 
 export function snapshot(version: number, routes: Route[], experiments: Experiment[] = []): ConfigSnapshot {
-  return { version, routes: Object.fromEntries(routes.map((r) => [r.key, r])), experiments, metrics: {}, holdout: null };
+  return { version, routes: Object.fromEntries(routes.map((r) => [r.key, r])), experiments, metrics: {}, holdout: null, events: {} };
 }

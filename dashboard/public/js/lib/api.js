@@ -109,9 +109,17 @@ export const es = {
   metrics: () => request('GET', '/api/es/v1/metrics').then((r) => list(r.data, 'metrics')),
   /** @param {string} key @param {object} metric */
   putMetric: (key, metric) => request('PUT', `/api/es/v1/metrics/${enc(key)}`, { body: metric }).then((r) => r.data),
+  events: () => request('GET', '/api/es/v1/events').then((r) => list(r.data, 'events')),
+  /** @param {string} type @param {object} declaration */
+  proposeEvent: (type, declaration) => request('PUT', `/api/es/v1/events/${enc(type)}`, { body: declaration }).then((r) => r.data),
+  // Approval names the version the reviewer saw: a proposal changed meanwhile answers 412.
+  /** @param {string} type @param {number} version */
+  approveEvent: (type, version) => request('POST', `/api/es/v1/events/${enc(type)}/approve`, { body: {}, ifMatch: version }).then((r) => r.data),
 };
 
 export const agg = {
+  /** Per behaviour type over the last hour: events per minute, last seen, share invalid. */
+  eventVolume: () => request('GET', '/api/agg/v1/events/volume').then((r) => r.data),
   /** @param {string} key */
   results: (key) => request('GET', `/api/agg/v1/results/${enc(key)}`).then((r) => r.data),
   /** @param {string} key @param {string} metric */
