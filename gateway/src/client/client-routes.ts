@@ -5,7 +5,6 @@ import { MAX_EVENTS_PER_CALL, UnitId, assign, createError, exposureEvent, parseO
 import type { SnapshotStore } from '../config-source/snapshot-store.ts';
 import type { EventSink } from '../events/event-publisher.ts';
 import { ingestEvents, type EventPolicyCheck } from '../events/client-events.ts';
-import { MAX_UNIT_ID_LENGTH } from './unit-id.ts';
 
 export interface ClientRouteDeps {
   store: SnapshotStore;
