@@ -1,6 +1,6 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { MetricAggregate, MetricsStore, SeriesQuery, SeriesRow, StoredEvent } from './metrics-store.ts';
-import { SCHEMA } from './schema.ts';
+import { EVENT_ROWS, SCHEMA } from './schema.ts';
 import { buildSeriesQuery } from './series-query.ts';
 
 /** A decimal string (`-12.5`) as an integer in units of 10^-scale: exact. */
@@ -64,12 +64,36 @@ function num(v: unknown): number {
  * in-process (`createChdbConnection`) or a server URL, made by `clickhouse-client.ts` (whose JSON
  * encoder passes strings through). It creates its schema on `open()`.
  */
-export class ClickHouseMetricsStore implements MetricsStore {
-  private constructor(private readonly client: ClickHouseClient) {}
+export interface StoreOptions {
+  /**
+   * ClickHouse's `max_memory_usage` for each analysis query (bytes): a query that would need more
+   * fails with an error instead of growing the process until it swaps.
+   */
+  maxQueryMemoryBytes?: number;
+}
 
-  static async open(client: ClickHouseClient): Promise<ClickHouseMetricsStore> {
+/** The default cap of an analysis query's memory. */
+export const DEFAULT_QUERY_MEMORY_BYTES = 4 * 2 ** 30;
+
+export class ClickHouseMetricsStore implements MetricsStore {
+  private constructor(
+    private readonly client: ClickHouseClient,
+    private readonly maxQueryMemoryBytes: number,
+  ) {}
+
+  static async open(client: ClickHouseClient, options: StoreOptions = {}): Promise<ClickHouseMetricsStore> {
+    const created = !(await ClickHouseMetricsStore.hasTable(client, 'event_rows'));
     for (const statement of SCHEMA) await client.command({ query: statement });
-    return new ClickHouseMetricsStore(client);
+    // A store written before `event_rows` existed: its rows come from the events kept so far. Rows
+    // the view adds meanwhile are the same rows, which FINAL reads once.
+    if (created) await client.command({ query: `INSERT INTO event_rows ${EVENT_ROWS}` });
+    return new ClickHouseMetricsStore(client, options.maxQueryMemoryBytes ?? DEFAULT_QUERY_MEMORY_BYTES);
+  }
+
+  private static async hasTable(client: ClickHouseClient, name: string): Promise<boolean> {
+    const rs = await client.query({ query: 'SELECT count() AS n FROM system.tables WHERE database = currentDatabase() AND name = {name:String}', query_params: { name }, format: 'JSONEachRow' });
+    const [row] = await rs.json<{ n: string | number }>();
+    return num(row?.n) > 0;
   }
 
   /**
@@ -105,7 +129,7 @@ export class ClickHouseMetricsStore implements MetricsStore {
       query: built.sql,
       query_params: built.params,
       format: 'JSONEachRow',
-      clickhouse_settings: { output_format_json_quote_decimals: 1 },
+      clickhouse_settings: { output_format_json_quote_decimals: 1, max_memory_usage: String(this.maxQueryMemoryBytes) },
     });
     const rows = await rs.json<Record<string, unknown>>();
     // The query returns each (phase, variant)'s changes in the buckets where something changed;
