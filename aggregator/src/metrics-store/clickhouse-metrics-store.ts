@@ -1,6 +1,6 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { MetricAggregate, MetricsStore, SeriesQuery, SeriesRow, StoredEvent } from './metrics-store.ts';
-import { EVENT_ROWS, SCHEMA } from './schema.ts';
+import { SCHEMA } from './schema.ts';
 import { buildSeriesQuery } from './series-query.ts';
 
 /** A decimal string (`-12.5`) as an integer in units of 10^-scale: exact. */
@@ -73,7 +73,7 @@ export interface StoreOptions {
 }
 
 /** The default cap of an analysis query's memory. */
-export const DEFAULT_QUERY_MEMORY_BYTES = 4 * 2 ** 30;
+export const DEFAULT_QUERY_MEMORY_BYTES = 8 * 2 ** 30;
 
 export class ClickHouseMetricsStore implements MetricsStore {
   private constructor(
@@ -82,18 +82,8 @@ export class ClickHouseMetricsStore implements MetricsStore {
   ) {}
 
   static async open(client: ClickHouseClient, options: StoreOptions = {}): Promise<ClickHouseMetricsStore> {
-    const created = !(await ClickHouseMetricsStore.hasTable(client, 'event_rows'));
     for (const statement of SCHEMA) await client.command({ query: statement });
-    // A store written before `event_rows` existed: its rows come from the events kept so far. Rows
-    // the view adds meanwhile are the same rows, which FINAL reads once.
-    if (created) await client.command({ query: `INSERT INTO event_rows ${EVENT_ROWS}` });
     return new ClickHouseMetricsStore(client, options.maxQueryMemoryBytes ?? DEFAULT_QUERY_MEMORY_BYTES);
-  }
-
-  private static async hasTable(client: ClickHouseClient, name: string): Promise<boolean> {
-    const rs = await client.query({ query: 'SELECT count() AS n FROM system.tables WHERE database = currentDatabase() AND name = {name:String}', query_params: { name }, format: 'JSONEachRow' });
-    const [row] = await rs.json<{ n: string | number }>();
-    return num(row?.n) > 0;
   }
 
   /**
