@@ -15,7 +15,7 @@ const dirs = [join(root, 'bench/scenarios'), ...readdirSync(root).map((d) => joi
 const files = dirs
   .filter((d) => existsSync(d))
   .flatMap((d) => readdirSync(d).filter((f) => f.endsWith('.bench.ts')).map((f) => join(d, f)))
-  .filter((f) => !filter || f.includes(filter))
+  .filter((f) => !filter || relative(root, f).includes(filter))
   .sort();
 
 const fmt = (n: number) => (Math.abs(n) >= 100 ? Math.round(n).toLocaleString('en-US') : n.toPrecision(3));

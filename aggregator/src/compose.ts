@@ -26,7 +26,7 @@ export async function compose(config: Readonly<Config>, overrides: ComposeOverri
   await mkdir(dataDir, { recursive: true });
 
   const client = config.CLICKHOUSE_URL ? clickHouseServerClient(config.CLICKHOUSE_URL) : chdbClient(join(dataDir, 'chdb'));
-  const store = await ClickHouseMetricsStore.open(client);
+  const store = await ClickHouseMetricsStore.open(client, { maxQueryMemoryBytes: config.AGGREGATOR_QUERY_MAX_MEMORY_MB * 2 ** 20 });
 
   const log =
     overrides.eventLog ??

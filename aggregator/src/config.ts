@@ -24,6 +24,11 @@ export const ConfigSchema = z.object({
    * under SPEC §4's 5 s freshness bound.
    */
   AGGREGATOR_SERVED_MAX_AGE_MS: z.coerce.number().int().min(100).max(4000).default(3000),
+  /**
+   * The most memory one analysis query may take in ClickHouse (MB, its `max_memory_usage`): a
+   * larger one fails with an error (the request gets a 5xx) instead of making the host swap.
+   */
+  AGGREGATOR_QUERY_MAX_MEMORY_MB: z.coerce.number().int().min(64).max(1_048_576).default(8192),
 });
 export type Config = z.infer<typeof ConfigSchema>;
 

@@ -64,12 +64,26 @@ function num(v: unknown): number {
  * in-process (`createChdbConnection`) or a server URL, made by `clickhouse-client.ts` (whose JSON
  * encoder passes strings through). It creates its schema on `open()`.
  */
-export class ClickHouseMetricsStore implements MetricsStore {
-  private constructor(private readonly client: ClickHouseClient) {}
+export interface StoreOptions {
+  /**
+   * ClickHouse's `max_memory_usage` for each analysis query (bytes): a query that would need more
+   * fails with an error instead of growing the process until it swaps.
+   */
+  maxQueryMemoryBytes?: number;
+}
 
-  static async open(client: ClickHouseClient): Promise<ClickHouseMetricsStore> {
+/** The default cap of an analysis query's memory. */
+export const DEFAULT_QUERY_MEMORY_BYTES = 8 * 2 ** 30;
+
+export class ClickHouseMetricsStore implements MetricsStore {
+  private constructor(
+    private readonly client: ClickHouseClient,
+    private readonly maxQueryMemoryBytes: number,
+  ) {}
+
+  static async open(client: ClickHouseClient, options: StoreOptions = {}): Promise<ClickHouseMetricsStore> {
     for (const statement of SCHEMA) await client.command({ query: statement });
-    return new ClickHouseMetricsStore(client);
+    return new ClickHouseMetricsStore(client, options.maxQueryMemoryBytes ?? DEFAULT_QUERY_MEMORY_BYTES);
   }
 
   /**
@@ -105,7 +119,7 @@ export class ClickHouseMetricsStore implements MetricsStore {
       query: built.sql,
       query_params: built.params,
       format: 'JSONEachRow',
-      clickhouse_settings: { output_format_json_quote_decimals: 1 },
+      clickhouse_settings: { output_format_json_quote_decimals: 1, max_memory_usage: String(this.maxQueryMemoryBytes) },
     });
     const rows = await rs.json<Record<string, unknown>>();
     // The query returns each (phase, variant)'s changes in the buckets where something changed;
