@@ -48,7 +48,11 @@ export async function clientRoutes(app: FastifyInstance, deps: ClientRouteDeps):
         { unitId: body.unitId, route: body.route, requestId: request.id.slice(0, 128), ts: Date.now(), attributes: body.attributes },
         randomUUID(),
       );
-      if (exposure) publisher.publish(body.unitId, exposure);
+      if (exposure) {
+        publisher.publish(body.unitId, exposure);
+        // The event log is down: the exposure is on disk before the answer (a failing disk does not fail the answer).
+        if (publisher.flushBeforeAnswer()) await publisher.flush().catch(() => {});
+      }
     }
     reply.header('x-request-id', request.id);
     return { unitId: body.unitId, route: body.route, assignments: result.assignments, params: result.params, holdout: result.holdout };
@@ -56,7 +60,19 @@ export async function clientRoutes(app: FastifyInstance, deps: ClientRouteDeps):
 
   app.post('/v1/events', async (request, reply) => {
     const body = parseOrThrow(EventsRequest, request.body);
-    const result = ingestEvents(body.events, live(), (key, event) => publisher.publish(key, event), Date.now(), eventPolicy);
+    const config = live();
+    // Neither the event log nor the disk spill takes events: refused whole, nothing published.
+    const refused = publisher.refusal();
+    if (refused !== null) throw createError('BUNRYU_NOT_READY', refused);
+    const result = ingestEvents(body.events, config, (key, event) => publisher.publish(key, event), Date.now(), eventPolicy);
+    if (result.accepted > 0 && publisher.flushBeforeAnswer()) {
+      // The event log is down: a 202 promises the events outlive this process, so they are on disk first.
+      try {
+        await publisher.flush();
+      } catch {
+        throw createError('BUNRYU_NOT_READY', publisher.refusal() ?? "the gateway's disk spill failed: send the events again later");
+      }
+    }
     reply.header('x-request-id', request.id);
     return reply.code(202).send(result);
   });

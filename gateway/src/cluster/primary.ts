@@ -15,6 +15,8 @@ import { isMessage, type ToPrimary, type ToWorker, type WorkerMetrics } from './
  */
 const WORKER_ENV = 'BUNRYU_GATEWAY_WORKER';
 const COLLECT_TIMEOUT_MS = 2000;
+/** How often the publisher's state is looked at for the workers (its refusal also ends with time). */
+const EVENTS_STATE_MS = 50;
 const SHUTDOWN_GRACE_MS = 15_000;
 const RESTART_MIN_MS = 500;
 const RESTART_MAX_MS = 30_000;
@@ -135,9 +137,22 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
     pipesRead.set(worker, done);
   };
 
+  // Workers answer on their own: they learn from here when answers must wait for the spill.
+  const eventsState = (): ToWorker => ({ type: 'bunryu:events-state', flushBeforeAnswer: events.publisher.flushBeforeAnswer(), refusal: events.publisher.refusal() });
+  let lastState = JSON.stringify(eventsState());
+  const stateTimer = setInterval(() => {
+    const state = eventsState();
+    const text = JSON.stringify(state);
+    if (text === lastState) return;
+    lastState = text;
+    for (const w of workers()) send(w, state);
+  }, EVENTS_STATE_MS);
+  stateTimer.unref();
+
   const fork = () => {
     const worker = cluster.fork({ [WORKER_ENV]: '1' });
     started.set(worker, Date.now());
+    worker.once('online', () => send(worker, eventsState()));
     readEvents(worker);
   };
 
@@ -170,6 +185,7 @@ export async function runPrimary(config: Readonly<Config>): Promise<void> {
   const shutdown = async (exitCode: number) => {
     if (stopping) return;
     stopping = true;
+    clearInterval(stateTimer);
     const force = setTimeout(() => process.exit(1), SHUTDOWN_GRACE_MS);
     force.unref();
     await Promise.all(

@@ -17,6 +17,8 @@ export type ToWorker =
   /** The answer to a flush frame: everything the worker sent before it is in the event log or the disk spill. */
   | { type: 'bunryu:flushed'; id: number; error?: string }
   | { type: 'bunryu:collect'; id: number }
+  /** The publisher's state, sent when it changes: whether answers wait for a flush, whether events are refused. */
+  | { type: 'bunryu:events-state'; flushBeforeAnswer: boolean; refusal: string | null }
   | { type: 'bunryu:metrics'; id: number; parts: WorkerMetrics[]; error?: string };
 
 export function isMessage<T extends { type: string }>(message: unknown): message is T {

@@ -22,7 +22,8 @@ interface Waiter {
  * embedded log has a single writer; one queue and one spill also keep the no-loss rules of the
  * single-process gateway). Events are serialized here, on the worker's cores, and cross the
  * worker's event pipe as binary frames (event-frames.ts) in batches every few milliseconds;
- * `flush` resolves once the primary has them in the event log or its disk spill.
+ * `flush` resolves once the primary has them in the event log or its disk spill. The primary
+ * tells its workers when its publisher spills (answers then wait for `flush`) or refuses events.
  */
 export class WorkerEventLink implements EventSink {
   private keys: string[] = [];
@@ -36,6 +37,8 @@ export class WorkerEventLink implements EventSink {
   private inPipe = 0;
   private closed = false;
   private registry: Registry | null = null;
+  /** The primary publisher's state, as it last said. */
+  private state: { flushBeforeAnswer: boolean; refusal: string | null } = { flushBeforeAnswer: false, refusal: null };
 
   private readonly pipe = new Socket({ fd: EVENT_PIPE_FD, readable: false, writable: true });
 
@@ -76,7 +79,15 @@ export class WorkerEventLink implements EventSink {
 
   /** This worker's view: what it still holds and what it handed to the primary. */
   stats(): PublisherStats {
-    return { queued: this.keys.length, spillPending: 0, spilled: 0, published: this.handed, failures: 0, mode: 'memory' };
+    return { queued: this.keys.length, spillPending: 0, spilled: 0, published: this.handed, failures: 0, spillErrors: 0, spillFailing: false, dropped: 0, mode: 'memory' };
+  }
+
+  flushBeforeAnswer(): boolean {
+    return this.state.flushBeforeAnswer;
+  }
+
+  refusal(): string | null {
+    return this.state.refusal;
   }
 
   async flush(): Promise<void> {
@@ -141,6 +152,10 @@ export class WorkerEventLink implements EventSink {
 
   private readonly onMessage = (message: unknown): void => {
     if (!isMessage<ToWorker>(message)) return;
+    if (message.type === 'bunryu:events-state') {
+      this.state = { flushBeforeAnswer: message.flushBeforeAnswer, refusal: message.refusal };
+      return;
+    }
     if (message.type === 'bunryu:collect') {
       void (this.registry?.getMetricsAsJSON() ?? Promise.resolve([])).then(
         (metrics) => this.channel.connected && this.channel.send!({ type: 'bunryu:collected', id: message.id, metrics } satisfies ToPrimary),

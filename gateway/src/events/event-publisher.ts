@@ -38,6 +38,12 @@ export interface PublisherStats {
   published: number;
   /** Appends that failed (each sent its batch to the spill). */
   failures: number;
+  /** Writes to the spill that failed (a full disk): their events stayed in memory. */
+  spillErrors: number;
+  /** The last spill write failed: events that must be durable are refused (`refusal()`). */
+  spillFailing: boolean;
+  /** Events dropped because neither the spill nor the memory queue could take them. */
+  dropped: number;
   mode: 'memory' | 'spill';
 }
 
@@ -51,8 +57,19 @@ export interface EventSink {
   publish(key: string, event: Event): void;
   /** `publish` for an event already serialized. */
   publishJson(key: string, json: string): void;
-  /** Resolves once everything published so far is in the event log or on disk. */
+  /**
+   * Resolves once everything published so far is in the event log or on disk. While the log
+   * is not taking events it only writes them to the spill; it rejects when the spill fails.
+   */
   flush(): Promise<void>;
+  /**
+   * True while the log is not taking events and the spill is: an answer that acknowledges events
+   * (a 202, or a prediction whose exposure is logged) waits for `flush()` so that they outlive
+   * the process. False while the log takes them: the answer goes out at once.
+   */
+  flushBeforeAnswer(): boolean;
+  /** While neither the log nor the spill takes events: why, for a 503; else null. */
+  refusal(): string | null;
   stats(): PublisherStats;
   close(): Promise<void>;
 }
@@ -60,9 +77,15 @@ export interface EventSink {
 /**
  * Decouples the hot path from the event log (SPEC §1 step 7, §8). `publish` only pushes onto an
  * in-memory queue; one background pump moves the queue to the producer in batches. When an
- * append fails, or the queue outgrows its limit, the pump switches to spill mode: the failed
- * batch and everything after it go to an fsynced file on disk, and a recovery loop replays that
- * file in order, before any newer event, until it is empty. Nothing blocks, nothing is dropped.
+ * append fails, or the queue outgrows its limit, the publisher switches to spill mode: the failed
+ * batch and everything after it go to an fsynced file on disk, and the pump replays that file in
+ * order until it is empty. In spill mode answers wait for `flush()`, which writes the queue to
+ * the spill at once (one write for every answer waiting then), so an event acknowledged is on
+ * disk before its answer leaves (ADR 0014); the replay's appends, which a dead broker can hold
+ * for seconds, never stand in their way.
+ *
+ * When the spill fails too (a full disk), its events stay in memory, still bounded, and go to
+ * the log when it returns; `refusal()` says so, and the write is tried again with a backoff.
  */
 export class EventPublisher implements EventSink {
   private queue: LogRecord[] = [];
@@ -82,6 +105,14 @@ export class EventPublisher implements EventSink {
   private spilled = 0;
   private published = 0;
   private failures = 0;
+  private spillErrors = 0;
+  private dropped = 0;
+  /** The last spill write failed: why, and when writes are tried again for answers. */
+  private spillFailure: { error: string; retryAt: number } | null = null;
+  private spillRetryDelay: number;
+  /** The latest write of the queue to the spill, and whether it has taken its records yet. */
+  private spillWrite: Promise<void> | null = null;
+  private spillWriteTook = true;
 
   private readonly producer: EventLogProducer;
   private readonly spill: SpillLog;
@@ -104,6 +135,7 @@ export class EventPublisher implements EventSink {
     this.retryMinMs = options.retryMinMs ?? 250;
     this.retryMaxMs = options.retryMaxMs ?? 5000;
     this.retryDelay = this.retryMinMs;
+    this.spillRetryDelay = this.retryMinMs;
     this.logger = options.logger ?? silentLogger;
     this.now = options.now ?? Date.now;
     // Events a previous run left on disk are older than anything new: replay them first.
@@ -123,6 +155,11 @@ export class EventPublisher implements EventSink {
 
   /** `publish` for an event already serialized (the hot path's exposures). */
   publishJson(key: string, json: string): void {
+    if (this.spillFailure !== null && this.full()) {
+      // Neither the disk nor memory can hold it: counted and logged, never silent.
+      if (this.dropped++ % 10_000 === 0) this.logger.error({ dropped: this.dropped, spillError: this.spillFailure.error }, 'events dropped: the spill fails and the memory queue is full');
+      return;
+    }
     const queued = this.queue.push({ key, value: json });
     this.queuedBytes += json.length;
     if (queued === this.batchSize) this.scheduleKick();
@@ -136,6 +173,9 @@ export class EventPublisher implements EventSink {
       spilled: this.spilled,
       published: this.published,
       failures: this.failures,
+      spillErrors: this.spillErrors,
+      spillFailing: this.spillFailure !== null,
+      dropped: this.dropped,
       mode: this.mode,
     };
   }
@@ -144,13 +184,29 @@ export class EventPublisher implements EventSink {
   async flush(): Promise<void> {
     this.draining++;
     try {
-      while (this.queue.length > 0 || this.pumping) {
+      for (;;) {
+        if (this.mode === 'spill') {
+          await this.writeQueueToSpill();
+          if (this.mode === 'spill' || (this.queue.length === 0 && !this.pumping)) return;
+          continue;
+        }
+        if (this.queue.length === 0 && !this.pumping) return;
         this.startPump();
         await this.pumping;
       }
     } finally {
       this.draining--;
     }
+  }
+
+  flushBeforeAnswer(): boolean {
+    return this.mode === 'spill' && this.refusal() === null;
+  }
+
+  refusal(): string | null {
+    const failure = this.spillFailure;
+    if (failure === null || this.now() >= failure.retryAt) return null;
+    return `the event log is unreachable and the gateway's disk spill cannot take events (${failure.error}): send them again later`;
   }
 
   /**
@@ -163,6 +219,7 @@ export class EventPublisher implements EventSink {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     await this.pumping;
+    await this.spillWrite?.catch(() => {});
     if (this.queue.length > 0) {
       const records = this.take(this.queue.length);
       let delivered = false;
@@ -176,7 +233,10 @@ export class EventPublisher implements EventSink {
           this.failures++;
         }
       }
-      if (!delivered) await this.toSpill(records);
+      if (!delivered) {
+        this.requeue(records);
+        await this.writeQueueToSpill();
+      }
     }
     await this.spill.close();
   }
@@ -226,12 +286,17 @@ export class EventPublisher implements EventSink {
             this.failures++;
             this.enterSpill('the event log rejected an append', err);
             // Order matters: the failed batch is older than anything still queued.
-            await this.toSpill(records);
+            this.requeue(records);
+            await this.writeQueueToSpill();
             continue;
           } finally {
             this.overflowed = null;
           }
-          if (outcome === 'appended') this.published += records.length;
+          if (outcome === 'appended') {
+            this.published += records.length;
+            // The log takes events again: nothing needs the spill, nothing is refused.
+            this.spillFailure = null;
+          }
           if (outcome === 'overflowed') {
             this.enterSpill('the event queue outgrew its bounds behind a slow event log');
             // The batch goes to disk ahead of what came after it, whatever its append does: if it
@@ -240,7 +305,8 @@ export class EventPublisher implements EventSink {
             appending.catch(() => {
               this.failures++;
             });
-            await this.toSpill(records);
+            this.requeue(records);
+            await this.writeQueueToSpill();
             continue;
           }
           // An append has a fixed cost (an fsync, a Kafka round trip) far above its per-record
@@ -249,11 +315,18 @@ export class EventPublisher implements EventSink {
           continue;
         }
 
-        // Spill mode: whatever is queued goes to disk behind what is already there.
-        if (this.queue.length > 0) await this.toSpill(this.take(this.queue.length));
+        // Spill mode: whatever is queued goes to disk behind what is already there. A spill that
+        // failed is tried again after its backoff; meanwhile its events wait in memory, and the
+        // replay below still runs, so the log coming back delivers them.
+        if (this.queue.length > 0 && this.now() >= (this.spillFailure?.retryAt ?? 0)) await this.writeQueueToSpill().catch(() => {});
         if (this.closed || this.now() < this.nextRetryAt) return;
         const batch = await this.spill.read(this.batchSize);
         if (!batch) {
+          // A write still going on would land behind a replay that has stopped looking.
+          if (this.spillWrite !== null) {
+            await this.spillWrite.catch(() => {});
+            continue;
+          }
           this.mode = 'memory';
           this.retryDelay = this.retryMinMs;
           this.logger.info({ published: this.published }, 'event log recovered: spill replayed, back to memory');
@@ -272,22 +345,56 @@ export class EventPublisher implements EventSink {
           return;
         }
       }
-    } catch (err) {
-      // Only the disk can get here (toSpill put its records back): the next tick tries again.
-      this.logger.error({ err: String(err) }, 'event spill failed');
+    } catch {
+      // Only the disk can get here (toSpill kept the records and logged why): the next tick tries again.
     }
+  }
+
+  /**
+   * Writes the whole queue to the spill. Group commit: callers that arrive before a write has
+   * taken the queue share it; the others get the next one, which starts when it ends.
+   */
+  private writeQueueToSpill(): Promise<void> {
+    if (this.spillWrite !== null && !this.spillWriteTook) return this.spillWrite;
+    const previous = this.spillWrite;
+    this.spillWriteTook = false;
+    const write = (async () => {
+      if (previous !== null) await previous.catch(() => {});
+      this.spillWriteTook = true;
+      await this.toSpill(this.take(this.queue.length));
+    })();
+    this.spillWrite = write;
+    const done = () => {
+      if (this.spillWrite === write) this.spillWrite = null;
+    };
+    write.then(done, done);
+    return write;
   }
 
   /** Appends to the disk spill; on failure puts the records back at the head of the queue. */
   private async toSpill(records: LogRecord[]): Promise<void> {
+    if (records.length === 0) return;
     try {
       await this.spill.append(records);
-      this.spilled += records.length;
     } catch (err) {
-      this.queue = records.concat(this.queue);
-      for (const r of records) this.queuedBytes += r.value.length;
+      this.requeue(records);
+      this.spillErrors++;
+      const first = this.spillFailure === null;
+      this.spillFailure = { error: errorText(err), retryAt: this.now() + this.spillRetryDelay };
+      this.spillRetryDelay = Math.min(this.retryMaxMs, this.spillRetryDelay * 2);
+      if (first) this.logger.error({ err: String(err), kept: this.queue.length }, 'event spill failed (disk full?): events stay in memory and client events are refused until it takes writes');
       throw err;
     }
+    this.spilled += records.length;
+    if (this.spillFailure !== null) this.logger.info({ spillErrors: this.spillErrors }, 'event spill takes writes again');
+    this.spillFailure = null;
+    this.spillRetryDelay = this.retryMinMs;
+  }
+
+  /** Puts records back at the head of the queue: they are older than anything in it. */
+  private requeue(records: LogRecord[]): void {
+    this.queue = records.concat(this.queue);
+    for (const r of records) this.queuedBytes += r.value.length;
   }
 
   private enterSpill(reason: string, err?: unknown): void {
@@ -324,4 +431,11 @@ export class EventPublisher implements EventSink {
       clearTimeout(timer);
     }
   }
+}
+
+/** What failed, for a 503: `EFBIG`, `ENOSPC`. */
+function errorText(err: unknown): string {
+  // The code alone: the message may hold the spill's path, which a client has no business seeing.
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return typeof code === 'string' ? code : err instanceof Error ? err.message : String(err);
 }

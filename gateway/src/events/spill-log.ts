@@ -17,7 +17,9 @@ export interface SpillBatch {
  * segment is deleted once fully replayed, so a crash during replay re-sends at most one segment
  * (at least once; the aggregator deduplicates by eventId).
  *
- * Not safe for concurrent use: the publisher's pump is its only caller.
+ * Its operations run one at a time, in the order called: the publisher writes new events while
+ * its pump replays older ones. An append is all or nothing: one the disk refuses (full, EFBIG)
+ * is cut off again, so a failed append leaves no torn line behind.
  */
 export class SpillLog {
   private segments: number[] = [];
@@ -25,6 +27,8 @@ export class SpillLog {
   private readSeq = -1;
   private readOffset = 0;
   private pendingCount = 0;
+  /** The operation running last: the next one starts after it. */
+  private tail: Promise<unknown> = Promise.resolve();
 
   private constructor(
     private readonly dir: string,
@@ -51,24 +55,54 @@ export class SpillLog {
     return this.pendingCount;
   }
 
-  async append(records: readonly LogRecord[]): Promise<void> {
-    if (records.length === 0) return;
+  /** Written (and fsynced) in the order called, whole or not at all. */
+  append(records: readonly LogRecord[]): Promise<void> {
+    if (records.length === 0) return Promise.resolve();
     let text = '';
     for (const r of records) text += JSON.stringify(r.key) + '\t' + r.value + '\n';
     const bytes = Buffer.from(text);
-    const writer = await this.writable();
-    await writer.handle.write(bytes, 0, bytes.length, writer.size);
-    await writer.handle.datasync();
-    writer.size += bytes.length;
-    this.pendingCount += records.length;
-    if (writer.size >= this.segmentBytes) {
-      await writer.handle.close();
-      this.writer = null;
-    }
+    return this.serial(async () => {
+      const writer = await this.writable();
+      try {
+        // A write can be short (a file size limit, a disk filling up): the rest is written after it.
+        for (let at = 0; at < bytes.length; ) {
+          const { bytesWritten } = await writer.handle.write(bytes, at, bytes.length - at, writer.size + at);
+          at += bytesWritten;
+        }
+        await writer.handle.datasync();
+      } catch (err) {
+        // A full disk still allows shrinking a file: the part written is cut off again.
+        await writer.handle.truncate(writer.size).catch(() => {});
+        throw err;
+      }
+      writer.size += bytes.length;
+      this.pendingCount += records.length;
+      if (writer.size >= this.segmentBytes) {
+        await writer.handle.close();
+        this.writer = null;
+      }
+    });
   }
 
   /** Up to `max` records in the order written, or null when everything has been replayed. */
-  async read(max: number): Promise<SpillBatch | null> {
+  read(max: number): Promise<SpillBatch | null> {
+    return this.serial(() => this.readNext(max));
+  }
+
+  close(): Promise<void> {
+    return this.serial(async () => {
+      await this.writer?.handle.close();
+      this.writer = null;
+    });
+  }
+
+  private serial<T>(operation: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(operation, operation);
+    this.tail = run.catch(() => {});
+    return run;
+  }
+
+  private async readNext(max: number): Promise<SpillBatch | null> {
     for (;;) {
       if (this.segments.length === 0) return null;
       const seq = this.readSeq;
@@ -80,8 +114,11 @@ export class SpillLog {
         let consumed = 0;
         let leftover = Buffer.alloc(0);
         let position = this.readOffset;
-        while (records.length < max) {
-          const { bytesRead } = await handle.read(buffer, 0, READ_CHUNK, position);
+        // Up to the size written, not until a read comes back empty: what is not a regular file
+        // (a device standing in for a full disk in the tests) never comes back empty.
+        const { size } = await handle.stat();
+        while (records.length < max && position < size) {
+          const { bytesRead } = await handle.read(buffer, 0, Math.min(READ_CHUNK, size - position), position);
           if (bytesRead === 0) break;
           position += bytesRead;
           const data = leftover.length > 0 ? Buffer.concat([leftover, buffer.subarray(0, bytesRead)]) : buffer.subarray(0, bytesRead);
@@ -125,11 +162,6 @@ export class SpillLog {
       }
       this.readSeq = this.segments[0]!;
     }
-  }
-
-  async close(): Promise<void> {
-    await this.writer?.handle.close();
-    this.writer = null;
   }
 
   private async writable(): Promise<{ seq: number; handle: FileHandle; size: number }> {

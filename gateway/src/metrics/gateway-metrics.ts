@@ -219,6 +219,32 @@ export function registerPublisherMetrics(registry: Registry, stats: () => Publis
     },
   });
   new Counter({
+    name: 'bunryu_gateway_event_spill_errors_total',
+    help: 'Failed writes to the disk spill (a full disk): their events stayed in memory',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(stats().spillErrors);
+    },
+  });
+  new Gauge({
+    name: 'bunryu_gateway_event_spill_failing',
+    help: '1 while the last write to the disk spill failed: /v1/events answers 503 while the event log is down too',
+    registers: [registry],
+    collect() {
+      this.set(stats().spillFailing ? 1 : 0);
+    },
+  });
+  new Counter({
+    name: 'bunryu_gateway_events_dropped_total',
+    help: 'Events dropped because neither the disk spill nor the bounded memory queue could hold them',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(stats().dropped);
+    },
+  });
+  new Counter({
     name: 'bunryu_gateway_event_append_failures_total',
     help: 'Failed appends to the event log (each batch went to the spill)',
     registers: [registry],

@@ -148,36 +148,45 @@ export class RouteProxy {
       const latencyMs = performance.now() - started;
       // The exposure carries what the upstream really did, so error_rate sees failures hidden by a fallback.
       const upstreamStatus = response !== null ? response.status : failure!.kind === 'timeout' ? 504 : 502;
-      // Assigned vs served (SPEC §11): did the answer come from the assigned variant's model?
-      let served: 'route' | 'model' | undefined = response !== null && modelFellBack(response.headers) ? 'model' : undefined;
-      try {
-        const own = ['x-ab-assignments', assignments, 'x-request-id', requestId];
-        if (unit.issued) own.push('set-cookie', unitCookie(unit.id));
-        if (response !== null && (response.status < 500 || route.fallback === null)) {
-          metrics.request(name, result.assignments, response.status, latencyMs / 1000);
-          sendUpstream(res, response, own);
-        } else if (route.fallback === null) {
-          this.deps.logger.warn({ route: name, upstream: upstream.origin, err: failure!.message, requestId }, 'upstream failed, no fallback');
-          metrics.request(name, result.assignments, upstreamStatus, latencyMs / 1000);
-          sendError(res, failureError(failure!), requestId, own);
-        } else {
-          own.push('x-ab-fallback', 'true');
-          served = 'route';
-          this.answerFromFallback(res, route, forwarded, rest, response, failure, result.assignments, latencyMs, own, requestId).catch((err: unknown) =>
-            this.failed(err, req, res, requestId),
-          );
+      const upstreamAnswers = response !== null && (response.status < 500 || route.fallback === null);
+      // Assigned vs served (SPEC §11): did the answer come from the assigned variant's model, or the route's fallback?
+      const served: 'route' | 'model' | undefined = upstreamAnswers ? (modelFellBack(response!.headers) ? 'model' : undefined) : route.fallback !== null ? 'route' : undefined;
+      const answer = () => {
+        try {
+          const own = ['x-ab-assignments', assignments, 'x-request-id', requestId];
+          if (unit.issued) own.push('set-cookie', unitCookie(unit.id));
+          if (upstreamAnswers) {
+            metrics.request(name, result.assignments, response!.status, latencyMs / 1000);
+            sendUpstream(res, response!, own);
+          } else if (route.fallback === null) {
+            this.deps.logger.warn({ route: name, upstream: upstream.origin, err: failure!.message, requestId }, 'upstream failed, no fallback');
+            metrics.request(name, result.assignments, upstreamStatus, latencyMs / 1000);
+            sendError(res, failureError(failure!), requestId, own);
+          } else {
+            own.push('x-ab-fallback', 'true');
+            this.answerFromFallback(res, route, forwarded, rest, response, failure, result.assignments, latencyMs, own, requestId).catch((err: unknown) =>
+              this.failed(err, req, res, requestId),
+            );
+          }
+        } catch (err) {
+          this.failed(err, req, res, requestId);
         }
-      } catch (err) {
-        this.failed(err, req, res, requestId);
-      } finally {
+      };
+      if (result.exposureAssignmentsJson === null) return answer();
+      const publish = () => {
+        const context: ExposureContext = { unitId: unit.id, route: name, requestId, ts: Date.now(), latencyMs: Math.round(latencyMs * 1000) / 1000, status: upstreamStatus, attributes };
+        if (served !== undefined) context.fallback = served;
+        publisher.publishJson(unit.id, exposureJson(result.exposureAssignmentsJson!, context, randomUUID())!);
+      };
+      if (!publisher.flushBeforeAnswer()) {
         // Serialized and queued once the answer is on its way: the event adds nothing to its latency.
-        if (result.exposureAssignmentsJson !== null) {
-          const context: ExposureContext = { unitId: unit.id, route: name, requestId, ts: Date.now(), latencyMs: Math.round(latencyMs * 1000) / 1000, status: upstreamStatus, attributes };
-          if (served !== undefined) context.fallback = served;
-          const exposure = exposureJson(result.exposureAssignmentsJson, context, randomUUID());
-          publisher.publishJson(unit.id, exposure!);
-        }
+        answer();
+        return publish();
       }
+      // The event log is down: the exposure goes to the disk spill before the answer, so that a
+      // gateway killed now does not lose it. The answer goes out whatever the disk says.
+      publish();
+      publisher.flush().then(answer, answer);
     });
   }
 
