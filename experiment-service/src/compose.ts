@@ -18,8 +18,8 @@ export interface Deps {
 /** The composition root: the only place that chooses real or embedded adapters. */
 export async function compose(config: Readonly<Config>): Promise<Deps> {
   const store: ExperimentStore = config.REDIS_URL
-    ? new RedisExperimentStore({ url: config.REDIS_URL, prefix: config.REDIS_PREFIX, auditMaxEntries: config.REDIS_AUDIT_MAX_ENTRIES, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS })
-    : await FileExperimentStore.open(join(config.BUNRYU_DATA_DIR, 'experiment-service'));
+    ? new RedisExperimentStore({ url: config.REDIS_URL, prefix: config.REDIS_PREFIX, auditMaxEntries: config.AUDIT_MAX_ENTRIES, commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS })
+    : await FileExperimentStore.open(join(config.BUNRYU_DATA_DIR, 'experiment-service'), { auditMaxEntries: config.AUDIT_MAX_ENTRIES });
   // Learn the store's epoch now, so data lost later is noticed even before the first request.
   // Unreachable at start-up is not fatal here: /readyz reports it, and the first read learns it.
   await store.version().catch(() => undefined);

@@ -13,8 +13,8 @@ export const ConfigSchema = z.object({
     .optional(),
   /** Every Redis key and the pub/sub channel start with it, so several deployments can share a server. */
   REDIS_PREFIX: z.string().min(1).max(100).default('bunryu:'),
-  /** The audit log's retention in Redis: the newest entries kept, of the whole log and of each subject's; 0: all. */
-  REDIS_AUDIT_MAX_ENTRIES: z.coerce.number().int().min(0).max(100_000_000).default(100_000),
+  /** The audit log's retention, in Redis or in the file store: the newest entries kept, of the whole log and of each subject's; 0: all. */
+  AUDIT_MAX_ENTRIES: z.coerce.number().int().min(0).max(100_000_000).default(100_000),
   /** Longest wait for one Redis command or a reconnect before the request fails with a 503. */
   REDIS_COMMAND_TIMEOUT_MS: z.coerce.number().int().min(50).max(60_000).default(500),
   ...tokenEnv,

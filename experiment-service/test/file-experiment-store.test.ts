@@ -34,6 +34,33 @@ describe('FileExperimentStore (crash safety)', () => {
     expect(lines.map((l) => l.configVersion)).toEqual([1, 2]);
   });
 
+  it('keeps the newest AUDIT_MAX_ENTRIES entries of the audit log and of each subject, in memory and on disk', async () => {
+    const entry = (subject: string, n: number) => ({ subject, action: `a${n}`, actor, at: 'now', before: null, after: n });
+    const store = await FileExperimentStore.open(dir, { auditMaxEntries: 3 });
+    for (let n = 1; n <= 5; n++) await store.commit({ routes: [{ ...route, timeoutMs: n }], audit: [entry('route:r', n)] });
+    await store.commit({ routes: [route], audit: [entry('holdout', 6)] });
+    // The same answers as the Redis store's (redis-experiment-store.test.ts).
+    const expectRetained = async (s: FileExperimentStore) => {
+      expect((await s.audit()).map((e) => e.action)).toEqual(['a4', 'a5', 'a6']);
+      expect((await s.audit({ subject: 'route:r' })).map((e) => [e.action, e.configVersion])).toEqual([
+        ['a3', 3],
+        ['a4', 4],
+        ['a5', 5],
+      ]);
+    };
+    await expectRetained(store);
+    for (let n = 7; n <= 30; n++) await store.commit({ routes: [route], audit: [entry('holdout', n)] });
+    await store.close();
+    // The file does not grow with every change: dropped lines leave it.
+    const lines = (await readFile(join(dir, 'audit.jsonl'), 'utf8')).trim().split('\n');
+    expect(lines.length).toBeLessThanOrEqual(3 + 3 + 1);
+
+    const reopened = await FileExperimentStore.open(dir, { auditMaxEntries: 3 });
+    expect((await reopened.audit()).map((e) => e.action)).toEqual(['a28', 'a29', 'a30']);
+    expect((await reopened.audit({ subject: 'route:r' })).map((e) => e.action)).toEqual(['a3', 'a4', 'a5']);
+    await reopened.close();
+  });
+
   it('applies nothing when the state cannot be written', async () => {
     const store = await FileExperimentStore.open(dir);
     await store.commit({ routes: [route], audit: [audit('create')] });

@@ -31,7 +31,7 @@ describe.skipIf(!redis.url)('RedisExperimentStore across replicas', () => {
     await expect.poll(() => heard).toEqual([1]);
   });
 
-  it('keeps the newest REDIS_AUDIT_MAX_ENTRIES entries of the audit log and of each subject, dropping the oldest', async () => {
+  it('keeps the newest AUDIT_MAX_ENTRIES entries of the audit log and of each subject, dropping the oldest', async () => {
     const store = open(prefix, 3);
     const actor = { role: 'admin' as const, name: 'admin' };
     const entry = (subject: string, n: number) => ({ subject, action: `a${n}`, actor, at: '2026-01-01T00:00:00.000Z', before: null, after: n });

@@ -138,6 +138,9 @@ export class StaleWriteError extends Error {
   }
 }
 
+/** The audit log's retention, in either store: the newest entries kept, of the whole log and of each subject's. */
+export const DEFAULT_AUDIT_MAX_ENTRIES = 100_000;
+
 /** Entries serialize with `configVersion` first: the Redis adapter prepends it inside its script. */
 export function auditEntry(input: AuditInput, configVersion: number): AuditEntry {
   const entry: AuditEntry = { configVersion, subject: input.subject, action: input.action, actor: input.actor, at: input.at, before: input.before, after: input.after };

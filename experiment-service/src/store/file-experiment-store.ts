@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { createError, type BunryuError, type EventDeclaration, type Experiment, type Holdout, type Route } from '@bunryu/core';
 import { writeFileDurably } from '@bunryu/platform/durable-files';
 import {
+  DEFAULT_AUDIT_MAX_ENTRIES,
   StaleWriteError,
   auditEntry,
   frozen,
@@ -41,6 +42,10 @@ const EMPTY: PersistedState = { format: 1, version: 0, experiments: {}, routes: 
  * state: the store opens refusing reads and writes (and /readyz says so) until an import, rather
  * than starting over empty under a log of changes it no longer has.
  *
+ * The audit log keeps what the Redis store keeps: the newest `auditMaxEntries` of the whole log
+ * and of each subject's. Older lines leave the file when it is rewritten, once they are a tenth
+ * of what it keeps (a rewrite per change would cost the whole log every time).
+ *
  * One process owns a directory: writes are serialized in-process, not across processes.
  */
 export class FileExperimentStore implements ExperimentStore {
@@ -50,19 +55,27 @@ export class FileExperimentStore implements ExperimentStore {
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
   private lost: BunryuError | undefined;
+  /** Lines in audit.jsonl: the entries kept, and those retention dropped since the last rewrite. */
+  private auditLines: number;
 
   private constructor(
     private readonly dir: string,
     private state: PersistedState,
     private readonly entries: AuditEntry[],
     private auditBytes: number,
+    private readonly auditMaxEntries: number,
   ) {
+    this.auditLines = entries.length;
     this.statePath = join(dir, 'state.json');
     this.auditPath = join(dir, 'audit.jsonl');
   }
 
-  /** Opens (creating if needed) the store in `dir`, normally `<BUNRYU_DATA_DIR>/experiment-service`. */
-  static async open(dir: string): Promise<FileExperimentStore> {
+  /**
+   * Opens (creating if needed) the store in `dir`, normally `<BUNRYU_DATA_DIR>/experiment-service`.
+   * `auditMaxEntries`: the audit log's retention (0: everything).
+   */
+  static async open(dir: string, options: { auditMaxEntries?: number } = {}): Promise<FileExperimentStore> {
+    const auditMaxEntries = options.auditMaxEntries ?? DEFAULT_AUDIT_MAX_ENTRIES;
     await mkdir(dir, { recursive: true });
     const persisted = await readJson<PersistedState>(join(dir, 'state.json'));
     const state = frozen(persisted ?? { ...EMPTY, epoch: randomUUID() });
@@ -85,7 +98,7 @@ export class FileExperimentStore implements ExperimentStore {
       else entries.push(entry);
     }
     if (!persisted && (entries.length > 0 || dropped)) {
-      const store = new FileExperimentStore(dir, state, entries, Buffer.byteLength(text));
+      const store = new FileExperimentStore(dir, state, entries, Buffer.byteLength(text), auditMaxEntries);
       store.lost = createError(
         'BUNRYU_NOT_READY',
         `${join(dir, 'state.json')} is gone but ${auditPath} records ${entries.length} changes: the state was lost. ` +
@@ -94,8 +107,9 @@ export class FileExperimentStore implements ExperimentStore {
       );
       return store;
     }
-    const store = new FileExperimentStore(dir, state.epoch ? state : frozen({ ...state, epoch: randomUUID() }), entries, Buffer.byteLength(text));
-    if (dropped) await store.rewriteAudit();
+    const kept = retained(entries, auditMaxEntries);
+    const store = new FileExperimentStore(dir, state.epoch ? state : frozen({ ...state, epoch: randomUUID() }), kept, Buffer.byteLength(text), auditMaxEntries);
+    if (dropped || kept.length < entries.length) await store.rewriteAudit();
     // The epoch is on disk before anyone sees it: a restart must not draw another.
     if (!persisted?.epoch) await writeFileDurably(store.statePath, JSON.stringify(store.state));
     return store;
@@ -138,7 +152,9 @@ export class FileExperimentStore implements ExperimentStore {
 
   async audit(query: { subject?: string; limit?: number } = {}): Promise<AuditEntry[]> {
     this.assertOpen();
-    const all = query.subject === undefined ? this.entries : this.entries.filter((e) => e.subject === query.subject);
+    let all = query.subject === undefined ? this.entries : this.entries.filter((e) => e.subject === query.subject);
+    // Kept for its subject's history is not kept for the whole log's, as with Redis's lists.
+    if (this.auditMaxEntries > 0) all = all.slice(Math.max(0, all.length - this.auditMaxEntries));
     return query.limit === undefined ? [...all] : all.slice(Math.max(0, all.length - query.limit));
   }
 
@@ -224,8 +240,15 @@ export class FileExperimentStore implements ExperimentStore {
       throw err;
     }
     this.auditBytes += Buffer.byteLength(lines);
+    this.auditLines += added.length;
     this.state = next;
     this.entries.push(...added);
+    if (this.auditMaxEntries > 0 && this.entries.length > this.auditMaxEntries) {
+      const kept = retained(this.entries, this.auditMaxEntries);
+      this.entries.splice(0, this.entries.length, ...kept);
+      // The state has moved: a rewrite that fails now leaves old lines, which the next open drops.
+      if (this.auditLines - kept.length >= Math.max(1, Math.floor(this.auditMaxEntries / 10))) await this.rewriteAudit().catch(() => undefined);
+    }
     for (const listener of this.listeners) {
       queueMicrotask(() => listener(version));
     }
@@ -253,6 +276,7 @@ export class FileExperimentStore implements ExperimentStore {
     await writeFileDurably(this.auditPath, text);
     await writeFileDurably(this.statePath, JSON.stringify(next));
     this.auditBytes = Buffer.byteLength(text);
+    this.auditLines = entries.length;
     this.state = frozen(next);
     this.entries.splice(0, this.entries.length, ...entries);
     this.lost = undefined;
@@ -264,6 +288,7 @@ export class FileExperimentStore implements ExperimentStore {
     const text = this.entries.map((e) => JSON.stringify(e) + '\n').join('');
     await writeFileDurably(this.auditPath, text);
     this.auditBytes = Buffer.byteLength(text);
+    this.auditLines = this.entries.length;
   }
 
   private assertOpen(): void {
@@ -274,6 +299,20 @@ export class FileExperimentStore implements ExperimentStore {
     this.assertOpen();
     if (this.lost) throw this.lost;
   }
+}
+
+/** The entries among the newest `max` of the whole log or of their subject's, oldest first (0: all). */
+export function retained(entries: readonly AuditEntry[], max: number): AuditEntry[] {
+  if (max === 0 || entries.length <= max) return [...entries];
+  const perSubject = new Map<string, number>();
+  const keep: boolean[] = new Array<boolean>(entries.length);
+  for (let i = entries.length - 1; i >= 0; i--) {
+    const subject = entries[i]!.subject;
+    const n = (perSubject.get(subject) ?? 0) + 1;
+    perSubject.set(subject, n);
+    keep[i] = i >= entries.length - max || n <= max;
+  }
+  return entries.filter((_, i) => keep[i]);
 }
 
 function copy<T>(value: T): T {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Redis, type ChainableCommander } from 'ioredis';
 import { BunryuError, createError, type EventDeclaration, type Experiment, type Holdout, type Route } from '@bunryu/core';
 import {
+  DEFAULT_AUDIT_MAX_ENTRIES,
   StaleWriteError,
   auditEntry,
   frozen,
@@ -62,8 +63,6 @@ redis.call('PUBLISH', ARGV[2], tostring(v))
 return {1, v}
 `;
 
-/** The Redis audit log's retention: the newest entries kept, of the whole log and of each subject's. */
-export const DEFAULT_AUDIT_MAX_ENTRIES = 100_000;
 
 /** A store without an epoch gets one: a new deployment, or data written before epochs existed. */
 const INIT_EPOCH_SCRIPT = `
