@@ -41,7 +41,6 @@ export const gatewaySpillDiskFull: Fault = {
   name: 'gateway-spill-disk-full',
   short: false,
   gatewayDown: true,
-  knownDefect: 'issue 19: disk full for the spill (a clear error and a metric)',
   async run(ctx) {
     const { gateway, kafka } = ctx.stack;
     await gateway.stop();

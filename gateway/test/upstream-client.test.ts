@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -195,6 +197,31 @@ describe('HttpOrigin', () => {
     expect((second as UpstreamFailure).kind).toBe('timeout');
     expect((await first).body.toString()).toBe('late');
     expect(up.connections()).toBe(1);
+  });
+
+  it('answers at the deadline from a stopped upstream process, whose full accept queue leaves connects hanging', async () => {
+    // A process that listens with a backlog of 1 and is then stopped (SIGSTOP): the kernel
+    // completes a handshake or two, then drops SYNs, so later connects neither succeed nor fail.
+    const child = spawn(process.execPath, ['-e', "require('node:net').createServer(() => {}).listen(0, '127.0.0.1', 1, function () { console.log(this.address().port) })"], { stdio: ['ignore', 'pipe', 'inherit'] });
+    cleanup.push(async () => {
+      child.kill('SIGCONT');
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+    });
+    const [line] = (await once(child.stdout!, 'data')) as [Buffer];
+    child.kill('SIGSTOP');
+    const client = origin(`http://127.0.0.1:${Number(line.toString())}`, { connections: 4 });
+    const timeoutMs = 150;
+    const outcomes = await Promise.all(
+      Array.from({ length: 12 }, async () => {
+        const started = performance.now();
+        const err = await client.request(get(), timeoutMs).catch((e: unknown) => e);
+        return { kind: (err as UpstreamFailure).kind, ms: performance.now() - started };
+      }),
+    );
+    expect(outcomes.map((o) => o.kind)).toEqual(Array.from({ length: 12 }, () => 'timeout'));
+    // Each at its own deadline, whether connecting, waiting for a connection or for an answer.
+    for (const o of outcomes) expect(o.ms).toBeLessThan(timeoutMs + 1000);
   });
 
   it('fails with kind "failed" when refused, cut off mid-answer, or sent a malformed answer', async () => {
