@@ -5,11 +5,14 @@
  * Forked by another program's cluster primary, the same bundle runs as a gateway of its own.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { request } from 'node:http';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildGateway } from '../build.ts';
+import { SpillLog } from '../src/events/spill-log.ts';
 import { EVENTS_TOPIC, type Event } from '@bunryu/core';
 import { createFileEventLog, type ConsumedRecord } from '@bunryu/event-log';
 import { startFakeExperimentService, type FakeExperimentService } from './support/fake-experiment-service.ts';
@@ -162,6 +165,54 @@ describe.runIf(process.platform === 'linux')('gateway cluster (GATEWAY_WORKERS=2
     expect(new Set(exposures.map((e) => e.unitId)).size).toBe(80);
     expect(logged.filter((e) => e.type === 'click')).toHaveLength(10);
     expect(new Set(logged.map((e) => e.eventId)).size).toBe(90);
+  }, 90_000);
+});
+
+describe.runIf(process.platform === 'linux')('gateway cluster during an event-log outage', () => {
+  it('answers a worker\'s requests only once the primary has their events on disk: a SIGKILL then loses none', async () => {
+    const upstream = await startUpstream();
+    const es = await startFakeExperimentService(snapshot(1, [route('recommend', upstream.url)], [experiment('exp-a', 'recommend')]));
+    const dataDir = await tempDir('bunryu-gateway-cluster-outage-');
+    // A broker that takes connections and never answers, as a stopped or unreachable one: every
+    // append hangs until the Kafka client gives up, the first one and then each replay of the spill.
+    const broker = createServer((socket) => socket.on('data', () => {}));
+    await new Promise<void>((resolve) => broker.listen(0, '127.0.0.1', resolve));
+    const started = await spawnGateway([await buildGateway()], dataDir, es.url, { GATEWAY_WORKERS: '2', KAFKA_BROKERS: `127.0.0.1:${(broker.address() as AddressInfo).port}` });
+    const { child: gateway, url } = started;
+    try {
+      await until(async () => (await call(`${url}/readyz`)).status === 200 && childrenOf(gateway.pid!).length === 2, 45_000, 'both workers ready');
+      const click = (unitId: string) => ({ eventId: randomUUID(), type: 'click', unitId, route: 'recommend', value: 1 });
+      const post = (events: unknown[]) => call(`${url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ events }) });
+      expect((await post([click('first')])).status).toBe(202);
+      await until(async () => metric((await call(`${url}/metrics`)).body, /^bunryu_gateway_event_spill_pending\{/) > 0, 30_000, 'the primary spilling');
+      // Past the first retry's backoff: the replay of the spill is hanging now.
+      await new Promise((r) => setTimeout(r, 1000));
+
+      const sent = Array.from({ length: 20 }, (_, i) => click(`unit-${i}`));
+      const workers = childrenOf(gateway.pid!);
+      const answers = await Promise.all([post(sent.slice(0, 10)), post(sent.slice(10)), call(`${url}/v1/routes/recommend/predict`, { headers: { 'x-unit-id': 'unit-p', 'x-request-id': 'req-outage' } })]);
+      expect(answers.map((a) => a.status)).toEqual([202, 202, 200]);
+      // The whole gateway dies at once, right after its answers, as a SIGKILL of its primary and workers leaves it.
+      gateway.kill('SIGKILL');
+      for (const pid of workers) process.kill(pid, 'SIGKILL');
+      await started.exited;
+
+      const spill = await SpillLog.open(join(dataDir, 'gateway', 'spill'));
+      const onDisk: Event[] = [];
+      for (let batch = await spill.read(10_000); batch !== null && batch.records.length > 0; batch = await spill.read(10_000)) {
+        onDisk.push(...batch.records.map((r) => JSON.parse(r.value) as Event));
+        await batch.commit();
+      }
+      await spill.close();
+      const ids = new Set(onDisk.map((e) => e.eventId));
+      expect(sent.filter((c) => !ids.has(c.eventId))).toEqual([]);
+      expect(onDisk.filter((e) => e.requestId === 'req-outage')).toHaveLength(1);
+    } finally {
+      if (gateway.exitCode === null && gateway.signalCode === null) gateway.kill('SIGKILL');
+      broker.close();
+      await es.close();
+      await upstream.close();
+    }
   }, 90_000);
 });
 
