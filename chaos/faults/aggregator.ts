@@ -24,7 +24,7 @@ export const aggregatorKill: Fault = {
  */
 export const twoAggregatorsOneKilled: Fault = {
   name: 'two-aggregators-one-killed',
-  short: false,
+  short: true,
   async run(ctx) {
     const first = ctx.stack.aggregators[0]!;
     const second = await ctx.stack.addAggregator();

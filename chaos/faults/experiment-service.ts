@@ -7,7 +7,7 @@ import { metric } from '../lib/stack.ts';
  */
 export const experimentServiceKill: Fault = {
   name: 'experiment-service-sigkill-gateway-restart',
-  short: false,
+  short: true,
   gatewayDown: true,
   async run(ctx) {
     const { experimentService, gateway } = ctx.stack;

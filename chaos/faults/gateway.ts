@@ -7,7 +7,7 @@ import { metric } from '../lib/stack.ts';
  */
 export const gatewayKillDuringKafkaOutage: Fault = {
   name: 'gateway-sigkill-kafka-outage',
-  short: false,
+  short: true,
   gatewayDown: true,
   async run(ctx) {
     const { gateway, kafka } = ctx.stack;
@@ -39,7 +39,7 @@ const SPILL_LIMIT_KIB = 32;
  */
 export const gatewaySpillDiskFull: Fault = {
   name: 'gateway-spill-disk-full',
-  short: false,
+  short: true,
   gatewayDown: true,
   async run(ctx) {
     const { gateway, kafka } = ctx.stack;

@@ -42,8 +42,6 @@ export interface Fault {
   short: boolean;
   /** The gateway is down on purpose for a while: requests without an answer are expected. */
   gatewayDown?: boolean;
-  /** An open defect this fault exposes (it may fail until that is fixed). */
-  knownDefect?: string;
   /** Injects the fault under traffic, heals it, and returns the time to recover from the heal. */
   run(ctx: FaultContext): Promise<number | null>;
 }
