@@ -12,12 +12,12 @@ import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildGateway } from '../build.ts';
-import { SpillLog } from '../src/events/spill-log.ts';
 import { EVENTS_TOPIC, type Event } from '@bunryu/core';
 import { createFileEventLog, type ConsumedRecord } from '@bunryu/event-log';
 import { startFakeExperimentService, type FakeExperimentService } from './support/fake-experiment-service.ts';
 import { tempDir, until } from './support/gateway.ts';
 import { experiment, route, snapshot } from './support/snapshots.ts';
+import { spilledEvents } from './support/spilled.ts';
 import { startUpstream, type TestUpstream } from './support/upstream.ts';
 
 
@@ -197,13 +197,7 @@ describe.runIf(process.platform === 'linux')('gateway cluster during an event-lo
       for (const pid of workers) process.kill(pid, 'SIGKILL');
       await started.exited;
 
-      const spill = await SpillLog.open(join(dataDir, 'gateway', 'spill'));
-      const onDisk: Event[] = [];
-      for (let batch = await spill.read(10_000); batch !== null && batch.records.length > 0; batch = await spill.read(10_000)) {
-        onDisk.push(...batch.records.map((r) => JSON.parse(r.value) as Event));
-        await batch.commit();
-      }
-      await spill.close();
+      const onDisk = await spilledEvents(dataDir);
       const ids = new Set(onDisk.map((e) => e.eventId));
       expect(sent.filter((c) => !ids.has(c.eventId))).toEqual([]);
       expect(onDisk.filter((e) => e.requestId === 'req-outage')).toHaveLength(1);

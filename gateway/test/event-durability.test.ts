@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Event } from '@bunryu/core';
 import type { LogRecord } from '@bunryu/event-log';
-import { SpillLog } from '../src/events/spill-log.ts';
 import { startFakeExperimentService, type FakeExperimentService } from './support/fake-experiment-service.ts';
 import { startGateway, tempDir, until, type TestGateway } from './support/gateway.ts';
 import { MemoryProducer } from './support/memory-producer.ts';
+import { spilledEvents } from './support/spilled.ts';
 import { experiment, route, snapshot } from './support/snapshots.ts';
 import { startUpstream, type TestUpstream } from './support/upstream.ts';
 
@@ -28,18 +28,6 @@ class HangingProducer extends MemoryProducer {
     }
     return super.append(records);
   }
-}
-
-/** What a gateway started after this one died would find on disk and replay. */
-async function onDisk(dataDir: string): Promise<Event[]> {
-  const spill = await SpillLog.open(join(dataDir, 'gateway', 'spill'));
-  const events: Event[] = [];
-  for (let batch = await spill.read(10_000); batch !== null && batch.records.length > 0; batch = await spill.read(10_000)) {
-    events.push(...batch.records.map((r) => JSON.parse(r.value) as Event));
-    await batch.commit();
-  }
-  await spill.close();
-  return events;
 }
 
 const clicks = (n: number) => Array.from({ length: n }, (_, i) => ({ eventId: randomUUID(), type: 'click', unitId: `unit-${i}`, route: 'recommend', value: 1 }));
@@ -64,6 +52,12 @@ describe('events acknowledged while the event log is down', () => {
     await up?.close();
   });
 
+  /** A prediction with a request id of our own, to find its exposure; its status. */
+  const predict = async (g: TestGateway, requestId: string) => {
+    const res = await fetch(`${g.url}/v1/routes/recommend/predict`, { headers: { 'x-unit-id': 'unit-p', 'x-request-id': requestId } });
+    await res.arrayBuffer();
+    return res.status;
+  };
   const post = (g: TestGateway, events: unknown[]) => fetch(`${g.url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ events }) });
 
   it('are on disk when the answer leaves, even while a replay to the log hangs (a process killed then loses none)', async () => {
@@ -80,12 +74,10 @@ describe('events acknowledged while the event log is down', () => {
     const sent = clicks(20);
     const res = await post(g, sent);
     expect(res.status).toBe(202);
-    const predicted = await fetch(`${g.url}/v1/routes/recommend/predict`, { headers: { 'x-unit-id': 'unit-p', 'x-request-id': 'req-spilled' } });
-    expect(predicted.status).toBe(200);
-    await predicted.arrayBuffer();
+    expect(await predict(g, 'req-spilled')).toBe(200);
 
     // Read at once: no flush, no close, as after a SIGKILL.
-    const disk = await onDisk(g.dataDir);
+    const disk = await spilledEvents(g.dataDir);
     const ids = new Set(disk.map((e) => e.eventId));
     expect(sent.filter((c) => !ids.has(c.eventId))).toEqual([]);
     expect(disk.filter((e) => e.type === 'exposure' && e.requestId === 'req-spilled')).toHaveLength(1);
@@ -125,9 +117,7 @@ describe('events acknowledged while the event log is down', () => {
     expect(again.status).toBe(503);
 
     // Predictions are still answered; their exposures wait in memory.
-    const predicted = await fetch(`${g.url}/v1/routes/recommend/predict`, { headers: { 'x-unit-id': 'unit-p', 'x-request-id': 'req-kept' } });
-    expect(predicted.status).toBe(200);
-    await predicted.arrayBuffer();
+    expect(await predict(g, 'req-kept')).toBe(200);
 
     const metrics = await (await fetch(`${g.url}/metrics`)).text();
     expect(Number(/^bunryu_gateway_event_spill_errors_total\{[^}]*\} (\d+)/m.exec(metrics)?.[1])).toBeGreaterThan(0);
