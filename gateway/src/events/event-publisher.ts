@@ -78,11 +78,12 @@ export interface EventSink {
  * Decouples the hot path from the event log (SPEC §1 step 7, §8). `publish` only pushes onto an
  * in-memory queue; one background pump moves the queue to the producer in batches. When an
  * append fails, or the queue outgrows its limit, the publisher switches to spill mode: the failed
- * batch and everything after it go to an fsynced file on disk, and the pump replays that file in
- * order until it is empty. In spill mode answers wait for `flush()`, which writes the queue to
- * the spill at once (one write for every answer waiting then), so an event acknowledged is on
- * disk before its answer leaves (ADR 0014); the replay's appends, which a dead broker can hold
- * for seconds, never stand in their way.
+ * batch and everything after it go to a file on disk, and the pump replays that file in order
+ * until it is empty. In spill mode answers wait for `flush()`, which writes the queue to the
+ * spill at once (one write for every answer waiting then), so an event acknowledged is in the
+ * file, which outlives the process, before its answer leaves (ADR 0014); the file is fsynced on
+ * every tick. The replay's appends, which a dead broker can hold for seconds, never stand in the
+ * answers' way.
  *
  * When the spill fails too (a full disk), its events stay in memory, still bounded, and go to
  * the log when it returns; `refusal()` says so, and the write is tried again with a backoff.
@@ -140,7 +141,11 @@ export class EventPublisher implements EventSink {
     this.now = options.now ?? Date.now;
     // Events a previous run left on disk are older than anything new: replay them first.
     this.mode = this.spill.pending > 0 ? 'spill' : 'memory';
-    this.timer = setInterval(() => this.kick(), options.flushIntervalMs ?? 20);
+    this.timer = setInterval(() => {
+      this.kick();
+      // Answers wait for the spill's write, not its fsync: a machine crash costs at most a tick of them.
+      void this.spill.sync();
+    }, options.flushIntervalMs ?? 20);
     this.timer.unref();
   }
 

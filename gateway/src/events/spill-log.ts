@@ -5,6 +5,15 @@ import type { LogRecord } from '@bunryu/event-log';
 const SEGMENT = /^spill-(\d{12})\.jsonl$/;
 const READ_CHUNK = 1024 * 1024;
 
+/** The segment being appended to. */
+interface Writer {
+  seq: number;
+  handle: FileHandle;
+  size: number;
+  /** Appended to since its last fsync. */
+  unsynced: boolean;
+}
+
 export interface SpillBatch {
   records: LogRecord[];
   /** Marks the batch as delivered: the next read starts after it. */
@@ -13,7 +22,9 @@ export interface SpillBatch {
 
 /**
  * The gateway's disk buffer while the event log is unreachable: append-only JSON-lines segments
- * (`<key as JSON>\t<value>\n`), fsynced on every append, read back in the order written. A
+ * (`<key as JSON>\t<value>\n`), read back in the order written. An append is in the page cache
+ * when it resolves, which outlives the process; `sync()` forces it onto the disk, which outlives
+ * the machine, and the publisher calls it on every tick rather than on every append. A
  * segment is deleted once fully replayed, so a crash during replay re-sends at most one segment
  * (at least once; the aggregator deduplicates by eventId).
  *
@@ -23,7 +34,8 @@ export interface SpillBatch {
  */
 export class SpillLog {
   private segments: number[] = [];
-  private writer: { seq: number; handle: FileHandle; size: number } | null = null;
+  private writer: Writer | null = null;
+  private syncing = false;
   private readSeq = -1;
   private readOffset = 0;
   private pendingCount = 0;
@@ -55,7 +67,7 @@ export class SpillLog {
     return this.pendingCount;
   }
 
-  /** Written (and fsynced) in the order called, whole or not at all. */
+  /** Written in the order called, whole or not at all. */
   append(records: readonly LogRecord[]): Promise<void> {
     if (records.length === 0) return Promise.resolve();
     let text = '';
@@ -69,15 +81,16 @@ export class SpillLog {
           const { bytesWritten } = await writer.handle.write(bytes, at, bytes.length - at, writer.size + at);
           at += bytesWritten;
         }
-        await writer.handle.datasync();
       } catch (err) {
         // A full disk still allows shrinking a file: the part written is cut off again.
         await writer.handle.truncate(writer.size).catch(() => {});
         throw err;
       }
       writer.size += bytes.length;
+      writer.unsynced = true;
       this.pendingCount += records.length;
       if (writer.size >= this.segmentBytes) {
+        await writer.handle.datasync();
         await writer.handle.close();
         this.writer = null;
       }
@@ -91,9 +104,32 @@ export class SpillLog {
 
   close(): Promise<void> {
     return this.serial(async () => {
-      await this.writer?.handle.close();
-      this.writer = null;
+      try {
+        await this.writer?.handle.datasync();
+      } finally {
+        await this.writer?.handle.close();
+        this.writer = null;
+      }
     });
+  }
+
+  /**
+   * Forces what was appended so far onto the disk. Not queued behind appends (an fsync takes
+   * milliseconds, and answers wait for appends): it runs beside them, one at a time.
+   */
+  async sync(): Promise<void> {
+    const writer = this.writer;
+    if (writer === null || !writer.unsynced || this.syncing) return;
+    writer.unsynced = false;
+    this.syncing = true;
+    try {
+      await writer.handle.datasync();
+    } catch {
+      // Closed meanwhile (a segment replayed or rolled over, synced then), or the disk failed: the next tick tries again.
+      writer.unsynced = this.writer === writer;
+    } finally {
+      this.syncing = false;
+    }
   }
 
   private serial<T>(operation: () => Promise<T>): Promise<T> {
@@ -164,11 +200,11 @@ export class SpillLog {
     }
   }
 
-  private async writable(): Promise<{ seq: number; handle: FileHandle; size: number }> {
+  private async writable(): Promise<Writer> {
     if (this.writer) return this.writer;
     const seq = (this.segments.at(-1) ?? 0) + 1;
     const handle = await open(this.path(seq), 'a');
-    this.writer = { seq, handle, size: (await handle.stat()).size };
+    this.writer = { seq, handle, size: (await handle.stat()).size, unsynced: false };
     this.segments.push(seq);
     if (this.readSeq === -1) {
       this.readSeq = seq;
