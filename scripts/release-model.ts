@@ -13,6 +13,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { defaultRolloutPlan } from '@bunryu/core';
 
 export interface Gate {
   name: string;
@@ -43,22 +44,13 @@ export async function registerVersion(o: { modelServerUrl: string; token: string
   return body;
 }
 
-/** A plan with one-minute steps, for a release watched live (the default plan takes hours). */
+/** The default plan with one-minute steps, for a release watched live (the default takes hours). */
 export const QUICK_PLAN = {
+  ...defaultRolloutPlan(['control', 'treatment']),
   steps: [
     { weights: { control: 90, treatment: 10 }, minMinutes: 1, minUnits: 100 },
     { weights: { control: 50, treatment: 50 }, minMinutes: 1, minUnits: 300 },
   ],
-  guardrails: [
-    { metric: 'error_rate', harm: 'increase', margin: 0 },
-    { metric: 'latency_ms', harm: 'increase', margin: 0.05 },
-  ],
-  alpha: 0.05,
-  minUnitsForDecision: 100,
-  onHarm: 'rollback',
-  onSrm: 'pause',
-  onNoTraffic: { afterMinutes: 60, action: 'pause' },
-  whenDone: 'promote-if-primary-wins',
 };
 
 /** POST /v1/releases: a guarded rollout of `params` on `route` against its current behaviour. */
