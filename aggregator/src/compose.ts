@@ -26,7 +26,10 @@ export async function compose(config: Readonly<Config>, overrides: ComposeOverri
   await mkdir(dataDir, { recursive: true });
 
   const client = config.CLICKHOUSE_URL ? clickHouseServerClient(config.CLICKHOUSE_URL) : chdbClient(join(dataDir, 'chdb'));
-  const store = await ClickHouseMetricsStore.open(client, { maxQueryMemoryBytes: config.AGGREGATOR_QUERY_MAX_MEMORY_MB * 2 ** 20 });
+  const store = await ClickHouseMetricsStore.open(client, {
+    maxQueryMemoryBytes: config.AGGREGATOR_QUERY_MAX_MEMORY_MB * 2 ** 20,
+    fold: { overlapMs: config.AGGREGATOR_FOLD_OVERLAP_MS },
+  });
 
   const log =
     overrides.eventLog ??

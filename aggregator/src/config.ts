@@ -29,6 +29,11 @@ export const ConfigSchema = z.object({
    * larger one fails with an error (the request gets a 5xx) instead of making the host swap.
    */
   AGGREGATOR_QUERY_MAX_MEMORY_MB: z.coerce.number().int().min(64).max(1_048_576).default(8192),
+  /**
+   * How far before its last bound a fold's refresh looks for new rows (ms, ADR 0013): inserts by
+   * other processes writing to the same ClickHouse server that were still running then.
+   */
+  AGGREGATOR_FOLD_OVERLAP_MS: z.coerce.number().int().min(0).max(600_000).default(5000),
 });
 export type Config = z.infer<typeof ConfigSchema>;
 

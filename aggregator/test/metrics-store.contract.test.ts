@@ -23,15 +23,18 @@ const METRICS: MetricSpec[] = [
   { kind: 'latency_ms' },
 ];
 
+// chdb binds one data directory per process: both forms of the store share it.
+const chdbPath = mkdtempSync(join(tmpdir(), 'bunryu-store-'));
 const adapters: [string, () => ClickHouseMetricsStore | Promise<ClickHouseMetricsStore>][] = [
-  ['chdb', () => ClickHouseMetricsStore.open(chdbClient(mkdtempSync(join(tmpdir(), 'bunryu-store-'))))],
+  ['chdb', () => ClickHouseMetricsStore.open(chdbClient(chdbPath))],
+  ['chdb, every query straight from the per-unit sets (no fold)', () => ClickHouseMetricsStore.open(chdbClient(chdbPath), { fold: false })],
 ];
 if (process.env.CLICKHOUSE_URL) {
   const url = process.env.CLICKHOUSE_URL;
-  adapters.push(['clickhouse server', () => ClickHouseMetricsStore.open(clickHouseServerClient(url))]);
+  adapters.push(['clickhouse server', () => ClickHouseMetricsStore.open(clickHouseServerClient(url))], ['clickhouse server, no fold', () => ClickHouseMetricsStore.open(clickHouseServerClient(url), { fold: false })]);
 }
 
-const run = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
+const runOfFile = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
 
 /** Compares the store's rows of one bucket with the reference, metric by metric. */
 function expectMatches(rows: SeriesRow[], bucket: number, events: Event[], experiment: string, metrics: MetricSpec[], end: number, phaseStarts?: number[], preWindowMs?: number): void {
@@ -56,7 +59,9 @@ function expectMatches(rows: SeriesRow[], bucket: number, events: Event[], exper
   }
 }
 
-describe.each(adapters)('MetricsStore contract: ClickHouse adapter over %s', (_name, open) => {
+describe.each(adapters)('MetricsStore contract: ClickHouse adapter over %s', (name, open) => {
+  // Forms of the store may share a database: each writes its own experiments.
+  const run = `${runOfFile}${adapters.findIndex(([n]) => n === name)}`;
   let store: ClickHouseMetricsStore;
   const put = (events: Event[]) => store.insert(events.map(storedEvent));
   beforeAll(async () => {

@@ -29,9 +29,11 @@ import { silentLogger } from '@bunryu/platform/log';
 import { ResultsService } from '../../aggregator/src/results/results-service.ts';
 
 const UNITS = Number(process.env.BENCH_SCALE_UNITS ?? 1_000_000);
-const STEPS = [1, 5, 20].map((k) => k * UNITS);
+const STEPS = (process.env.BENCH_SCALE_STEPS ?? "1,5,20").split(",").map((k) => Number(k) * UNITS);
 const CHUNK = 2_000_000;
 const RUNS = 3;
+/** Events added between two asks, as live traffic would (about 5 s of SPEC §7's rate). */
+const LIVE = Math.round(UNITS / 4);
 const KEY = 'scale-exp';
 const START = Date.UTC(2026, 10, 1);
 /** First exposures spread over two days: the automatic interval gives 48 hourly buckets. */
@@ -99,6 +101,12 @@ const OPTIONS = { sequentialMinUnits: 100, servedMaxAgeMs: 3000 };
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
+async function once<T>(f: () => Promise<T>): Promise<number> {
+  const t = performance.now();
+  await f();
+  return performance.now() - t;
+}
+
 async function timed<T>(f: () => Promise<T>): Promise<number> {
   const times: number[] = [];
   for (let i = 0; i < RUNS; i++) {
@@ -137,8 +145,15 @@ export async function run(): Promise<BenchResult[]> {
       const label = `${(UNITS / 1e6).toLocaleString('en')}M units, ${(total / 1e6).toLocaleString('en')}M events`;
       const target = total === 20 * UNITS ? '<= 2000' : undefined;
 
+      // The first ask after a load refreshes the folds for every unit the load touched (ADR 0013).
+      const firstResults = await once(() => service.results(KEY));
+      const firstTimeseries = await once(() => service.timeseries(KEY, 'ctr', undefined));
       const results = await timed(() => service.results(KEY));
       const timeseries = await timed(() => service.timeseries(KEY, 'ctr', undefined));
+      // Live traffic between two asks: LIVE more events on random units, then the next ask.
+      await client.command({ query: moreEvents(loaded, LIVE) });
+      loaded += LIVE;
+      const afterLive = await once(() => service.results(KEY));
       const GUARDRAILS = ['error_rate', 'latency_ms'];
       // One computation of the guardrails (what each background refresh costs), then what the
       // autopilot sees asking again: the kept answer, refreshed in the background.
@@ -154,6 +169,9 @@ export async function run(): Promise<BenchResult[]> {
       const { rss, peak } = memory();
       out.push(
         { scenario: 'scale', metric: `${label}: results (ms)`, value: results, unit: 'ms', ...(target ? { target } : {}) },
+        { scenario: 'scale', metric: `${label}: results, first ask after the load (ms)`, value: firstResults, unit: 'ms', note: 'refreshes the fold for every unit the load touched' },
+        { scenario: 'scale', metric: `${label}: timeseries, first ask after the load (ms)`, value: firstTimeseries, unit: 'ms' },
+        { scenario: 'scale', metric: `${label}: results after ${LIVE.toLocaleString('en')} more events (ms)`, value: afterLive, unit: 'ms', note: 'one refresh of the units those events touched' },
         { scenario: 'scale', metric: `${label}: timeseries of the primary (ms)`, value: timeseries, unit: 'ms', ...(target ? { target } : {}) },
         { scenario: 'scale', metric: `${label}: serving guardrails, as asked again (ms)`, value: guardrails, unit: 'ms', target: '<= 100' },
         { scenario: 'scale', metric: `${label}: serving guardrails, one computation (ms)`, value: refresh, unit: 'ms', note: 'the cost of each background refresh while the autopilot asks' },

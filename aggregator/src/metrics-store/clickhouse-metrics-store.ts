@@ -1,57 +1,9 @@
 import type { ClickHouseClient } from '@clickhouse/client';
-import { PERCENTILES, type EventVolume, type ExposureFacts, type MetricAggregate, type MetricsStore, type SeriesQuery, type SeriesRow, type StoredEvent } from './metrics-store.ts';
+import { PERCENTILES, type EventVolume, type ExposureFacts, type MetricsStore, type SeriesQuery, type SeriesRow, type StoredEvent } from './metrics-store.ts';
 import { SCHEMA } from './schema.ts';
 import { buildSeriesQuery } from './series-query.ts';
-
-/** A decimal string (`-12.5`) as an integer in units of 10^-scale: exact. */
-export function decimalUnits(text: unknown, scale: number): bigint {
-  const s = String(text ?? '0');
-  const negative = s.startsWith('-');
-  const [whole = '0', fraction = ''] = (negative ? s.slice(1) : s).split('.');
-  const units = BigInt(whole + fraction.padEnd(scale, '0').slice(0, scale));
-  return negative ? -units : units;
-}
-
-const E12 = 1e12;
-const E24 = 1e24;
-
-/** Exact running sums of one metric over a variant's units (Σ at scale 12, squares and products at 24). */
-interface Sums {
-  units: number;
-  count: number;
-  sum: bigint;
-  sq: bigint;
-  dsum: bigint;
-  dsq: bigint;
-  xd: bigint;
-  /** CUPED's covariate, when asked for: Σx (scale 12), Σx² and Σxy (scale 24). */
-  cx?: { sum: bigint; sq: bigint; xy: bigint };
-}
-
-const newSums = (): Sums => ({ units: 0, count: 0, sum: 0n, sq: 0n, dsum: 0n, dsq: 0n, xd: 0n });
-
-/** Sample variance (n − 1) of n values from Σx and Σx²: n·Σx² − (Σx)² is formed exactly, nothing cancels. */
-function variance(n: number, sum: bigint, sq: bigint): number {
-  return n > 1 ? Number(BigInt(n) * sq - sum * sum) / E24 / (n * (n - 1)) : NaN;
-}
-
-/**
- * Mean, variance and covariance from exact sums: the answer depends only on the data, not on the
- * order it was summed in (replays, merges and threads change that order).
- */
-function aggregate(s: Sums, ratio: boolean): MetricAggregate {
-  const total = Number(s.sum) / E12;
-  const a: MetricAggregate = { units: s.units, count: s.count, sum: total, mean: s.units > 0 ? total / s.units : NaN, variance: variance(s.units, s.sum, s.sq) };
-  if (ratio) {
-    const den = Number(s.dsum) / E12;
-    a.denSum = den;
-    a.denMean = s.units > 0 ? den / s.units : NaN;
-    a.denVariance = variance(s.units, s.dsum, s.dsq);
-    a.covariance = s.units > 1 ? Number(BigInt(s.units) * s.xd - s.sum * s.dsum) / E24 / (s.units * (s.units - 1)) : NaN;
-  }
-  if (s.cx) a.covariate = { sumX: Number(s.cx.sum) / E12, sumX2: Number(s.cx.sq) / E24, sumXY: Number(s.cx.xy) / E24 };
-  return a;
-}
+import { accumulate, decimalUnits, newSums, type Change, type Sums } from './changes.ts';
+import { DEFAULT_FOLD_OPTIONS, Folds, capped, foldable, type FoldOptions } from './fold.ts';
 
 /** ClickHouse returns 64-bit integers as strings and NaN as null in JSON. */
 function num(v: unknown): number {
@@ -70,20 +22,27 @@ export interface StoreOptions {
    * fails with an error instead of growing the process until it swaps.
    */
   maxQueryMemoryBytes?: number;
+  /** The fold of ADR 0013; `false` answers every query straight from the per-unit sets. */
+  fold?: Partial<FoldOptions> | false;
 }
 
 /** The default cap of an analysis query's memory. */
 export const DEFAULT_QUERY_MEMORY_BYTES = 8 * 2 ** 30;
 
 export class ClickHouseMetricsStore implements MetricsStore {
+  private readonly folds?: Folds;
+
   private constructor(
     private readonly client: ClickHouseClient,
     private readonly maxQueryMemoryBytes: number,
-  ) {}
+    fold: Partial<FoldOptions> | false,
+  ) {
+    if (fold !== false) this.folds = new Folds(client, { ...DEFAULT_FOLD_OPTIONS, ...fold }, maxQueryMemoryBytes);
+  }
 
   static async open(client: ClickHouseClient, options: StoreOptions = {}): Promise<ClickHouseMetricsStore> {
     for (const statement of SCHEMA) await client.command({ query: statement });
-    return new ClickHouseMetricsStore(client, options.maxQueryMemoryBytes ?? DEFAULT_QUERY_MEMORY_BYTES);
+    return new ClickHouseMetricsStore(client, options.maxQueryMemoryBytes ?? DEFAULT_QUERY_MEMORY_BYTES, options.fold ?? {});
   }
 
   /**
@@ -93,12 +52,14 @@ export class ClickHouseMetricsStore implements MetricsStore {
    */
   async insert(events: readonly StoredEvent[]): Promise<void> {
     if (events.length === 0) return;
-    await this.client.insert({
-      table: 'events',
-      values: events.map((e) => e.json),
-      format: 'JSONEachRow',
-      clickhouse_settings: { input_format_json_read_numbers_as_strings: 1, input_format_json_read_bools_as_strings: 1 },
-    });
+    const insert = () =>
+      this.client.insert({
+        table: 'events',
+        values: events.map((e) => e.json),
+        format: 'JSONEachRow',
+        clickhouse_settings: { input_format_json_read_numbers_as_strings: 1, input_format_json_read_bools_as_strings: 1 },
+      });
+    await (this.folds ? this.folds.tracked(insert) : insert());
   }
 
   async span(experiment: string): Promise<{ firstTs: number; lastTs: number } | null> {
@@ -112,115 +73,81 @@ export class ClickHouseMetricsStore implements MetricsStore {
     return { firstTs: num(row.firstTs), lastTs: num(row.lastTs) };
   }
 
+  /**
+   * Through the query's fold when its ends lie on the minute grid (ADR 0013), else straight from
+   * the per-unit sets (ADR 0008): the same figures either way.
+   */
   async series(query: SeriesQuery): Promise<SeriesRow[]> {
     if (query.ends.length === 0) return [];
+    const changes = this.folds && foldable(query.ends) ? await this.folds.changes(query) : await this.direct(query);
+    return accumulate(changes, query.metrics, query.ends.length);
+  }
+
+  private async direct(query: SeriesQuery): Promise<Change[]> {
     const built = buildSeriesQuery(query);
     const rs = await this.client.query({
-      query: built.sql,
+      query: capped(built.sql, this.maxQueryMemoryBytes),
       query_params: built.params,
       format: 'JSONEachRow',
-      clickhouse_settings: { output_format_json_quote_decimals: 1, max_memory_usage: String(this.maxQueryMemoryBytes) },
+      clickhouse_settings: { output_format_json_quote_decimals: 1 },
     });
     const rows = await rs.json<Record<string, unknown>>();
-    // The query returns each (phase, variant)'s changes in the buckets where something changed;
-    // the figures at a bucket end are the changes accumulated up to it.
-    interface Running {
-      phase: number;
-      variant: string;
-      units: number;
-      moved: number;
-      exposures: number;
-      lastTs: number;
-      metrics: Sums[];
-      first: number;
-    }
-    const running = new Map<string, Running>();
-    const changes = new Map<string, Map<number, Record<string, unknown>>>();
-    for (const r of rows) {
-      const [phase, variant] = [num(r.phase), String(r.variant)];
-      const id = JSON.stringify([phase, variant]);
-      const bucket = num(r.bucket);
-      if (!changes.has(id)) changes.set(id, new Map());
-      changes.get(id)!.set(bucket, r);
-      const at = running.get(id);
-      if (!at || bucket < at.first) running.set(id, { phase, variant, units: 0, moved: 0, exposures: 0, lastTs: 0, metrics: built.columns.map(newSums), first: bucket });
-    }
-    const ids = [...running.keys()].sort((a, b) => running.get(a)!.phase - running.get(b)!.phase || (running.get(a)!.variant < running.get(b)!.variant ? -1 : 1));
-    const out: SeriesRow[] = [];
-    for (let bucket = 0; bucket < query.ends.length; bucket++) {
-      for (const id of ids) {
-        const at = running.get(id)!;
-        if (bucket < at.first) continue;
-        const r = changes.get(id)!.get(bucket);
-        if (r) {
-          at.units += num(r.units);
-          at.moved += num(r.moved);
-          at.exposures += num(r.exposures);
-          at.lastTs = Math.max(at.lastTs, num(r.lastTs));
-          built.columns.forEach((c, j) => {
-            const m = at.metrics[j]!;
-            m.units += num(r[`${c}_units`]);
-            m.count += num(r[`${c}_count`]);
-            m.sum += decimalUnits(r[`${c}_sum`], 12);
-            m.sq += decimalUnits(r[`${c}_sq`], 24);
-            if (r[`${c}_cxsum`] !== undefined) {
-              m.cx ??= { sum: 0n, sq: 0n, xy: 0n };
-              m.cx.sum += decimalUnits(r[`${c}_cxsum`], 12);
-              m.cx.sq += decimalUnits(r[`${c}_cxsq`], 24);
-              m.cx.xy += decimalUnits(r[`${c}_cxy`], 24);
-            }
-            if (query.metrics[j]!.kind === 'ratio') {
-              m.dsum += decimalUnits(r[`${c}_dsum`], 12);
-              m.dsq += decimalUnits(r[`${c}_dsq`], 24);
-              m.xd += decimalUnits(r[`${c}_xd`], 24);
-            }
-          });
+    return rows.map((r) => ({
+      bucket: num(r.bucket),
+      phase: num(r.phase),
+      variant: String(r.variant),
+      units: num(r.units),
+      moved: num(r.moved),
+      exposures: num(r.exposures),
+      lastTs: num(r.lastTs),
+      metrics: built.columns.map((c, j) => {
+        const m: Sums = {
+          ...newSums(),
+          units: num(r[`${c}_units`]),
+          count: num(r[`${c}_count`]),
+          sum: decimalUnits(r[`${c}_sum`], 12),
+          sq: decimalUnits(r[`${c}_sq`], 24),
+        };
+        if (r[`${c}_cxsum`] !== undefined) m.cx = { sum: decimalUnits(r[`${c}_cxsum`], 12), sq: decimalUnits(r[`${c}_cxsq`], 24), xy: decimalUnits(r[`${c}_cxy`], 24) };
+        if (query.metrics[j]!.kind === 'ratio') {
+          m.dsum = decimalUnits(r[`${c}_dsum`], 12);
+          m.dsq = decimalUnits(r[`${c}_dsq`], 24);
+          m.xd = decimalUnits(r[`${c}_xd`], 24);
         }
-        out.push({
-          bucket,
-          phase: at.phase,
-          variant: at.variant,
-          units: at.units,
-          moved: at.moved,
-          exposures: at.exposures,
-          lastTs: at.lastTs,
-          metrics: at.metrics.map((m, j) => aggregate(m, query.metrics[j]!.kind === 'ratio')),
-        });
-      }
-    }
-    return out;
+        return m;
+      }),
+    }));
   }
 
   /**
-   * Each exposure once (by event id), per variant. A percentile is the order statistic at
-   * ⌈n·p⌉; its 95% interval is the distribution-free one between the order statistics at
-   * n·p ∓ 1.96·√(n·p·(1 − p)) (the binomial count of exposures below the true percentile), which
-   * takes exposures as independent draws of the variant's latency.
+   * Each exposure once (FINAL collapses redelivered copies: an event id has one sorting key), per
+   * variant. A percentile is the order statistic at ⌈n·p⌉; its 95% interval is the
+   * distribution-free one between the order statistics at n·p ∓ 1.96·√(n·p·(1 − p)) (the binomial
+   * count of exposures below the true percentile), which takes exposures as independent draws of
+   * the variant's latency. The ranks are written out per level rather than mapped over the levels:
+   * a lambda would copy the sorted array for every level.
    */
   async exposureFacts(experiment: string): Promise<ExposureFacts[]> {
+    const z = 1.959963984540054;
+    const at = (rank: string) => `s[toUInt64(least(toFloat64(n), greatest(1, ${rank})))]`;
+    const levels = PERCENTILES.map(
+      (p) => `[${at(`ceil(n * ${p})`)}, ${at(`floor(n * ${p} - ${z} * sqrt(n * ${p} * (1 - ${p})))`)}, ${at(`ceil(n * ${p} + ${z} * sqrt(n * ${p} * (1 - ${p}))) + 1`)}]`,
+    );
     const rs = await this.client.query({
-      query: `
-WITH per_exposure AS (
-  SELECT a.variant AS variant, eventId, any(fallback) AS served, any(latencyMs) AS latency
-  FROM events ARRAY JOIN assignments AS a
-  WHERE type = 'exposure' AND a.experiment = {experiment:String}
-  GROUP BY a.variant, eventId
-),
-per_variant AS (
-  SELECT variant, count() AS exposures, countIf(served = 'route') AS routeFallback, countIf(served = 'model') AS modelFallback,
-    arraySort(groupArrayIf(assumeNotNull(latency), latency IS NOT NULL)) AS s, length(s) AS n
-  FROM per_exposure
+      query: capped(`
+SELECT variant, exposures, routeFallback, modelFallback, n, if(n = 0, [], [${levels.join(', ')}]) AS q
+FROM (
+  SELECT variant, count() AS exposures, countIf(fallback = 'route') AS routeFallback, countIf(fallback = 'model') AS modelFallback,
+    arraySort(groupArrayIf(assumeNotNull(latencyMs), latencyMs IS NOT NULL)) AS s, length(s) AS n
+  FROM (
+    SELECT arrayFirst(a -> a.1 = {experiment:String}, assignments).2 AS variant, fallback, latencyMs
+    FROM events FINAL
+    WHERE type = 'exposure' AND arrayExists(a -> a.1 = {experiment:String}, assignments)
+  )
   GROUP BY variant
 )
-SELECT variant, exposures, routeFallback, modelFallback, n,
-  if(n = 0, [], arrayMap(p -> [
-    s[toUInt64(greatest(1, ceil(n * p)))],
-    s[toUInt64(greatest(1, floor(n * p - 1.959963984540054 * sqrt(n * p * (1 - p)))))],
-    s[toUInt64(least(toFloat64(n), ceil(n * p + 1.959963984540054 * sqrt(n * p * (1 - p))) + 1))]
-  ], {levels:Array(Float64)})) AS q
-FROM per_variant
-ORDER BY variant`,
-      query_params: { experiment, levels: [...PERCENTILES] },
+ORDER BY variant`, this.maxQueryMemoryBytes),
+      query_params: { experiment },
       format: 'JSONEachRow',
     });
     const rows = await rs.json<{ variant: string; exposures: string | number; routeFallback: string | number; modelFallback: string | number; n: string | number; q: number[][] }>();

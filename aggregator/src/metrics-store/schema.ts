@@ -80,4 +80,47 @@ export const SCHEMA: readonly string[] = [
     groupUniqArrayState((ts, eventId, ifNull(value, 0.))) AS eventSet
   FROM events
   GROUP BY type, unitId`,
+
+  // The fold (ADR 0013): which rows arrived since a fold's last refresh is read by insert time;
+  // parts are written roughly in that order, so the index skips the old ones.
+  `ALTER TABLE events ADD INDEX IF NOT EXISTS ingested ingestedAt TYPE minmax GRANULARITY 1`,
+
+  /** The units a refresh recomputes, kept only while it runs. */
+  `CREATE TABLE IF NOT EXISTS fold_dirty (
+    refresh UInt64,
+    unitId String,
+    at DateTime DEFAULT now()
+  ) ENGINE = MergeTree
+  ORDER BY (refresh, unitId)
+  TTL at + INTERVAL 1 HOUR`,
+
+  // Each unit's last contribution to a fold: its per-unit arrays over the minutes it is active
+  // in. A refresh cancels a unit's previous row (sign -1) and writes its new one (sign 1).
+  `CREATE TABLE IF NOT EXISTS fold_units (
+    foldId UInt64,
+    unitId String,
+    refresh UInt64,
+    sign Int8,
+    phase UInt32,
+    variant String,
+    moved UInt8,
+    last Int64,
+    minutes Array(Int64),
+    ints Array(Array(Int64)),
+    decs Array(Array(Decimal128(12))),
+    cx Array(Decimal128(12))
+  ) ENGINE = CollapsingMergeTree(sign)
+  ORDER BY (foldId, unitId)`,
+
+  // Per (phase, variant, minute), the exact sums of the units' changes: what a query reads.
+  `CREATE TABLE IF NOT EXISTS fold_sums (
+    foldId UInt64,
+    phase UInt32,
+    variant String,
+    minute Int64,
+    ints AggregateFunction(sumForEach, Array(Int64)),
+    decs AggregateFunction(sumForEach, Array(Decimal256(24))),
+    last SimpleAggregateFunction(max, Int64)
+  ) ENGINE = AggregatingMergeTree
+  ORDER BY (foldId, phase, variant, minute)`,
 ];

@@ -28,13 +28,35 @@ export interface BuiltSeriesQuery {
   params: Record<string, unknown>;
   /** Result column prefix of each metric, in order. */
   columns: string[];
+  layout: PerUnitLayout;
 }
 
 /** Event values are clamped to ±1e15 (no metric is that large) so exact decimal sums cannot overflow. */
 const dec = (x: string) => `toDecimal128(least(greatest(${x}, -1e15), 1e15), 12)`;
 const wide = (x: string) => `toDecimal256(${x}, 12)`;
 /** Bucket (0-based) of a time: the first end after it; past every end, 65535, which no active list reaches. */
-const bucketOf = (t: string) => `(arrayFirstIndex(e -> e > ${t}, {ends:Array(Int64)}) + 65535) % 65536`;
+const bucketOfEnds = (t: string) => `(arrayFirstIndex(e -> e > ${t}, {ends:Array(Int64)}) + 65535) % 65536`;
+/** The minute a time falls in (minutes since the epoch): the fold's grain (ADR 0013). */
+const minuteOf = (t: string) => `intDiv(${t}, 60000)`;
+
+/**
+ * The fold's form of the query (ADR 0013): the same per-unit arrays, over the minutes the unit is
+ * active in instead of over given bucket ends, for the units `units` (a subquery answering
+ * `unitId`) only, one row per unit.
+ */
+export interface PerUnitForm {
+  units: string;
+}
+
+/** A per-unit row's integer and decimal series, in the order the fold stores them. */
+export interface PerUnitLayout {
+  /** `nx` (exposures), then each metric's `has` flag. */
+  ints: string[];
+  /** Each metric's value `x`, and for ratios its denominator `d` after it. */
+  decs: string[];
+  /** Each metric's covariate (0 where it has none). */
+  covariates: string[];
+}
 
 /** Without phases: one phase, and a unit seen in two variants is left out. */
 const unphasedUnits = `units AS (
@@ -78,7 +100,11 @@ const phasedUnits = `all_units AS (
     WHERE length(u.seen) = 1 OR moves.tMove >= cut
   )`;
 
-export function buildSeriesQuery(q: SeriesQuery): BuiltSeriesQuery {
+export function buildSeriesQuery(q: SeriesQuery, perUnitForm?: PerUnitForm): BuiltSeriesQuery {
+  const bucketOf = perUnitForm ? minuteOf : bucketOfEnds;
+  /** Past the last end a bucket index reaches none; every minute is kept. */
+  const activeOf = (ks: string) => (perUnitForm ? ks : `arrayFilter(k -> k < length({ends:Array(Int64)}), ${ks})`);
+  const layout: PerUnitLayout = { ints: ['nx'], decs: [], covariates: [] };
   const types: string[] = [];
   const typeIndex = (event: string): number => {
     let i = types.indexOf(event);
@@ -111,6 +137,7 @@ export function buildSeriesQuery(q: SeriesQuery): BuiltSeriesQuery {
   /** A per-unit array over the active buckets, named `${c}_${name}`, array-joined as `${c}_${name}E`. */
   const value = (c: string, name: string, expr: string) => {
     perUnit.push(`${expr} AS ${c}_${name}`);
+    (name === 'has' ? layout.ints : layout.decs).push(`${c}_${name}`);
     joined.push(`${c}_${name} AS ${c}_${name}E`, `arrayPushFront(arrayPopBack(${c}_${name}), ${name === 'has' ? '0' : 'toDecimal128(0, 12)'}) AS ${c}_${name}P`);
   };
   const changes = (c: string, v: 'x' | 'd') => {
@@ -140,6 +167,7 @@ export function buildSeriesQuery(q: SeriesQuery): BuiltSeriesQuery {
     const covariate = (expr: string) => {
       if (!q.preWindowMs) return;
       covariates.push(`${expr} AS ${c}_cx`);
+      layout.covariates[j] = `${c}_cx`;
       const [x, ye, yp] = [wide(`${c}_cx`), wide(`${c}_xE`), wide(`${c}_xP`)];
       aggregates.push(`sum(if(pos = 1, ${x}, 0)) AS ${c}_cxsum`, `sum(if(pos = 1, ${x} * ${x}, 0)) AS ${c}_cxsq`, `sum(${x} * (${ye} - ${yp})) AS ${c}_cxy`);
     };
@@ -185,6 +213,7 @@ export function buildSeriesQuery(q: SeriesQuery): BuiltSeriesQuery {
     }
   });
 
+  q.metrics.forEach((_m, j) => (layout.covariates[j] ??= '0'));
   const starts = q.phaseStarts ?? [];
   const phased = starts.length > 0;
   const params: Record<string, unknown> = { experiment: q.experiment, ends: [...q.ends], types, starts: [...starts], pre: q.preWindowMs ?? 0 };
@@ -205,9 +234,10 @@ export function buildSeriesQuery(q: SeriesQuery): BuiltSeriesQuery {
   series.add('xs');
   const sorted = [...series].map((s) => `arraySort(x -> x.1, ${sources[s]}) AS ${s}_s`);
   const tagged = [...series].flatMap((s) => [`arrayMap(x -> ${bucketOf('x.1')}, ${s}_s) AS ${s}_b`, `arrayCumSum(arrayMap(x -> ${dec('x.2')}, ${s}_s)) AS ${s}_cum`]);
+  const restrict = perUnitForm ? ` AND unitId IN (${perUnitForm.units})` : '';
   const sql = `
 WITH
-  ${phased ? phasedUnits : unphasedUnits}${
+  ${(phased ? phasedUnits : unphasedUnits).replace('WHERE experiment = {experiment:String}', `WHERE experiment = {experiment:String}${restrict}`)}${
     withEvents
       ? `,
   ev AS (
@@ -215,7 +245,7 @@ WITH
     FROM (
       SELECT unitId, type, groupUniqArrayMerge(eventSet) AS es
       FROM unit_events
-      WHERE type IN {types:Array(String)}
+      WHERE type IN {types:Array(String)}${restrict}
       GROUP BY unitId, type
     )
     GROUP BY unitId
@@ -223,17 +253,25 @@ WITH
       : ''
   },
   series AS (
-    SELECT units.phase AS phase, units.variant AS variant, units.moved AS moved, ${bucketOf('units.t0')} AS k0,
+    SELECT units.unitId AS unitId, units.phase AS phase, units.variant AS variant, units.moved AS moved, ${bucketOf('units.t0')} AS k0,
       ${[...sorted, ...covariates].join(',\n      ')},
       greatest(xs_s[-1].1${types.map((_t, i) => `, e${i}_s[-1].1`).join('')}) AS last
     FROM units${withEvents ? ' LEFT JOIN ev ON units.unitId = ev.unitId' : ''}
   ),
   per_unit AS (
-    SELECT phase, variant, moved, last, ${[...tagged, ...cx].join(',\n      ')},
-      arrayFilter(k -> k < length({ends:Array(Int64)}), arraySort(arrayDistinct(arrayConcat([k0], ${[...series].map((s) => `${s}_b`).join(', ')})))) AS active,
+    SELECT unitId, phase, variant, moved, last, ${[...tagged, ...cx].join(',\n      ')},
+      ${activeOf(`arraySort(arrayDistinct(arrayConcat([k0], ${[...series].map((s) => `${s}_b`).join(', ')})))`)} AS active,
       ${counted('xs')} AS nx${perUnit.map((p) => ',\n      ' + p).join('')}
     FROM series
-  ),
+  )${
+    perUnitForm
+      ? `
+SELECT unitId, phase, variant, moved, last, active AS minutes,
+  CAST([${layout.ints.map((n) => `arrayMap(v -> toInt64(v), ${n})`).join(', ')}], 'Array(Array(Int64))') AS ints,
+  CAST([${layout.decs.join(', ')}], 'Array(Array(Decimal128(12)))') AS decs,
+  CAST([${layout.covariates.map((n) => (n === '0' ? 'toDecimal128(0, 12)' : n)).join(', ')}], 'Array(Decimal128(12))') AS cx
+FROM per_unit`
+      : `,
   per_change AS (
     SELECT phase, variant, moved, last, k, pos, nxE, nxP${cx.map((x) => ', ' + x).join('')}${joined.map((x) => ', ' + x.slice(x.lastIndexOf(' ') + 1)).join('')}
     FROM per_unit
@@ -242,6 +280,7 @@ WITH
 SELECT k AS bucket, phase, variant, sum(pos = 1) AS units, sum(pos = 1 AND moved) AS moved, sum(nxE - nxP) AS exposures, max(last) AS lastTs${aggregates.map((a) => ',\n  ' + a).join('')}
 FROM per_change
 GROUP BY phase, variant, k
-ORDER BY k, phase, variant`;
-  return { sql, params, columns };
+ORDER BY k, phase, variant`
+  }`;
+  return { sql, params, columns, layout };
 }

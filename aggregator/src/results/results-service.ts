@@ -170,7 +170,11 @@ export class ResultsService {
     const phases = experimentPhases(experiment);
     const span = await this.store.span(key);
     const plan = span ? planBuckets(span) : undefined;
-    const rows = plan ? await this.store.series({ experiment: key, metrics: metrics.map((m) => m.spec), ends: plan.ends, phaseStarts: phaseStarts(phases), preWindowMs: preWindowMs(experiment) }) : [];
+    // The serving guardrails' fast answer (`only`) skips what reads every exposure again.
+    const [rows, facts] = await Promise.all([
+      plan ? this.store.series({ experiment: key, metrics: metrics.map((m) => m.spec), ends: plan.ends, phaseStarts: phaseStarts(phases), preWindowMs: preWindowMs(experiment) }) : [],
+      !only && span ? this.store.exposureFacts(key) : undefined,
+    ]);
     const points = analyse(experiment, metrics, rows, plan?.ends.length ?? 1, this.options, phases);
     const last = points.at(-1)!;
     const results: ExperimentResults = {
@@ -181,8 +185,7 @@ export class ResultsService {
       metrics: last.metrics,
       ...(phases.length > 1 ? { phases: phaseCounts(phases, last) } : {}),
     };
-    // The serving guardrails' fast answer (`only`) skips what reads every exposure again.
-    if (!only && span) Object.assign(results, servedFigures(last.variants.map((v) => v.key), await this.store.exposureFacts(key)));
+    if (facts) Object.assign(results, servedFigures(last.variants.map((v) => v.key), facts));
     return results;
   }
 
