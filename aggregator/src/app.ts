@@ -65,6 +65,11 @@ export async function buildApp(config: Readonly<Config>, deps: AppDeps): Promise
     return results.results(experiment, query.metrics);
   });
 
+  app.get('/v1/results/:experiment/slices', viewer, async (request) => {
+    const { experiment } = parseOrThrow(Params, request.params);
+    return results.slices(experiment);
+  });
+
   app.get('/v1/results/:experiment/timeseries', viewer, async (request) => {
     const { experiment } = parseOrThrow(Params, request.params);
     const query = parseOrThrow(TimeseriesQuery, request.query);

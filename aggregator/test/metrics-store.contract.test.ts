@@ -6,7 +6,7 @@ import type { Event } from '@bunryu/core';
 import { chdbClient, clickHouseServerClient } from '../src/metrics-store/clickhouse-client.ts';
 import { ClickHouseMetricsStore } from '../src/metrics-store/clickhouse-metrics-store.ts';
 import { OPEN_END, storedEvent, type MetricSpec, type SeriesRow } from '../src/metrics-store/metrics-store.ts';
-import { behaviour, experimentData, exposure, rampedData } from './support/events.ts';
+import { behaviour, experimentData, exposure, rampedData, rng } from './support/events.ts';
 import { near, reference } from './support/reference.ts';
 
 /**
@@ -180,6 +180,43 @@ describe.each(adapters)('MetricsStore contract: ClickHouse adapter over %s', (na
       // The data does exercise it: units with a covariate in both kinds of metric.
       expect(last.every((r) => r.metrics[0]!.covariate!.sumX > 0 && r.metrics[1]!.covariate!.sumX > 0)).toBe(true);
     }
+  });
+
+  it('splits by an attribute of each unit\'s first exposure: every slice as the reference over its units, small ones as (other)', async () => {
+    const experiment = `contract-${run}-slices`;
+    const start = 1_760_000_000_000;
+    const r = rng(21);
+    // Countries with clearly different unit counts; a tenth of the units send no country.
+    const countries = ['JP', 'JP', 'JP', 'JP', 'US', 'US', 'US', 'DE', 'DE', 'FR'];
+    const countryOf = new Map<string, string | undefined>();
+    const first = new Map<string, number>();
+    const events = experimentData({ experiment, variants: ['control', 'treatment'], units: 600, seed: 13, start, spanMs: 3_600_000 }).map((e) => {
+      if (e.type !== 'exposure') return e;
+      if (!countryOf.has(e.unitId)) countryOf.set(e.unitId, r() < 0.1 ? undefined : countries[Math.floor(r() * countries.length)]);
+      first.set(e.unitId, Math.min(first.get(e.unitId) ?? Infinity, e.ts));
+      const country = countryOf.get(e.unitId);
+      return country === undefined ? e : { ...e, attributes: { country, tier: 'gold' } };
+    });
+    // A later exposure in another country does not move the unit: its first exposure decides.
+    const moved = [...first].slice(0, 20).map(([unitId, ts]) => ({ ...events.find((e) => e.type === 'exposure' && e.unitId === unitId)!, eventId: `${unitId}-later`, ts: ts + 1, attributes: { country: 'BR' } }));
+    await put([...events, ...moved]);
+    const all = [...events, ...moved];
+
+    const sliced = await store.slices({ experiment, metrics: METRICS, ends: [OPEN_END], slice: { attribute: 'country', top: 2 } });
+    const sliceOf = (unitId: string) => {
+      const c = countryOf.get(unitId);
+      return c === undefined ? '(none)' : c === 'JP' || c === 'US' ? c : '(other)';
+    };
+    expect(sliced.map((s) => s.value).sort()).toEqual(['(none)', '(other)', 'JP', 'US']);
+    for (const { value, rows } of sliced) {
+      expectMatches(rows, 0, all.filter((e) => sliceOf(e.unitId) === value), experiment, METRICS, Infinity);
+    }
+    // Most units first.
+    const units = sliced.map((s) => s.rows.reduce((a, row) => a + row.units, 0));
+    expect(units).toEqual([...units].sort((a, b) => b - a));
+    // Slices add up to the whole experiment.
+    const whole = await store.series({ experiment, metrics: METRICS, ends: [OPEN_END] });
+    expect(units.reduce((a, b) => a + b, 0)).toBe(whole.reduce((a, row) => a + row.units, 0));
   });
 
   it('keeps values that look like SQL as plain data (queries are parameterised)', async () => {

@@ -26,7 +26,7 @@ import { compose, type Deps } from '../src/compose.ts';
 import { ConfigSchema, type Config } from '../src/config.ts';
 import type { MetricAggregate, MetricSpec } from '../src/metrics-store/metrics-store.ts';
 import type { ExperimentResults, MetricComparison } from '../src/results/analysis.ts';
-import type { Timeseries } from '../src/results/results-service.ts';
+import type { ExperimentSlices, Timeseries } from '../src/results/results-service.ts';
 import { behaviour, experimentData, exposure, rampedData } from './support/events.ts';
 import { experiment, fakeExperimentService, snapshot, type FakeExperimentService } from './support/fake-experiment-service.ts';
 import { near, reference, type ReferenceVariant } from './support/reference.ts';
@@ -136,6 +136,15 @@ const correctedExperiment = {
   analysis: { correction: 'holm' as const, cuped: false },
 };
 
+/** The same data as KEY, sliced by the country on each unit's exposures (some units send none). */
+const SLICED = 'ranker-v2-sliced';
+const slicedExperiment = {
+  ...experiment(SLICED, VARIANTS, { primary: 'ctr', secondary: ['clicks_per_impression'], guardrails: ['error_rate'] }),
+  analysis: { cuped: false, sliceBy: ['country'] },
+};
+const COUNTRIES = ['JP', 'JP', 'JP', 'US', 'US', 'DE', 'none'];
+const countryOf = (unitId: string) => COUNTRIES[[...unitId].reduce((h, ch) => (h * 31 + ch.charCodeAt(0)) % 1_000_003, 7) % COUNTRIES.length]!;
+
 async function boot(): Promise<void> {
   deps = await compose(config);
   app = await buildApp(config, deps);
@@ -157,7 +166,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'bunryu-e2e-'));
   service = await fakeExperimentService(
     TOKEN,
-    snapshot(3, [keyExperiment, rampedExperiment, aaExperiment, correctedExperiment, cupedExperiment], CATALOGUE),
+    snapshot(3, [keyExperiment, rampedExperiment, aaExperiment, correctedExperiment, cupedExperiment, slicedExperiment], CATALOGUE),
   );
   config = ConfigSchema.parse({
     BUNRYU_DATA_DIR: dir,
@@ -187,6 +196,14 @@ beforeAll(async () => {
     ...events
       .filter((e) => e.type === 'exposure' && e.assignments.some((a) => a.experiment === KEY))
       .map((e) => ({ ...e, eventId: crypto.randomUUID(), assignments: e.assignments.map((a) => ({ ...a, experiment: CORRECTED })) })),
+    ...events
+      .filter((e) => e.type === 'exposure' && e.assignments.some((a) => a.experiment === KEY))
+      .map((e) => ({
+        ...e,
+        eventId: crypto.randomUUID(),
+        assignments: e.assignments.map((a) => ({ ...a, experiment: SLICED })),
+        ...(countryOf(e.unitId) === 'none' ? {} : { attributes: { country: countryOf(e.unitId) } }),
+      })),
   );
   for (let i = 0; i < events.length; i += 500) await producer.append(events.slice(i, i + 500).map((e) => ({ key: e.unitId, value: JSON.stringify(e) })));
   await waitFor(async () => (await deps.ingester.lag()) === 0, 'the aggregator to consume the log', 30_000);
@@ -329,6 +346,39 @@ describe('GET /v1/results/:experiment end to end', () => {
     const plain = (await get<ExperimentResults>(`/v1/results/${KEY}`)).body;
     expect(plain.metrics.find((m) => m.metric === 'ctr')!.comparisons[0]!.adjusted).toBeUndefined();
     expect(family.find((m) => m.metric === 'ctr')!.comparisons.map((c) => c.pValue)).toEqual(plain.metrics.find((m) => m.metric === 'ctr')!.comparisons.map((c) => c.pValue));
+  });
+
+  it('slices by a declared attribute: each slice equals the plain analysis of its units, corrected across every slice (Holm)', async () => {
+    const { status, body } = await get<ExperimentSlices>(`/v1/results/${SLICED}/slices`);
+    expect(status).toBe(200);
+    expect(body.attributes).toEqual(['country']);
+    expect(body.slices.map((x) => x.value)).toEqual(['JP', 'US', '(none)', 'DE']);
+    const tests: { got: MetricComparison; want: Expected }[] = [];
+    for (const slice of body.slices) {
+      const inSlice = (unitId: string) => (countryOf(unitId) === 'none' ? '(none)' : countryOf(unitId)) === slice.value;
+      const ref = reference(events.filter((e) => inSlice(e.unitId)), SLICED, [SPECS.ctr!.spec, SPECS.clicks_per_impression!.spec]);
+      expect(slice.variants.map((v) => v.units)).toEqual(VARIANTS.map((v) => ref.get(v.key)!.units));
+      // Only the metrics decided on are sliced; guardrails are not.
+      expect(slice.metrics.map((m) => m.metric)).toEqual(['ctr', 'clicks_per_impression']);
+      slice.metrics.forEach((m, j) => {
+        for (const c of m.comparisons) {
+          const want = expectedComparison(SPECS[m.metric]!.type, ref.get('control')!.metrics[j]!, ref.get(c.variant)!.metrics[j]!, c.variant).shown;
+          expectNear(c.diff, want.diff!, `${slice.value} ${m.metric}/${c.variant} diff`);
+          expectNear(c.pValue, want.pValue!, `${slice.value} ${m.metric}/${c.variant} p`);
+          tests.push({ got: c, want });
+        }
+      });
+    }
+    expect(body.correction).toEqual({ method: 'holm', tests: tests.length });
+    const adjusted = adjustPValues(tests.map((t) => t.want.pValue!), 'holm');
+    tests.forEach((t, i) => {
+      expect(t.got.adjusted!.method).toBe('holm');
+      expectNear(t.got.adjusted!.pValue, adjusted[i]!, `adjusted p ${i}`);
+    });
+    expect(tests.some((t) => t.got.adjusted!.pValue! > t.got.pValue!)).toBe(true);
+    // An experiment that declares no slices answers none.
+    expect((await get<ExperimentSlices>(`/v1/results/${KEY}/slices`)).body).toMatchObject({ attributes: [], slices: [] });
+    expect((await get<ExperimentSlices>(`/v1/results/nope/slices`)).status).toBe(404);
   });
 
   it('adjusts proportion and mean metrics by CUPED where units have pre-exposure data, keeping the raw figures beside', async () => {

@@ -235,6 +235,12 @@ const ExperimentFields = {
       preWindowDays: z.number().int().min(1).max(90).optional(),
       /** CUPED is applied wherever a covariate exists unless this is false. */
       cuped: z.boolean().optional(),
+      /** Request attributes to slice the results by (SPEC §11), read from each unit's first exposure. */
+      sliceBy: z
+        .array(z.string().min(1).max(64))
+        .max(5)
+        .refine((names) => new Set(names).size === names.length, 'attributes must be distinct')
+        .optional(),
     })
     .optional(),
   /** A guarded rollout: the autopilot ramps, tests guardrails and promotes or rolls back (SPEC §10). */

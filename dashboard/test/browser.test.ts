@@ -176,6 +176,7 @@ describe.skipIf(!executablePath)('dashboard in a browser, against the real servi
     await page.getByLabel('Weight of treatment (%)', { exact: true }).press('Tab');
     await expect.poll(() => page.getByLabel('Weight of control (%)', { exact: true }).inputValue()).toBe('50');
     await page.getByLabel('Primary metric', { exact: true }).selectOption('ctr');
+    await page.getByLabel('Slice results by', { exact: true }).fill('country');
     expect(await unlabelled()).toEqual([]);
 
     await page.getByRole('button', { name: 'Create experiment' }).click();
@@ -276,6 +277,12 @@ describe.skipIf(!executablePath)('dashboard in a browser, against the real servi
     // which calls no upstream: the percentiles table has no latency to show.)
     await expect.poll(() => page.locator('[data-testid="served"] tr[data-variant="treatment"] td').nth(1).textContent()).toBe('100.0%');
     expect(await page.locator('[data-testid="percentiles"] tbody tr').count()).toBe(2);
+    // Slices by the declared country, each row a corrected comparison of one value.
+    await page.getByRole('button', { name: 'Refresh now' }).click();
+    const slices = page.getByTestId('slices');
+    await expect.poll(async () => (await slices.count()) > 0 && (await slices.locator('tbody tr').count()), { timeout: 30_000, interval: 1000 }).toBe(2);
+    expect(await slices.locator('tbody th').allTextContents()).toEqual(['JP', 'US']);
+    expect(await slices.locator('h3').textContent()).toContain('Holm-corrected');
     const moved = Number((await phases.locator('summary').textContent())?.match(/(\d+) units? moved/)?.[1]);
     expect(moved).toBeGreaterThan(0);
     await phases.locator('summary').click();
@@ -340,7 +347,8 @@ async function assignOnce(gatewayUrl: string, unitId: string, track: boolean) {
   const res = await fetch(`${gatewayUrl}/v1/assign`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ unitId, route: 'recommend', attributes: { country: 'JP' }, track }),
+    // Every third user comes from the US: the results are sliced by country.
+    body: JSON.stringify({ unitId, route: 'recommend', attributes: { country: Number(unitId.replace(/\D/g, '')) % 3 === 0 ? 'US' : 'JP' }, track }),
   });
   if (!res.ok) throw new Error(`assign answered ${res.status}: ${await res.text()}`);
   return (await res.json()) as { assignments: { experiment: string; variant: string }[]; params: Record<string, unknown> };

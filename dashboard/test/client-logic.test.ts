@@ -139,6 +139,21 @@ describe('experiment form', () => {
     expect(ExperimentDefinition.parse(toDefinition(f).definition).analysis).toEqual({ preWindowDays: 7 });
   });
 
+  it('edits the slice attributes as a comma-separated list, and drops an empty one', () => {
+    const e = {
+      key: 'x', route: 'r', layer: 'x', trafficPercent: 100, salt: '', targeting: [], overrides: {}, status: 'draft', version: 1,
+      variants: [{ key: 'a', weight: 50, params: {} }, { key: 'b', weight: 50, params: {} }],
+      metrics: { primary: 'ctr', guardrails: [] },
+      analysis: { sliceBy: ['country', 'platform'], preWindowDays: 7 },
+    };
+    const f = formFromExperiment(e);
+    expect(f.sliceByText).toBe('country, platform');
+    f.sliceByText = ' platform ,, tier ';
+    expect(ExperimentDefinition.parse(toDefinition(f).definition).analysis).toEqual({ sliceBy: ['platform', 'tier'], preWindowDays: 7 });
+    f.sliceByText = ' ';
+    expect(ExperimentDefinition.parse(toDefinition(f).definition).analysis).toEqual({ preWindowDays: 7 });
+  });
+
   it('round-trips an experiment through the form, keeping its allocation', () => {
     const e = {
       key: 'x', name: 'X', route: 'r', layer: 'l', trafficPercent: 30, allocation: { start: 100, end: 3100 }, salt: '',

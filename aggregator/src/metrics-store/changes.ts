@@ -45,6 +45,8 @@ export function addSums(into: Sums, s: Sums): void {
 
 /** What changed in one (phase, variant) at one bucket: the units appearing and the sums of their values' changes. */
 export interface Change {
+  /** With SeriesQuery.slice: the slice these units are in. */
+  slice?: string;
   bucket: number;
   phase: number;
   variant: string;

@@ -1,5 +1,5 @@
 import type { ClickHouseClient } from '@clickhouse/client';
-import { PERCENTILES, type EventVolume, type ExposureFacts, type MetricsStore, type SeriesQuery, type SeriesRow, type StoredEvent } from './metrics-store.ts';
+import { PERCENTILES, type EventVolume, type ExposureFacts, type MetricsStore, type SeriesQuery, type SeriesRow, type SliceRows, type StoredEvent } from './metrics-store.ts';
 import { SCHEMA } from './schema.ts';
 import { buildSeriesQuery } from './series-query.ts';
 import { accumulate, decimalUnits, newSums, type Change, type Sums } from './changes.ts';
@@ -79,8 +79,20 @@ export class ClickHouseMetricsStore implements MetricsStore {
    */
   async series(query: SeriesQuery): Promise<SeriesRow[]> {
     if (query.ends.length === 0) return [];
-    const changes = this.folds && foldable(query.ends) ? await this.folds.changes(query) : await this.direct(query);
+    const changes = this.folds && foldable(query.ends) && !query.slice ? await this.folds.changes(query) : await this.direct(query);
     return accumulate(changes, query.metrics, query.ends.length);
+  }
+
+  async slices(query: SeriesQuery & { slice: NonNullable<SeriesQuery['slice']> }): Promise<SliceRows[]> {
+    if (query.ends.length === 0) return [];
+    const bySlice = new Map<string, Change[]>();
+    for (const c of await this.direct(query)) {
+      const value = c.slice!;
+      bySlice.set(value, [...(bySlice.get(value) ?? []), c]);
+    }
+    const out = [...bySlice].map(([value, changes]) => ({ value, rows: accumulate(changes, query.metrics, query.ends.length) }));
+    const units = (s: SliceRows) => s.rows.filter((r) => r.bucket === query.ends.length - 1).reduce((a, r) => a + r.units, 0);
+    return out.sort((a, b) => units(b) - units(a) || (a.value < b.value ? -1 : a.value > b.value ? 1 : 0));
   }
 
   private async direct(query: SeriesQuery): Promise<Change[]> {
@@ -93,6 +105,7 @@ export class ClickHouseMetricsStore implements MetricsStore {
     });
     const rows = await rs.json<Record<string, unknown>>();
     return rows.map((r) => ({
+      ...(query.slice ? { slice: String(r.slice) } : {}),
       bucket: num(r.bucket),
       phase: num(r.phase),
       variant: String(r.variant),

@@ -30,6 +30,8 @@ export interface MetricsStore {
   span(experiment: string): Promise<{ firstTs: number; lastTs: number } | null>;
   /** Cumulative per-variant aggregates of `metrics` at each bucket end (see SeriesQuery). */
   series(query: SeriesQuery): Promise<SeriesRow[]>;
+  /** The query's rows per value of its `slice` attribute (required), most units first. */
+  slices(query: SeriesQuery & { slice: NonNullable<SeriesQuery['slice']> }): Promise<SliceRows[]>;
   /** Per variant: its exposures by how they were served, and percentiles of their latency (SPEC §11). */
   exposureFacts(experiment: string): Promise<ExposureFacts[]>;
   /** Per behaviour event type: events since `sinceTs` (by event time), those marked as missing the catalogue, and the last event time ever. */
@@ -86,7 +88,23 @@ export interface SeriesQuery {
    * unit's covariate, the same metric over its events in the window before its first exposure.
    */
   preWindowMs?: number;
+  /**
+   * Splits every row by a unit attribute (SPEC §11 slices): the value of `attribute` on the unit's
+   * first exposure; the `top` values with the most units are kept, the rest are `(other)`, and
+   * units whose first exposure lacks it are `(none)`. Answered straight from the per-unit sets.
+   */
+  slice?: { attribute: string; top: number };
 }
+
+/** Rows of a sliced series (SeriesQuery.slice), per attribute value. */
+export interface SliceRows {
+  value: string;
+  rows: SeriesRow[];
+}
+
+/** Slice values for units outside the kept values, and for units without the attribute. */
+export const OTHER_SLICE = '(other)';
+export const NO_SLICE = '(none)';
 
 /**
  * Per-unit values aggregated over a variant's units. Variances are sample variances (n − 1).

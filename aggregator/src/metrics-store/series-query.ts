@@ -1,4 +1,4 @@
-import type { EventRef, MetricSpec, SeriesQuery } from './metrics-store.ts';
+import { NO_SLICE, OTHER_SLICE, type EventRef, type MetricSpec, type SeriesQuery } from './metrics-store.ts';
 
 /**
  * The one analysis query (SPEC §4–§5), built from the metric kinds only: every value that comes
@@ -235,6 +235,23 @@ export function buildSeriesQuery(q: SeriesQuery, perUnitForm?: PerUnitForm): Bui
   const sorted = [...series].map((s) => `arraySort(x -> x.1, ${sources[s]}) AS ${s}_s`);
   const tagged = [...series].flatMap((s) => [`arrayMap(x -> ${bucketOf('x.1')}, ${s}_s) AS ${s}_b`, `arrayCumSum(arrayMap(x -> ${dec('x.2')}, ${s}_s)) AS ${s}_cum`]);
   const restrict = perUnitForm ? ` AND unitId IN (${perUnitForm.units})` : '';
+  // A slice is the attribute on the unit's first exposure, picked as its variant is (by time, then id).
+  const slice = !perUnitForm && q.slice;
+  if (slice) Object.assign(params, { sliceAttribute: slice.attribute, sliceTop: slice.top });
+  const sliced = slice
+    ? `,
+  unit_slices AS (
+    SELECT unitId, argMin((mapContains(attributes, {sliceAttribute:String}), attributes[{sliceAttribute:String}]), (ts, eventId)) AS first
+    FROM events
+    WHERE type = 'exposure' AND arrayExists(a -> a.1 = {experiment:String}, assignments)
+    GROUP BY unitId
+  ),
+  top_slices AS (
+    SELECT first.2 AS value FROM unit_slices WHERE first.1 GROUP BY value ORDER BY count() DESC, value LIMIT {sliceTop:UInt32}
+  )`
+    : '';
+  const sliceOf = `multiIf(NOT unit_slices.first.1, '${NO_SLICE}', unit_slices.first.2 IN (SELECT value FROM top_slices), unit_slices.first.2, '${OTHER_SLICE}')`;
+  const by = slice ? 'slice, ' : '';
   const sql = `
 WITH
   ${(phased ? phasedUnits : unphasedUnits).replace('WHERE experiment = {experiment:String}', `WHERE experiment = {experiment:String}${restrict}`)}${
@@ -251,15 +268,15 @@ WITH
     GROUP BY unitId
   )`
       : ''
-  },
+  }${sliced},
   series AS (
-    SELECT units.unitId AS unitId, units.phase AS phase, units.variant AS variant, units.moved AS moved, ${bucketOf('units.t0')} AS k0,
+    SELECT units.unitId AS unitId, ${slice ? `${sliceOf} AS slice, ` : ''}units.phase AS phase, units.variant AS variant, units.moved AS moved, ${bucketOf('units.t0')} AS k0,
       ${[...sorted, ...covariates].join(',\n      ')},
       greatest(xs_s[-1].1${types.map((_t, i) => `, e${i}_s[-1].1`).join('')}) AS last
-    FROM units${withEvents ? ' LEFT JOIN ev ON units.unitId = ev.unitId' : ''}
+    FROM units${withEvents ? ' LEFT JOIN ev ON units.unitId = ev.unitId' : ''}${slice ? ' LEFT JOIN unit_slices ON units.unitId = unit_slices.unitId' : ''}
   ),
   per_unit AS (
-    SELECT unitId, phase, variant, moved, last, ${[...tagged, ...cx].join(',\n      ')},
+    SELECT unitId, ${by}phase, variant, moved, last, ${[...tagged, ...cx].join(',\n      ')},
       ${activeOf(`arraySort(arrayDistinct(arrayConcat([k0], ${[...series].map((s) => `${s}_b`).join(', ')})))`)} AS active,
       ${counted('xs')} AS nx${perUnit.map((p) => ',\n      ' + p).join('')}
     FROM series
@@ -273,14 +290,14 @@ SELECT unitId, phase, variant, moved, last, active AS minutes,
 FROM per_unit`
       : `,
   per_change AS (
-    SELECT phase, variant, moved, last, k, pos, nxE, nxP${cx.map((x) => ', ' + x).join('')}${joined.map((x) => ', ' + x.slice(x.lastIndexOf(' ') + 1)).join('')}
+    SELECT ${by}phase, variant, moved, last, k, pos, nxE, nxP${cx.map((x) => ', ' + x).join('')}${joined.map((x) => ', ' + x.slice(x.lastIndexOf(' ') + 1)).join('')}
     FROM per_unit
     ARRAY JOIN active AS k, arrayEnumerate(active) AS pos, nx AS nxE, arrayPushFront(arrayPopBack(nx), 0) AS nxP${joined.map((x) => ', ' + x).join('')}
   )
-SELECT k AS bucket, phase, variant, sum(pos = 1) AS units, sum(pos = 1 AND moved) AS moved, sum(nxE - nxP) AS exposures, max(last) AS lastTs${aggregates.map((a) => ',\n  ' + a).join('')}
+SELECT ${by}k AS bucket, phase, variant, sum(pos = 1) AS units, sum(pos = 1 AND moved) AS moved, sum(nxE - nxP) AS exposures, max(last) AS lastTs${aggregates.map((a) => ',\n  ' + a).join('')}
 FROM per_change
-GROUP BY phase, variant, k
-ORDER BY k, phase, variant`
+GROUP BY ${by}phase, variant, k
+ORDER BY ${by}k, phase, variant`
   }`;
   return { sql, params, columns, layout };
 }

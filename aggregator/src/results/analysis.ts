@@ -341,11 +341,22 @@ function correct(experiment: Pick<Experiment, 'metrics' | 'analysis'>, results: 
   const method = experiment.analysis?.correction ?? 'none';
   if (method === 'none') return;
   const family = correctedMetrics(experiment);
-  const tests = results.filter((m) => family.has(m.metric)).flatMap((m) => m.comparisons);
+  correctTogether(
+    method,
+    results.filter((m) => family.has(m.metric)).flatMap((m) => m.comparisons),
+    (c) => standardErrors.get(c) ?? NaN,
+  );
+}
+
+/** The standard error behind a shown comparison, read back from its 95% interval. */
+export const standardErrorOf = (c: MetricComparison): number => (c.ci95[0] === null || c.ci95[1] === null ? NaN : (c.ci95[1] - c.ci95[0]) / (2 * Z95));
+
+/** Sets `adjusted` on each of `tests`: their p-values corrected as one family, intervals widened to match. */
+export function correctTogether(method: Exclude<Correction, 'none'>, tests: readonly MetricComparison[], standardError: (c: MetricComparison) => number): void {
   const p = adjustPValues(tests.map((c) => c.pValue ?? NaN), method);
   const seq = adjustPValues(tests.map((c) => c.sequentialPValue ?? NaN), method);
   tests.forEach((c, i) => {
-    const se = standardErrors.get(c) ?? NaN;
+    const se = standardError(c);
     const same = p[i] === c.pValue;
     const ci = same ? c.ci95 : widenedInterval(c.diff ?? NaN, se, c.pValue ?? NaN, p[i]!).map(finite);
     const relSe = c.relCi95[0] === null || c.relCi95[1] === null ? NaN : (c.relCi95[1] - c.relCi95[0]) / (2 * Z95);

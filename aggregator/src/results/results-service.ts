@@ -1,9 +1,9 @@
 import { createError, experimentPhases, type Experiment, type Phase } from '@bunryu/core';
 import type { Logger } from '@bunryu/platform/log';
-import type { ExposureFacts, MetricsStore } from '../metrics-store/metrics-store.ts';
-import { analyse, type AnalysisOptions, type AnalysisPoint, type ExperimentResults, type MetricComparison, type MetricVariant } from './analysis.ts';
+import { OPEN_END, type ExposureFacts, type MetricsStore } from '../metrics-store/metrics-store.ts';
+import { analyse, correctTogether, standardErrorOf, type AnalysisOptions, type AnalysisPoint, type ExperimentResults, type MetricComparison, type MetricResult, type MetricVariant, type VariantCounts } from './analysis.ts';
 import { formatInterval, planBuckets } from './buckets.ts';
-import { experimentMetrics, resolveMetric, type MetricType, type ResolvedMetric } from './experiment-metrics.ts';
+import { correctedMetrics, experimentMetrics, resolveMetric, type MetricType, type ResolvedMetric } from './experiment-metrics.ts';
 
 /** Where experiment and metric definitions come from (the experiment-service's snapshot). */
 export interface Definitions {
@@ -25,6 +25,28 @@ export interface Timeseries {
   baseline: string | null;
   points: TimeseriesPoint[];
 }
+
+/** One value of a sliced attribute: its units' results, computed as the experiment's. */
+export interface SliceResult {
+  attribute: string;
+  value: string;
+  srm: ExperimentResults['srm'];
+  variants: VariantCounts[];
+  metrics: MetricResult[];
+}
+
+/** GET /v1/results/:experiment/slices (SPEC §11). */
+export interface ExperimentSlices {
+  experiment: string;
+  /** The declared `analysis.sliceBy`, in order; no slices when it is empty. */
+  attributes: string[];
+  /** Every comparison below is corrected with every other (all attributes, values, metrics, treatments). */
+  correction: { method: 'holm' | 'bh'; tests: number };
+  slices: SliceResult[];
+}
+
+/** Values kept per sliced attribute; units with any other value are one `(other)` slice. */
+export const SLICE_VALUES = 20;
 
 /** The metrics of `analysed` named in `only`, in the analysed order; an unknown key is a 400 naming `metrics`. */
 function chosenMetrics(analysed: readonly ResolvedMetric[], only: readonly string[]): ResolvedMetric[] {
@@ -187,6 +209,47 @@ export class ResultsService {
     };
     if (facts) Object.assign(results, servedFigures(last.variants.map((v) => v.key), facts));
     return results;
+  }
+
+  /**
+   * Results per value of each declared attribute. Only the metrics decided on (primary and
+   * secondary, or all but the guardrails) are sliced, and their comparisons are corrected as one
+   * family across every slice: the experiment's correction, or Holm when it has none, since
+   * reading many slices is exactly where false positives come from. Slices read the per-unit sets
+   * directly, so they cost one direct query per attribute; they are asked for, never polled.
+   */
+  async slices(key: string): Promise<ExperimentSlices> {
+    const experiment = this.experiment(key);
+    const attributes = experiment.analysis?.sliceBy ?? [];
+    const analysed = experimentMetrics(experiment, this.definitions.metrics()).metrics;
+    const family = correctedMetrics(experiment);
+    const guardrails = new Set(experiment.metrics.guardrails);
+    const metrics = family.size > 0 ? analysed.filter((m) => family.has(m.key)) : analysed.filter((m) => !guardrails.has(m.key));
+    const phases = experimentPhases(experiment);
+    // Each slice is its own analysis; the correction runs once, over all of them, below.
+    const uncorrected = { ...experiment, analysis: { ...experiment.analysis, correction: 'none' as const } };
+    const slices: SliceResult[] = [];
+    const span = attributes.length > 0 && metrics.length > 0 ? await this.store.span(key) : null;
+    if (span) {
+      for (const attribute of attributes) {
+        const sliced = await this.store.slices({
+          experiment: key,
+          metrics: metrics.map((m) => m.spec),
+          ends: [OPEN_END],
+          phaseStarts: phaseStarts(phases),
+          preWindowMs: preWindowMs(experiment),
+          slice: { attribute, top: SLICE_VALUES },
+        });
+        for (const { value, rows } of sliced) {
+          const [point] = analyse(uncorrected, metrics, rows, 1, this.options, phases);
+          slices.push({ attribute, value, srm: point!.srm, variants: point!.variants, metrics: point!.metrics });
+        }
+      }
+    }
+    const method = experiment.analysis?.correction === 'bh' ? 'bh' : 'holm';
+    const tests = slices.flatMap((s) => s.metrics.flatMap((m) => m.comparisons));
+    correctTogether(method, tests, standardErrorOf);
+    return { experiment: key, attributes: [...attributes], correction: { method, tests: tests.filter((c) => c.pValue !== null).length }, slices };
   }
 
   async timeseries(key: string, metricKey: string | undefined, step: number | undefined): Promise<Timeseries> {

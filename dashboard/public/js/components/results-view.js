@@ -69,6 +69,44 @@ function PercentilesTable({ experiment, results }) {
 }
 
 /**
+ * Results per value of each declared slice attribute (SPEC §11). Every p-value and interval is
+ * corrected over all the slices' comparisons: a slice that looks different is often chance.
+ * @param {{experiment: any, slices: any}} props
+ */
+function SlicesCard({ experiment, slices }) {
+  const method = CORRECTION_NAMES[/** @type {'holm' | 'bh'} */ (slices.correction.method)];
+  return html`<div class="card" data-testid="slices">
+    <h3>Slices <span class="tag corrected" title=${`p-values and intervals corrected over all ${slices.correction.tests} slice comparisons; hover a p-value for the raw one`}>${method}-corrected</span></h3>
+    ${slices.slices.length === 0 && html`<p class="muted">No exposures with ${slices.attributes.join(', ')} yet.</p>`}
+    ${slices.attributes.map((/** @type {string} */ attribute) => {
+      const rows = slices.slices.filter((/** @type {any} */ x) => x.attribute === attribute);
+      return rows.length > 0 && html`<table class="grid compact" data-attribute=${attribute}>
+        <caption><span class="mono">${attribute}</span> <span class="muted small">each unit in the value of its first exposure</span></caption>
+        <thead><tr><th scope="col">Value</th><th scope="col" class="num">Units</th><th scope="col">Metric</th><th scope="col">Variant</th><th scope="col" class="num">Lift</th>
+          <th scope="col" class="num">Corrected 95% interval</th><th scope="col" class="num">Corrected p</th></tr></thead>
+        <tbody>
+          ${rows.flatMap((/** @type {any} */ slice) =>
+            slice.metrics.flatMap((/** @type {any} */ m) =>
+              m.comparisons.map((/** @type {any} */ raw) => {
+                const c = shown(raw);
+                return html`<tr data-slice=${slice.value} data-metric=${m.metric} data-variant=${c.variant}>
+                  <th scope="row">${slice.value}</th>
+                  <td class="num" title=${experiment.variants.map((/** @type {any} */ v) => `${v.key}: ${num(slice.variants.find((/** @type {any} */ x) => x.key === v.key)?.units ?? 0)}`).join(', ')}>${num(slice.variants.reduce((/** @type {number} */ a, /** @type {any} */ v) => a + v.units, 0))}</td>
+                  <td class="mono">${m.metric}</td><td>${c.variant}</td>
+                  <td class=${`num lift-${verdict(c)}`}>${signedPct(c.relLift)}</td>
+                  <td class="num small">${signedPct(c.relCi95?.[0])} … ${signedPct(c.relCi95?.[1])}</td>
+                  <td class="num" data-testid="slice-p" title=${`raw p = ${pValue(raw.pValue)}`}>${pValue(c.pValue)}</td>
+                </tr>`;
+              }),
+            ),
+          )}
+        </tbody>
+      </table>`;
+    })}
+  </div>`;
+}
+
+/**
  * The phases of a ramped experiment (ADR 0009): each weight change starts one, and each unit is
  * analysed in the phase it came in, so the figures above compare variants within phases.
  * @param {{experiment: any, phases: {startedAt: string, weights: Record<string, number> | null, units: Record<string, number>, moved: number}[]}} props
@@ -236,6 +274,9 @@ export function ResultsView({ experiment }) {
     { intervalMs: interval },
   );
   const lift = useMemo(() => liftSeries(series.data, experiment.variants.map((v) => v.key)), [series.data, experiment.variants]);
+  // Slices read every unit again (one query per attribute): loaded with the page and on "Refresh now", not polled.
+  const sliced = (experiment.analysis?.sliceBy ?? []).length > 0;
+  const slices = useAsync(() => (sliced ? agg.slices(experiment.key) : Promise.resolve(null)), [experiment.key, sliced]);
   const noResults = results.error?.status === 404 || (results.data && !(results.data.variants ?? []).length);
 
   return html`
@@ -245,6 +286,7 @@ export function ResultsView({ experiment }) {
         <button type="button" class="small" onClick=${() => {
           results.reload();
           series.reload();
+          slices.reload();
         }}>Refresh now</button>
         <span class="muted small" aria-live="polite" data-testid="updated-at">
           ${results.data?.updatedAt ? `Results as of ${clock(results.data.updatedAt)}` : ''}${results.loading ? ' · refreshing…' : ''}
@@ -285,6 +327,8 @@ export function ResultsView({ experiment }) {
           Adjust by pre-experiment behaviour (CUPED); unchecked shows the raw figures</label>`}
         ${allMetrics.map((m) => html`<${MetricTable} key=${m.metric} experiment=${experiment} m=${m} adjusted=${adjusted} />`)}
       </div>
+      ${slices.error && slices.error.status !== 404 && html`<p class="notice error" role="alert">Cannot load the slices: ${slices.error.message}</p>`}
+      ${slices.data && html`<${SlicesCard} experiment=${experiment} slices=${slices.data} />`}
     </div>
   `;
 }

@@ -122,7 +122,8 @@ export const agg = {
   eventVolume: () => request('GET', '/api/agg/v1/events/volume').then((r) => r.data),
   /** @param {string} key */
   results: (key) => request('GET', `/api/agg/v1/results/${enc(key)}`).then((r) => r.data),
-  /** @param {string} key @param {string} metric */
+  /** Results per value of the experiment's declared slice attributes, corrected across slices. @param {string} key */
+  slices: (key) => request('GET', `/api/agg/v1/results/${enc(key)}/slices`).then((r) => r.data),
   /** @param {string} key @param {string} metric @param {string} [interval] e.g. 15s, 5m */
   timeseries: (key, metric, interval) =>
     request('GET', `/api/agg/v1/results/${enc(key)}/timeseries?metric=${enc(metric)}${interval ? `&interval=${enc(interval)}` : ''}`).then((r) => r.data),

@@ -67,6 +67,7 @@ export function emptyForm(metricKeys = []) {
     secondary: [],
     guardrails: metricKeys.filter((k) => k === 'error_rate' || k === 'latency_ms'),
     correction: 'none',
+    sliceByText: '',
     analysis: {},
     allocation: null,
     rollout: null,
@@ -99,6 +100,7 @@ export function formFromExperiment(e) {
     secondary: e.metrics?.secondary ?? [],
     guardrails: e.metrics?.guardrails ?? [],
     correction: e.analysis?.correction ?? 'none',
+    sliceByText: (e.analysis?.sliceBy ?? []).join(', '),
     // Analysis settings the form does not edit are kept as they are.
     analysis: e.analysis ?? {},
     allocation: e.allocation ?? null,
@@ -183,8 +185,10 @@ export function toDefinition(f) {
   def.metrics = { guardrails: f.guardrails.slice() };
   if (f.primary) def.metrics.primary = f.primary;
   if (f.secondary.length > 0) def.metrics.secondary = f.secondary.slice();
-  const { correction: _correction, ...analysis } = f.analysis ?? {};
+  const { correction: _correction, sliceBy: _sliceBy, ...analysis } = f.analysis ?? {};
   if (f.correction !== 'none') analysis.correction = f.correction;
+  const sliceBy = (f.sliceByText ?? '').split(',').map((/** @type {string} */ a) => a.trim()).filter(Boolean);
+  if (sliceBy.length > 0) analysis.sliceBy = sliceBy;
   if (Object.keys(analysis).length > 0) def.analysis = analysis;
   if (f.rollout) {
     const { plan, errors: planErrors } = planOfForm(f.rollout, def.variants.map((v) => v.key));

@@ -28,6 +28,7 @@ const LABELS = {
   'metrics.guardrails': 'Guardrails',
   'metrics.secondary': 'Secondary metrics',
   'analysis.correction': 'Multiple-testing correction',
+  'analysis.sliceBy': 'Slice results by',
 };
 
 /** @param {string} path */
@@ -81,7 +82,7 @@ export function ExperimentForm({ who, experimentKey }) {
   // Paths of rendered fields, so each message finds the closest field that exists.
   const rendered = useMemo(() => {
     if (!form) return new Set();
-    const s = new Set(['key', 'name', 'hypothesis', 'route', 'layer', 'trafficPercent', 'salt', 'targeting', 'variants', 'overrides', 'metrics.primary', 'metrics.secondary', 'metrics.guardrails', 'analysis.correction']);
+    const s = new Set(['key', 'name', 'hypothesis', 'route', 'layer', 'trafficPercent', 'salt', 'targeting', 'variants', 'overrides', 'metrics.primary', 'metrics.secondary', 'metrics.guardrails', 'analysis.correction', 'analysis.sliceBy']);
     form.targeting.forEach((_, i) => ['attribute', 'op', 'value'].forEach((f) => s.add(`targeting.${i}.${f}`)));
     form.variants.forEach((_, i) => ['key', 'name', 'weight', 'params', 'upstream'].forEach((f) => s.add(`variants.${i}.${f}`)));
     if (form.rollout) {
@@ -303,6 +304,8 @@ export function ExperimentForm({ who, experimentKey }) {
               <option value="holm">Holm (family-wise error)</option>
               <option value="bh">Benjamini–Hochberg (false discovery rate)</option>
             </select>`, 'Over the primary and secondary metrics × treatments; guardrails are not corrected.')}
+          ${field('analysis.sliceBy', 'Slice results by', (id, ep) => html`<input id=${id} class="mono" disabled=${disabled} placeholder="country, platform"
+              value=${form.sliceByText} onInput=${(e) => set({ sliceByText: e.currentTarget.value })} ...${ep} />`, 'Request attributes, comma-separated (up to 5): each unit counts in the value of its first exposure, and the slices are corrected together.')}
         </div>
         <details>
           <summary>Overrides (QA units forced into a variant)</summary>
