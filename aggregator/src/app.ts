@@ -70,6 +70,11 @@ export async function buildApp(config: Readonly<Config>, deps: AppDeps): Promise
     return results.slices(experiment);
   });
 
+  app.get('/v1/results/:experiment/as-served', viewer, async (request) => {
+    const { experiment } = parseOrThrow(Params, request.params);
+    return results.asServed(experiment);
+  });
+
   app.get('/v1/results/:experiment/timeseries', viewer, async (request) => {
     const { experiment } = parseOrThrow(Params, request.params);
     const query = parseOrThrow(TimeseriesQuery, request.query);

@@ -26,7 +26,7 @@ import { compose, type Deps } from '../src/compose.ts';
 import { ConfigSchema, type Config } from '../src/config.ts';
 import type { MetricAggregate, MetricSpec } from '../src/metrics-store/metrics-store.ts';
 import type { ExperimentResults, MetricComparison } from '../src/results/analysis.ts';
-import type { ExperimentSlices, Timeseries } from '../src/results/results-service.ts';
+import type { AsServedResults, ExperimentSlices, Timeseries } from '../src/results/results-service.ts';
 import { behaviour, experimentData, exposure, rampedData } from './support/events.ts';
 import { experiment, fakeExperimentService, snapshot, type FakeExperimentService } from './support/fake-experiment-service.ts';
 import { near, reference, type ReferenceVariant } from './support/reference.ts';
@@ -379,6 +379,27 @@ describe('GET /v1/results/:experiment end to end', () => {
     // An experiment that declares no slices answers none.
     expect((await get<ExperimentSlices>(`/v1/results/${KEY}/slices`)).body).toMatchObject({ attributes: [], slices: [] });
     expect((await get<ExperimentSlices>(`/v1/results/nope/slices`)).status).toBe(404);
+  });
+
+  it('shows "as served" figures beside the headline: only units never answered by a fallback, marked as biased', async () => {
+    const { status, body } = await get<AsServedResults>(`/v1/results/${KEY}/as-served`);
+    expect(status).toBe(200);
+    expect(body.biased).toBe(true);
+    const fellBack = new Set(events.filter((e) => e.type === 'exposure' && e.fallback && e.assignments.some((a) => a.experiment === KEY)).map((e) => e.unitId));
+    expect(fellBack.size).toBeGreaterThan(20);
+    const kept = events.filter((e) => !fellBack.has(e.unitId));
+    const ref = reference(kept, KEY, [SPECS.ctr!.spec]);
+    expect(body.variants.map((v) => v.units)).toEqual(VARIANTS.map((v) => ref.get(v.key)!.units));
+    const ctr = body.metrics.find((m) => m.metric === 'ctr')!;
+    for (const c of ctr.comparisons) {
+      const want = expectedComparison('proportion', ref.get('control')!.metrics[0]!, ref.get(c.variant)!.metrics[0]!, c.variant).shown;
+      expectNear(c.diff, want.diff!, `as served ctr/${c.variant} diff`);
+      expectNear(c.pValue, want.pValue!, `as served ctr/${c.variant} p`);
+    }
+    // Control never fell back: its units are the same as in the headline figures.
+    const headline = (await get<ExperimentResults>(`/v1/results/${KEY}`)).body;
+    expect(body.variants[0]).toEqual(headline.variants[0]);
+    expect(body.variants.find((v) => v.key === 'wild')!.units).toBeLessThan(headline.variants.find((v) => v.key === 'wild')!.units);
   });
 
   it('adjusts proportion and mean metrics by CUPED where units have pre-exposure data, keeping the raw figures beside', async () => {

@@ -125,6 +125,11 @@ describe.each(modes)('the autopilot end to end on %s', (mode, env) => {
       expect(t.modelFallback).toBe(did.modelFallback / did.total);
       expect(t.asAssigned).toBeCloseTo(1 - (did.routeFallback + did.modelFallback) / did.total, 12);
       expect(served.find((x) => x.key === 'control')).toMatchObject({ asAssigned: 1, routeFallback: 0, modelFallback: 0 });
+      // "As served": each unit made one request, so the treatment keeps exactly the units its own model answered.
+      const asServed = await fetch(`${stack.url.aggregator}/v1/results/${key}/as-served`, { headers: { authorization: `Bearer ${stack.token}` } });
+      const figures = (await asServed.json()) as { biased: boolean; variants: { key: string; units: number }[] };
+      expect(figures.biased).toBe(true);
+      expect(figures.variants.find((v) => v.key === 'treatment')!.units).toBe(treatmentAnswers - did.routeFallback - did.modelFallback);
       console.log(`assigned vs served: treatment ${treatmentAnswers} answers, route fallback ${(t.routeFallback * 100).toFixed(1)}%, model fallback ${(t.modelFallback * 100).toFixed(1)}%`);
     } finally {
       await new Promise((r) => treatment.close(r));

@@ -79,7 +79,7 @@ export class ClickHouseMetricsStore implements MetricsStore {
    */
   async series(query: SeriesQuery): Promise<SeriesRow[]> {
     if (query.ends.length === 0) return [];
-    const changes = this.folds && foldable(query.ends) && !query.slice ? await this.folds.changes(query) : await this.direct(query);
+    const changes = this.folds && foldable(query.ends) && !query.slice && !query.servedAsAssigned ? await this.folds.changes(query) : await this.direct(query);
     return accumulate(changes, query.metrics, query.ends.length);
   }
 

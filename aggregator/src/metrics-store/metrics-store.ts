@@ -94,6 +94,12 @@ export interface SeriesQuery {
    * units whose first exposure lacks it are `(none)`. Answered straight from the per-unit sets.
    */
   slice?: { attribute: string; top: number };
+  /**
+   * Keeps only the units whose every exposure was answered by the variant they were assigned (no
+   * route or model fallback): SPEC §11's "as served" figures, biased by construction since
+   * fallbacks are not random. Answered straight from the per-unit sets.
+   */
+  servedAsAssigned?: boolean;
 }
 
 /** Rows of a sliced series (SeriesQuery.slice), per attribute value. */

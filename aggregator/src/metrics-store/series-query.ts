@@ -234,7 +234,11 @@ export function buildSeriesQuery(q: SeriesQuery, perUnitForm?: PerUnitForm): Bui
   series.add('xs');
   const sorted = [...series].map((s) => `arraySort(x -> x.1, ${sources[s]}) AS ${s}_s`);
   const tagged = [...series].flatMap((s) => [`arrayMap(x -> ${bucketOf('x.1')}, ${s}_s) AS ${s}_b`, `arrayCumSum(arrayMap(x -> ${dec('x.2')}, ${s}_s)) AS ${s}_cum`]);
-  const restrict = perUnitForm ? ` AND unitId IN (${perUnitForm.units})` : '';
+  const restrict = perUnitForm
+    ? ` AND unitId IN (${perUnitForm.units})`
+    : q.servedAsAssigned
+      ? ` AND unitId NOT IN (SELECT unitId FROM events WHERE type = 'exposure' AND fallback != '' AND arrayExists(a -> a.1 = {experiment:String}, assignments))`
+      : '';
   // A slice is the attribute on the unit's first exposure, picked as its variant is (by time, then id).
   const slice = !perUnitForm && q.slice;
   if (slice) Object.assign(params, { sliceAttribute: slice.attribute, sliceTop: slice.top });

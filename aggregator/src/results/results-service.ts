@@ -45,6 +45,13 @@ export interface ExperimentSlices {
   slices: SliceResult[];
 }
 
+/** GET /v1/results/:experiment/as-served (SPEC §11): beside the intention-to-treat results, never instead. */
+export interface AsServedResults extends Pick<ExperimentResults, 'experiment' | 'srm' | 'variants' | 'metrics'> {
+  /** Always true: leaving out the units a fallback answered selects on something the variant may cause. */
+  biased: true;
+  basis: string;
+}
+
 /** Values kept per sliced attribute; units with any other value are one `(other)` slice. */
 export const SLICE_VALUES = 20;
 
@@ -250,6 +257,31 @@ export class ResultsService {
     const tests = slices.flatMap((s) => s.metrics.flatMap((m) => m.comparisons));
     correctTogether(method, tests, standardErrorOf);
     return { experiment: key, attributes: [...attributes], correction: { method, tests: tests.filter((c) => c.pValue !== null).length }, slices };
+  }
+
+  /**
+   * The results over only the units whose every exposure was answered by their assigned variant
+   * (SPEC §11 "as served"). Fallbacks are not random (a model that errors on hard requests sheds
+   * exactly those units), so these figures are biased and only shown beside the headline ones.
+   * One direct query: asked for, not polled.
+   */
+  async asServed(key: string): Promise<AsServedResults> {
+    const experiment = this.experiment(key);
+    const metrics = experimentMetrics(experiment, this.definitions.metrics()).metrics;
+    const phases = experimentPhases(experiment);
+    const span = await this.store.span(key);
+    const rows = span
+      ? await this.store.series({ experiment: key, metrics: metrics.map((m) => m.spec), ends: [OPEN_END], phaseStarts: phaseStarts(phases), preWindowMs: preWindowMs(experiment), servedAsAssigned: true })
+      : [];
+    const [point] = analyse(experiment, metrics, rows, 1, this.options, phases);
+    return {
+      experiment: key,
+      biased: true,
+      basis: 'units whose every exposure was answered by the variant they were assigned (no route or model fallback)',
+      srm: point!.srm,
+      variants: point!.variants,
+      metrics: point!.metrics,
+    };
   }
 
   async timeseries(key: string, metricKey: string | undefined, step: number | undefined): Promise<Timeseries> {

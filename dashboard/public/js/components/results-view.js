@@ -24,24 +24,36 @@ export function SrmBanner({ results }) {
 }
 
 /**
- * Assigned vs served (SPEC §11): which share of each variant's exposures its own model answered.
- * @param {{experiment: any, results: any}} props
+ * Assigned vs served (SPEC §11): which share of each variant's exposures its own model answered,
+ * and once any fell back, the primary metric's lift over only the units never answered by a
+ * fallback ("as served") beside the intention-to-treat lift, marked as biased.
+ * @param {{experiment: any, results: any, asServed: any}} props
  */
-function ServedTable({ experiment, results }) {
+function ServedTable({ experiment, results, asServed }) {
   const rows = experiment.variants.map((/** @type {{key: string}} */ v) => results.served.find((/** @type {any} */ s) => s.key === v.key)).filter(Boolean);
+  const primary = experiment.metrics?.primary;
+  const lift = (/** @type {any} */ r, /** @type {string} */ key) => shown(r?.metrics?.find((/** @type {any} */ m) => m.metric === primary)?.comparisons.find((/** @type {any} */ c) => c.variant === key));
+  const units = (/** @type {any} */ r, /** @type {string} */ key) => r?.variants?.find((/** @type {any} */ v) => v.key === key)?.units;
   return html`<div class="card" data-testid="served">
     <h3>Assigned vs served</h3>
     <table class="grid compact">
       <caption class="sr-only">Share of each variant's exposures by who answered</caption>
-      <thead><tr><th scope="col">Variant</th><th scope="col" class="num">Exposures</th><th scope="col" class="num">As assigned</th><th scope="col" class="num">Route fallback</th><th scope="col" class="num">Model fallback</th></tr></thead>
+      <thead><tr><th scope="col">Variant</th><th scope="col" class="num">Exposures</th><th scope="col" class="num">As assigned</th><th scope="col" class="num">Route fallback</th><th scope="col" class="num">Model fallback</th>
+        ${asServed && primary && html`<th scope="col" class="num">Lift of ${primary}</th><th scope="col" class="num">As served <span class="tag biased">biased</span></th>`}</tr></thead>
       <tbody>
         ${rows.map(
-          (/** @type {any} */ r) => html`<tr data-variant=${r.key}><th scope="row">${r.key}</th><td class="num">${num(r.exposures)}</td>
-            <td class="num">${pct(r.asAssigned, 1)}</td><td class="num" data-testid="route-fallback">${pct(r.routeFallback, 1)}</td><td class="num" data-testid="model-fallback">${pct(r.modelFallback, 1)}</td></tr>`,
+          (/** @type {any} */ r, /** @type {number} */ i) => html`<tr data-variant=${r.key}><th scope="row">${r.key}</th><td class="num">${num(r.exposures)}</td>
+            <td class="num">${pct(r.asAssigned, 1)}</td><td class="num" data-testid="route-fallback">${pct(r.routeFallback, 1)}</td><td class="num" data-testid="model-fallback">${pct(r.modelFallback, 1)}</td>
+            ${asServed && primary && (i === 0
+              ? html`<td class="num muted">baseline</td><td class="num muted">${num(units(asServed, r.key))} units</td>`
+              : html`<td class="num">${signedPct(lift(results, r.key)?.relLift)}</td>
+                  <td class="num" data-testid="as-served-lift" title=${`${num(units(asServed, r.key))} of ${num(units(results, r.key))} units; p = ${pValue(lift(asServed, r.key)?.pValue)}`}>${signedPct(lift(asServed, r.key)?.relLift)}</td>`)}</tr>`,
         )}
       </tbody>
     </table>
-    <p class="small muted">The results above are intention-to-treat: each unit counts in the variant it was assigned, whoever answered. An analysis of only the answers served as assigned would be biased (fallbacks are not random), so it is not shown as a result.</p>
+    <p class="small muted">The results above are intention-to-treat: each unit counts in the variant it was assigned, whoever answered. ${asServed
+      ? 'The "as served" lift keeps only units never answered by a fallback; fallbacks are not random (a model that fails on hard requests sheds exactly those users), so it is biased: read it as a diagnostic, never as the result.'
+      : 'No exposure fell back, so "as served" equals the results above.'}</p>
   </div>`;
 }
 
@@ -277,6 +289,9 @@ export function ResultsView({ experiment }) {
   // Slices read every unit again (one query per attribute): loaded with the page and on "Refresh now", not polled.
   const sliced = (experiment.analysis?.sliceBy ?? []).length > 0;
   const slices = useAsync(() => (sliced ? agg.slices(experiment.key) : Promise.resolve(null)), [experiment.key, sliced]);
+  // "As served" only differs once some exposure fell back; like slices, it is not polled.
+  const fellBack = (results.data?.served ?? []).some((/** @type {any} */ s) => s.routeFallback > 0 || s.modelFallback > 0);
+  const asServed = useAsync(() => (fellBack ? agg.asServed(experiment.key) : Promise.resolve(null)), [experiment.key, fellBack]);
   const noResults = results.error?.status === 404 || (results.data && !(results.data.variants ?? []).length);
 
   return html`
@@ -287,6 +302,7 @@ export function ResultsView({ experiment }) {
           results.reload();
           series.reload();
           slices.reload();
+          asServed.reload();
         }}>Refresh now</button>
         <span class="muted small" aria-live="polite" data-testid="updated-at">
           ${results.data?.updatedAt ? `Results as of ${clock(results.data.updatedAt)}` : ''}${results.loading ? ' · refreshing…' : ''}
@@ -316,7 +332,7 @@ export function ResultsView({ experiment }) {
         </div>
       </div>
       ${results.data?.served && html`<div class="results-grid">
-        <${ServedTable} experiment=${experiment} results=${results.data} />
+        <${ServedTable} experiment=${experiment} results=${results.data} asServed=${asServed.data} />
         <${PercentilesTable} experiment=${experiment} results=${results.data} />
       </div>`}
       <div class="card metrics-card">
