@@ -31,18 +31,27 @@ const START = 29_333_340 * MINUTE;
 describe('the fold answers as the direct query does', () => {
   let folded: ClickHouseMetricsStore;
   let direct: ClickHouseMetricsStore;
+  let client: ReturnType<typeof chdbClient>;
+  let path: string;
   const run = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
   const put = (events: Event[]) => folded.insert(events.map(storedEvent));
-  /** Both stores read the same database; the fold's answer must equal the direct one exactly. */
+  /**
+   * Both stores read the same database; the fold's answer must equal the direct one exactly. The
+   * first ask of a shape is answered directly while its fold is built; once built, the fold answers.
+   */
   const same = async (q: SeriesQuery): Promise<SeriesRow[]> => {
+    const whileBuilding = await folded.series(q);
+    await folded.foldsSettled();
     const [a, b] = [await folded.series(q), await direct.series(q)];
     expect(a).toEqual(b);
+    expect(whileBuilding).toEqual(b);
     return a;
   };
 
   beforeAll(async () => {
-    const path = mkdtempSync(join(tmpdir(), 'bunryu-fold-'));
-    folded = await ClickHouseMetricsStore.open(chdbClient(path));
+    path = mkdtempSync(join(tmpdir(), 'bunryu-fold-'));
+    client = chdbClient(path);
+    folded = await ClickHouseMetricsStore.open(client);
     direct = await ClickHouseMetricsStore.open(chdbClient(path), { fold: false });
   });
   afterAll(async () => {
@@ -98,6 +107,40 @@ describe('the fold answers as the direct query does', () => {
     await put([exposure(unit, START + 30 * MINUTE, [{ experiment, variant: 'treatment' }])]);
     rows = await same(q);
     expect(rows.find((r) => r.bucket === 2)).toMatchObject({ units: 1, exposures: 1 });
+  });
+
+  it('is built in the background from the first ask, then refreshed by each ask for the units with new rows only', async () => {
+    const experiment = `fold-${run}-e`;
+    const events = experimentData({ experiment, variants: ['control', 'treatment'], units: 200, seed: 34, start: START, spanMs: HOUR });
+    const q = { experiment, metrics: METRICS, ends: [START + HOUR, OPEN_END] };
+    // No look-back for other writers' inserts (this store makes them all): a refresh takes exactly the units with new rows.
+    const store = await ClickHouseMetricsStore.open(chdbClient(path), { fold: { overlapMs: 0 } });
+    await store.insert(events.map(storedEvent));
+    /** Per unit, the refresh that wrote its current contribution (merges may have collapsed cancelled pairs by now). */
+    const writtenBy = async () => {
+      const rs = await client.query({
+        query: `SELECT unitId, toString(max(refresh)) AS r FROM fold_units WHERE sign = 1 AND unitId LIKE {prefix:String} GROUP BY unitId`,
+        query_params: { prefix: `${experiment}-%` },
+        format: 'JSONEachRow',
+      });
+      return new Map((await rs.json<{ unitId: string; r: string }>()).map((x) => [x.unitId, x.r]));
+    };
+    await store.series(q);
+    await store.foldsSettled();
+    // One row per analysed unit (a unit seen in two variants is left out and has none).
+    const variants = new Map<string, Set<string>>();
+    for (const e of events) for (const a of e.type === 'exposure' ? e.assignments : []) variants.set(e.unitId, (variants.get(e.unitId) ?? new Set()).add(a.variant));
+    const analysed = [...variants].filter(([, v]) => v.size === 1).map(([unitId]) => unitId);
+    const built = await writtenBy();
+    expect([...built.keys()].sort()).toEqual([...analysed].sort());
+    expect(new Set(built.values()).size).toBe(1);
+    // Two units get new data: the next ask recomputes those two, cancelling their previous rows.
+    const [u1, u2] = analysed;
+    await store.insert([behaviour('click', u1!, START + 2 * HOUR), behaviour('dwell', u2!, START + 2 * HOUR, { value: 3 })].map(storedEvent));
+    expect(await store.series(q)).toEqual(await direct.series(q));
+    const after = await writtenBy();
+    expect([...after].filter(([unitId, r]) => r !== built.get(unitId)).map(([unitId]) => unitId).sort()).toEqual([u1, u2].sort());
+    await store.close();
   });
 
   it('leaves ends off the minute grid to the direct query, with the same figures', async () => {

@@ -74,12 +74,13 @@ export class ClickHouseMetricsStore implements MetricsStore {
   }
 
   /**
-   * Through the query's fold when its ends lie on the minute grid (ADR 0013), else straight from
-   * the per-unit sets (ADR 0008): the same figures either way.
+   * Through the query's fold when its ends lie on the minute grid (ADR 0013), else (and while
+   * that fold is first built) straight from the per-unit sets (ADR 0008): the same figures
+   * either way.
    */
   async series(query: SeriesQuery): Promise<SeriesRow[]> {
     if (query.ends.length === 0) return [];
-    const changes = this.folds && foldable(query.ends) && !query.slice && !query.servedAsAssigned ? await this.folds.changes(query) : await this.direct(query);
+    const changes = (this.folds && foldable(query.ends) && !query.slice && !query.servedAsAssigned ? await this.folds.changes(query) : undefined) ?? (await this.direct(query));
     return accumulate(changes, query.metrics, query.ends.length);
   }
 
@@ -93,6 +94,11 @@ export class ClickHouseMetricsStore implements MetricsStore {
     const out = [...bySlice].map(([value, changes]) => ({ value, rows: accumulate(changes, query.metrics, query.ends.length) }));
     const units = (s: SliceRows) => s.rows.filter((r) => r.bucket === query.ends.length - 1).reduce((a, r) => a + r.units, 0);
     return out.sort((a, b) => units(b) - units(a) || (a.value < b.value ? -1 : a.value > b.value ? 1 : 0));
+  }
+
+  /** Resolves once no fold is being built or refreshed: what tests and the bench wait for. */
+  async foldsSettled(): Promise<void> {
+    await this.folds?.settled();
   }
 
   private async direct(query: SeriesQuery): Promise<Change[]> {

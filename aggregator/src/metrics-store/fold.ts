@@ -28,6 +28,9 @@ export const DEFAULT_FOLD_OPTIONS: FoldOptions = { overlapMs: 5_000, maxIdleMs: 
 
 const MINUTE = 60_000;
 
+/** A fold answers every query of one shape, whatever its bucket ends. */
+const foldKey = (query: SeriesQuery): string => JSON.stringify([query.experiment, query.metrics, query.phaseStarts ?? [], query.preWindowMs ?? 0]);
+
 /** Whether a query's ends lie on the minute grid (the open last end aside): what a fold can answer. */
 export function foldable(ends: readonly number[]): boolean {
   return ends.every((e, k) => (e === OPEN_END && k === ends.length - 1) || (Number.isSafeInteger(e) && e % MINUTE === 0));
@@ -74,16 +77,26 @@ export class Folds {
     private readonly maxMemoryBytes: number,
   ) {}
 
-  /** The query's changes per (phase, variant, bucket), from its fold, refreshed first. */
-  async changes(query: SeriesQuery): Promise<Change[]> {
-    const key = JSON.stringify([query.experiment, query.metrics, query.phaseStarts ?? [], query.preWindowMs ?? 0]);
+  /**
+   * The query's changes per (phase, variant, bucket), from its fold, refreshed first; undefined
+   * while the fold is being built, for the caller to answer straight from the per-unit sets. A
+   * build costs a few direct queries, so the asks during it are answered as they were before
+   * folds existed instead of waiting for it.
+   */
+  async changes(query: SeriesQuery): Promise<Change[] | undefined> {
+    const key = foldKey(query);
     let fold = this.folds.get(key);
     if (!fold || fold.broken) {
       await this.sweep();
       fold = { id: BigInt.asUintN(64, BigInt(`0x${randomBytes(8).toString('hex')}`)).toString(), watermark: 0, usedAt: Date.now() };
       this.folds.set(key, fold);
+      const building = this.refresh(fold, query);
+      fold.refreshing = building;
+      // A failed build marks the fold broken; the next ask starts another.
+      void building.catch(() => undefined).finally(() => (fold!.refreshing = undefined));
     }
     fold.usedAt = Date.now();
+    if (fold.watermark === 0) return undefined;
     // One refresh at a time; a caller arriving during one waits for the next, which sees its data.
     while (fold.refreshing) await fold.refreshing.catch(() => undefined);
     const refreshing = this.refresh(fold, query);
@@ -94,6 +107,11 @@ export class Folds {
       fold.refreshing = undefined;
     }
     return this.read(fold, query);
+  }
+
+  /** Resolves once no fold is being built or refreshed (failures included): what tests and the bench wait for. */
+  async settled(): Promise<void> {
+    for (const fold of this.folds.values()) while (fold.refreshing) await fold.refreshing.catch(() => undefined);
   }
 
   private async refresh(fold: Fold, query: SeriesQuery): Promise<void> {
