@@ -9,5 +9,6 @@ export * from './events.ts';
 export * from './stats/index.ts';
 export * from './lifecycle.ts';
 export * from './phases.ts';
+export * from './interleaving.ts';
 export * from './rollout/plan.ts';
 export * from './rollout/decide.ts';
