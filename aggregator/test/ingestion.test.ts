@@ -66,6 +66,7 @@ function afterInsert(inner: MetricsStore, then: (call: number) => void): Metrics
     span: (e) => inner.span(e),
     series: (q) => inner.series(q),
     slices: (q) => inner.slices(q),
+    interleaving: (e, v, c) => inner.interleaving(e, v, c),
     exposureFacts: (e) => inner.exposureFacts(e),
     eventVolume: (since) => inner.eventVolume(since),
     ping: () => inner.ping(),

@@ -14,6 +14,8 @@ import {
   adjustPValues,
   cupedTest,
   poststratify,
+  sequentialSignPValue,
+  signTest,
   srm,
   srmAcrossGroups,
   welchTest,
@@ -27,7 +29,7 @@ import { ConfigSchema, type Config } from '../src/config.ts';
 import type { MetricAggregate, MetricSpec } from '../src/metrics-store/metrics-store.ts';
 import type { ExperimentResults, MetricComparison } from '../src/results/analysis.ts';
 import type { AsServedResults, ExperimentSlices, Timeseries } from '../src/results/results-service.ts';
-import { behaviour, experimentData, exposure, rampedData } from './support/events.ts';
+import { behaviour, experimentData, exposure, rampedData, rng } from './support/events.ts';
 import { experiment, fakeExperimentService, snapshot, type FakeExperimentService } from './support/fake-experiment-service.ts';
 import { near, reference, type ReferenceVariant } from './support/reference.ts';
 import { waitFor } from './support/wait.ts';
@@ -145,6 +147,42 @@ const slicedExperiment = {
 const COUNTRIES = ['JP', 'JP', 'JP', 'US', 'US', 'DE', 'none'];
 const countryOf = (unitId: string) => COUNTRIES[[...unitId].reduce((h, ch) => (h * 31 + ch.charCodeAt(0)) % 1_000_003, 7) % COUNTRIES.length]!;
 
+/**
+ * Interleaved requests (SPEC §13): each exposure carries the merged list and the team of each
+ * item; clicks name the request and the item. Treatment's items are clicked more often.
+ */
+const INTERLEAVED = 'ranker-interleaved';
+const interleavedExperiment = {
+  ...experiment(INTERLEAVED, [{ key: 'control', weight: 50 }, { key: 'treatment', weight: 50 }], { primary: 'ctr', guardrails: [] }),
+  design: 'interleave' as const,
+};
+function interleavedEvents(): Event[] {
+  const r = rng(51);
+  const out: Event[] = [];
+  for (let u = 0; u < 300; u++) {
+    const unitId = `il-u${u}`;
+    for (let q = 0; q < 1 + Math.floor(r() * 3); q++) {
+      const requestId = `il-${u}-${q}`;
+      const items = Array.from({ length: 5 }, (_, i) => `item-${u}-${q}-${i}`);
+      const teams = items.map(() => (r() < 0.5 ? 'control' : 'treatment'));
+      const ts = start + u * 1000 + q;
+      out.push(exposure(unitId, ts, [{ experiment: INTERLEAVED, variant: 'control' }], { requestId, interleaving: { experiment: INTERLEAVED, items, teams } }));
+      items.forEach((itemId, i) => {
+        if (r() < (teams[i] === 'treatment' ? 0.25 : 0.15)) {
+          const click = behaviour('click', unitId, ts + 100, { requestId, itemId });
+          out.push(click);
+          // A second click on the same item of the same request credits it once.
+          if (r() < 0.2) out.push(behaviour('click', unitId, ts + 200, { requestId, itemId }));
+        }
+      });
+      // Clicks on an item that was not in the list, or naming no request, credit nobody.
+      if (r() < 0.1) out.push(behaviour('click', unitId, ts + 300, { requestId, itemId: 'not-shown' }));
+      if (r() < 0.1) out.push(behaviour('click', unitId, ts + 300, { itemId: items[0]! }));
+    }
+  }
+  return out;
+}
+
 async function boot(): Promise<void> {
   deps = await compose(config);
   app = await buildApp(config, deps);
@@ -166,7 +204,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'bunryu-e2e-'));
   service = await fakeExperimentService(
     TOKEN,
-    snapshot(3, [keyExperiment, rampedExperiment, aaExperiment, correctedExperiment, cupedExperiment, slicedExperiment], CATALOGUE),
+    snapshot(3, [keyExperiment, rampedExperiment, aaExperiment, correctedExperiment, cupedExperiment, slicedExperiment, interleavedExperiment], CATALOGUE),
   );
   config = ConfigSchema.parse({
     BUNRYU_DATA_DIR: dir,
@@ -191,7 +229,7 @@ beforeAll(async () => {
   }
   // A unit exposed to another experiment too, and behaviour of units never exposed: neither may leak in.
   events.push(exposure('stranger', start + 10, [{ experiment: 'other-exp', variant: 'b' }]), behaviour('click', 'stranger', start + 20), behaviour('click', 'nobody', start + 30));
-  events.push(...rampedEvents(), ...aaEvents(), ...cupedEvents());
+  events.push(...rampedEvents(), ...aaEvents(), ...cupedEvents(), ...interleavedEvents());
   events.push(
     ...events
       .filter((e) => e.type === 'exposure' && e.assignments.some((a) => a.experiment === KEY))
@@ -400,6 +438,47 @@ describe('GET /v1/results/:experiment end to end', () => {
     const headline = (await get<ExperimentResults>(`/v1/results/${KEY}`)).body;
     expect(body.variants[0]).toEqual(headline.variants[0]);
     expect(body.variants.find((v) => v.key === 'wild')!.units).toBeLessThan(headline.variants.find((v) => v.key === 'wild')!.units);
+  });
+
+  it('credits each click naming a served request and item to the variant that contributed it, and tests the preferences per unit', async () => {
+    // A redelivered batch of interleaved exposures and clicks changes nothing.
+    const again = events.filter((e) => e.unitId.startsWith('il-')).slice(0, 200);
+    await producer.append(again.map((e) => ({ key: e.unitId, value: JSON.stringify(e) })));
+    redelivered += again.length;
+    await waitFor(async () => (await deps.ingester.lag()) === 0, 'the aggregator to consume the log', 30_000);
+    const { status, body } = await get<ExperimentResults>(`/v1/results/${INTERLEAVED}`);
+    expect(status).toBe(200);
+    // The tally, computed here from the raw events.
+    const served = new Map<string, { unitId: string; teamOf: Map<string, string> }>();
+    for (const e of events) if (e.type === 'exposure' && e.interleaving?.experiment === INTERLEAVED) served.set(e.requestId!, { unitId: e.unitId, teamOf: new Map(e.interleaving.items.map((id, i) => [id, e.interleaving!.teams[i]!])) });
+    const credited = new Set<string>();
+    const perUnit = new Map<string, { control: number; treatment: number }>();
+    for (const e of events) {
+      const s = e.type === 'click' && e.requestId !== undefined && e.itemId !== undefined ? served.get(e.requestId) : undefined;
+      const team = s?.teamOf.get(e.itemId!);
+      if (!s || !team || credited.has(`${e.requestId} ${e.itemId}`)) continue;
+      credited.add(`${e.requestId} ${e.itemId}`);
+      const tally = perUnit.get(s.unitId) ?? { control: 0, treatment: 0 };
+      tally[team as 'control' | 'treatment']++;
+      perUnit.set(s.unitId, tally);
+    }
+    const tallies = [...perUnit.values()];
+    const wins = tallies.filter((t) => t.treatment > t.control).length;
+    const losses = tallies.filter((t) => t.treatment < t.control).length;
+    expect(body.interleaving).toEqual({
+      click: 'click',
+      requests: served.size,
+      units: new Set([...served.values()].map((s) => s.unitId)).size,
+      clickedUnits: perUnit.size,
+      variants: [{ key: 'control', preferred: losses }, { key: 'treatment', preferred: wins }],
+      ties: perUnit.size - wins - losses,
+      preference: wins / (wins + losses),
+      pValue: signTest(wins, losses),
+      sequentialPValue: sequentialSignPValue(wins, losses),
+    });
+    expect(wins).toBeGreaterThan(losses);
+    // An A/B experiment has no interleaving figures.
+    expect((await get<ExperimentResults>(`/v1/results/${KEY}`)).body.interleaving).toBeUndefined();
   });
 
   it('adjusts proportion and mean metrics by CUPED where units have pre-exposure data, keeping the raw figures beside', async () => {

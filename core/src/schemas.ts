@@ -187,9 +187,14 @@ export function hundredths(weight: number): number {
 }
 
 function checkVariants(
-  def: { variants: Variant[]; overrides?: Record<string, string> },
+  def: { variants: Variant[]; overrides?: Record<string, string>; design?: 'ab' | 'interleave'; rollout?: unknown },
   ctx: z.RefinementCtx,
 ): void {
+  // Interleaving compares two rankings within each request; a guarded rollout ramps an A/B split.
+  if (def.design === 'interleave') {
+    if (def.variants.length !== 2) ctx.addIssue({ code: 'custom', path: ['variants'], message: 'an interleaving experiment has exactly two variants' });
+    if (def.rollout !== undefined) ctx.addIssue({ code: 'custom', path: ['rollout'], message: 'an interleaving experiment cannot have a rollout plan' });
+  }
   const seen = new Set<string>();
   def.variants.forEach((v, i) => {
     if (seen.has(v.key)) ctx.addIssue({ code: 'custom', path: ['variants', i, 'key'], message: `duplicate variant "${v.key}"` });
@@ -217,6 +222,12 @@ const ExperimentFields = {
   salt: z.string().max(64).default(''),
   targeting: z.array(TargetingRule).max(50).default([]),
   variants: z.array(Variant).min(2).max(20),
+  /**
+   * `interleave` (SPEC §13): on a route whose upstream answers a ranked list, every request gets
+   * the team-draft merge of both variants' lists, and per unit the variant whose items drew more
+   * clicks wins. Two variants, no rollout plan. Absent: an A/B test.
+   */
+  design: z.enum(['ab', 'interleave']).optional(),
   overrides: z.record(z.string().min(1).max(256), Key).default({}),
   metrics: z
     .strictObject({
@@ -364,6 +375,16 @@ export const Event = z.strictObject({
    */
   fallback: z.enum(['route', 'model']).optional(),
   attributes: z.record(z.string(), Scalar).optional(),
+  /** On a behaviour event: the item it concerns, e.g. the clicked item of an interleaved list (SPEC §13). */
+  itemId: z.string().min(1).max(128).optional(),
+  /**
+   * On the exposure of an interleaved request (SPEC §13): the merged list's item ids in the order
+   * served and, for each, the variant whose ranking contributed it.
+   */
+  interleaving: z
+    .strictObject({ experiment: Key, items: z.array(z.string().min(1).max(128)).max(100), teams: z.array(Key).max(100) })
+    .refine((i) => i.items.length === i.teams.length, 'items and teams must have the same length')
+    .optional(),
   /**
    * Set by a gateway whose event policy is `warn` on a behaviour event that does not match the
    * approved catalogue (SPEC §16); absent: it matched, or was not checked.
@@ -382,6 +403,8 @@ export const ClientEvent = z.strictObject({
   requestId: z.string().max(128).optional(),
   value: z.number().finite().optional(),
   attributes: z.record(z.string(), Scalar).optional(),
+  /** The item the event concerns; a click naming `requestId` and `itemId` is credited by interleaving (SPEC §13). */
+  itemId: z.string().min(1).max(128).optional(),
 });
 export type ClientEvent = z.infer<typeof ClientEvent>;
 

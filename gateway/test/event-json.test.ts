@@ -19,6 +19,8 @@ const event = fc.record(
     status: fc.integer({ min: 0, max: 999 }),
     fallback: fc.constantFrom('route' as const, 'model' as const),
     attributes: fc.dictionary(text, fc.oneof(text, finite, fc.boolean()), { maxKeys: 3 }),
+    itemId: text,
+    interleaving: fc.record({ experiment: fc.constantFrom('a', 'b'), items: fc.array(text, { maxLength: 4 }), teams: fc.array(fc.constantFrom('x', 'y'), { maxLength: 4 }) }),
   },
   { requiredKeys: ['eventId', 'type', 'ts', 'unitId', 'assignments'] },
 ) as fc.Arbitrary<Event>;

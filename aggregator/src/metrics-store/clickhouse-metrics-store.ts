@@ -1,5 +1,5 @@
 import type { ClickHouseClient } from '@clickhouse/client';
-import { PERCENTILES, type EventVolume, type ExposureFacts, type MetricsStore, type SeriesQuery, type SeriesRow, type SliceRows, type StoredEvent } from './metrics-store.ts';
+import { PERCENTILES, type EventVolume, type ExposureFacts, type InterleavingFacts, type MetricsStore, type SeriesQuery, type SeriesRow, type SliceRows, type StoredEvent } from './metrics-store.ts';
 import { SCHEMA } from './schema.ts';
 import { buildSeriesQuery } from './series-query.ts';
 import { accumulate, decimalUnits, newSums, type Change, type Sums } from './changes.ts';
@@ -177,6 +177,46 @@ ORDER BY variant`, this.maxQueryMemoryBytes),
       modelFallback: num(r.modelFallback),
       latency: { n: num(r.n), percentiles: r.q.map((t, i) => ({ p: PERCENTILES[i]!, value: t[0]!, ci95: [t[1]!, t[2]!] as [number, number] })) },
     }));
+  }
+
+  async interleaving(experiment: string, variants: readonly [string, string], click: string): Promise<InterleavingFacts> {
+    const rs = await this.client.query({
+      query: capped(
+        `
+WITH
+  served AS (
+    SELECT requestId, any(unitId) AS unitId, any(interleaving.items) AS items, any(interleaving.teams) AS teams
+    FROM events FINAL
+    WHERE type = 'exposure' AND interleaving.experiment = {experiment:String} AND requestId != ''
+    GROUP BY requestId
+  ),
+  credits AS (
+    SELECT s.unitId AS unitId, s.teams[indexOf(s.items, c.itemId)] AS team
+    FROM (
+      SELECT DISTINCT requestId, itemId FROM events FINAL
+      WHERE type = {click:String} AND itemId != '' AND requestId IN (SELECT requestId FROM served)
+    ) AS c
+    INNER JOIN served AS s ON c.requestId = s.requestId
+    WHERE indexOf(s.items, c.itemId) > 0
+  ),
+  per_unit AS (
+    SELECT unitId, countIf(team = {a:String}) AS a, countIf(team = {b:String}) AS b FROM credits GROUP BY unitId
+  )
+SELECT (SELECT count() FROM served) AS requests, (SELECT uniqExact(unitId) FROM served) AS units,
+  count() AS clickedUnits, countIf(a > b) AS aWins, countIf(b > a) AS bWins
+FROM per_unit`,
+        this.maxQueryMemoryBytes,
+      ),
+      query_params: { experiment, click, a: variants[0], b: variants[1] },
+      format: 'JSONEachRow',
+    });
+    const [r] = await rs.json<Record<string, string | number>>();
+    return {
+      requests: num(r?.requests),
+      units: num(r?.units),
+      clickedUnits: num(r?.clickedUnits),
+      preferred: { [variants[0]]: num(r?.aWins), [variants[1]]: num(r?.bWins) },
+    };
   }
 
   /**

@@ -34,6 +34,12 @@ export interface MetricsStore {
   slices(query: SeriesQuery & { slice: NonNullable<SeriesQuery['slice']> }): Promise<SliceRows[]>;
   /** Per variant: its exposures by how they were served, and percentiles of their latency (SPEC §11). */
   exposureFacts(experiment: string): Promise<ExposureFacts[]>;
+  /**
+   * The interleaving tally of an experiment: each `click` event naming a served request's
+   * `requestId` and one of its `itemId`s credits the variant that contributed that item (once per
+   * request and item); per unit, the variant with more credits is preferred.
+   */
+  interleaving(experiment: string, variants: readonly [string, string], click: string): Promise<InterleavingFacts>;
   /** Per behaviour event type: events since `sinceTs` (by event time), those marked as missing the catalogue, and the last event time ever. */
   eventVolume(sinceTs: number): Promise<EventVolume[]>;
   /** Resolves when the store answers (for /readyz). */
@@ -170,3 +176,15 @@ export interface ExposureFacts {
 }
 
 export const PERCENTILES = [0.5, 0.95, 0.99] as const;
+
+/** Clicks credited to the teams of an interleaving experiment (SPEC §13), per unit. */
+export interface InterleavingFacts {
+  /** Interleaved requests (exposures carrying the merged list), and their distinct units. */
+  requests: number;
+  units: number;
+  /** Units with at least one credited click. */
+  clickedUnits: number;
+  /** Per variant: units whose items from that variant drew more credited clicks than the other's. */
+  preferred: Record<string, number>;
+}
+

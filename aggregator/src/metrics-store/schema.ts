@@ -35,6 +35,10 @@ export const SCHEMA: readonly string[] = [
   ORDER BY (type, unitId, eventId)`,
   // Stores made before exposures said how they were served.
   `ALTER TABLE events ADD COLUMN IF NOT EXISTS fallback LowCardinality(String) DEFAULT '' AFTER status`,
+  // Stores made before interleaving (SPEC §13): the item a behaviour event names, and an
+  // interleaved exposure's merged list with the variant that contributed each item.
+  `ALTER TABLE events ADD COLUMN IF NOT EXISTS itemId String DEFAULT '' AFTER attributes`,
+  `ALTER TABLE events ADD COLUMN IF NOT EXISTS interleaving Tuple(experiment String, items Array(String), teams Array(String)) AFTER itemId`,
   // Stores made before gateways marked events that miss the event catalogue (SPEC §16).
   `ALTER TABLE events ADD COLUMN IF NOT EXISTS catalogue LowCardinality(String) DEFAULT '' AFTER attributes`,
 

@@ -100,6 +100,23 @@ export interface ExperimentResults {
    * figures above stay intention-to-treat: every unit in the variant it was assigned.
    */
   served?: { key: string; exposures: number; asAssigned: number | null; routeFallback: number | null; modelFallback: number | null }[];
+  /**
+   * An interleaving experiment's verdict (SPEC §13): per variant the units that preferred its
+   * ranking (more credited clicks), the ties among units that clicked, the share of decided units
+   * preferring the second variant, and the sign test of those preferences with its always-valid
+   * version (the mixture SPRT's p at this look).
+   */
+  interleaving?: {
+    click: string;
+    requests: number;
+    units: number;
+    clickedUnits: number;
+    variants: { key: string; preferred: number }[];
+    ties: number;
+    preference: number | null;
+    pValue: number;
+    sequentialPValue: number;
+  };
   /** p50, p95 and p99 of the gateway's latency per variant, over exposures, with 95% intervals. */
   latencyPercentiles?: { key: string; n: number; percentiles: { p: number; value: number; ci95: [number, number] }[] }[];
 }

@@ -1,6 +1,6 @@
-import { createError, experimentPhases, type Experiment, type Phase } from '@bunryu/core';
+import { createError, experimentPhases, sequentialSignPValue, signTest, type Experiment, type Phase } from '@bunryu/core';
 import type { Logger } from '@bunryu/platform/log';
-import { OPEN_END, type ExposureFacts, type MetricsStore } from '../metrics-store/metrics-store.ts';
+import { OPEN_END, type ExposureFacts, type InterleavingFacts, type MetricsStore } from '../metrics-store/metrics-store.ts';
 import { analyse, correctTogether, standardErrorOf, type AnalysisOptions, type AnalysisPoint, type ExperimentResults, type MetricComparison, type MetricResult, type MetricVariant, type VariantCounts } from './analysis.ts';
 import { formatInterval, planBuckets } from './buckets.ts';
 import { correctedMetrics, experimentMetrics, resolveMetric, type MetricType, type ResolvedMetric } from './experiment-metrics.ts';
@@ -50,6 +50,27 @@ export interface AsServedResults extends Pick<ExperimentResults, 'experiment' | 
   /** Always true: leaving out the units a fallback answered selects on something the variant may cause. */
   biased: true;
   basis: string;
+}
+
+/** The event an interleaving experiment credits: its primary metric's, when that counts one event type; else `click`. */
+function clickEvent(experiment: Experiment, catalogue: Readonly<Record<string, unknown>>): string {
+  const spec = experiment.metrics.primary ? resolveMetric(experiment.metrics.primary, catalogue)?.spec : undefined;
+  return spec && (spec.kind === 'proportion' || spec.kind === 'mean') ? spec.event : 'click';
+}
+
+function interleavingFigures(pair: readonly [string, string], click: string, f: InterleavingFacts): NonNullable<ExperimentResults['interleaving']> {
+  const [a, b] = [f.preferred[pair[0]] ?? 0, f.preferred[pair[1]] ?? 0];
+  return {
+    click,
+    requests: f.requests,
+    units: f.units,
+    clickedUnits: f.clickedUnits,
+    variants: pair.map((key) => ({ key, preferred: f.preferred[key] ?? 0 })),
+    ties: f.clickedUnits - a - b,
+    preference: a + b > 0 ? b / (a + b) : null,
+    pValue: signTest(b, a),
+    sequentialPValue: sequentialSignPValue(b, a),
+  };
 }
 
 /** Values kept per sliced attribute; units with any other value are one `(other)` slice. */
@@ -200,9 +221,12 @@ export class ResultsService {
     const span = await this.store.span(key);
     const plan = span ? planBuckets(span) : undefined;
     // The serving guardrails' fast answer (`only`) skips what reads every exposure again.
-    const [rows, facts] = await Promise.all([
+    const pair = experiment.design === 'interleave' && !only && span ? ([experiment.variants[0]!.key, experiment.variants[1]!.key] as const) : undefined;
+    const click = clickEvent(experiment, this.definitions.metrics());
+    const [rows, facts, interleaved] = await Promise.all([
       plan ? this.store.series({ experiment: key, metrics: metrics.map((m) => m.spec), ends: plan.ends, phaseStarts: phaseStarts(phases), preWindowMs: preWindowMs(experiment) }) : [],
       !only && span ? this.store.exposureFacts(key) : undefined,
+      pair ? this.store.interleaving(key, pair, click) : undefined,
     ]);
     const points = analyse(experiment, metrics, rows, plan?.ends.length ?? 1, this.options, phases);
     const last = points.at(-1)!;
@@ -215,6 +239,7 @@ export class ResultsService {
       ...(phases.length > 1 ? { phases: phaseCounts(phases, last) } : {}),
     };
     if (facts) Object.assign(results, servedFigures(last.variants.map((v) => v.key), facts));
+    if (pair && interleaved) results.interleaving = interleavingFigures(pair, click, interleaved);
     return results;
   }
 

@@ -93,6 +93,7 @@ export function ingestEvents(
     if (e.requestId !== undefined) event.requestId = e.requestId;
     if (e.value !== undefined) event.value = e.value;
     if (e.attributes !== undefined) event.attributes = e.attributes;
+    if (e.itemId !== undefined) event.itemId = e.itemId;
     if (mark !== undefined) event.catalogue = mark;
     prepared.push(event);
   }

@@ -20,6 +20,8 @@ export function eventJson(e: Event): string {
   if (e.status !== undefined) out += ',"status":' + number(e.status);
   if (e.fallback !== undefined) out += ',"fallback":"' + e.fallback + '"';
   if (e.attributes !== undefined) out += ',"attributes":' + JSON.stringify(e.attributes);
+  if (e.itemId !== undefined) out += ',"itemId":' + JSON.stringify(e.itemId);
+  if (e.interleaving !== undefined) out += ',"interleaving":' + JSON.stringify(e.interleaving);
   if (e.catalogue !== undefined) out += ',"catalogue":"' + e.catalogue + '"';
   return flat(out + '}');
 }
