@@ -110,6 +110,8 @@ if (demo) {
       gatewayUrl: url(8080),
       signal: stopTraffic.signal,
       concurrency: 4,
+      // Returning users: their last two weeks first, so CUPED has pre-exposure behaviour to use.
+      historyDays: 14,
       log: (line) => process.stdout.write(`[demo] ${line}\n`),
     }),
   );
