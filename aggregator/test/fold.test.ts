@@ -51,7 +51,10 @@ describe('the fold answers as the direct query does', () => {
   beforeAll(async () => {
     path = mkdtempSync(join(tmpdir(), 'bunryu-fold-'));
     client = chdbClient(path);
-    folded = await ClickHouseMetricsStore.open(client);
+    // Every refresh takes exactly the rows inserted since the last (this store makes them all, so
+    // no look-back for other writers) and is never replaced by a rebuild, however many units it
+    // touches: these tests are about what a refresh must absorb.
+    folded = await ClickHouseMetricsStore.open(client, { fold: { overlapMs: 0, rebuildShare: Infinity } });
     direct = await ClickHouseMetricsStore.open(chdbClient(path), { fold: false });
   });
   afterAll(async () => {
@@ -140,6 +143,32 @@ describe('the fold answers as the direct query does', () => {
     expect(await store.series(q)).toEqual(await direct.series(q));
     const after = await writtenBy();
     expect([...after].filter(([unitId, r]) => r !== built.get(unitId)).map(([unitId]) => unitId).sort()).toEqual([u1, u2].sort());
+    await store.close();
+  });
+
+  it('is replaced by a new fold, built in the background, when new rows touch too many of its units', async () => {
+    const experiment = `fold-${run}-f`;
+    const events = experimentData({ experiment, variants: ['control', 'treatment'], units: 200, seed: 35, start: START, spanMs: HOUR });
+    const q = { experiment, metrics: METRICS, ends: [START + HOUR, OPEN_END] };
+    const store = await ClickHouseMetricsStore.open(chdbClient(path), { fold: { overlapMs: 0, rebuildShare: 0.2 } });
+    const foldOf = async () => {
+      const rs = await client.query({ query: `SELECT toString(argMax(foldId, refresh)) AS id FROM fold_units WHERE unitId LIKE {prefix:String}`, query_params: { prefix: `${experiment}-%` }, format: 'JSONEachRow' });
+      return (await rs.json<{ id: string }>())[0]!.id;
+    };
+    await store.insert(events.slice(0, 300).map(storedEvent));
+    await store.series(q);
+    await store.foldsSettled();
+    const first = await foldOf();
+    // A few units with new rows: refreshed in place.
+    await store.insert([behaviour('click', `${experiment}-u1`, START + 2 * HOUR)].map(storedEvent));
+    expect(await store.series(q)).toEqual(await direct.series(q));
+    expect(await foldOf()).toBe(first);
+    // Most units with new rows: this ask is answered directly while a new fold is built.
+    await store.insert(events.slice(300).map(storedEvent));
+    expect(await store.series(q)).toEqual(await direct.series(q));
+    await store.foldsSettled();
+    expect(await store.series(q)).toEqual(await direct.series(q));
+    expect(await foldOf()).not.toBe(first);
     await store.close();
   });
 

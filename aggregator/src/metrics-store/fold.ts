@@ -22,9 +22,15 @@ import { buildSeriesQuery, type PerUnitLayout } from './series-query.ts';
 export interface FoldOptions {
   overlapMs: number;
   maxIdleMs: number;
+  /**
+   * The share of a fold's units with new rows above which a new build replaces it: a refresh
+   * recomputes each such unit and also reads and cancels its old row, so past about a fifth of
+   * the units it costs more than the build (and a build runs in the background).
+   */
+  rebuildShare: number;
 }
 
-export const DEFAULT_FOLD_OPTIONS: FoldOptions = { overlapMs: 5_000, maxIdleMs: 3_600_000 };
+export const DEFAULT_FOLD_OPTIONS: FoldOptions = { overlapMs: 5_000, maxIdleMs: 3_600_000, rebuildShare: 0.2 };
 
 const MINUTE = 60_000;
 
@@ -40,6 +46,8 @@ interface Fold {
   id: string;
   /** Insert time (ms, the store's clock) the last refresh covered; 0 before the first. */
   watermark: number;
+  /** Units the build wrote: the measure of a refresh that would cost more than a new build. */
+  units: number;
   usedAt: number;
   /** The running refresh, which every caller in the meantime waits for. */
   refreshing?: Promise<void>;
@@ -81,32 +89,47 @@ export class Folds {
    * The query's changes per (phase, variant, bucket), from its fold, refreshed first; undefined
    * while the fold is being built, for the caller to answer straight from the per-unit sets. A
    * build costs a few direct queries, so the asks during it are answered as they were before
-   * folds existed instead of waiting for it.
+   * folds existed instead of waiting for it. A refresh that would recompute more than
+   * `rebuildShare` of the fold's units costs more than a build: the fold is then replaced by a
+   * new one, built in the background, and this ask too is answered directly.
    */
   async changes(query: SeriesQuery): Promise<Change[] | undefined> {
     const key = foldKey(query);
     let fold = this.folds.get(key);
-    if (!fold || fold.broken) {
-      await this.sweep();
-      fold = { id: BigInt.asUintN(64, BigInt(`0x${randomBytes(8).toString('hex')}`)).toString(), watermark: 0, usedAt: Date.now() };
-      this.folds.set(key, fold);
-      const building = this.refresh(fold, query);
-      fold.refreshing = building;
-      // A failed build marks the fold broken; the next ask starts another.
-      void building.catch(() => undefined).finally(() => (fold!.refreshing = undefined));
-    }
+    if (!fold || fold.broken) return void (await this.build(key, query));
     fold.usedAt = Date.now();
     if (fold.watermark === 0) return undefined;
     // One refresh at a time; a caller arriving during one waits for the next, which sees its data.
     while (fold.refreshing) await fold.refreshing.catch(() => undefined);
+    if (this.folds.get(key) !== fold) return undefined;
     const refreshing = this.refresh(fold, query);
-    fold.refreshing = refreshing;
+    fold.refreshing = refreshing.then(() => undefined);
+    let outcome: 'done' | 'too-many';
     try {
-      await refreshing;
+      outcome = await refreshing;
     } finally {
       fold.refreshing = undefined;
     }
-    return this.read(fold, query);
+    if (outcome === 'done') return this.read(fold, query);
+    await this.build(key, query);
+    // The old fold's rows are deleted once its successor is built (or failed): not on this ask's time.
+    void this.folds.get(key)!.refreshing?.catch(() => undefined).finally(() => this.drop(fold.id).catch(() => undefined));
+    return undefined;
+  }
+
+  /** Starts building a new fold for the query's shape in the background, in place of any before it. */
+  private async build(key: string, query: SeriesQuery): Promise<void> {
+    await this.sweep();
+    const fold: Fold = { id: BigInt.asUintN(64, BigInt(`0x${randomBytes(8).toString('hex')}`)).toString(), watermark: 0, units: 0, usedAt: Date.now() };
+    this.folds.set(key, fold);
+    const building = this.refresh(fold, query).then(() => undefined);
+    fold.refreshing = building;
+    // A failed build marks the fold broken; the next ask starts another.
+    void building.catch(() => undefined).finally(() => (fold.refreshing = undefined));
+  }
+
+  private async drop(id: string): Promise<void> {
+    for (const table of ['fold_units', 'fold_sums']) await this.command(`ALTER TABLE ${table} DELETE WHERE foldId = {id:UInt64}`, { id });
   }
 
   /** Resolves once no fold is being built or refreshed (failures included): what tests and the bench wait for. */
@@ -114,7 +137,8 @@ export class Folds {
     for (const fold of this.folds.values()) while (fold.refreshing) await fold.refreshing.catch(() => undefined);
   }
 
-  private async refresh(fold: Fold, query: SeriesQuery): Promise<void> {
+  /** Brings the fold up to date; 'too-many' (changing nothing) when too many of its units have new rows. */
+  private async refresh(fold: Fold, query: SeriesQuery): Promise<'done' | 'too-many'> {
     const [now] = await this.rows<{ now: string }>('SELECT toUnixTimestamp64Milli(now64(3)) AS now', {});
     const bound = Math.min(Number(now!.now), ...[...this.inserting].map((i) => i.startedAt));
     const refresh = (BigInt(Date.now()) * 1000n + BigInt(this.sequence++ % 1000)).toString();
@@ -128,8 +152,12 @@ export class Folds {
            WHERE ingestedAt >= fromUnixTimestamp64Milli({from:Int64})
              AND (type IN {types:Array(String)} OR (type = 'exposure' AND arrayExists(a -> a.1 = {experiment:String}, assignments)))`;
     const sums = sumsLayout(query, built.layout);
+    let units: number;
     try {
       await this.command(`INSERT INTO fold_dirty (refresh, unitId) SELECT {refresh:UInt64}, unitId FROM (${dirty})`, { ...params, types });
+      const [counted] = await this.rows<{ n: string }>('SELECT count() AS n FROM fold_dirty WHERE refresh = {refresh:UInt64}', { refresh });
+      units = Number(counted!.n);
+      if (fold.watermark > 0 && units > this.options.rebuildShare * fold.units) return 'too-many';
       // Take the dirty units' previous contributions out of the sums and cancel their rows, then
       // write the new rows and add them. The sums are fed from what each step read, not from
       // the table afterwards: merges may already have collapsed a cancelled pair.
@@ -148,7 +176,9 @@ export class Folds {
       fold.broken = true;
       throw err;
     }
+    if (fold.watermark === 0) fold.units = units;
     fold.watermark = bound;
+    return 'done';
   }
 
   private async read(fold: Fold, query: SeriesQuery): Promise<Change[]> {
