@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Counter, Gauge } from 'prom-client';
 import { createError, errorBody } from '@bunryu/core';
 import { createHttpServer, hotCounter } from '@bunryu/platform';
@@ -6,7 +6,8 @@ import type { Config } from './config.ts';
 import type { Deps } from './compose.ts';
 import { parseAbParams } from './predict/ab-params.ts';
 import { FaultInjector } from './predict/fault-injector.ts';
-import { predict } from './predict/predictor.ts';
+import { predict, type Prediction } from './predict/predictor.ts';
+import { readRankItems } from './predict/instances.ts';
 import { authenticatorFor, requireRole } from '@bunryu/platform/auth';
 import { usersOfVersion } from './lifecycle/in-use.ts';
 import { registerVersionEndpoints } from './lifecycle/version-endpoints.ts';
@@ -77,20 +78,22 @@ export async function buildApp(config: Readonly<Config>, deps: Deps): Promise<Fa
     }
   });
 
-  app.post<{ Params: { name: string } }>('/v1/models/:name/predict', async (request, reply) => {
+  /** Scores `body`'s instances with the version the params select, faults and headers included; null when an injected fault answered. */
+  const scored = async (request: FastifyRequest<{ Params: { name: string } }>, reply: FastifyReply, body: unknown): Promise<Prediction | null> => {
     const params = parseAbParams(request.headers['x-ab-params']);
     const generation = registry.acquire();
     try {
-      const result = await predict(generation, request.params.name, params, request.body);
+      const result = await predict(generation, request.params.name, params, body);
       const fault = faults.next(result.model, result.version, generation.models.get(result.model)?.versions.get(result.version)?.metadata?.faults);
       if (fault.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
       if (fault.fail) {
         // Answered here rather than thrown: the error handler would log each one as a real failure.
         injected.inc({ model: result.model, version: result.version });
-        return reply
+        void reply
           .code(500)
           .header('x-model-version', result.version)
           .send(errorBody('BUNRYU_INTERNAL', `model ${result.model} version ${result.version} failed by its injected faults (model.json "faults")`));
+        return null;
       }
       predictions.inc([result.model, result.version]);
       void reply.header('x-model-version', result.version);
@@ -109,6 +112,21 @@ export async function buildApp(config: Readonly<Config>, deps: Deps): Promise<Fa
     } finally {
       registry.release(generation);
     }
+  };
+
+  app.post<{ Params: { name: string } }>('/v1/models/:name/predict', async (request, reply) => (await scored(request, reply, request.body)) ?? reply);
+
+  /**
+   * A ranked list (SPEC §13): the candidate items of the body scored by the selected version and
+   * answered best first with their ids, the form an interleaving experiment merges.
+   */
+  app.post<{ Params: { name: string } }>('/v1/models/:name/rank', async (request, reply) => {
+    const items = readRankItems(request.body);
+    const result = await scored(request, reply, { instances: items.map((it) => it.features) });
+    if (result === null) return reply;
+    const ranked = items.map((it, i) => ({ id: it.id, score: result.predictions[i]! })).sort((x, y) => y.score - x.score);
+    const { predictions: _scores, ...rest } = result;
+    return { ...rest, items: ranked };
   });
 
   await registerVersionEndpoints(app, {

@@ -55,6 +55,36 @@ export function featureMatrix(instances: readonly Instance[], features: readonly
   return data;
 }
 
+/** Candidates one ranking request may hold. */
+export const MAX_RANK_ITEMS = 1000;
+
+/**
+ * The body of a ranking request (`{"items": [{"id", "features": {…}}]}`): ids are non-empty
+ * strings of at most 128 characters, each once; the features are checked as instances are.
+ */
+export function readRankItems(body: unknown): { id: string; features: Instance }[] {
+  const items = (body as { items?: unknown } | null)?.items;
+  if (!Array.isArray(items) || items.length === 0) throw issues([{ path: 'items', message: 'must be a non-empty array of {id, features} objects' }]);
+  if (items.length > MAX_RANK_ITEMS) throw issues([{ path: 'items', message: `must hold at most ${MAX_RANK_ITEMS} items` }]);
+  const found: FieldIssue[] = [];
+  const seen = new Set<string>();
+  items.forEach((it: unknown, i) => {
+    const id = (it as { id?: unknown } | null)?.id;
+    if (typeof id !== 'string' || id.length === 0 || id.length > 128) found.push({ path: `items.${i}.id`, message: 'must be a string of 1 to 128 characters' });
+    else if (seen.has(id)) found.push({ path: `items.${i}.id`, message: `duplicate id "${id}"` });
+    else seen.add(id);
+  });
+  if (found.length) throw issues(found.slice(0, MAX_ISSUES));
+  try {
+    readInstances({ instances: items.map((it: { features?: unknown }) => it.features) });
+  } catch (err) {
+    // The same checks, named at the item's features.
+    const fields = ((err as { details?: { fields?: FieldIssue[] } }).details?.fields ?? []).map((f) => ({ ...f, path: f.path.replace(/^instances(\.\d+)?/, (_m, i: string | undefined) => `items${i ?? ''}.features`) }));
+    throw fields.length ? issues(fields) : err;
+  }
+  return items as { id: string; features: Instance }[];
+}
+
 function issues(fields: FieldIssue[]) {
   return createError('BUNRYU_VALIDATION', `${fields[0]!.path}: ${fields[0]!.message}`, { fields });
 }
