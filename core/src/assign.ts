@@ -382,8 +382,8 @@ function paramsSource(route: CompiledRoute, params: Params | undefined): ParamsS
 
 const NON_ASCII = /[\u007f-\uffff]/g;
 
-/** JSON text with every character above U+007E escaped: the same value, in ASCII. */
-function asciiJson(value: unknown): string {
+/** JSON text with every character above U+007E escaped: the same value, in ASCII (what a header may carry). */
+export function asciiJson(value: unknown): string {
   const json = JSON.stringify(value) ?? 'null';
   return json.replace(NON_ASCII, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
 }

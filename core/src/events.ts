@@ -9,6 +9,8 @@ export interface ExposureContext {
   status?: number;
   fallback?: 'route' | 'model';
   attributes?: Record<string, string | number | boolean>;
+  /** An interleaved request's merged list and the variant of each item (SPEC §13). */
+  interleaving?: { experiment: string; items: string[]; teams: string[] };
 }
 
 /**
@@ -24,6 +26,7 @@ export function exposureEvent(assignments: readonly Assignment[], ctx: ExposureC
   if (ctx.status !== undefined) event.status = ctx.status;
   if (ctx.fallback !== undefined) event.fallback = ctx.fallback;
   if (ctx.attributes && Object.keys(ctx.attributes).length > 0) event.attributes = ctx.attributes;
+  if (ctx.interleaving !== undefined) event.interleaving = ctx.interleaving;
   return event;
 }
 

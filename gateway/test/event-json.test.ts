@@ -47,6 +47,7 @@ describe('eventJson', () => {
         status: fc.integer({ min: 0, max: 999 }),
         fallback: fc.constantFrom('route', 'model'),
         attributes: fc.dictionary(text, fc.oneof(text, finite, fc.boolean()), { maxKeys: 3 }),
+        interleaving: fc.record({ experiment: fc.constantFrom('a', 'b'), items: fc.array(text, { maxLength: 4 }), teams: fc.array(fc.constantFrom('x', 'y'), { maxLength: 4 }) }),
       },
       { requiredKeys: ['unitId', 'route', 'requestId', 'ts'] },
     ) as fc.Arbitrary<ExposureContext>;

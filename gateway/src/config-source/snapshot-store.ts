@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import { ConfigSnapshot, assign, compileEventChecks, type EventCheck } from '@bunryu/core';
 import { writeFileDurably } from '@bunryu/platform/durable-files';
 import type { Logger } from '@bunryu/platform/log';
-import { buildRouteTable, type RouteRuntime } from '../proxy/route-table.ts';
+import { buildRouteTable, interleavedExperiments, type InterleavedExperiment, type RouteRuntime } from '../proxy/route-table.ts';
 import type { UpstreamPools } from '../proxy/upstream-pools.ts';
 
 /** Everything the hot path reads, swapped as one reference so a request never sees half a config. */
@@ -14,6 +14,8 @@ export interface LiveConfig {
   experimentRoutes: readonly string[];
   /** The approved event catalogue compiled to one check per type, once per snapshot. */
   eventChecks: ReadonlyMap<string, EventCheck>;
+  /** Running interleaving experiments (SPEC §13) by key: the two rankings each request merges. */
+  interleaved: ReadonlyMap<string, InterleavedExperiment>;
   version: number;
   /** When this gateway took the snapshot (ms since epoch). */
   loadedAt: number;
@@ -132,7 +134,8 @@ export class SnapshotStore {
     for (const name of routes.keys()) assign(snapshot, name, 'warm-up');
     const experimentRoutes = [...new Set(snapshot.experiments.filter((e) => e.status === 'running').map((e) => e.route))].sort();
     const eventChecks = compileEventChecks(snapshot.events);
-    const live: LiveConfig = { snapshot, routes, experimentRoutes, eventChecks, version: snapshot.version, loadedAt: this.now(), source };
+    const interleaved = interleavedExperiments(snapshot, this.options.pools);
+    const live: LiveConfig = { snapshot, routes, experimentRoutes, eventChecks, interleaved, version: snapshot.version, loadedAt: this.now(), source };
     this.live = live;
     this.refused = null;
     this.options.logger.info({ version: snapshot.version, epoch: snapshot.epoch, source, routes: routes.size, experiments: snapshot.experiments.length }, 'config snapshot applied');

@@ -47,6 +47,7 @@ export function exposureJson(assignmentsJson: string | null, ctx: ExposureContex
       break;
     }
   }
+  if (ctx.interleaving !== undefined) out += ',"interleaving":' + JSON.stringify(ctx.interleaving);
   return flat(out + '}');
 }
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
-import { BunryuError, assignForwarding, clientErrorBody, createError, type Assignment, type ExposureContext } from '@bunryu/core';
+import { BunryuError, asciiJson, assignForwarding, clientErrorBody, createError, interleave, type Assignment, type ExposureContext } from '@bunryu/core';
 import { attributesFromHeaders } from '../client/attributes.ts';
 import { unitCookie, unitIdOf } from '../client/unit-id.ts';
 import type { SnapshotStore } from '../config-source/snapshot-store.ts';
@@ -11,7 +11,7 @@ import type { GatewayMetrics } from '../metrics/gateway-metrics.ts';
 import { answerHasBody } from './http1/wire.ts';
 import { UpstreamFailure, type ForwardRequest, type UpstreamResponse } from './upstream-client.ts';
 import { downstreamHeaders, upstreamHeaders } from './headers.ts';
-import { upstreamPath, type RouteRuntime } from './route-table.ts';
+import { upstreamPath, type InterleavedExperiment, type RouteRuntime } from './route-table.ts';
 import type { UpstreamPools } from './upstream-pools.ts';
 
 export interface RouteProxyDeps {
@@ -139,8 +139,12 @@ export class RouteProxy {
 
     const headers = upstreamHeaders(req.rawHeaders, req.headers.connection);
     headers.push('x-ab-unit', unit.wire, 'x-ab-assignments', assignments, 'x-ab-params', result.paramsJson, 'x-request-id', requestId);
-    const upstream = result.upstream === undefined ? route.upstream : pools.resolve(result.upstream);
     const rest = url.slice(nameEnd);
+    if (live.interleaved.size > 0) {
+      const pick = result.assignments.find((a) => !a.forced && live.interleaved.has(a.experiment));
+      if (pick) return this.interleaved({ req, res, requestId, body, route, name, unit, attributes, result, experiment: live.interleaved.get(pick.experiment)!, headers, rest });
+    }
+    const upstream = result.upstream === undefined ? route.upstream : pools.resolve(result.upstream);
     const forwarded: ForwardRequest = { method: req.method, path: upstreamPath(upstream, route, rest), headers, body };
 
     const started = performance.now();
@@ -190,6 +194,88 @@ export class RouteProxy {
     });
   }
 
+  /**
+   * SPEC §13: both variants' rankings requested in parallel with their own params (the unit's
+   * other params as assigned), merged by team-draft interleaving seeded by the request id, and
+   * answered as one list `{"items": […]}`; the exposure records each item's variant. When one
+   * side fails (an error, a timeout, an answer without a list) the other's answer is served as it
+   * came and the request is not credited; when both fail, the route's fallback answers as for any
+   * request. The exposure's status is the worse of the two, so either ranker's errors count.
+   */
+  private interleaved(r: InterleavedRequest): void {
+    const { res, requestId, route, name, unit, attributes, result, experiment } = r;
+    const { publisher, metrics } = this.deps;
+    const base = JSON.parse(result.paramsJson) as Record<string, unknown>;
+    const paramsAt = r.headers.indexOf('x-ab-params') + 1;
+    const legs = experiment.variants.map((v) => {
+      const headers = r.headers.slice();
+      headers[paramsAt] = asciiJson({ ...base, ...v.params });
+      const upstream = v.upstream ?? route.upstream;
+      return { variant: v.key, upstream, forwarded: { method: r.req.method, path: upstreamPath(upstream, route, r.rest), headers, body: r.body } as ForwardRequest };
+    });
+    const started = performance.now();
+    const outcomes: { failure: UpstreamFailure | null; response: UpstreamResponse | null; list: RankedItem[] | null }[] = [];
+    let pending = legs.length;
+    const done = () => {
+      const latencyMs = performance.now() - started;
+      const statusOf = (o: (typeof outcomes)[number]) => (o.response !== null ? o.response.status : o.failure!.kind === 'timeout' ? 504 : 502);
+      const status = Math.max(...outcomes.map((o) => (o.list === null ? Math.max(statusOf(o), 502) : statusOf(o))));
+      const own = ['x-ab-assignments', result.assignmentsHeader, 'x-request-id', requestId];
+      if (unit.issued) own.push('set-cookie', unitCookie(unit.id));
+      const [a, b] = outcomes as [(typeof outcomes)[number], (typeof outcomes)[number]];
+      let interleaving: ExposureContext['interleaving'];
+      let merged: unknown[] | undefined;
+      if (a.list !== null && b.list !== null) {
+        const m = interleave(a.list.map((it) => it.key), b.list.map((it) => it.key), requestId, Math.max(a.list.length, b.list.length));
+        const byKey = [new Map(a.list.map((it) => [it.key, it.item])), new Map(b.list.map((it) => [it.key, it.item]))];
+        merged = m.items.map((key, i) => byKey[m.teams[i] === 'a' ? 0 : 1]!.get(key));
+        interleaving = { experiment: experiment.key, items: m.items, teams: m.teams.map((t) => legs[t === 'a' ? 0 : 1]!.variant) };
+      }
+      const answer = () => {
+        try {
+          if (merged !== undefined) {
+            metrics.request(name, result.assignments, 200, latencyMs / 1000);
+            res.send(200, ['content-type', JSON_TYPE, 'x-ab-interleaved', experiment.key, ...own], JSON.stringify({ items: merged }));
+          } else if (a.list !== null || b.list !== null) {
+            const served = a.list !== null ? a : b;
+            metrics.request(name, result.assignments, served.response!.status, latencyMs / 1000);
+            sendUpstream(res, served.response!, own);
+          } else if (route.fallback === null) {
+            metrics.request(name, result.assignments, status, latencyMs / 1000);
+            sendError(res, failureError(a.failure ?? b.failure ?? new UpstreamFailure('failed', 'no ranked list in either answer')), requestId, own);
+          } else {
+            own.push('x-ab-fallback', 'true');
+            this.answerFromFallback(res, route, legs[0]!.forwarded, r.rest, a.response, a.failure, result.assignments, latencyMs, own, requestId).catch((err: unknown) =>
+              this.failed(err, r.req, res, requestId),
+            );
+          }
+        } catch (err) {
+          this.failed(err, r.req, res, requestId);
+        }
+      };
+      if (result.exposureAssignmentsJson === null) return answer();
+      const publish = () => {
+        const context: ExposureContext = { unitId: unit.id, route: name, requestId, ts: Date.now(), latencyMs: Math.round(latencyMs * 1000) / 1000, status, attributes };
+        if (interleaving) context.interleaving = interleaving;
+        else if (merged === undefined && route.fallback !== null && a.list === null && b.list === null) context.fallback = 'route';
+        publisher.publishJson(unit.id, exposureJson(result.exposureAssignmentsJson!, context, randomUUID())!);
+      };
+      // As for any request: queued after the answer, or spilled before it while the event log is down.
+      if (!publisher.flushBeforeAnswer()) {
+        answer();
+        return publish();
+      }
+      publish();
+      publisher.flush().then(answer, answer);
+    };
+    legs.forEach((leg, i) =>
+      leg.upstream.client.send(leg.forwarded, route.timeoutMs, (failure, response) => {
+        outcomes[i] = { failure, response, list: response !== null && response.status < 300 ? rankedItems(response.body) : null };
+        if (--pending === 0) done();
+      }),
+    );
+  }
+
   private async answerFromFallback(
     res: ProxyReply,
     route: RouteRuntime,
@@ -223,6 +309,46 @@ export class RouteProxy {
       sendError(res, error, requestId, own);
     }
   }
+}
+
+interface InterleavedRequest {
+  req: ProxyRequest;
+  res: ProxyReply;
+  requestId: string;
+  body: Buffer | null;
+  route: RouteRuntime;
+  name: string;
+  unit: ReturnType<typeof unitIdOf>;
+  attributes: ExposureContext['attributes'];
+  result: ReturnType<typeof assignForwarding>;
+  experiment: InterleavedExperiment;
+  headers: string[];
+  rest: string;
+}
+
+interface RankedItem {
+  /** The item's id as text: what the merge and the clicks name. */
+  key: string;
+  item: unknown;
+}
+
+/** The `items` of a ranked answer (`{"items": [{"id": …}, …]}`), null when the body is not one. */
+function rankedItems(body: Buffer): RankedItem[] | null {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    return null;
+  }
+  const items = (parsed as { items?: unknown } | null)?.items;
+  if (!Array.isArray(items)) return null;
+  const out: RankedItem[] = [];
+  for (const item of items) {
+    const id = (item as { id?: unknown } | null)?.id;
+    if (typeof id !== 'string' && typeof id !== 'number') return null;
+    out.push({ key: String(id), item });
+  }
+  return out;
 }
 
 /** The model-server says it answered with its fallback version (`x-model-fallback: true`). */

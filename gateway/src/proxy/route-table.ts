@@ -53,3 +53,26 @@ export function upstreamPath(upstream: Upstream, route: RouteRuntime, rest: stri
   const path = upstream.basePath + route.path + rest;
   return path.length === 0 || path.charCodeAt(0) !== 47 /* / */ ? '/' + path : path;
 }
+
+/** A running interleaving experiment as the proxy needs it: its two variants' params and upstreams. */
+export interface InterleavedExperiment {
+  key: string;
+  variants: readonly [InterleavedVariant, InterleavedVariant];
+}
+
+export interface InterleavedVariant {
+  key: string;
+  params: Record<string, unknown>;
+  /** The variant's own upstream; absent: the route's. */
+  upstream?: Upstream;
+}
+
+export function interleavedExperiments(snapshot: ConfigSnapshot, pools: UpstreamPools): Map<string, InterleavedExperiment> {
+  const out = new Map<string, InterleavedExperiment>();
+  for (const e of snapshot.experiments) {
+    if (e.status !== 'running' || e.design !== 'interleave' || e.variants.length !== 2) continue;
+    const variant = (v: (typeof e.variants)[number]): InterleavedVariant => ({ key: v.key, params: v.params ?? {}, ...(v.upstream ? { upstream: pools.resolve(v.upstream) } : {}) });
+    out.set(e.key, { key: e.key, variants: [variant(e.variants[0]!), variant(e.variants[1]!)] });
+  }
+  return out;
+}
