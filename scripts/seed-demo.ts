@@ -13,6 +13,9 @@ export interface SeedOptions {
 
 export const DEMO_ROUTE = 'recommend';
 export const DEMO_EXPERIMENT = 'recommend-v2';
+/** The ranked route (the model-server's ranking endpoint) and its interleaving experiment of v1 and v2 (SPEC §13). */
+export const DEMO_RANK_ROUTE = 'rank';
+export const DEMO_INTERLEAVING = 'rank-interleaved';
 
 /** The events `npm run demo` sends (impression, click, dwell), and a purchase a shop would add. */
 export const DEMO_EVENTS: Record<string, { description: string; owner: string; attributes: Record<string, { type: 'string' | 'number' | 'boolean'; required?: boolean; enum?: (string | number)[] }>; value?: { unit: string } }> = {
@@ -64,38 +67,64 @@ export async function seedDemo(o: SeedOptions): Promise<void> {
 
   const routes = (await call('GET', '/v1/routes')) as unknown;
   const list = Array.isArray(routes) ? routes : ((routes as { routes?: unknown[] })?.routes ?? []);
-  if (list.some((r) => (r as { key?: string }).key === DEMO_ROUTE)) return;
-
-  log(`seeding the demo route "${DEMO_ROUTE}" and experiment "${DEMO_EXPERIMENT}"`);
-  await call('PUT', `/v1/routes/${DEMO_ROUTE}`, {
-    upstream: o.modelServerUrl,
-    path: `/v1/models/${DEMO_ROUTE}`,
-    defaultParams: { model: DEMO_ROUTE, version: 'v1' },
-    timeoutMs: 300,
-    fallback: { status: 200, body: { model: DEMO_ROUTE, version: 'fallback', predictions: [] } },
-  });
-  await call('PUT', '/v1/metrics/ctr', { type: 'proportion', event: 'click', description: 'Share of users who clicked at least once' });
-  await call('PUT', '/v1/metrics/dwell', { type: 'mean', event: 'dwell', description: 'Seconds spent on clicked items per user' });
-  await call('PUT', '/v1/metrics/clicks_per_impression', {
-    type: 'ratio',
-    numerator: { event: 'click' },
-    denominator: { event: 'impression' },
-    description: 'Clicks over impressions',
-  });
-  const created = (await call('POST', '/v1/experiments', {
-    key: DEMO_EXPERIMENT,
-    name: 'Recommender v2 against v1',
-    hypothesis: 'v2, trained on every feature, lifts CTR',
-    route: DEMO_ROUTE,
-    layer: 'ranking',
-    trafficPercent: 100,
-    variants: [
-      { key: 'control', weight: 50, params: { version: 'v1' } },
-      { key: 'treatment', weight: 50, params: { version: 'v2' } },
-    ],
-    overrides: { 'qa-user-1': 'treatment' },
-    metrics: { primary: 'ctr', guardrails: ['error_rate', 'latency_ms'] },
-  })) as { version: number };
-  await call('POST', `/v1/experiments/${DEMO_EXPERIMENT}/start`, undefined);
-  void created;
+  /** The demo route, its metrics and the A/B experiment v1 against v2. */
+  const seedAbTest = async () => {
+    log(`seeding the demo route "${DEMO_ROUTE}" and experiment "${DEMO_EXPERIMENT}"`);
+    await call('PUT', `/v1/routes/${DEMO_ROUTE}`, {
+      upstream: o.modelServerUrl,
+      path: `/v1/models/${DEMO_ROUTE}`,
+      defaultParams: { model: DEMO_ROUTE, version: 'v1' },
+      timeoutMs: 300,
+      fallback: { status: 200, body: { model: DEMO_ROUTE, version: 'fallback', predictions: [] } },
+    });
+    await call('PUT', '/v1/metrics/ctr', { type: 'proportion', event: 'click', description: 'Share of users who clicked at least once' });
+    await call('PUT', '/v1/metrics/dwell', { type: 'mean', event: 'dwell', description: 'Seconds spent on clicked items per user' });
+    await call('PUT', '/v1/metrics/clicks_per_impression', {
+      type: 'ratio',
+      numerator: { event: 'click' },
+      denominator: { event: 'impression' },
+      description: 'Clicks over impressions',
+    });
+    await call('POST', '/v1/experiments', {
+      key: DEMO_EXPERIMENT,
+      name: 'Recommender v2 against v1',
+      hypothesis: 'v2, trained on every feature, lifts CTR',
+      route: DEMO_ROUTE,
+      layer: 'ranking',
+      trafficPercent: 100,
+      variants: [
+        { key: 'control', weight: 50, params: { version: 'v1' } },
+        { key: 'treatment', weight: 50, params: { version: 'v2' } },
+      ],
+      overrides: { 'qa-user-1': 'treatment' },
+      metrics: { primary: 'ctr', guardrails: ['error_rate', 'latency_ms'] },
+    });
+    await call('POST', `/v1/experiments/${DEMO_EXPERIMENT}/start`, undefined);
+  };
+  const has = (key: string) => list.some((r) => (r as { key?: string }).key === key);
+  if (!has(DEMO_ROUTE)) await seedAbTest();
+  // Seeded on its own, so a data directory from before interleaving gets it too.
+  if (!has(DEMO_RANK_ROUTE)) {
+    log(`seeding the ranked route "${DEMO_RANK_ROUTE}" and its interleaving experiment "${DEMO_INTERLEAVING}"`);
+    await call('PUT', `/v1/routes/${DEMO_RANK_ROUTE}`, {
+      upstream: o.modelServerUrl,
+      path: `/v1/models/${DEMO_ROUTE}`,
+      defaultParams: { model: DEMO_ROUTE, version: 'v1' },
+      timeoutMs: 300,
+      fallback: { status: 200, body: { items: [], fallback: true } },
+    });
+    await call('POST', '/v1/experiments', {
+      key: DEMO_INTERLEAVING,
+      name: 'Ranker v2 against v1, interleaved',
+      hypothesis: 'Users click v2\'s items more often than v1\'s when both are in one list',
+      route: DEMO_RANK_ROUTE,
+      design: 'interleave',
+      variants: [
+        { key: 'control', weight: 50, params: { version: 'v1' } },
+        { key: 'treatment', weight: 50, params: { version: 'v2' } },
+      ],
+      metrics: { primary: 'ctr', guardrails: ['error_rate', 'latency_ms'] },
+    });
+    await call('POST', `/v1/experiments/${DEMO_INTERLEAVING}/start`, undefined);
+  }
 }

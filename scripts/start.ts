@@ -8,6 +8,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { driveDemoTraffic } from './demo-traffic.ts';
+import { driveInterleavingTraffic } from './demo-interleaving.ts';
 import { DEMO_ROLLOUT_VISITS_PER_SECOND, seedRollouts, watchRollouts } from './demo-rollouts.ts';
 import { seedDemo } from './seed-demo.ts';
 import { SERVICES, serviceArgs, type ServiceName } from './services.ts';
@@ -114,6 +115,8 @@ if (demo) {
       historyDays: 14,
       log: (line) => process.stdout.write(`[demo] ${line}\n`),
     }),
+    // The ranked route's interleaving experiment of v1 and v2 (SPEC §13), at a gentler pace.
+    driveInterleavingTraffic({ gatewayUrl: url(8080), signal: stopTraffic.signal, concurrency: 2, visitsPerSecond: 20 }),
   );
 }
 if (rollouts) {

@@ -81,6 +81,34 @@ function PercentilesTable({ experiment, results }) {
 }
 
 /**
+ * An interleaving experiment's verdict (SPEC §13): which ranking the units preferred, by the
+ * clicks on the items each contributed to the merged lists.
+ * @param {{experiment: any, interleaving: any}} props
+ */
+function InterleavingCard({ experiment, interleaving: il }) {
+  const [control, treatment] = il.variants;
+  const decided = control.preferred + treatment.preferred;
+  return html`<div class="card" data-testid="interleaving">
+    <h3>Interleaving</h3>
+    <p>
+      ${decided === 0
+        ? html`<span class="muted">No unit has preferred either ranking yet.</span>`
+        : html`<strong data-testid="preference">${pct(il.preference, 1)}</strong> of the units with a preference chose <span class="mono">${treatment.key}</span>'s ranking
+          (sign test p = ${pValue(il.pValue)}, <abbr title="Always-valid (mixture SPRT): safe to check at any time">sequential p</abbr> = ${pValue(il.sequentialPValue)}).`}
+    </p>
+    <table class="grid compact">
+      <caption class="sr-only">Units preferring each ranking</caption>
+      <thead><tr><th scope="col">Variant</th><th scope="col" class="num">Units preferring it</th></tr></thead>
+      <tbody>
+        ${experiment.variants.map((/** @type {any} */ v) => html`<tr data-variant=${v.key}><th scope="row">${v.key}</th><td class="num">${num(il.variants.find((/** @type {any} */ x) => x.key === v.key)?.preferred ?? 0)}</td></tr>`)}
+        <tr><th scope="row" class="muted">ties</th><td class="num">${num(il.ties)}</td></tr>
+      </tbody>
+    </table>
+    <p class="small muted">${num(il.requests)} interleaved requests from ${num(il.units)} units; ${num(il.clickedUnits)} units clicked (<span class="mono">${il.click}</span> events naming the request and the item). Each unit counts once, for the ranking whose items it clicked more.</p>
+  </div>`;
+}
+
+/**
  * Results per value of each declared slice attribute (SPEC §11). Every p-value and interval is
  * corrected over all the slices' comparisons: a slice that looks different is often chance.
  * @param {{experiment: any, slices: any}} props
@@ -331,6 +359,7 @@ export function ResultsView({ experiment }) {
           <${LiftChart} series=${lift} metric=${chartMetric} />
         </div>
       </div>
+      ${results.data?.interleaving && html`<${InterleavingCard} experiment=${experiment} interleaving=${results.data.interleaving} />`}
       ${results.data?.served && html`<div class="results-grid">
         <${ServedTable} experiment=${experiment} results=${results.data} asServed=${asServed.data} />
         <${PercentilesTable} experiment=${experiment} results=${results.data} />

@@ -1,15 +1,20 @@
 /**
- * The demo's returning users on the real processes, as `npm run demo` runs them: the demo seed,
- * each user's last two weeks sent first, then live visits through the gateway and the demo
- * models. The demo experiment's primary metric must show CUPED removing real variance (SPEC §11):
- * the users' lasting taste and activity drive both their history and their visits.
+ * The demo's analyses on the real processes, as `npm run demo` runs them (one stack, the demo
+ * seed):
+ * - returning users: each user's last two weeks sent first, then live visits through the gateway
+ *   and the demo models; the A/B experiment's primary metric must show CUPED removing real
+ *   variance (SPEC §11), since the users' lasting taste and activity drive both;
+ * - interleaving (SPEC §13): visits to the ranked route get the merge of v1's and v2's rankings
+ *   from the model-server, users click by the true click probability at each position, and the
+ *   results must prefer v2, the better ranker.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { driveDemoTraffic } from '../../scripts/demo-traffic.ts';
-import { DEMO_EXPERIMENT, seedDemo } from '../../scripts/seed-demo.ts';
+import { driveInterleavingTraffic } from '../../scripts/demo-interleaving.ts';
+import { DEMO_EXPERIMENT, DEMO_INTERLEAVING, seedDemo } from '../../scripts/seed-demo.ts';
 import { startStack, waitFor, type Stack } from './support/stack.ts';
 
 const modelDir = mkdtempSync(join(tmpdir(), 'bunryu-e2e-cuped-models-'));
@@ -17,6 +22,7 @@ let stack: Stack;
 
 beforeAll(async () => {
   stack = await startStack({}, modelDir);
+  await seedDemo({ experimentServiceUrl: stack.url['experiment-service'], modelServerUrl: stack.url['model-server'], token: stack.token });
 }, 240_000);
 afterAll(async () => {
   await stack?.close();
@@ -29,7 +35,6 @@ interface Results {
 }
 
 it('shows a real variance reduction on the demo\'s primary metric, from the users\' history', async () => {
-  await seedDemo({ experimentServiceUrl: stack.url['experiment-service'], modelServerUrl: stack.url['model-server'], token: stack.token });
   await waitFor('the gateway to assign the demo experiment', async () => {
     const res = await fetch(`${stack.url.gateway}/v1/assign`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ unitId: 'probe', route: 'recommend', attributes: {}, track: false }) });
     return ((await res.json()) as { assignments: unknown[] }).assignments.length === 1;
@@ -61,3 +66,34 @@ it('shows a real variance reduction on the demo\'s primary metric, from the user
     `demo CUPED on ctr: variance reduction ${(ctr.cuped!.varianceReduction! * 100).toFixed(1)}%, θ ${ctr.cuped!.theta?.toFixed(3)}, p ${ctr.raw?.pValue?.toPrecision(3)} raw → ${ctr.pValue?.toPrecision(3)} adjusted, ${previous} units, ${summary.historyEvents} history events`,
   );
 }, 240_000);
+
+it('prefers v2 in the demo\'s interleaving of v1 and v2, from clicks on the merged lists', async () => {
+  await waitFor('the gateway to assign the interleaving experiment', async () => {
+    const res = await fetch(`${stack.url.gateway}/v1/assign`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ unitId: 'probe', route: 'rank', attributes: {}, track: false }) });
+    return ((await res.json()) as { assignments: unknown[] }).assignments.length === 1;
+  });
+  const summary = await driveInterleavingTraffic({ gatewayUrl: stack.url.gateway, users: 300, visits: 1500, concurrency: 8, seed: 9 });
+  expect(summary.failures).toBe(0);
+  expect(summary.interleaved).toBe(summary.visits);
+  interface Interleaving {
+    requests: number;
+    variants: { key: string; preferred: number }[];
+    preference: number | null;
+    pValue: number;
+    sequentialPValue: number;
+  }
+  const il = await waitFor(
+    'every interleaved request in the results',
+    async () => {
+      const res = await fetch(`${stack.url.aggregator}/v1/results/${DEMO_INTERLEAVING}`, { headers: { authorization: `Bearer ${stack.token}` } });
+      const body = (await res.json()) as { interleaving?: Interleaving };
+      return body.interleaving?.requests === summary.visits && body.interleaving;
+    },
+    60_000,
+    1000,
+  );
+  const [v1, v2] = il.variants;
+  expect(v2!.preferred).toBeGreaterThan(v1!.preferred);
+  expect(il.sequentialPValue).toBeLessThan(0.05);
+  console.log(`demo interleaving: ${il.requests} requests, ${v2!.preferred} units prefer v2, ${v1!.preferred} v1 (${((il.preference ?? 0) * 100).toFixed(1)}%), sign-test p ${il.pValue.toPrecision(3)}, sequential p ${il.sequentialPValue.toPrecision(3)}`);
+}, 120_000);
