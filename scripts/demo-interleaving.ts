@@ -6,6 +6,7 @@
  * request and the item so the aggregator credits the ranking that contributed it.
  */
 import { createRng, sampleInstance, trueClickProbability, type Instance } from '../model-server/src/training/synthetic.ts';
+import { pacedVisits } from './paced-visits.ts';
 import { DEMO_RANK_ROUTE } from './seed-demo.ts';
 
 export interface InterleavingTrafficOptions {
@@ -39,7 +40,6 @@ export async function driveInterleavingTraffic(o: InterleavingTrafficOptions): P
   const rng = createRng(o.seed ?? 43);
   const summary: InterleavingTrafficSummary = { visits: 0, interleaved: 0, clicks: 0, failures: 0 };
   let pending: unknown[] = [];
-  let started = 0;
 
   const flush = async () => {
     if (pending.length === 0) return;
@@ -76,23 +76,7 @@ export async function driveInterleavingTraffic(o: InterleavingTrafficOptions): P
     if (pending.length >= 200) await flush();
   };
 
-  const pacedFrom = Date.now();
-  const worker = async () => {
-    while (!o.signal?.aborted && (o.visits === undefined || started < o.visits)) {
-      const slot = started++;
-      if (o.visitsPerSecond !== undefined) {
-        const wait = pacedFrom + (slot * 1000) / o.visitsPerSecond - Date.now();
-        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-        if (o.signal?.aborted) break;
-      }
-      try {
-        await visit(slot);
-      } catch {
-        summary.failures++;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: o.concurrency ?? 4 }, worker));
+  await pacedVisits({ visits: o.visits, visitsPerSecond: o.visitsPerSecond, concurrency: o.concurrency ?? 4, signal: o.signal }, visit, () => summary.failures++);
   await flush();
   return summary;
 }

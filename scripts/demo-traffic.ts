@@ -11,6 +11,7 @@
  * activity drive both, the adjusted results show a real variance reduction.
  */
 import { createRng, normal, sampleInstance, trueClickProbability, type Instance } from '../model-server/src/training/synthetic.ts';
+import { pacedVisits } from './paced-visits.ts';
 
 export interface TrafficOptions {
   gatewayUrl: string;
@@ -105,7 +106,6 @@ export async function driveDemoTraffic(o: TrafficOptions): Promise<TrafficSummar
   const candidate = (user: number) => (profiles ? itemFor(profiles[user - 1]!, rng) : sampleInstance(rng));
   const headers = { 'content-type': 'application/json', ...(o.apiKey ? { 'x-api-key': o.apiKey } : {}) };
   let pending: unknown[] = [];
-  let started = 0;
 
   const flush = async () => {
     if (pending.length === 0) return;
@@ -171,26 +171,16 @@ export async function driveDemoTraffic(o: TrafficOptions): Promise<TrafficSummar
     if (pending.length >= 200) await flush();
   };
 
-  const pacedFrom = Date.now();
-  const worker = async () => {
-    while (!o.signal?.aborted && (o.visits === undefined || started < o.visits)) {
-      const slot = started++;
-      if (o.visitsPerSecond !== undefined) {
-        const wait = pacedFrom + (slot * 1000) / o.visitsPerSecond - Date.now();
-        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-        if (o.signal?.aborted) break;
-      }
-      try {
-        await visit();
-      } catch {
-        summary.failures++;
-      }
+  await pacedVisits(
+    { visits: o.visits, visitsPerSecond: o.visitsPerSecond, concurrency: o.concurrency ?? 8, signal: o.signal },
+    visit,
+    () => summary.failures++,
+    () => {
       if (o.log && summary.visits > 0 && summary.visits % 1000 === 0) {
         o.log(`${summary.visits} visits, CTR ${(summary.clicks / summary.visits).toFixed(3)}, ${summary.failures} failures`);
       }
-    }
-  };
-  await Promise.all(Array.from({ length: o.concurrency ?? 8 }, worker));
+    },
+  );
   await flush();
   return summary;
 }

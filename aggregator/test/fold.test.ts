@@ -5,9 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Event } from '@bunryu/core';
 import { chdbClient } from '../src/metrics-store/clickhouse-client.ts';
 import { ClickHouseMetricsStore } from '../src/metrics-store/clickhouse-metrics-store.ts';
-import { OPEN_END, storedEvent, type MetricSpec, type SeriesQuery, type SeriesRow } from '../src/metrics-store/metrics-store.ts';
+import { OPEN_END, storedEvent, type SeriesQuery, type SeriesRow } from '../src/metrics-store/metrics-store.ts';
 import { behaviour, experimentData, exposure, rampedData } from './support/events.ts';
-import { near, reference } from './support/reference.ts';
+import { METRICS, near, reference } from './support/reference.ts';
 
 /**
  * The fold (ADR 0013) against the direct query and the reference, on bucket ends on the minute
@@ -15,14 +15,6 @@ import { near, reference } from './support/reference.ts';
  * data, a redelivered batch, a late first exposure into a bucket already answered, a unit that
  * turns up in a second variant.
  */
-const METRICS: MetricSpec[] = [
-  { kind: 'proportion', event: 'click' },
-  { kind: 'mean', event: 'dwell' },
-  { kind: 'ratio', numerator: { event: 'click' }, denominator: { event: 'impression' } },
-  { kind: 'ratio', numerator: { event: 'purchase', field: 'value' }, denominator: { event: 'exposure' } },
-  { kind: 'error_rate' },
-  { kind: 'latency_ms' },
-];
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 /** On the minute grid, as planBuckets' ends are. */

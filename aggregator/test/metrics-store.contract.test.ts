@@ -7,21 +7,13 @@ import { chdbClient, clickHouseServerClient } from '../src/metrics-store/clickho
 import { ClickHouseMetricsStore } from '../src/metrics-store/clickhouse-metrics-store.ts';
 import { OPEN_END, storedEvent, type MetricSpec, type SeriesRow } from '../src/metrics-store/metrics-store.ts';
 import { behaviour, experimentData, exposure, rampedData, rng } from './support/events.ts';
-import { near, reference } from './support/reference.ts';
+import { METRICS, near, reference } from './support/reference.ts';
 
 /**
  * The MetricsStore contract, run against the ClickHouse adapter over chdb (in-process, always)
  * and over a ClickHouse server when CLICKHOUSE_URL is set. No server runs on the development
  * and CI machines (SPEC §9: Debian's 18.16 lacks query parameters), so that half is opt-in.
  */
-const METRICS: MetricSpec[] = [
-  { kind: 'proportion', event: 'click' },
-  { kind: 'mean', event: 'dwell' },
-  { kind: 'ratio', numerator: { event: 'click' }, denominator: { event: 'impression' } },
-  { kind: 'ratio', numerator: { event: 'purchase', field: 'value' }, denominator: { event: 'exposure' } },
-  { kind: 'error_rate' },
-  { kind: 'latency_ms' },
-];
 
 // chdb binds one data directory per process: both forms of the store share it.
 const chdbPath = mkdtempSync(join(tmpdir(), 'bunryu-store-'));

@@ -186,3 +186,13 @@ export function near(a: number, b: number, rel = 1e-9): boolean {
   if (Number.isNaN(a) || Number.isNaN(b)) return Number.isNaN(a) && Number.isNaN(b);
   return Math.abs(a - b) <= Math.max(1e-9, rel * Math.abs(b));
 }
+
+/** One metric of every kind the store computes, as the store's tests ask for them. */
+export const METRICS: MetricSpec[] = [
+  { kind: 'proportion', event: 'click' },
+  { kind: 'mean', event: 'dwell' },
+  { kind: 'ratio', numerator: { event: 'click' }, denominator: { event: 'impression' } },
+  { kind: 'ratio', numerator: { event: 'purchase', field: 'value' }, denominator: { event: 'exposure' } },
+  { kind: 'error_rate' },
+  { kind: 'latency_ms' },
+];

@@ -177,21 +177,25 @@ export class RouteProxy {
         }
       };
       if (result.exposureAssignmentsJson === null) return answer();
-      const publish = () => {
+      this.answerAndExpose(answer, () => {
         const context: ExposureContext = { unitId: unit.id, route: name, requestId, ts: Date.now(), latencyMs: Math.round(latencyMs * 1000) / 1000, status: upstreamStatus, attributes };
         if (served !== undefined) context.fallback = served;
         publisher.publishJson(unit.id, exposureJson(result.exposureAssignmentsJson!, context, randomUUID())!);
-      };
-      if (!publisher.flushBeforeAnswer()) {
-        // Serialized and queued once the answer is on its way: the event adds nothing to its latency.
-        answer();
-        return publish();
-      }
-      // The event log is down: the exposure goes to the disk spill before the answer, so that a
-      // gateway killed now does not lose it. The answer goes out whatever the disk says.
-      publish();
-      publisher.flush().then(answer, answer);
+      });
     });
+  }
+
+  private answerAndExpose(answer: () => void, publish: () => void): void {
+    const { publisher } = this.deps;
+    if (!publisher.flushBeforeAnswer()) {
+      // Serialized and queued once the answer is on its way: the event adds nothing to its latency.
+      answer();
+      return publish();
+    }
+    // The event log is down: the exposure goes to the disk spill before the answer, so that a
+    // gateway killed now does not lose it. The answer goes out whatever the disk says.
+    publish();
+    publisher.flush().then(answer, answer);
   }
 
   /**
@@ -254,19 +258,12 @@ export class RouteProxy {
         }
       };
       if (result.exposureAssignmentsJson === null) return answer();
-      const publish = () => {
+      this.answerAndExpose(answer, () => {
         const context: ExposureContext = { unitId: unit.id, route: name, requestId, ts: Date.now(), latencyMs: Math.round(latencyMs * 1000) / 1000, status, attributes };
         if (interleaving) context.interleaving = interleaving;
         else if (merged === undefined && route.fallback !== null && a.list === null && b.list === null) context.fallback = 'route';
         publisher.publishJson(unit.id, exposureJson(result.exposureAssignmentsJson!, context, randomUUID())!);
-      };
-      // As for any request: queued after the answer, or spilled before it while the event log is down.
-      if (!publisher.flushBeforeAnswer()) {
-        answer();
-        return publish();
-      }
-      publish();
-      publisher.flush().then(answer, answer);
+      });
     };
     legs.forEach((leg, i) =>
       leg.upstream.client.send(leg.forwarded, route.timeoutMs, (failure, response) => {
