@@ -95,7 +95,7 @@ export class Folds {
    */
   async changes(query: SeriesQuery): Promise<Change[] | undefined> {
     const key = foldKey(query);
-    let fold = this.folds.get(key);
+    const fold = this.folds.get(key);
     if (!fold || fold.broken) return void (await this.build(key, query));
     fold.usedAt = Date.now();
     if (fold.watermark === 0) return undefined;
