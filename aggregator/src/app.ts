@@ -11,6 +11,7 @@ import type { Logger, LogSink } from '@bunryu/platform';
 import type { MetricsStore } from './metrics-store/metrics-store.ts';
 import { parseInterval } from './results/buckets.ts';
 import { ResultsService } from './results/results-service.ts';
+import { AGREEMENT_PAIRS, shadowResults } from './results/shadow.ts';
 
 /** What the app needs from the composition root. */
 export interface AppDeps {
@@ -21,6 +22,7 @@ export interface AppDeps {
 }
 
 const Params = z.object({ experiment: Key });
+const RouteParams = z.object({ route: Key });
 /** `?metrics=error_rate,latency_ms`: only these metrics (the autopilot's serving guardrails, cheap to answer). */
 const ResultsQuery = z.object({
   metrics: z
@@ -73,6 +75,12 @@ export async function buildApp(config: Readonly<Config>, deps: AppDeps): Promise
   app.get('/v1/results/:experiment/as-served', viewer, async (request) => {
     const { experiment } = parseOrThrow(Params, request.params);
     return results.asServed(experiment);
+  });
+
+  // SPEC §13: a route's shadow against what its clients were answered.
+  app.get('/v1/shadow/:route', viewer, async (request) => {
+    const { route } = parseOrThrow(RouteParams, request.params);
+    return shadowResults(route, await store.shadow(route, AGREEMENT_PAIRS));
   });
 
   app.get('/v1/results/:experiment/timeseries', viewer, async (request) => {

@@ -67,6 +67,7 @@ function afterInsert(inner: MetricsStore, then: (call: number) => void): Metrics
     series: (q) => inner.series(q),
     slices: (q) => inner.slices(q),
     interleaving: (e, v, c) => inner.interleaving(e, v, c),
+    shadow: (r, n) => inner.shadow(r, n),
     exposureFacts: (e) => inner.exposureFacts(e),
     eventVolume: (since) => inner.eventVolume(since),
     ping: () => inner.ping(),

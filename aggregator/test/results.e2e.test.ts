@@ -29,6 +29,7 @@ import { ConfigSchema, type Config } from '../src/config.ts';
 import type { MetricAggregate, MetricSpec } from '../src/metrics-store/metrics-store.ts';
 import type { ExperimentResults, MetricComparison } from '../src/results/analysis.ts';
 import type { AsServedResults, ExperimentSlices, Timeseries } from '../src/results/results-service.ts';
+import type { ShadowResults } from '../src/results/shadow.ts';
 import { behaviour, experimentData, exposure, rampedData, rng } from './support/events.ts';
 import { experiment, fakeExperimentService, snapshot, type FakeExperimentService } from './support/fake-experiment-service.ts';
 import { near, reference, type ReferenceVariant } from './support/reference.ts';
@@ -183,6 +184,23 @@ function interleavedEvents(): Event[] {
   return out;
 }
 
+/** Shadow pairs of route `recommend` as a gateway logs them (SPEC §13): the shadow is slower, errs more, and ranks a little differently. */
+function shadowEvents(): Event[] {
+  const r = rng(61);
+  return Array.from({ length: 400 }, (_, i) => {
+    const primaryOut = Array.from({ length: 4 }, () => Math.round(r() * 1000) / 1000);
+    const shadowOut = i % 10 === 0 ? [...primaryOut] : primaryOut.map((x) => Math.round((x + (r() - 0.5) * 0.2) * 1000) / 1000);
+    return behaviour('shadow', `sh-u${i % 150}`, start + i * 1000, {
+      requestId: `sh-req-${i}`,
+      shadow: {
+        compare: 'predictions',
+        primary: { params: { version: 'v1' }, status: r() < 0.02 ? 503 : 200, latencyMs: 5 + r() * 10, output: primaryOut },
+        shadow: { params: { version: 'v3' }, status: r() < 0.08 ? 503 : 200, latencyMs: 8 + r() * 12, ...(i % 25 === 0 ? {} : { output: shadowOut }) },
+      },
+    });
+  });
+}
+
 async function boot(): Promise<void> {
   deps = await compose(config);
   app = await buildApp(config, deps);
@@ -229,7 +247,7 @@ beforeAll(async () => {
   }
   // A unit exposed to another experiment too, and behaviour of units never exposed: neither may leak in.
   events.push(exposure('stranger', start + 10, [{ experiment: 'other-exp', variant: 'b' }]), behaviour('click', 'stranger', start + 20), behaviour('click', 'nobody', start + 30));
-  events.push(...rampedEvents(), ...aaEvents(), ...cupedEvents(), ...interleavedEvents());
+  events.push(...rampedEvents(), ...aaEvents(), ...cupedEvents(), ...interleavedEvents(), ...shadowEvents());
   events.push(
     ...events
       .filter((e) => e.type === 'exposure' && e.assignments.some((a) => a.experiment === KEY))
@@ -479,6 +497,52 @@ describe('GET /v1/results/:experiment end to end', () => {
     expect(wins).toBeGreaterThan(losses);
     // An A/B experiment has no interleaving figures.
     expect((await get<ExperimentResults>(`/v1/results/${KEY}`)).body.interleaving).toBeUndefined();
+  });
+
+  it('reports a route\'s shadow pair by pair: error rates, paired differences, output agreement', async () => {
+    // A redelivered batch of pairs changes nothing.
+    const pairs = events.filter((e) => e.type === 'shadow');
+    await producer.append(pairs.slice(0, 100).map((e) => ({ key: e.unitId, value: JSON.stringify(e) })));
+    redelivered += 100;
+    await waitFor(async () => (await deps.ingester.lag()) === 0, 'the aggregator to consume the log', 30_000);
+    const { status, body } = await get<ShadowResults>('/v1/shadow/recommend');
+    expect(status).toBe(200);
+    // Computed here, from the raw pairs.
+    const n = pairs.length;
+    const err = (s: number) => (s >= 500 ? 1 : 0);
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const interval = (xs: number[]) => {
+      const m = mean(xs);
+      const sd = Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1));
+      return [m - 1.959963984540054 * (sd / Math.sqrt(xs.length)), m + 1.959963984540054 * (sd / Math.sqrt(xs.length))];
+    };
+    const p = pairs.map((e) => e.shadow!);
+    expect(body.pairs).toBe(n);
+    expectNear(body.primary.errorRate, mean(p.map((x) => err(x.primary.status))), 'primary error rate');
+    expectNear(body.shadow.errorRate, mean(p.map((x) => err(x.shadow.status))), 'shadow error rate');
+    const de = p.map((x) => err(x.shadow.status) - err(x.primary.status));
+    expectNear(body.errorRateDiff.diff, mean(de), 'error rate diff');
+    expectNear(body.errorRateDiff.ci95[0], interval(de)[0]!, 'error rate diff ci low');
+    const dl = p.map((x) => x.shadow.latencyMs - x.primary.latencyMs);
+    expect(near(body.latencyDiffMs.diff!, mean(dl), 1e-9)).toBe(true);
+    expect(near(body.latencyDiffMs.ci95[1]!, interval(dl)[1]!, 1e-9)).toBe(true);
+    expect(body.latencyDiffMs.ci95[0]!).toBeGreaterThan(0);
+    // Agreement: identical lists, mean absolute difference per element, and Spearman's ρ by hand.
+    const withBoth = p.filter((x) => x.shadow.output !== undefined);
+    const rank = (xs: number[]) => xs.map((x) => xs.filter((y) => y < x).length + (xs.filter((y) => y === x).length + 1) / 2);
+    const pearson = (a: number[], b: number[]) => {
+      const [ma, mb] = [mean(a), mean(b)];
+      const cov = a.reduce((s, x, i) => s + (x - ma) * (b[i]! - mb), 0);
+      return cov / Math.sqrt(a.reduce((s, x) => s + (x - ma) ** 2, 0) * b.reduce((s, x) => s + (x - mb) ** 2, 0));
+    };
+    const outs = withBoth.map((x) => [x.primary.output as number[], x.shadow.output as number[]] as const);
+    expect(body.agreement.pairs).toBe(withBoth.length);
+    expectNear(body.agreement.identical, outs.filter(([a, b]) => JSON.stringify(a) === JSON.stringify(b)).length / outs.length, 'identical share');
+    expectNear(body.agreement.meanAbsDiff, mean(outs.map(([a, b]) => mean(a.map((x, i) => Math.abs(x - b[i]!))))), 'mean absolute difference');
+    const rhos = outs.map(([a, b]) => pearson(rank(a), rank(b))).filter(Number.isFinite);
+    expectNear(body.agreement.rankCorrelation, mean(rhos), 'rank correlation');
+    // A route without a shadow has no pairs.
+    expect((await get<ShadowResults>('/v1/shadow/nothing-here')).body).toMatchObject({ pairs: 0, agreement: { pairs: 0 } });
   });
 
   it('adjusts proportion and mean metrics by CUPED where units have pre-exposure data, keeping the raw figures beside', async () => {

@@ -76,12 +76,26 @@ export const Fallback = z.union([
 ]);
 export type Fallback = z.infer<typeof Fallback>;
 
+/**
+ * Shadow traffic (SPEC §13): `percent` of the route's requests are also sent, after the answer,
+ * with `params` merged over the request's params, to `upstream` (the route's when absent); the
+ * pair is logged as a `shadow` event comparing the JSON field `compare` of both answers.
+ */
+export const ShadowSpec = z.strictObject({
+  params: Params,
+  percent: z.number().gt(0).max(100),
+  upstream: HttpUrl.optional(),
+  compare: z.string().min(1).max(64).default('predictions'),
+});
+export type ShadowSpec = z.infer<typeof ShadowSpec>;
+
 export const RouteInput = z.strictObject({
   upstream: HttpUrl,
   path: z.string().startsWith('/').default('/'),
   defaultParams: Params.default({}),
   timeoutMs: z.number().int().min(1).max(120_000).default(1000),
   fallback: Fallback.optional(),
+  shadow: ShadowSpec.optional(),
 });
 export type RouteInput = z.input<typeof RouteInput>;
 export const Route = RouteInput.extend({ key: Key, updatedAt: z.string() });
@@ -384,6 +398,18 @@ export const Event = z.strictObject({
   interleaving: z
     .strictObject({ experiment: Key, items: z.array(z.string().min(1).max(128)).max(100), teams: z.array(Key).max(100) })
     .refine((i) => i.items.length === i.teams.length, 'items and teams must have the same length')
+    .optional(),
+  /**
+   * On a `shadow` event (SPEC §13): the request as answered (`primary`) and as the shadow answered
+   * it, each with its params, status, latency and the compared field of its answer (absent when
+   * the answer had none, or it was larger than the gateway keeps).
+   */
+  shadow: z
+    .strictObject({
+      compare: z.string().max(64),
+      primary: z.strictObject({ params: Params, status: z.number().int().min(0).max(999), latencyMs: z.number().finite().min(0), output: JsonValue.optional() }),
+      shadow: z.strictObject({ params: Params, status: z.number().int().min(0).max(999), latencyMs: z.number().finite().min(0), output: JsonValue.optional() }),
+    })
     .optional(),
   /**
    * Set by a gateway whose event policy is `warn` on a behaviour event that does not match the

@@ -106,7 +106,7 @@ describe('seeding the demo rollouts', () => {
     expect(layers.size).toBe(3);
     expect(routes.size).toBe(3);
     const config = await api<{ experiments: { key: string; status: string }[] }>('GET', '/v1/config');
-    expect(config.body.experiments.filter((e) => e.status === 'running').map((e) => e.key).sort()).toEqual(['recommend-v2', 'rollout-v2', 'rollout-v2-faulty']);
+    expect(config.body.experiments.filter((e) => e.status === 'running').map((e) => e.key).sort()).toEqual(['rank-interleaved', 'recommend-v2', 'rollout-v2', 'rollout-v2-faulty']);
   });
 
   it('registers v2-faulty ready on the model-server, and it fails exactly the share its faults name', async () => {

@@ -9,6 +9,7 @@ import { fastPathServerFactory, type FastPathTarget } from './proxy/fast-path.ts
 import { nodeParser, type NodeParser } from './proxy/http1/node-parser.ts';
 import { proxyRoutes } from './proxy/proxy-routes.ts';
 import { RouteProxy } from './proxy/route-proxy.ts';
+import { ShadowCalls } from './proxy/shadow.ts';
 
 export interface AppOptions {
   /**
@@ -61,6 +62,7 @@ export async function buildApp(config: Readonly<Config>, deps: Deps, options: Ap
     metrics,
     logger: deps.logger,
     clientKeys: config.BUNRYU_CLIENT_KEYS ? new Set(config.BUNRYU_CLIENT_KEYS) : null,
+    shadows: new ShadowCalls(deps.publisher, metrics, config.GATEWAY_SHADOW_MAX_IN_FLIGHT),
   });
   fastPath.proxy = proxy;
   app.addHook('preClose', async () => {

@@ -35,6 +35,8 @@ export const ConfigSchema = z.object({
   GATEWAY_HTTP_SERVER: z.enum(['own', 'node']).default('own'),
   /** Processes serving requests (one per core it may use, cgroup CPU limits included); with more than one, a primary process holds the event publisher. */
   GATEWAY_WORKERS: z.coerce.number().int().min(1).max(MAX_WORKERS).default(Math.min(MAX_WORKERS, cpuBudget())),
+  /** Shadow copies (SPEC §13) pending at once per gateway process; more are dropped and counted. */
+  GATEWAY_SHADOW_MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(100_000).default(64),
   /** Events held in memory before the publisher spills to disk. */
   GATEWAY_EVENT_QUEUE_LIMIT: z.coerce.number().int().min(1000).max(10_000_000).default(100_000),
   /** Set by the primary on the worker processes it forks; not for operators. */

@@ -21,6 +21,11 @@ const event = fc.record(
     attributes: fc.dictionary(text, fc.oneof(text, finite, fc.boolean()), { maxKeys: 3 }),
     itemId: text,
     interleaving: fc.record({ experiment: fc.constantFrom('a', 'b'), items: fc.array(text, { maxLength: 4 }), teams: fc.array(fc.constantFrom('x', 'y'), { maxLength: 4 }) }),
+    shadow: fc.record({
+      compare: fc.constantFrom('predictions', 'items'),
+      primary: fc.record({ params: fc.dictionary(text, text, { maxKeys: 2 }), status: fc.integer({ min: 0, max: 999 }), latencyMs: finite, output: fc.array(finite, { maxLength: 3 }) }),
+      shadow: fc.record({ params: fc.dictionary(text, text, { maxKeys: 2 }), status: fc.integer({ min: 0, max: 999 }), latencyMs: finite }),
+    }),
   },
   { requiredKeys: ['eventId', 'type', 'ts', 'unitId', 'assignments'] },
 ) as fc.Arbitrary<Event>;

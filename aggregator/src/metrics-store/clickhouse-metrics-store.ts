@@ -1,5 +1,5 @@
 import type { ClickHouseClient } from '@clickhouse/client';
-import { PERCENTILES, type EventVolume, type ExposureFacts, type InterleavingFacts, type MetricsStore, type SeriesQuery, type SeriesRow, type SliceRows, type StoredEvent } from './metrics-store.ts';
+import { PERCENTILES, type EventVolume, type ExposureFacts, type InterleavingFacts, type ShadowFacts, type MetricsStore, type SeriesQuery, type SeriesRow, type SliceRows, type StoredEvent } from './metrics-store.ts';
 import { SCHEMA } from './schema.ts';
 import { buildSeriesQuery } from './series-query.ts';
 import { accumulate, decimalUnits, newSums, type Change, type Sums } from './changes.ts';
@@ -219,6 +219,47 @@ FROM per_unit`,
     };
   }
 
+  async shadow(route: string, newest: number): Promise<ShadowFacts> {
+    const pairs = `SELECT ts, shadow FROM events FINAL WHERE type = 'shadow' AND route = {route:String} AND shadow != ''`;
+    const sums = await this.client.query({
+      query: capped(
+        `
+SELECT count() AS pairs, sum(ep) AS primaryErrors, sum(es) AS shadowErrors, sum(es - ep) AS errorDiffSum, sum((es - ep) * (es - ep)) AS errorDiffSq,
+  sum(lp) AS primaryLatencySum, sum(ls) AS shadowLatencySum, sum(ls - lp) AS latencyDiffSum, sum((ls - lp) * (ls - lp)) AS latencyDiffSq
+FROM (
+  SELECT toInt64(JSONExtractInt(shadow, 'primary', 'status') >= 500) AS ep, toInt64(JSONExtractInt(shadow, 'shadow', 'status') >= 500) AS es,
+    JSONExtractFloat(shadow, 'primary', 'latencyMs') AS lp, JSONExtractFloat(shadow, 'shadow', 'latencyMs') AS ls
+  FROM (${pairs})
+)`,
+        this.maxQueryMemoryBytes,
+      ),
+      query_params: { route },
+      format: 'JSONEachRow',
+    });
+    const [r] = await sums.json<Record<string, string | number>>();
+    const outputs = await this.client.query({
+      query: capped(
+        `SELECT JSONExtractRaw(shadow, 'primary', 'output') AS p, JSONExtractRaw(shadow, 'shadow', 'output') AS s FROM (${pairs}) ORDER BY ts DESC LIMIT {newest:UInt32}`,
+        this.maxQueryMemoryBytes,
+      ),
+      query_params: { route, newest },
+      format: 'JSONEachRow',
+    });
+    const parse = (raw: string): unknown => (raw === '' ? undefined : JSON.parse(raw));
+    return {
+      pairs: num(r?.pairs),
+      primaryErrors: num(r?.primaryErrors),
+      shadowErrors: num(r?.shadowErrors),
+      errorDiffSum: num(r?.errorDiffSum),
+      errorDiffSq: num(r?.errorDiffSq),
+      primaryLatencySum: num(r?.primaryLatencySum),
+      shadowLatencySum: num(r?.shadowLatencySum),
+      latencyDiffSum: num(r?.latencyDiffSum),
+      latencyDiffSq: num(r?.latencyDiffSq),
+      outputs: (await outputs.json<{ p: string; s: string }>()).map((o) => ({ primary: parse(o.p), shadow: parse(o.s) })),
+    };
+  }
+
   /**
    * Volume per behaviour type for the events page (SPEC §16). Last seen comes from the per-unit
    * rollup, which is small; the window's counts read only its rows, deduplicated by event id.
@@ -256,6 +297,7 @@ ORDER BY type`,
   }
 
   async close(): Promise<void> {
+    await this.folds?.close();
     await this.client.close();
   }
 }

@@ -63,6 +63,7 @@ interface SumsLayout {
 
 export class Folds {
   private readonly folds = new Map<string, Fold>();
+  private closed = false;
   private sequence = 0;
   /** Start times of this process's inserts still running: their rows may turn visible after a refresh's bound. */
   private readonly inserting = new Set<{ startedAt: number }>();
@@ -94,6 +95,7 @@ export class Folds {
    * new one, built in the background, and this ask too is answered directly.
    */
   async changes(query: SeriesQuery): Promise<Change[] | undefined> {
+    if (this.closed) return undefined;
     const key = foldKey(query);
     const fold = this.folds.get(key);
     if (!fold || fold.broken) return void (await this.build(key, query));
@@ -132,6 +134,12 @@ export class Folds {
     for (const table of ['fold_units', 'fold_sums']) await this.command(`ALTER TABLE ${table} DELETE WHERE foldId = {id:UInt64}`, { id });
   }
 
+  /** Starts no more builds and waits for the running ones, so the store can close under none. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.settled();
+  }
+
   /** Resolves once no fold is being built or refreshed (failures included): what tests and the bench wait for. */
   async settled(): Promise<void> {
     for (const fold of this.folds.values()) while (fold.refreshing) await fold.refreshing.catch(() => undefined);
@@ -143,21 +151,24 @@ export class Folds {
     const bound = Math.min(Number(now!.now), ...[...this.inserting].map((i) => i.startedAt));
     const refresh = (BigInt(Date.now()) * 1000n + BigInt(this.sequence++ % 1000)).toString();
     const built = buildSeriesQuery(query, { units: 'SELECT unitId FROM fold_dirty WHERE refresh = {refresh:UInt64}' });
-    const params = { ...built.params, fold: fold.id, refresh, from: fold.watermark - this.options.overlapMs };
+    const params = { ...built.params, fold: fold.id, refresh, from: fold.watermark - this.options.overlapMs, watermark: fold.watermark };
     const types = built.params.types as string[];
+    // `fresh`: the unit has rows past the watermark, not only in the look-back before it (which a
+    // refresh right after a build or rebuild always has: counting those would rebuild again).
     const dirty =
       fold.watermark === 0
-        ? `SELECT DISTINCT unitId FROM unit_exposures WHERE experiment = {experiment:String}`
-        : `SELECT DISTINCT unitId FROM events
+        ? `SELECT DISTINCT unitId, 1 AS fresh FROM unit_exposures WHERE experiment = {experiment:String}`
+        : `SELECT unitId, max(ingestedAt >= fromUnixTimestamp64Milli({watermark:Int64})) AS fresh FROM events
            WHERE ingestedAt >= fromUnixTimestamp64Milli({from:Int64})
-             AND (type IN {types:Array(String)} OR (type = 'exposure' AND arrayExists(a -> a.1 = {experiment:String}, assignments)))`;
+             AND (type IN {types:Array(String)} OR (type = 'exposure' AND arrayExists(a -> a.1 = {experiment:String}, assignments)))
+           GROUP BY unitId`;
     const sums = sumsLayout(query, built.layout);
     let units: number;
     try {
-      await this.command(`INSERT INTO fold_dirty (refresh, unitId) SELECT {refresh:UInt64}, unitId FROM (${dirty})`, { ...params, types });
-      const [counted] = await this.rows<{ n: string }>('SELECT count() AS n FROM fold_dirty WHERE refresh = {refresh:UInt64}', { refresh });
+      await this.command(`INSERT INTO fold_dirty (refresh, unitId, fresh) SELECT {refresh:UInt64}, unitId, fresh FROM (${dirty})`, { ...params, types });
+      const [counted] = await this.rows<{ n: string; fresh: string }>('SELECT count() AS n, countIf(fresh = 1) AS fresh FROM fold_dirty WHERE refresh = {refresh:UInt64}', { refresh });
       units = Number(counted!.n);
-      if (fold.watermark > 0 && units > this.options.rebuildShare * fold.units) return 'too-many';
+      if (fold.watermark > 0 && Number(counted!.fresh) > this.options.rebuildShare * fold.units) return 'too-many';
       // Take the dirty units' previous contributions out of the sums and cancel their rows, then
       // write the new rows and add them. The sums are fed from what each step read, not from
       // the table afterwards: merges may already have collapsed a cancelled pair.

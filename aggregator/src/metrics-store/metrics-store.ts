@@ -40,6 +40,8 @@ export interface MetricsStore {
    * request and item); per unit, the variant with more credits is preferred.
    */
   interleaving(experiment: string, variants: readonly [string, string], click: string): Promise<InterleavingFacts>;
+  /** The shadow pairs of a route, each once, with the compared outputs of the newest `newest` pairs. */
+  shadow(route: string, newest: number): Promise<ShadowFacts>;
   /** Per behaviour event type: events since `sinceTs` (by event time), those marked as missing the catalogue, and the last event time ever. */
   eventVolume(sinceTs: number): Promise<EventVolume[]>;
   /** Resolves when the store answers (for /readyz). */
@@ -176,6 +178,23 @@ export interface ExposureFacts {
 }
 
 export const PERCENTILES = [0.5, 0.95, 0.99] as const;
+
+/** A route's shadow pairs (SPEC §13): sums for the paired figures, and the newest pairs' compared outputs. */
+export interface ShadowFacts {
+  pairs: number;
+  primaryErrors: number;
+  shadowErrors: number;
+  /** Σ and Σ² of (shadow error − primary error) per pair, each error 0 or 1. */
+  errorDiffSum: number;
+  errorDiffSq: number;
+  primaryLatencySum: number;
+  shadowLatencySum: number;
+  /** Σ and Σ² of (shadow latency − primary latency) per pair, in ms. */
+  latencyDiffSum: number;
+  latencyDiffSq: number;
+  /** The compared outputs of the newest pairs (at most the asked number), newest first. */
+  outputs: { primary: unknown; shadow: unknown }[];
+}
 
 /** Clicks credited to the teams of an interleaving experiment (SPEC §13), per unit. */
 export interface InterleavingFacts {

@@ -39,6 +39,8 @@ export const SCHEMA: readonly string[] = [
   // interleaved exposure's merged list with the variant that contributed each item.
   `ALTER TABLE events ADD COLUMN IF NOT EXISTS itemId String DEFAULT '' AFTER attributes`,
   `ALTER TABLE events ADD COLUMN IF NOT EXISTS interleaving Tuple(experiment String, items Array(String), teams Array(String)) AFTER itemId`,
+  // Stores made before shadow traffic (SPEC §13): a shadow event's pair, as its JSON text.
+  `ALTER TABLE events ADD COLUMN IF NOT EXISTS shadow String DEFAULT '' AFTER interleaving`,
   // Stores made before gateways marked events that miss the event catalogue (SPEC §16).
   `ALTER TABLE events ADD COLUMN IF NOT EXISTS catalogue LowCardinality(String) DEFAULT '' AFTER attributes`,
 
@@ -97,6 +99,8 @@ export const SCHEMA: readonly string[] = [
   ) ENGINE = MergeTree
   ORDER BY (refresh, unitId)
   TTL at + INTERVAL 1 HOUR`,
+  // Stores made before a refresh told new rows from its look-back.
+  `ALTER TABLE fold_dirty ADD COLUMN IF NOT EXISTS fresh UInt8 DEFAULT 1 AFTER unitId`,
 
   // Each unit's last contribution to a fold: its per-unit arrays over the minutes it is active
   // in. A refresh cancels a unit's previous row (sign -1) and writes its new one (sign 1).

@@ -22,6 +22,7 @@ export function eventJson(e: Event): string {
   if (e.attributes !== undefined) out += ',"attributes":' + JSON.stringify(e.attributes);
   if (e.itemId !== undefined) out += ',"itemId":' + JSON.stringify(e.itemId);
   if (e.interleaving !== undefined) out += ',"interleaving":' + JSON.stringify(e.interleaving);
+  if (e.shadow !== undefined) out += ',"shadow":' + JSON.stringify(e.shadow);
   if (e.catalogue !== undefined) out += ',"catalogue":"' + e.catalogue + '"';
   return flat(out + '}');
 }

@@ -47,6 +47,7 @@ export class GatewayMetrics {
   private readonly latency: Histogram<'route'>;
   private readonly latencyByRoute = new Map<string, { observe(v: number): void }>();
   private readonly fallbacks: Counter<'route' | 'reason'>;
+  private readonly shadows: Counter<'route' | 'outcome'>;
   private readonly catalogue: HotCounter;
   /** Types seen in catalogue mismatches: undeclared ones come from clients, so their number is capped. */
   private readonly catalogueTypes = new Set<string>();
@@ -86,6 +87,12 @@ export class GatewayMetrics {
       name: 'bunryu_gateway_fallbacks_total',
       help: 'Requests answered from the route fallback, by reason (error, timeout, status)',
       labelNames: ['route', 'reason'],
+      registers: [registry],
+    });
+    this.shadows = new Counter({
+      name: 'bunryu_gateway_shadow_requests_total',
+      help: 'Shadow copies of requests (SPEC §13) by route: sent, or dropped because GATEWAY_SHADOW_MAX_IN_FLIGHT were pending',
+      labelNames: ['route', 'outcome'],
       registers: [registry],
     });
     this.catalogue = hotCounter(
@@ -179,6 +186,10 @@ export class GatewayMetrics {
 
   fallback(route: string, reason: 'error' | 'timeout' | 'status'): void {
     this.fallbacks.inc({ route, reason });
+  }
+
+  shadow(route: string, outcome: 'sent' | 'dropped'): void {
+    this.shadows.inc({ route, outcome });
   }
 }
 

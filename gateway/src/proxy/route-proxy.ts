@@ -13,6 +13,7 @@ import { UpstreamFailure, type ForwardRequest, type UpstreamResponse } from './u
 import { downstreamHeaders, upstreamHeaders } from './headers.ts';
 import { upstreamPath, type InterleavedExperiment, type RouteRuntime } from './route-table.ts';
 import type { UpstreamPools } from './upstream-pools.ts';
+import type { ShadowCalls } from './shadow.ts';
 
 export interface RouteProxyDeps {
   store: SnapshotStore;
@@ -22,6 +23,7 @@ export interface RouteProxyDeps {
   logger: Logger;
   /** BUNRYU_CLIENT_KEYS; null when unset. */
   clientKeys: ReadonlySet<string> | null;
+  shadows: ShadowCalls;
 }
 
 /** What the proxy reads of a request: node's IncomingMessage, or the gateway's own HTTP server (raw-http.ts). */
@@ -176,8 +178,13 @@ export class RouteProxy {
           this.failed(err, req, res, requestId);
         }
       };
-      if (result.exposureAssignmentsJson === null) return answer();
-      this.answerAndExpose(answer, () => {
+      // The shadow's copy goes out once the answer has (SPEC §13: it never delays it).
+      const answered = route.shadow === null ? answer : () => {
+        answer();
+        this.deps.shadows.mirror(route, forwarded, rest, requestId, unit.id, { params: JSON.parse(result.paramsJson) as Record<string, unknown>, status: upstreamStatus, latencyMs: Math.round(latencyMs * 1000) / 1000, body: response?.body ?? null });
+      };
+      if (result.exposureAssignmentsJson === null) return answered();
+      this.answerAndExpose(answered, () => {
         const context: ExposureContext = { unitId: unit.id, route: name, requestId, ts: Date.now(), latencyMs: Math.round(latencyMs * 1000) / 1000, status: upstreamStatus, attributes };
         if (served !== undefined) context.fallback = served;
         publisher.publishJson(unit.id, exposureJson(result.exposureAssignmentsJson!, context, randomUUID())!);

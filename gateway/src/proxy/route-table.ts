@@ -13,6 +13,16 @@ export interface RouteRuntime {
   path: string;
   timeoutMs: number;
   fallback: RouteFallback | null;
+  shadow: RouteShadow | null;
+}
+
+/** A route's shadow (SPEC §13) as the hot path needs it. */
+export interface RouteShadow {
+  params: Record<string, unknown>;
+  /** Requests whose id hashes below this bucket (of 10,000) are shadowed. */
+  threshold: number;
+  upstream: Upstream;
+  compare: string;
 }
 
 export function buildRouteTable(snapshot: ConfigSnapshot, pools: UpstreamPools): Map<string, RouteRuntime> {
@@ -24,6 +34,14 @@ export function buildRouteTable(snapshot: ConfigSnapshot, pools: UpstreamPools):
       path: route.path.replace(/\/+$/, ''),
       timeoutMs: route.timeoutMs,
       fallback: fallbackOf(route, pools),
+      shadow: route.shadow
+        ? {
+            params: route.shadow.params,
+            threshold: Math.round(route.shadow.percent * 100),
+            upstream: route.shadow.upstream ? pools.resolve(route.shadow.upstream) : pools.resolve(route.upstream),
+            compare: route.shadow.compare ?? 'predictions',
+          }
+        : null,
     });
   }
   return table;

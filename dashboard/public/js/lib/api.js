@@ -122,6 +122,8 @@ export const agg = {
   eventVolume: () => request('GET', '/api/agg/v1/events/volume').then((r) => r.data),
   /** @param {string} key */
   results: (key) => request('GET', `/api/agg/v1/results/${enc(key)}`).then((r) => r.data),
+  /** A route's shadow against what its clients were answered (SPEC §13). @param {string} route */
+  shadow: (route) => request('GET', `/api/agg/v1/shadow/${enc(route)}`).then((r) => r.data),
   /** The results over units never answered by a fallback: biased, shown beside the headline. @param {string} key */
   asServed: (key) => request('GET', `/api/agg/v1/results/${enc(key)}/as-served`).then((r) => r.data),
   /** Results per value of the experiment's declared slice attributes, corrected across slices. @param {string} key */

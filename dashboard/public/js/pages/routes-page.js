@@ -1,15 +1,59 @@
 import { useState } from 'preact/hooks';
 import { html } from '../lib/html.js';
-import { es } from '../lib/api.js';
-import { dateTime, json } from '../lib/format.js';
+import { agg, es } from '../lib/api.js';
+import { dateTime, json, num, pct } from '../lib/format.js';
+import { href } from '../lib/router.js';
 import { parseParams } from '../lib/definition.js';
 import { may, refusal } from '../lib/roles.js';
 import { useAsync } from '../lib/use-async.js';
 import { errorsByField, Field } from '../components/simple-form.js';
 import { notify } from '../components/notices.js';
 
-const EMPTY = { key: '', upstream: '', path: '/', timeoutMs: '1000', defaultParamsText: '{}', fallbackText: '' };
-const KNOWN = ['key', 'upstream', 'path', 'timeoutMs', 'defaultParams', 'fallback'];
+const EMPTY = { key: '', upstream: '', path: '/', timeoutMs: '1000', defaultParamsText: '{}', fallbackText: '', shadowText: '' };
+const KNOWN = ['key', 'upstream', 'path', 'timeoutMs', 'defaultParams', 'fallback', 'shadow'];
+
+/** A signed difference with its interval, e.g. "+2.1 ms (1.0 … 3.2)". @param {{diff: number | null, ci95: (number | null)[]}} d @param {(x: number) => string} f */
+const signed = (d, f) => (d.diff === null ? '—' : `${d.diff >= 0 ? '+' : ''}${f(d.diff)} (${d.ci95[0] === null ? '—' : f(d.ci95[0])} … ${d.ci95[1] === null ? '—' : f(d.ci95[1])})`);
+
+/**
+ * A route's shadow (SPEC §13): the shadow's answers against the clients' on the same requests,
+ * and a guarded rollout of its params in one action.
+ * @param {{route: any, canRelease: boolean}} props
+ */
+function ShadowCard({ route, canRelease }) {
+  const figures = useAsync(() => agg.shadow(route.key), [route.key], { intervalMs: 10_000 });
+  const [created, setCreated] = useState(/** @type {string | null} */ (null));
+  const f = figures.data;
+  const release = async () => {
+    try {
+      const e = await es.release({ route: route.key, params: route.shadow.params });
+      setCreated(e.key);
+      notify('success', `Guarded rollout ${e.key} of the shadow started on route ${route.key}.`);
+    } catch (err) {
+      notify('error', `Cannot start the rollout: ${err.message}`);
+    }
+  };
+  return html`<div class="card" data-testid="shadow" data-route=${route.key}>
+    <h3>Shadow of <span class="mono">${route.key}</span>: <span class="mono">${JSON.stringify(route.shadow.params)}</span> on ${route.shadow.percent}% of requests</h3>
+    ${figures.error && html`<p class="notice error">Cannot load the shadow figures: ${figures.error.message}</p>`}
+    ${f && html`<table class="grid compact">
+      <caption class="sr-only">Shadow against the answered requests, pair by pair</caption>
+      <thead><tr><th scope="col">Pairs</th><th scope="col" class="num">Error rate (answered → shadow)</th><th scope="col" class="num">Latency difference</th><th scope="col" class="num">Identical ${route.shadow.compare ?? 'predictions'}</th><th scope="col" class="num">Mean abs. difference</th><th scope="col" class="num">Rank correlation</th></tr></thead>
+      <tbody><tr>
+        <td class="num" data-testid="shadow-pairs">${num(f.pairs)}</td>
+        <td class="num">${pct(f.primary.errorRate, 1)} → ${pct(f.shadow.errorRate, 1)}</td>
+        <td class="num">${signed(f.latencyDiffMs, (x) => `${num(x)} ms`)}</td>
+        <td class="num">${pct(f.agreement.identical, 1)}</td>
+        <td class="num">${f.agreement.meanAbsDiff === null ? '—' : num(f.agreement.meanAbsDiff)}</td>
+        <td class="num">${f.agreement.rankCorrelation === null ? '—' : num(f.agreement.rankCorrelation)}</td>
+      </tr></tbody>
+    </table>
+    <p class="small muted">Each shadowed request is answered by the route as usual; its copy goes to the shadow after the answer. Differences are shadow − answered, with paired 95% intervals.</p>`}
+    ${created
+      ? html`<p class="notice success" role="status">Guarded rollout started: <a href=${href('experiments', created)}>${created}</a></p>`
+      : html`<button type="button" class="primary small" disabled=${!canRelease} onClick=${release}>Start a guarded rollout of the shadow</button>`}
+  </div>`;
+}
 
 /** @param {{who: {role: string | null}}} props */
 export function RoutesPage({ who }) {
@@ -29,6 +73,7 @@ export function RoutesPage({ who }) {
       timeoutMs: String(r.timeoutMs ?? 1000),
       defaultParamsText: JSON.stringify(r.defaultParams ?? {}, null, 2),
       fallbackText: r.fallback ? JSON.stringify(r.fallback, null, 2) : '',
+      shadowText: r.shadow ? JSON.stringify(r.shadow, null, 2) : '',
     });
     document.getElementById('f-key')?.focus();
   };
@@ -48,12 +93,21 @@ export function RoutesPage({ who }) {
         local.fallback = `not valid JSON: ${err.message}`;
       }
     }
+    let shadow;
+    if (form.shadowText.trim()) {
+      try {
+        shadow = JSON.parse(form.shadowText);
+      } catch (err) {
+        local.shadow = `not valid JSON: ${err.message}`;
+      }
+    }
     const timeout = Number(form.timeoutMs);
     if (!Number.isInteger(timeout)) local.timeoutMs = 'enter whole milliseconds';
     setErrors(local);
     if (Object.keys(local).length) return;
     const body = { upstream: form.upstream.trim(), path: form.path.trim() || '/', timeoutMs: timeout, defaultParams: params.value };
     if (fallback !== undefined) body.fallback = fallback;
+    if (shadow !== undefined) body.shadow = shadow;
     setBusy(true);
     try {
       await es.putRoute(form.key.trim(), body);
@@ -89,6 +143,7 @@ export function RoutesPage({ who }) {
         )}
       </tbody>
     </table></div>
+    ${(routes.data ?? []).filter((r) => r.shadow).map((r) => html`<${ShadowCard} key=${r.key} route=${r} canRelease=${may(who.role, 'release')} />`)}
 
     <form class="card narrow" onSubmit=${submit} novalidate aria-labelledby="route-form-title">
       <h2 id="route-form-title">Add or update a route</h2>
@@ -117,6 +172,9 @@ export function RoutesPage({ who }) {
             ${(id, ep) => html`<textarea id=${id} class="mono json" rows="4" spellcheck="false" value=${form.fallbackText} onInput=${(e) => set({ fallbackText: e.currentTarget.value })} ...${ep}></textarea>`}
           <//>
         </div>
+        <${Field} name="shadow" label="Shadow (JSON, optional)" error=${errors.shadow} hint='{"params": {"version": "v3"}, "percent": 10, "upstream"?: "http://…", "compare"?: "predictions"}'>
+          ${(id, ep) => html`<textarea id=${id} class="mono json" rows="3" spellcheck="false" value=${form.shadowText} onInput=${(e) => set({ shadowText: e.currentTarget.value })} ...${ep}></textarea>`}
+        <//>
         <div class="form-actions">
           <button type="submit" class="primary">${busy ? 'Saving…' : 'Save route'}</button>
           <button type="button" onClick=${() => { setForm(EMPTY); setErrors({}); }}>Clear</button>

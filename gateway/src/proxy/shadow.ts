@@ -1,0 +1,88 @@
+import { randomUUID } from 'node:crypto';
+import { asciiJson, bucket, type Event } from '@bunryu/core';
+import type { EventSink } from '../events/event-publisher.ts';
+import type { GatewayMetrics } from '../metrics/gateway-metrics.ts';
+import type { ForwardRequest, UpstreamFailure, UpstreamResponse } from './upstream-client.ts';
+import { upstreamPath, type RouteRuntime } from './route-table.ts';
+
+/** The compared field of an answer is kept up to this size (JSON text); larger, it is left out of the event. */
+export const MAX_SHADOW_OUTPUT_BYTES = 16 * 1024;
+
+/** What the client was answered, as the shadow event reports it. */
+export interface PrimaryOutcome {
+  params: Record<string, unknown>;
+  status: number;
+  latencyMs: number;
+  body: Buffer | null;
+}
+
+/**
+ * Shadow traffic (SPEC §13): a copy of a shadowed request goes to the route's shadow once the
+ * client's answer is on its way, so it can neither delay nor change that answer. At most
+ * `maxInFlight` copies are pending in this process; beyond that a copy is dropped and counted,
+ * never queued or retried. Which requests are shadowed follows the request id's bucket, so the
+ * share is exact over many requests and the same request is always treated the same.
+ */
+export class ShadowCalls {
+  private inFlight = 0;
+
+  constructor(
+    private readonly publisher: EventSink,
+    private readonly metrics: GatewayMetrics,
+    private readonly maxInFlight: number,
+  ) {}
+
+  get pending(): number {
+    return this.inFlight;
+  }
+
+  /** Sends the copy of `forwarded` if the request is in the shadowed share, then logs the pair. */
+  mirror(route: RouteRuntime, forwarded: ForwardRequest, rest: string, requestId: string, unitId: string, primary: PrimaryOutcome): void {
+    const shadow = route.shadow;
+    if (shadow === null || bucket(requestId) >= shadow.threshold) return;
+    if (this.inFlight >= this.maxInFlight) return this.metrics.shadow(route.name, 'dropped');
+    this.inFlight++;
+    this.metrics.shadow(route.name, 'sent');
+    const params = { ...primary.params, ...shadow.params };
+    const headers = forwarded.headers.slice();
+    const at = headers.indexOf('x-ab-params');
+    if (at >= 0) headers[at + 1] = asciiJson(params);
+    headers.push('x-ab-shadow', 'true');
+    const copy: ForwardRequest = { ...forwarded, headers, path: upstreamPath(shadow.upstream, route, rest) };
+    const started = performance.now();
+    shadow.upstream.client.send(copy, route.timeoutMs, (failure: UpstreamFailure | null, response: UpstreamResponse | null) => {
+      this.inFlight--;
+      const latencyMs = Math.round((performance.now() - started) * 1000) / 1000;
+      const status = response !== null ? response.status : failure!.kind === 'timeout' ? 504 : 502;
+      const side = (p: Record<string, unknown>, s: number, ms: number, body: Buffer | null) => {
+        const output = compared(body, shadow.compare);
+        return { params: p, status: s, latencyMs: ms, ...(output === undefined ? {} : { output }) };
+      };
+      const event: Event = {
+        eventId: randomUUID(),
+        type: 'shadow',
+        ts: Date.now(),
+        unitId,
+        route: route.name,
+        requestId,
+        assignments: [],
+        shadow: { compare: shadow.compare, primary: side(primary.params, primary.status, primary.latencyMs, primary.body), shadow: side(params, status, latencyMs, response?.body ?? null) },
+      };
+      this.publisher.publish(unitId, event);
+    });
+  }
+}
+
+/** The top-level field `name` of a JSON answer, when it has one of at most MAX_SHADOW_OUTPUT_BYTES. */
+function compared(body: Buffer | null, name: string): unknown {
+  if (body === null || body.length === 0) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (typeof parsed !== 'object' || parsed === null || !(name in parsed)) return undefined;
+  const value = (parsed as Record<string, unknown>)[name];
+  return JSON.stringify(value).length <= MAX_SHADOW_OUTPUT_BYTES ? value : undefined;
+}
