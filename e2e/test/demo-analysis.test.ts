@@ -27,7 +27,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await stack?.close();
   rmSync(modelDir, { recursive: true, force: true });
-});
+}, 120_000);
 
 interface Results {
   variants: { key: string; units: number }[];
