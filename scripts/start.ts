@@ -11,6 +11,7 @@ import { driveDemoTraffic } from './demo-traffic.ts';
 import { driveInterleavingTraffic } from './demo-interleaving.ts';
 import { DEMO_ROLLOUT_VISITS_PER_SECOND, seedRollouts, watchRollouts } from './demo-rollouts.ts';
 import { seedDemo } from './seed-demo.ts';
+import { seedDemoShadow } from './demo-shadow.ts';
 import { SERVICES, serviceArgs, type ServiceName } from './services.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -105,6 +106,8 @@ const stopTraffic = new AbortController();
 process.once('SIGINT', () => stopTraffic.abort());
 const drivers: Promise<unknown>[] = [];
 if (demo) {
+  // A v3 shadowing 10% of the demo route: the routes page compares it with what users got.
+  await seedDemoShadow({ experimentServiceUrl: url(8081), modelServerUrl: url(8082), token, log: (line) => process.stdout.write(`[seed] ${line}\n`) });
   process.stdout.write('\n[demo] synthetic users are visiting the gateway; watch the dashboard\n');
   drivers.push(
     driveDemoTraffic({

@@ -1,12 +1,14 @@
 /**
  * The demo's analyses on the real processes, as `npm run demo` runs them (one stack, the demo
- * seed):
+ * seed; the shadowed v3 last, since it changes the demo route):
  * - returning users: each user's last two weeks sent first, then live visits through the gateway
  *   and the demo models; the A/B experiment's primary metric must show CUPED removing real
  *   variance (SPEC §11), since the users' lasting taste and activity drive both;
  * - interleaving (SPEC §13): visits to the ranked route get the merge of v1's and v2's rankings
  *   from the model-server, users click by the true click probability at each position, and the
- *   results must prefer v2, the better ranker.
+ *   results must prefer v2, the better ranker;
+ * - shadow (SPEC §13): v3 trained, registered and shadowing 10% of the demo route; the shadow
+ *   figures show its pairs.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,6 +16,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { driveDemoTraffic } from '../../scripts/demo-traffic.ts';
 import { driveInterleavingTraffic } from '../../scripts/demo-interleaving.ts';
+import { seedDemoShadow } from '../../scripts/demo-shadow.ts';
 import { DEMO_EXPERIMENT, DEMO_INTERLEAVING, seedDemo } from '../../scripts/seed-demo.ts';
 import { startStack, waitFor, type Stack } from './support/stack.ts';
 
@@ -97,3 +100,33 @@ it('prefers v2 in the demo\'s interleaving of v1 and v2, from clicks on the merg
   expect(il.sequentialPValue).toBeLessThan(0.05);
   console.log(`demo interleaving: ${il.requests} requests, ${v2!.preferred} units prefer v2, ${v1!.preferred} v1 (${((il.preference ?? 0) * 100).toFixed(1)}%), sign-test p ${il.pValue.toPrecision(3)}, sequential p ${il.sequentialPValue.toPrecision(3)}`);
 }, 120_000);
+
+it('shadows 10% of the demo route with v3 and reports the pairs', async () => {
+  const services = { experimentServiceUrl: stack.url['experiment-service'], modelServerUrl: stack.url['model-server'], token: stack.token };
+  await seedDemoShadow(services);
+  await seedDemoShadow(services); // seeded once
+  // Enough visits for about a hundred pairs.
+  const before = await driveDemoTraffic({ gatewayUrl: stack.url.gateway, users: 500, visits: 1000, concurrency: 8, seed: 11 });
+  expect(before.failures).toBe(0);
+  interface Shadow { pairs: number; shadow: { errorRate: number | null }; latencyDiffMs: { diff: number | null }; agreement: { pairs: number; meanAbsDiff: number | null; rankCorrelation: number | null } }
+  const figures = await waitFor(
+    'the shadow pairs in the aggregator',
+    async () => {
+      const res = await fetch(`${stack.url.aggregator}/v1/shadow/recommend`, { headers: { authorization: `Bearer ${stack.token}` } });
+      const body = (await res.json()) as Shadow;
+      return body.pairs >= 50 && body;
+    },
+    60_000,
+    1000,
+  );
+  // 10% of the requests after the shadow was seeded: far from none and far from all.
+  expect(figures.pairs).toBeLessThan(300);
+  // A copy can time out on a loaded machine (the route's 300 ms): then it has no output to compare.
+  expect(figures.shadow.errorRate).toBeLessThan(0.1);
+  expect(figures.agreement.pairs).toBeGreaterThan(0.9 * figures.pairs);
+  expect(figures.agreement.pairs).toBeLessThanOrEqual(figures.pairs);
+  // v3 scores the same candidates as v1 differently, but ranks them much alike.
+  expect(figures.agreement.meanAbsDiff).toBeGreaterThan(0);
+  expect(figures.agreement.rankCorrelation).toBeGreaterThan(0.3);
+  console.log(`demo shadow: ${figures.pairs} pairs (${figures.agreement.pairs} with both outputs), shadow error rate ${figures.shadow.errorRate}, latency difference ${figures.latencyDiffMs.diff?.toFixed(2)} ms, mean abs. difference ${figures.agreement.meanAbsDiff?.toFixed(4)}, rank correlation ${figures.agreement.rankCorrelation?.toFixed(3)}`);
+}, 180_000);

@@ -220,15 +220,16 @@ FROM per_unit`,
   }
 
   async shadow(route: string, newest: number): Promise<ShadowFacts> {
-    const pairs = `SELECT ts, shadow FROM events FINAL WHERE type = 'shadow' AND route = {route:String} AND shadow != ''`;
+    const pairs = `SELECT ts, shadow, ingestedAt FROM events FINAL WHERE type = 'shadow' AND route = {route:String} AND shadow != ''`;
     const sums = await this.client.query({
       query: capped(
         `
 SELECT count() AS pairs, sum(ep) AS primaryErrors, sum(es) AS shadowErrors, sum(es - ep) AS errorDiffSum, sum((es - ep) * (es - ep)) AS errorDiffSq,
-  sum(lp) AS primaryLatencySum, sum(ls) AS shadowLatencySum, sum(ls - lp) AS latencyDiffSum, sum((ls - lp) * (ls - lp)) AS latencyDiffSq
+  sum(lp) AS primaryLatencySum, sum(ls) AS shadowLatencySum, sum(ls - lp) AS latencyDiffSum, sum((ls - lp) * (ls - lp)) AS latencyDiffSq,
+  toString(max(ingestedAt)) AS bound
 FROM (
   SELECT toInt64(JSONExtractInt(shadow, 'primary', 'status') >= 500) AS ep, toInt64(JSONExtractInt(shadow, 'shadow', 'status') >= 500) AS es,
-    JSONExtractFloat(shadow, 'primary', 'latencyMs') AS lp, JSONExtractFloat(shadow, 'shadow', 'latencyMs') AS ls
+    JSONExtractFloat(shadow, 'primary', 'latencyMs') AS lp, JSONExtractFloat(shadow, 'shadow', 'latencyMs') AS ls, ingestedAt
   FROM (${pairs})
 )`,
         this.maxQueryMemoryBytes,
@@ -237,12 +238,14 @@ FROM (
       format: 'JSONEachRow',
     });
     const [r] = await sums.json<Record<string, string | number>>();
+    // The outputs of the same pairs as the sums: none inserted after them.
     const outputs = await this.client.query({
       query: capped(
-        `SELECT JSONExtractRaw(shadow, 'primary', 'output') AS p, JSONExtractRaw(shadow, 'shadow', 'output') AS s FROM (${pairs}) ORDER BY ts DESC LIMIT {newest:UInt32}`,
+        `SELECT JSONExtractRaw(shadow, 'primary', 'output') AS p, JSONExtractRaw(shadow, 'shadow', 'output') AS s FROM (${pairs})
+         WHERE ingestedAt <= toDateTime64({bound:String}, 3) ORDER BY ts DESC LIMIT {newest:UInt32}`,
         this.maxQueryMemoryBytes,
       ),
-      query_params: { route, newest },
+      query_params: { route, newest, bound: String(r?.bound ?? '1970-01-01 00:00:00.000') },
       format: 'JSONEachRow',
     });
     const parse = (raw: string): unknown => (raw === '' ? undefined : JSON.parse(raw));
