@@ -6,23 +6,17 @@
  * request and the item so the aggregator credits the ranking that contributed it.
  */
 import { createRng, sampleInstance, trueClickProbability, type Instance } from '../model-server/src/training/synthetic.ts';
-import { pacedVisits } from './paced-visits.ts';
+import { pacedVisits, type PacedVisitsOptions } from './paced-visits.ts';
 import { DEMO_RANK_ROUTE } from './seed-demo.ts';
 
-export interface InterleavingTrafficOptions {
+export interface InterleavingTrafficOptions extends Partial<PacedVisitsOptions> {
   gatewayUrl: string;
   route?: string;
   users?: number;
-  /** Total visits; omit to run until the signal aborts. */
-  visits?: number;
-  concurrency?: number;
-  /** Paces the visits to this rate (all workers together); unpaced when absent. */
-  visitsPerSecond?: number;
   candidates?: number;
   /** Items of the answered list the user looks at. */
   shown?: number;
   seed?: number;
-  signal?: AbortSignal;
 }
 
 export interface InterleavingTrafficSummary {
@@ -76,7 +70,7 @@ export async function driveInterleavingTraffic(o: InterleavingTrafficOptions): P
     if (pending.length >= 200) await flush();
   };
 
-  await pacedVisits({ visits: o.visits, visitsPerSecond: o.visitsPerSecond, concurrency: o.concurrency ?? 4, signal: o.signal }, visit, () => summary.failures++);
+  await pacedVisits({ ...o, concurrency: o.concurrency ?? 4 }, visit, () => summary.failures++);
   await flush();
   return summary;
 }

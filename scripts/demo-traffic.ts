@@ -11,18 +11,13 @@
  * activity drive both, the adjusted results show a real variance reduction.
  */
 import { createRng, normal, sampleInstance, trueClickProbability, type Instance } from '../model-server/src/training/synthetic.ts';
-import { pacedVisits } from './paced-visits.ts';
+import { pacedVisits, type PacedVisitsOptions } from './paced-visits.ts';
 
-export interface TrafficOptions {
+export interface TrafficOptions extends Partial<PacedVisitsOptions> {
   gatewayUrl: string;
   route?: string;
   /** Distinct users; visits pick among them. */
   users?: number;
-  /** Total visits; omit to run until the signal aborts. */
-  visits?: number;
-  concurrency?: number;
-  /** Paces the visits to this rate (all workers together); unpaced when absent. */
-  visitsPerSecond?: number;
   candidates?: number;
   seed?: number;
   /**
@@ -31,7 +26,6 @@ export interface TrafficOptions {
    */
   historyDays?: number;
   apiKey?: string;
-  signal?: AbortSignal;
   log?: (line: string) => void;
 }
 
@@ -172,7 +166,7 @@ export async function driveDemoTraffic(o: TrafficOptions): Promise<TrafficSummar
   };
 
   await pacedVisits(
-    { visits: o.visits, visitsPerSecond: o.visitsPerSecond, concurrency: o.concurrency ?? 8, signal: o.signal },
+    { ...o, concurrency: o.concurrency ?? 8 },
     visit,
     () => summary.failures++,
     () => {

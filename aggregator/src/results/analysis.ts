@@ -365,8 +365,11 @@ function correct(experiment: Pick<Experiment, 'metrics' | 'analysis'>, results: 
   );
 }
 
+/** The standard error behind a normal 95% interval. */
+const intervalSe = ([lo, hi]: readonly [number | null, number | null]): number => (lo === null || hi === null ? NaN : (hi - lo) / (2 * Z95));
+
 /** The standard error behind a shown comparison, read back from its 95% interval. */
-export const standardErrorOf = (c: MetricComparison): number => (c.ci95[0] === null || c.ci95[1] === null ? NaN : (c.ci95[1] - c.ci95[0]) / (2 * Z95));
+export const standardErrorOf = (c: MetricComparison): number => intervalSe(c.ci95);
 
 /** Sets `adjusted` on each of `tests`: their p-values corrected as one family, intervals widened to match. */
 export function correctTogether(method: Exclude<Correction, 'none'>, tests: readonly MetricComparison[], standardError: (c: MetricComparison) => number): void {
@@ -376,7 +379,7 @@ export function correctTogether(method: Exclude<Correction, 'none'>, tests: read
     const se = standardError(c);
     const same = p[i] === c.pValue;
     const ci = same ? c.ci95 : widenedInterval(c.diff ?? NaN, se, c.pValue ?? NaN, p[i]!).map(finite);
-    const relSe = c.relCi95[0] === null || c.relCi95[1] === null ? NaN : (c.relCi95[1] - c.relCi95[0]) / (2 * Z95);
+    const relSe = intervalSe(c.relCi95);
     const relCi = same ? c.relCi95 : widenedInterval(c.relLift ?? NaN, relSe, c.pValue ?? NaN, p[i]!).map(finite);
     c.adjusted = { method, pValue: finite(p[i]!), sequentialPValue: finite(seq[i]!), ci95: [ci[0]!, ci[1]!], relCi95: [relCi[0]!, relCi[1]!] };
   });
