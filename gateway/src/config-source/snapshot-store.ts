@@ -80,6 +80,18 @@ export class SnapshotStore {
     this.listeners.push(listener);
   }
 
+  /** Resolves true once a snapshot is served, or false after `timeoutMs` without one. */
+  loaded(timeoutMs: number): Promise<boolean> {
+    if (this.live) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      this.onChange(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+
   /** Loads the persisted snapshot, unless a fresher one already arrived. */
   async loadPersisted(): Promise<boolean> {
     let text: string;
