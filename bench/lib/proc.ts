@@ -39,3 +39,18 @@ export function cpuSeconds(pids: readonly number[]): number | null {
 export function rssMb(pid: number): number {
   return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
 }
+
+/**
+ * Pins a process and all its threads to `cpus` (a `taskset -c` list) on Linux with taskset, so a
+ * bench can keep its load generator and helpers off the cores of the server it measures. False
+ * when it could not.
+ */
+export function pin(pid: number, cpus: string): boolean {
+  if (process.platform !== 'linux') return false;
+  try {
+    execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}

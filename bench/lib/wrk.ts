@@ -20,6 +20,8 @@ export interface WrkOptions {
   headers?: Record<string, string>;
   /** Paced load: each connection waits so that all together send about this many requests/s. */
   ratePerSecond?: number;
+  /** CPUs wrk may run on (`taskset -c` list), to keep it off the cores of the server measured. */
+  cpus?: string;
 }
 
 export function wrkInstalled(): boolean {
@@ -39,8 +41,9 @@ export async function wrk(o: WrkOptions): Promise<LoadResult> {
     const script = join(dir, 'load.lua');
     await writeFile(script, lua.join('\n') + '\n');
     const args = ['-t', String(o.threads ?? 2), '-c', String(connections), '-d', `${o.seconds ?? 5}s`, '--latency', '-s', script, o.url];
+    const [command, argv] = o.cpus === undefined ? ['wrk', args] : ['taskset', ['-c', o.cpus, 'wrk', ...args]];
     const out = await new Promise<string>((resolve, reject) =>
-      execFile('wrk', args, { maxBuffer: 16 * 1024 * 1024 }, (err, stdout) => (err ? reject(err) : resolve(stdout))),
+      execFile(command, argv, { maxBuffer: 16 * 1024 * 1024 }, (err, stdout) => (err ? reject(err) : resolve(stdout))),
     );
     return parse(out);
   } finally {

@@ -41,13 +41,25 @@ export class ShadowCalls {
     return route.shadow !== null && bucket(requestId) < route.shadow.threshold;
   }
 
-  /** Sends the copy of `forwarded` (a request `wants` took), then logs the pair. */
+  /** Queues the copy of `forwarded` (a request `wants` took); it goes out after this turn's answers. */
   mirror(route: RouteRuntime, forwarded: ForwardRequest, rest: string, requestId: string, unitId: string, primary: PrimaryOutcome): void {
-    const shadow = route.shadow;
-    if (shadow === null) return;
+    if (route.shadow === null) return;
     if (this.inFlight >= this.maxInFlight) return this.metrics.shadow(route.name, 'dropped');
     this.inFlight++;
     this.metrics.shadow(route.name, 'sent');
+    if (this.queued.push({ route, forwarded, rest, requestId, unitId, primary }) === 1) setImmediate(this.sendQueued);
+  }
+
+  private readonly queued: Copy[] = [];
+
+  /** Copies wait for the end of the turn: the answers of every request read in it go out first. */
+  private readonly sendQueued = (): void => {
+    const copies = this.queued.splice(0);
+    for (const copy of copies) this.send(copy);
+  };
+
+  private send({ route, forwarded, rest, requestId, unitId, primary }: Copy): void {
+    const shadow = route.shadow!;
     const params = { ...primary.params, ...shadow.params };
     const headers = forwarded.headers.slice();
     const at = headers.indexOf('x-ab-params');
@@ -76,6 +88,15 @@ export class ShadowCalls {
       this.publisher.publish(unitId, event);
     });
   }
+}
+
+interface Copy {
+  route: RouteRuntime;
+  forwarded: ForwardRequest;
+  rest: string;
+  requestId: string;
+  unitId: string;
+  primary: PrimaryOutcome;
 }
 
 /** The top-level field `name` of a JSON answer, when it has one of at most MAX_SHADOW_OUTPUT_BYTES. */
