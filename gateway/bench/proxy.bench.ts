@@ -21,6 +21,7 @@ import { cpuSeconds, processTree } from '../../bench/lib/proc.ts';
 import { sequenceLoad } from '../../bench/lib/sequence-load.ts';
 import { wrk, wrkInstalled } from '../../bench/lib/wrk.ts';
 import { buildGateway } from '../build.ts';
+import { freePort, nginxConf } from '../../bench/lib/nginx.ts';
 import type { BenchResult } from '../../bench/lib/result.ts';
 
 const EXPERIMENTS = 20;
@@ -115,32 +116,19 @@ interface Nginx {
 /** nginx proxy_pass with upstream keepalive, when Debian's nginx is installed. */
 async function startNginx(upstreamPort: number, dir: string): Promise<Nginx | null> {
   if (spawnSync('nginx', ['-v']).error) return null;
-  const probe = createServer();
-  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
-  const port = (probe.address() as AddressInfo).port;
-  await new Promise<void>((r) => probe.close(() => r()));
+  const port = await freePort();
   const conf = join(dir, 'nginx.conf');
   await writeFile(
     conf,
-    `worker_processes auto;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  upstream model { server 127.0.0.1:${upstreamPort}; keepalive 64; }
+    nginxConf(
+      dir,
+      'auto',
+      `  upstream model { server 127.0.0.1:${upstreamPort}; keepalive 64; }
   server {
     listen 127.0.0.1:${port};
     location / { proxy_pass http://model; proxy_http_version 1.1; proxy_set_header Connection ""; }
-  }
-}
-`,
+  }`,
+    ),
   );
   const child = spawn('nginx', ['-c', conf, '-p', dir], { stdio: 'ignore' });
   for (let i = 0; i < 50; i++) {

@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import type { ConfigSnapshot } from '@bunryu/core';
 import { startChild, type ChildServer } from '../../bench/lib/child.ts';
 import { load, type LoadResult } from '../../bench/lib/load.ts';
-import { startNginxUpstreams } from '../../bench/lib/nginx-upstream.ts';
+import { startNginxUpstreams } from '../../bench/lib/nginx.ts';
 import { cpuSeconds, pin, processTree } from '../../bench/lib/proc.ts';
 import type { BenchResult } from '../../bench/lib/result.ts';
 import { wrk, wrkInstalled } from '../../bench/lib/wrk.ts';

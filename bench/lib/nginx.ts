@@ -1,5 +1,5 @@
 /**
- * The tiny JSON upstream of bench/lib/upstream.ts served by Debian's nginx instead (`return 200`),
+ * Debian's nginx for benches: its config, and the tiny JSON upstream of bench/lib/upstream.ts served by Debian's nginx instead (`return 200`),
  * for benches where the upstream must cost next to nothing beside the server measured: one nginx
  * worker answering on `count` ports, each port an upstream of its own. Null without nginx.
  */
@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-export const UPSTREAM_BODY = JSON.stringify({ model: 'recommend', version: 'v1', predictions: [0.42] });
+const UPSTREAM_BODY = JSON.stringify({ model: 'recommend', version: 'v1', predictions: [0.42] });
 
 export interface NginxUpstreams {
   urls: string[];
@@ -18,7 +18,7 @@ export interface NginxUpstreams {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const probe = createServer();
   await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
   const port = (probe.address() as AddressInfo).port;
@@ -35,26 +35,7 @@ export async function startNginxUpstreams(count: number): Promise<NginxUpstreams
     .map((port) => `  server {\n    listen 127.0.0.1:${port};\n    location / { default_type application/json; return 200 '${UPSTREAM_BODY}'; }\n  }`)
     .join('\n');
   const conf = join(dir, 'nginx.conf');
-  await writeFile(
-    conf,
-    `worker_processes 1;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 100000000;
-  keepalive_timeout 120s;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-${servers}
-}
-`,
-  );
+  await writeFile(conf, nginxConf(dir, 1, `  keepalive_requests 100000000;\n  keepalive_timeout 120s;\n${servers}`));
   const child = spawn('nginx', ['-c', conf, '-p', dir], { stdio: 'ignore' });
   const urls = ports.map((p) => `http://127.0.0.1:${p}`);
   for (let i = 0; ; i++) {
@@ -78,4 +59,23 @@ ${servers}
         child.kill('SIGQUIT');
       }),
   };
+}
+
+/** A foreground nginx config keeping every file under `dir`, with `http` holding `body`. */
+export function nginxConf(dir: string, workers: number | 'auto', body: string): string {
+  return `worker_processes ${workers};
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+${body}
+}
+`;
 }
