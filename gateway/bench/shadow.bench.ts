@@ -33,6 +33,8 @@ import { configSnapshot } from './proxy.bench.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
+/** SPEC §15 judges 10%; other shares show how a copy's cost changes with how busy the shadow is. */
+const PERCENT = Number(process.env.BENCH_SHADOW_PERCENT ?? 10);
 const CONNECTIONS = 32;
 const PATH = '/v1/routes/recommend/predict';
 const BODY = '{"instances":[{"x":1}]}';
@@ -95,7 +97,7 @@ export async function run(): Promise<BenchResult[]> {
     const config = (kind: Kind): ConfigSnapshot => {
       const snapshot = configSnapshot(upstream.url);
       snapshot.version = ++version;
-      if (kind === 'shadow') snapshot.routes.recommend!.shadow = { params: { version: 'v3' }, percent: 10, upstream: shadowUpstream.url, compare: 'predictions' };
+      if (kind === 'shadow') snapshot.routes.recommend!.shadow = { params: { version: 'v3' }, percent: PERCENT, upstream: shadowUpstream.url, compare: 'predictions' };
       return snapshot;
     };
     const es = await switchableService(config('plain'));
@@ -162,13 +164,13 @@ export async function run(): Promise<BenchResult[]> {
     const cpu = (kind: Kind) => Math.min(...(cpuUs.get(kind) ?? [NaN]));
     const cpuNote = cpuUs.size === 2 ? `; gateway CPU per request ${cpu('plain').toFixed(0)} µs without, ${cpu('shadow').toFixed(0)} µs with` : '';
     return [
-      { scenario: 'shadow', metric: 'throughput with 10% shadowed vs the same gateway without', value: shadowed, unit: 'req/s', baseline: plain, ratio: shadowed / plain, target: '>= 0.9', note: setup + cpuNote },
+      { scenario: 'shadow', metric: `throughput with ${PERCENT}% shadowed vs the same gateway without`, value: shadowed, unit: 'req/s', baseline: plain, ratio: shadowed / plain, ...(PERCENT === 10 ? { target: '>= 0.9' } : {}), note: setup + cpuNote },
       {
         scenario: 'shadow',
-        metric: `client p99 added by 10% shadow at ${rate.toLocaleString('en-US')} req/s (ms)`,
+        metric: `client p99 added by ${PERCENT}% shadow at ${rate.toLocaleString('en-US')} req/s (ms)`,
         value: p99.get('shadow')! - p99.get('plain')!,
         unit: 'ms',
-        target: '<= 1',
+        ...(PERCENT === 10 ? { target: '<= 1' } : {}),
         note: `p99 ${p99.get('shadow')} ms with shadow, ${p99.get('plain')} ms without (${setup})`,
       },
     ];

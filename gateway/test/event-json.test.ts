@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Event, exposureEvent, type Assignment, type ExposureContext } from '@bunryu/core';
-import { eventJson, exposureJson } from '../src/events/event-json.ts';
+import { asciiJson } from '@bunryu/core';
+import { eventJson, exposureJson, shadowJson } from '../src/events/event-json.ts';
 
 const text = fc.string({ unit: 'binary', maxLength: 20 });
 const finite = fc.double({ noNaN: true, noDefaultInfinity: true });
@@ -71,5 +72,37 @@ describe('eventJson', () => {
   it('writes a schema-valid exposure', () => {
     const e: Event = { eventId: '7c9e6679-7425-40de-944b-e07fc1f90ae7', type: 'exposure', ts: 1, unitId: 'u', route: 'r', requestId: 'q', assignments: [{ experiment: 'e', variant: 'v' }], latencyMs: 1.5, status: 200 };
     expect(Event.parse(JSON.parse(eventJson(e)))).toEqual(e);
+  });
+
+  it('writes a shadow pair from JSON pieces as the same event', () => {
+    const side = fc.record(
+      { params: fc.dictionary(text, fc.oneof(text, finite, fc.boolean()), { maxKeys: 3 }), status: fc.integer({ min: 0, max: 999 }), latencyMs: finite, output: fc.jsonValue() },
+      { requiredKeys: ['params', 'status', 'latencyMs'] },
+    );
+    const pair = fc.record({ eventId: fc.uuid(), ts: fc.nat(), unitId: text, route: text, requestId: text, compare: text, primary: side, shadow: side });
+    fc.assert(
+      fc.property(pair, (p) => {
+        const pieces = (s: typeof p.primary) => ({
+          // Params as the gateway forwards them (ASCII), the output as JSON.stringify writes it.
+          paramsJson: asciiJson(s.params),
+          status: s.status,
+          latencyMs: s.latencyMs,
+          ...(s.output === undefined ? {} : { outputJson: JSON.stringify(s.output) }),
+        });
+        const event: Event = {
+          eventId: p.eventId,
+          type: 'shadow',
+          ts: p.ts,
+          unitId: p.unitId,
+          route: p.route,
+          requestId: p.requestId,
+          assignments: [],
+          shadow: { compare: p.compare, primary: p.primary, shadow: p.shadow },
+        };
+        const json = shadowJson({ ...p, primary: pieces(p.primary), shadow: pieces(p.shadow) });
+        expect(JSON.parse(json)).toEqual(JSON.parse(eventJson(event)));
+      }),
+      { numRuns: 500 },
+    );
   });
 });

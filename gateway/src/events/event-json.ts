@@ -52,6 +52,42 @@ export function exposureJson(assignmentsJson: string | null, ctx: ExposureContex
   return flat(out + '}');
 }
 
+/** One side of a shadow pair with its params and compared output already as JSON text. */
+export interface ShadowSideJson {
+  paramsJson: string;
+  status: number;
+  latencyMs: number;
+  outputJson?: string;
+}
+
+export interface ShadowPairJson {
+  eventId: string;
+  ts: number;
+  unitId: string;
+  route: string;
+  requestId: string;
+  compare: string;
+  primary: ShadowSideJson;
+  shadow: ShadowSideJson;
+}
+
+/**
+ * `eventJson` of the `shadow` event of a pair whose params and outputs are JSON text already: the
+ * copy had to serialize the shadow's params for its header and its output for the size bound,
+ * and the primary's params came serialized from the assignment.
+ */
+export function shadowJson(p: ShadowPairJson): string {
+  let out = '{"eventId":' + JSON.stringify(p.eventId) + ',"type":"shadow","ts":' + number(p.ts) + ',"unitId":' + JSON.stringify(p.unitId);
+  out += ',"route":' + JSON.stringify(p.route) + ',"requestId":' + JSON.stringify(p.requestId) + ',"assignments":[]';
+  out += ',"shadow":{"compare":' + JSON.stringify(p.compare) + ',"primary":' + sideJson(p.primary) + ',"shadow":' + sideJson(p.shadow) + '}';
+  return flat(out + '}');
+}
+
+function sideJson(s: ShadowSideJson): string {
+  const out = '{"params":' + s.paramsJson + ',"status":' + number(s.status) + ',"latencyMs":' + number(s.latencyMs);
+  return s.outputJson === undefined ? out + '}' : out + ',"output":' + s.outputJson + '}';
+}
+
 /**
  * Concatenation builds a rope of small string nodes; events wait in the queue for up to a flush
  * tick, and a young-generation GC copies every node of every rope it finds alive. Reading one

@@ -181,7 +181,7 @@ export class RouteProxy {
       // The shadow's copy goes out once the answer has (SPEC §13: it never delays it).
       const answered = route.shadow === null || !this.deps.shadows.wants(route, requestId) ? answer : () => {
         answer();
-        this.deps.shadows.mirror(route, forwarded, rest, requestId, unit.id, { params: JSON.parse(result.paramsJson) as Record<string, unknown>, status: upstreamStatus, latencyMs: Math.round(latencyMs * 1000) / 1000, body: response?.body ?? null });
+        this.deps.shadows.mirror(route, forwarded, rest, requestId, unit.id, { paramsJson: result.paramsJson, status: upstreamStatus, latencyMs: Math.round(latencyMs * 1000) / 1000, body: response?.body ?? null });
       };
       if (result.exposureAssignmentsJson === null) return answered();
       this.answerAndExpose(answered, () => {

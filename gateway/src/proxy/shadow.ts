@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { asciiJson, bucket, type Event } from '@bunryu/core';
+import { asciiJson, bucket } from '@bunryu/core';
 import type { EventSink } from '../events/event-publisher.ts';
+import { shadowJson } from '../events/event-json.ts';
 import type { GatewayMetrics } from '../metrics/gateway-metrics.ts';
 import type { ForwardRequest, UpstreamFailure, UpstreamResponse } from './upstream-client.ts';
 import { upstreamPath, type RouteRuntime } from './route-table.ts';
@@ -10,7 +11,8 @@ export const MAX_SHADOW_OUTPUT_BYTES = 16 * 1024;
 
 /** What the client was answered, as the shadow event reports it. */
 export interface PrimaryOutcome {
-  params: Record<string, unknown>;
+  /** The unit's params as forwarded (`x-ab-params`). */
+  paramsJson: string;
   status: number;
   latencyMs: number;
   body: Buffer | null;
@@ -60,10 +62,10 @@ export class ShadowCalls {
 
   private send({ route, forwarded, rest, requestId, unitId, primary }: Copy): void {
     const shadow = route.shadow!;
-    const params = { ...primary.params, ...shadow.params };
+    const paramsJson = asciiJson({ ...(JSON.parse(primary.paramsJson) as Record<string, unknown>), ...shadow.params });
     const headers = forwarded.headers.slice();
     const at = headers.indexOf('x-ab-params');
-    if (at >= 0) headers[at + 1] = asciiJson(params);
+    if (at >= 0) headers[at + 1] = paramsJson;
     headers.push('x-ab-shadow', 'true');
     const copy: ForwardRequest = { ...forwarded, headers, path: upstreamPath(shadow.upstream, route, rest) };
     const started = performance.now();
@@ -71,21 +73,17 @@ export class ShadowCalls {
       this.inFlight--;
       const latencyMs = Math.round((performance.now() - started) * 1000) / 1000;
       const status = response !== null ? response.status : failure!.kind === 'timeout' ? 504 : 502;
-      const side = (p: Record<string, unknown>, s: number, ms: number, body: Buffer | null) => {
-        const output = compared(body, shadow.compare);
-        return { params: p, status: s, latencyMs: ms, ...(output === undefined ? {} : { output }) };
-      };
-      const event: Event = {
+      const json = shadowJson({
         eventId: randomUUID(),
-        type: 'shadow',
         ts: Date.now(),
         unitId,
         route: route.name,
         requestId,
-        assignments: [],
-        shadow: { compare: shadow.compare, primary: side(primary.params, primary.status, primary.latencyMs, primary.body), shadow: side(params, status, latencyMs, response?.body ?? null) },
-      };
-      this.publisher.publish(unitId, event);
+        compare: shadow.compare,
+        primary: { paramsJson: primary.paramsJson, status: primary.status, latencyMs: primary.latencyMs, outputJson: compared(primary.body, shadow.compare) },
+        shadow: { paramsJson, status, latencyMs, outputJson: compared(response?.body ?? null, shadow.compare) },
+      });
+      this.publisher.publishJson(unitId, json);
     });
   }
 }
@@ -99,8 +97,8 @@ interface Copy {
   primary: PrimaryOutcome;
 }
 
-/** The top-level field `name` of a JSON answer, when it has one of at most MAX_SHADOW_OUTPUT_BYTES. */
-function compared(body: Buffer | null, name: string): unknown {
+/** The top-level field `name` of a JSON answer as JSON text, when it has one of at most MAX_SHADOW_OUTPUT_BYTES. */
+function compared(body: Buffer | null, name: string): string | undefined {
   if (body === null || body.length === 0) return undefined;
   let parsed: unknown;
   try {
@@ -108,7 +106,7 @@ function compared(body: Buffer | null, name: string): unknown {
   } catch {
     return undefined;
   }
-  if (typeof parsed !== 'object' || parsed === null || !(name in parsed)) return undefined;
-  const value = (parsed as Record<string, unknown>)[name];
-  return JSON.stringify(value).length <= MAX_SHADOW_OUTPUT_BYTES ? value : undefined;
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed) || !(name in parsed)) return undefined;
+  const text = JSON.stringify((parsed as Record<string, unknown>)[name]);
+  return text !== undefined && text.length <= MAX_SHADOW_OUTPUT_BYTES ? text : undefined;
 }
