@@ -177,6 +177,7 @@ describe.skipIf(!executablePath)('dashboard in a browser, against the real servi
     await expect.poll(() => page.getByLabel('Weight of control (%)', { exact: true }).inputValue()).toBe('50');
     await page.getByLabel('Primary metric', { exact: true }).selectOption('ctr');
     await page.getByLabel('Slice results by', { exact: true }).fill('country');
+    expect(await page.getByLabel('Design', { exact: true }).inputValue()).toBe('ab');
     expect(await unlabelled()).toEqual([]);
 
     await page.getByRole('button', { name: 'Create experiment' }).click();

@@ -154,6 +154,20 @@ describe('experiment form', () => {
     expect(ExperimentDefinition.parse(toDefinition(f).definition).analysis).toEqual({ preWindowDays: 7 });
   });
 
+  it('keeps an interleaving experiment one when edited, and sends A/B as the default', () => {
+    const e = {
+      key: 'x', route: 'rank', layer: 'x', trafficPercent: 100, salt: '', targeting: [], overrides: {}, status: 'draft', version: 1, design: 'interleave',
+      variants: [{ key: 'v1', weight: 50, params: {} }, { key: 'v2', weight: 50, params: { version: 'v2' } }],
+      metrics: { guardrails: [] },
+    };
+    const f = formFromExperiment(e);
+    expect(f.design).toBe('interleave');
+    expect(ExperimentDefinition.parse(toDefinition(f).definition).design).toBe('interleave');
+    f.design = 'ab';
+    expect(toDefinition(f).definition.design).toBeUndefined();
+    expect(emptyForm().design).toBe('ab');
+  });
+
   it('round-trips an experiment through the form, keeping its allocation', () => {
     const e = {
       key: 'x', name: 'X', route: 'r', layer: 'l', trafficPercent: 30, allocation: { start: 100, end: 3100 }, salt: '',

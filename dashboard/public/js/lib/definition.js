@@ -53,6 +53,7 @@ export function emptyForm(metricKeys = []) {
     name: '',
     hypothesis: '',
     route: '',
+    design: 'ab',
     layer: '',
     trafficPercent: '100',
     salt: '',
@@ -82,6 +83,7 @@ export function formFromExperiment(e) {
     name: e.name ?? '',
     hypothesis: e.hypothesis ?? '',
     route: e.route,
+    design: e.design ?? 'ab',
     layer: e.layer === e.key ? '' : e.layer ?? '',
     trafficPercent: String(e.trafficPercent ?? 100),
     salt: e.salt ?? '',
@@ -140,6 +142,8 @@ export function toDefinition(f) {
   /** @type {Record<string, string>} */
   const errors = {};
   const def = { key: f.key.trim(), route: f.route.trim() };
+  // Sent whenever it is not the default, so editing an interleaving experiment keeps it one.
+  if (f.design === 'interleave') def.design = 'interleave';
   if (f.name.trim()) def.name = f.name.trim();
   if (f.hypothesis.trim()) def.hypothesis = f.hypothesis.trim();
   if (f.layer.trim()) def.layer = f.layer.trim();

@@ -29,6 +29,7 @@ const LABELS = {
   'metrics.secondary': 'Secondary metrics',
   'analysis.correction': 'Multiple-testing correction',
   'analysis.sliceBy': 'Slice results by',
+  design: 'Design',
 };
 
 /** @param {string} path */
@@ -82,7 +83,7 @@ export function ExperimentForm({ who, experimentKey }) {
   // Paths of rendered fields, so each message finds the closest field that exists.
   const rendered = useMemo(() => {
     if (!form) return new Set();
-    const s = new Set(['key', 'name', 'hypothesis', 'route', 'layer', 'trafficPercent', 'salt', 'targeting', 'variants', 'overrides', 'metrics.primary', 'metrics.secondary', 'metrics.guardrails', 'analysis.correction', 'analysis.sliceBy']);
+    const s = new Set(['key', 'name', 'hypothesis', 'route', 'design', 'layer', 'trafficPercent', 'salt', 'targeting', 'variants', 'overrides', 'metrics.primary', 'metrics.secondary', 'metrics.guardrails', 'analysis.correction', 'analysis.sliceBy']);
     form.targeting.forEach((_, i) => ['attribute', 'op', 'value'].forEach((f) => s.add(`targeting.${i}.${f}`)));
     form.variants.forEach((_, i) => ['key', 'name', 'weight', 'params', 'upstream'].forEach((f) => s.add(`variants.${i}.${f}`)));
     if (form.rollout) {
@@ -217,6 +218,10 @@ export function ExperimentForm({ who, experimentKey }) {
                 </select>`
               : html`<input id=${id} class="mono" value=${form.route} disabled=${locked} onInput=${(e) => set({ route: e.currentTarget.value })} ...${ep} />`,
             routes && routes.length === 0 ? 'No routes yet: an admin adds them on the Routes page.' : undefined)}
+          ${field('design', 'Design', (id, ep) => html`<select id=${id} value=${form.design} disabled=${locked} onChange=${(e) => set({ design: e.currentTarget.value })} ...${ep}>
+              <option value="ab">A/B: each unit sees one variant</option>
+              <option value="interleave">Interleaving: both rankings merged per request</option>
+            </select>`, form.design === 'interleave' ? 'Two variants on a route whose upstream answers a ranked list; no rollout plan.' : undefined)}
           ${field('layer', 'Layer', (id, ep) => html`<input id=${id} class="mono" value=${form.layer} disabled=${locked} placeholder=${form.key || 'defaults to the key'}
             onInput=${(e) => set({ layer: e.currentTarget.value })} ...${ep} />`, 'Experiments sharing a layer get disjoint traffic.')}
           ${field('trafficPercent', 'Traffic (% of the layer)', (id, ep) => html`<div class="traffic">
