@@ -27,6 +27,7 @@ export interface PrimaryOutcome {
  */
 export class ShadowCalls {
   private inFlight = 0;
+  private readonly queued: Copy[] = [];
 
   constructor(
     private readonly publisher: EventSink,
@@ -51,8 +52,6 @@ export class ShadowCalls {
     this.metrics.shadow(route.name, 'sent');
     if (this.queued.push({ route, forwarded, rest, requestId, unitId, primary }) === 1) setImmediate(this.sendQueued);
   }
-
-  private readonly queued: Copy[] = [];
 
   /** Copies wait for the end of the turn: the answers of every request read in it go out first. */
   private readonly sendQueued = (): void => {
