@@ -16,8 +16,6 @@
  * request is reported beside.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +27,7 @@ import { cpuSeconds, pin, processTree } from '../../bench/lib/proc.ts';
 import type { BenchResult } from '../../bench/lib/result.ts';
 import { wrk, wrkInstalled } from '../../bench/lib/wrk.ts';
 import { buildGateway } from '../build.ts';
+import { startFakeExperimentService } from '../test/support/fake-experiment-service.ts';
 import { configSnapshot } from './proxy.bench.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -41,32 +40,6 @@ const BODY = '{"instances":[{"x":1}]}';
 const HEADERS = { 'content-type': 'application/json', 'x-unit-id': 'bench-unit', 'x-ab-attr-country': 'JP' };
 const KINDS = ['plain', 'shadow'] as const;
 type Kind = (typeof KINDS)[number];
-
-/** An experiment-service stand-in whose snapshot can be replaced: it goes down every open config stream. */
-async function switchableService(initial: ConfigSnapshot) {
-  let snapshot = initial;
-  const streams = new Set<ServerResponse>();
-  const server = createServer((req, res) => {
-    if (req.url === '/v1/config') return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(snapshot));
-    if (req.url !== '/v1/config/stream') return void res.writeHead(404).end();
-    res.writeHead(200, { 'content-type': 'text/event-stream' });
-    res.write(`event: snapshot\ndata: ${JSON.stringify(snapshot)}\n\n`);
-    streams.add(res);
-    res.once('close', () => streams.delete(res));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    set(next: ConfigSnapshot) {
-      snapshot = next;
-      for (const res of streams) res.write(`event: snapshot\ndata: ${JSON.stringify(next)}\n\n`);
-    },
-    close: () => {
-      for (const res of streams) res.destroy();
-      return new Promise<void>((r) => server.close(() => r()));
-    },
-  };
-}
 
 export async function run(): Promise<BenchResult[]> {
   const bundle = await buildGateway();
@@ -100,7 +73,7 @@ export async function run(): Promise<BenchResult[]> {
       if (kind === 'shadow') snapshot.routes.recommend!.shadow = { params: { version: 'v3' }, percent: PERCENT, upstream: shadowUpstream.url, compare: 'predictions' };
       return snapshot;
     };
-    const es = await switchableService(config('plain'));
+    const es = await startFakeExperimentService(config('plain'));
     stops.push(() => es.close());
     const gateway: ChildServer = await startChild(
       bundle,
@@ -112,7 +85,7 @@ export async function run(): Promise<BenchResult[]> {
     const pid = gateway.process.pid!;
     /** Switches the route to `kind` and waits until the gateway serves that snapshot. */
     const serve = async (kind: Kind) => {
-      es.set(config(kind));
+      es.publish(config(kind));
       for (let i = 0; ; i++) {
         const text = await fetch(`${gateway.url}/metrics`).then((r) => r.text(), () => '');
         const served = /^bunryu_gateway_config_version\{[^}]*\} (\d+)/m.exec(text);
