@@ -53,7 +53,7 @@ export async function buildApp(config: Readonly<Config>, deps: AppDeps): Promise
   const results = new ResultsService(
     store,
     definitions,
-    { sequentialMinUnits: config.AGGREGATOR_SEQUENTIAL_MIN_UNITS, servedMaxAgeMs: config.AGGREGATOR_SERVED_MAX_AGE_MS },
+    { sequentialMinUnits: config.AGGREGATOR_SEQUENTIAL_MIN_UNITS, servedMaxAgeMs: config.AGGREGATOR_SERVED_MAX_AGE_MS, phaseSettleMs: config.AGGREGATOR_PHASE_SETTLE_MS },
     deps.logger,
   );
   app.addHook('onClose', async () => results.close());

@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Event } from '@bunryu/core';
+import { srmAcrossGroups, type Event } from '@bunryu/core';
 import { chdbClient, clickHouseServerClient } from '../src/metrics-store/clickhouse-client.ts';
 import { ClickHouseMetricsStore } from '../src/metrics-store/clickhouse-metrics-store.ts';
 import { OPEN_END, storedEvent, type MetricSpec, type SeriesRow } from '../src/metrics-store/metrics-store.ts';
@@ -29,8 +29,8 @@ if (process.env.CLICKHOUSE_URL) {
 const runOfFile = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
 
 /** Compares the store's rows of one bucket with the reference, metric by metric. */
-function expectMatches(rows: SeriesRow[], bucket: number, events: Event[], experiment: string, metrics: MetricSpec[], end: number, phaseStarts?: number[], preWindowMs?: number): void {
-  const expected = reference(events, experiment, metrics, end, phaseStarts, preWindowMs);
+function expectMatches(rows: SeriesRow[], bucket: number, events: Event[], experiment: string, metrics: MetricSpec[], end: number, phaseStarts?: number[], preWindowMs?: number, settleMs?: number): void {
+  const expected = reference(events, experiment, metrics, end, phaseStarts, preWindowMs, settleMs);
   const got = rows.filter((r) => r.bucket === bucket);
   const keyOf = (r: SeriesRow) => (phaseStarts ? `${r.phase}:${r.variant}` : r.variant);
   expect(got.map(keyOf).sort()).toEqual([...expected.keys()].sort());
@@ -154,6 +154,32 @@ describe.each(adapters)('MetricsStore contract: ClickHouse adapter over %s', (na
     // Without phases, every unit a ramp moved is left out.
     const unphased = await store.series({ experiment, metrics: [], ends: [OPEN_END] });
     expect(unphased.reduce((a, r) => a + r.units, 0)).toBe(analysed - last.reduce((a, r) => a + r.moved, 0));
+  });
+
+  it('leaves out units first exposed while a ramp settles, so a gateway late to apply it makes no ratio mismatch', async () => {
+    const experiment = `contract-${run}-settle`;
+    const start = 1_760_000_000_000;
+    const hour = 3_600_000;
+    const phaseStarts = [start + hour, start + 2 * hour];
+    const weights: [number, number][] = [[95, 5], [75, 25], [50, 50]];
+    // The gateway assigns on each phase's weights only 20 minutes after the phase is recorded.
+    const events = rampedData({ experiment, units: 3000, seed: 27, start, phaseStarts, weights, lag: 20 * 60_000 });
+    await put(events);
+    const srmOf = (rows: SeriesRow[]) =>
+      srmAcrossGroups(weights.map((w, phase) => ({ counts: ['control', 'treatment'].map((v) => rows.find((r) => r.phase === phase && r.variant === v)?.units ?? 0), weights: w })));
+
+    const unsettled = await store.series({ experiment, metrics: [], ends: [OPEN_END], phaseStarts });
+    expect(srmOf(unsettled).mismatch).toBe(true);
+
+    const settleMs = 25 * 60_000;
+    const ends = [start + 90 * 60_000, OPEN_END];
+    const rows = await store.series({ experiment, metrics: METRICS, ends, phaseStarts, phaseSettleMs: settleMs });
+    ends.forEach((end, k) => expectMatches(rows, k, events, experiment, METRICS, end === OPEN_END ? Infinity : end, phaseStarts, undefined, settleMs));
+    const last = rows.filter((r) => r.bucket === ends.length - 1);
+    expect(srmOf(last).mismatch).toBe(false);
+    expect(new Set(last.map((r) => r.phase))).toEqual(new Set([0, 1, 2]));
+    const total = (list: SeriesRow[]) => list.reduce((a, r) => a + r.units, 0);
+    expect(total(last)).toBeLessThan(total(unsettled) * 0.85);
   });
 
   it('carries CUPED covariates: each unit\'s metric over the window before its first exposure, also by phase', async () => {

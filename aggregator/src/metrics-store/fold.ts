@@ -35,7 +35,7 @@ export const DEFAULT_FOLD_OPTIONS: FoldOptions = { overlapMs: 5_000, maxIdleMs: 
 const MINUTE = 60_000;
 
 /** A fold answers every query of one shape, whatever its bucket ends. */
-const foldKey = (query: SeriesQuery): string => JSON.stringify([query.experiment, query.metrics, query.phaseStarts ?? [], query.preWindowMs ?? 0]);
+const foldKey = (query: SeriesQuery): string => JSON.stringify([query.experiment, query.metrics, query.phaseStarts ?? [], query.phaseSettleMs ?? 0, query.preWindowMs ?? 0]);
 
 /** Whether a query's ends lie on the minute grid (the open last end aside): what a fold can answer. */
 export function foldable(ends: readonly number[]): boolean {

@@ -92,6 +92,12 @@ export interface SeriesQuery {
    */
   phaseStarts?: readonly number[];
   /**
+   * Units first exposed within this long (ms) after one of `phaseStarts` are left out: assigned
+   * while gateways were still applying the ramp, some on the old weights, they belong to neither
+   * phase. The cut is by time alone, so it leaves both variants' units alike. Absent: 0.
+   */
+  phaseSettleMs?: number;
+  /**
    * CUPED's pre-exposure window (ms): when set, proportion and mean metrics also carry each
    * unit's covariate, the same metric over its events in the window before its first exposure.
    */

@@ -9,7 +9,8 @@ import { NO_SLICE, OTHER_SLICE, type EventRef, type MetricSpec, type SeriesQuery
  *    (ADR 0009), a unit belongs to the phase its `t0` falls in and only its data before that
  *    phase ends (`cut`) counts; a unit seen in a second variant only from `cut` on was moved by
  *    a ramp and stays in its first variant, counted in `moved`. A unit seen in two variants
- *    within its own phase cannot be attributed and is left out.
+ *    within its own phase cannot be attributed and is left out, as is a unit first exposed while
+ *    a phase settles (`settle` after its start).
  * 2. `ev`: every unit's events of the metrics' types; joined to `units`, a unit keeps those at or
  *    after its `t0` and before its `cut`.
  * 3. `per_unit`: each of a unit's series (its exposures, errored exposures, exposures with a
@@ -97,7 +98,8 @@ const phasedUnits = `all_units AS (
       arrayFilter(x -> x.1 < cut, u.xs) AS xs
     FROM all_units AS u
     LEFT JOIN moves ON u.unitId = moves.unitId
-    WHERE length(u.seen) = 1 OR moves.tMove >= cut
+    WHERE (length(u.seen) = 1 OR moves.tMove >= cut)
+      AND NOT arrayExists(s -> u.t0 >= s AND u.t0 < s + {settle:Int64}, {starts:Array(Int64)})
   )`;
 
 export function buildSeriesQuery(q: SeriesQuery, perUnitForm?: PerUnitForm): BuiltSeriesQuery {
@@ -216,7 +218,7 @@ export function buildSeriesQuery(q: SeriesQuery, perUnitForm?: PerUnitForm): Bui
   q.metrics.forEach((_m, j) => (layout.covariates[j] ??= '0'));
   const starts = q.phaseStarts ?? [];
   const phased = starts.length > 0;
-  const params: Record<string, unknown> = { experiment: q.experiment, ends: [...q.ends], types, starts: [...starts], pre: q.preWindowMs ?? 0 };
+  const params: Record<string, unknown> = { experiment: q.experiment, ends: [...q.ends], types, starts: [...starts], settle: q.phaseSettleMs ?? 0, pre: q.preWindowMs ?? 0 };
   const cx = covariates.map((x) => x.slice(x.lastIndexOf(' ') + 1));
   types.forEach((t, i) => (params[`type${i}`] = t));
 

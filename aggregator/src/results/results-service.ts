@@ -130,6 +130,8 @@ interface Served {
 export interface ResultsOptions extends AnalysisOptions {
   /** The oldest restricted answer (`?metrics=`) served as is (ms since its computation started). */
   servedMaxAgeMs: number;
+  /** How long after each phase's start first exposures are left out (`SeriesQuery.phaseSettleMs`); 0 by default. */
+  phaseSettleMs?: number;
 }
 
 /** GET /v1/results/:experiment and its timeseries (SPEC §4), from the store and the definitions. */
@@ -224,7 +226,7 @@ export class ResultsService {
     const pair = experiment.design === 'interleave' && !only && span ? ([experiment.variants[0]!.key, experiment.variants[1]!.key] as const) : undefined;
     const click = clickEvent(experiment, this.definitions.metrics());
     const [rows, facts, interleaved] = await Promise.all([
-      plan ? this.store.series({ experiment: key, metrics: metrics.map((m) => m.spec), ends: plan.ends, phaseStarts: phaseStarts(phases), preWindowMs: preWindowMs(experiment) }) : [],
+      plan ? this.store.series({ experiment: key, metrics: metrics.map((m) => m.spec), ends: plan.ends, phaseStarts: phaseStarts(phases), phaseSettleMs: this.options.phaseSettleMs, preWindowMs: preWindowMs(experiment) }) : [],
       !only && span ? this.store.exposureFacts(key) : undefined,
       pair ? this.store.interleaving(key, pair, click) : undefined,
     ]);
@@ -268,7 +270,7 @@ export class ResultsService {
           experiment: key,
           metrics: metrics.map((m) => m.spec),
           ends: [OPEN_END],
-          phaseStarts: phaseStarts(phases),
+          phaseStarts: phaseStarts(phases), phaseSettleMs: this.options.phaseSettleMs,
           preWindowMs: preWindowMs(experiment),
           slice: { attribute, top: SLICE_VALUES },
         });
@@ -296,7 +298,7 @@ export class ResultsService {
     const phases = experimentPhases(experiment);
     const span = await this.store.span(key);
     const rows = span
-      ? await this.store.series({ experiment: key, metrics: metrics.map((m) => m.spec), ends: [OPEN_END], phaseStarts: phaseStarts(phases), preWindowMs: preWindowMs(experiment), servedAsAssigned: true })
+      ? await this.store.series({ experiment: key, metrics: metrics.map((m) => m.spec), ends: [OPEN_END], phaseStarts: phaseStarts(phases), phaseSettleMs: this.options.phaseSettleMs, preWindowMs: preWindowMs(experiment), servedAsAssigned: true })
       : [];
     const [point] = analyse(experiment, metrics, rows, 1, this.options, phases);
     return {
@@ -317,7 +319,7 @@ export class ResultsService {
     const span = await this.store.span(key);
     const plan = span ? planBuckets(span, step) : undefined;
     const phases = experimentPhases(experiment);
-    const rows = plan ? await this.store.series({ experiment: key, metrics: [metric.spec], ends: plan.ends, phaseStarts: phaseStarts(phases), preWindowMs: preWindowMs(experiment) }) : [];
+    const rows = plan ? await this.store.series({ experiment: key, metrics: [metric.spec], ends: plan.ends, phaseStarts: phaseStarts(phases), phaseSettleMs: this.options.phaseSettleMs, preWindowMs: preWindowMs(experiment) }) : [];
     const points = plan ? analyse(experiment, [metric], rows, plan.ends.length, this.options, phases) : [];
     return {
       experiment: key,

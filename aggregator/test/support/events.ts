@@ -78,7 +78,8 @@ export function experimentData(opts: {
  * a ramp towards treatment moves control's top buckets). Units come back across phases, so a ramp
  * moves some of them; a few are seen in both variants within one phase (a gateway on the old
  * weights for a moment) and cannot be attributed. Clicks, dwell, errors and latencies as in
- * `experimentData`.
+ * `experimentData`. With `lag`, the gateway assigns on each phase's weights only that long after
+ * the phase starts.
  */
 export function rampedData(opts: {
   experiment: string;
@@ -95,12 +96,13 @@ export function rampedData(opts: {
    * more often the more active it is; active units also click more during the experiment.
    */
   preHistory?: number;
+  lag?: number;
 }): Event[] {
   const r = rng(opts.seed);
   const events: Event[] = [];
   const end = opts.phaseStarts.at(-1)! + (opts.phaseStarts.at(-1)! - opts.start) / opts.phaseStarts.length;
   const phaseAt = (t: number) => opts.phaseStarts.filter((s) => s <= t).length;
-  const variantAt = (bucket: number, t: number) => (bucket < opts.weights[phaseAt(t)]![0] ? 'control' : 'treatment');
+  const variantAt = (bucket: number, t: number) => (bucket < opts.weights[phaseAt(t - (opts.lag ?? 0))]![0] ? 'control' : 'treatment');
   for (let i = 0; i < opts.units; i++) {
     const unitId = `${opts.experiment}-u${i}`;
     const bucket = r() * 100;

@@ -49,7 +49,7 @@ function covariance(xs: number[], ys: number[]): number {
  * variant. With `phaseStarts` (ADR 0009) they are per phase and variant, keyed `phase:variant`:
  * a unit is in the phase of its first exposure, with its data before the next phase starts; a
  * unit first seen in another variant only after that is kept (moved), one seen in two variants
- * within its phase is left out.
+ * within its phase is left out, as is one first exposed within `settleMs` after a phase start.
  */
 export function reference(
   events: readonly Event[],
@@ -59,6 +59,7 @@ export function reference(
   phaseStarts?: readonly number[],
   /** CUPED's pre-exposure window (ms): proportion and mean metrics then carry their covariate sums. */
   preWindowMs?: number,
+  settleMs = 0,
 ): Map<string, ReferenceVariant> {
   const seen = new Set<string>();
   const unique = events.filter((e) => (seen.has(e.eventId) ? false : (seen.add(e.eventId), true)));
@@ -97,6 +98,7 @@ export function reference(
       u.cut = phaseStarts[u.phase] ?? Infinity;
       const elsewhere = u.exposures.filter((e) => e.assignments.some((a) => a.experiment === experiment && a.variant !== u.variant));
       if (elsewhere.some((e) => e.ts < u.cut)) continue;
+      if (phaseStarts.some((s) => u.t0 >= s && u.t0 < s + settleMs)) continue;
       u.moved = elsewhere.length > 0;
     } else if (u.variants.size !== 1) continue;
     const key = phaseStarts ? `${u.phase}:${u.variant}` : u.variant;
