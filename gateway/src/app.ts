@@ -55,6 +55,7 @@ export async function buildApp(config: Readonly<Config>, deps: Deps, options: Ap
     refusedEpoch: () => deps.store.refusedEpoch !== null,
   });
 
+  const shadows = new ShadowCalls(deps.publisher, metrics, config.GATEWAY_SHADOW_MAX_IN_FLIGHT);
   const proxy = new RouteProxy({
     store: deps.store,
     pools: deps.pools,
@@ -62,13 +63,15 @@ export async function buildApp(config: Readonly<Config>, deps: Deps, options: Ap
     metrics,
     logger: deps.logger,
     clientKeys: config.BUNRYU_CLIENT_KEYS ? new Set(config.BUNRYU_CLIENT_KEYS) : null,
-    shadows: new ShadowCalls(deps.publisher, metrics, config.GATEWAY_SHADOW_MAX_IN_FLIGHT),
+    shadows,
   });
   fastPath.proxy = proxy;
   app.addHook('preClose', async () => {
     fastPath.closing = true;
     fastPath.raw?.closeIdle();
   });
+  // Requests answered before the close have their shadow pairs written before the event log closes.
+  app.addHook('onClose', () => shadows.idle());
 
   // The route proxy checks client keys itself (the fast path never reaches fastify hooks).
   await app.register(proxyRoutes, { proxy });

@@ -1,7 +1,9 @@
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bucket, type Event } from '@bunryu/core';
+import { bucket, EVENTS_TOPIC, type Event } from '@bunryu/core';
+import { createFileEventLog } from '@bunryu/event-log';
 import type { EventTap } from './support/event-tap.ts';
-import type { TestGateway } from './support/gateway.ts';
+import { until, type TestGateway } from './support/gateway.ts';
 import { startReadyGateway, type ReadyGateway } from './support/ready-gateway.ts';
 import { route, snapshot } from './support/snapshots.ts';
 import { startUpstream, type TestUpstream } from './support/upstream.ts';
@@ -125,6 +127,35 @@ describe.each(['own', 'node'] as const)('shadow traffic (%s HTTP server)', (http
     } finally {
       shadowBehaviour.delayMs = 0;
       shadowBehaviour.status = 200;
+    }
+  });
+});
+
+describe('shadow traffic when the gateway stops', () => {
+  it('writes the pairs of the requests it answered before its event log closes', async () => {
+    const primary = await startUpstream('primary', (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"predictions":[1]}'));
+    const shadow = await startUpstream('shadow', (_req, res) => setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end('{"predictions":[2]}'), 300));
+    const ready = await startReadyGateway(snapshot(1, [route('all', primary.url, { timeoutMs: 2000, shadow: { params: { version: 'v3' }, percent: 100, upstream: shadow.url, compare: 'predictions' } })]));
+    const log = createFileEventLog({ dir: join(ready.gw.dataDir, 'events'), topic: EVENTS_TOPIC, pollIntervalMs: 10 });
+    const consumer = log.consumer({ group: 'after-the-stop' });
+    try {
+      const res = await fetch(`${ready.gw.url}/v1/routes/all/predict`, { method: 'POST', headers: { 'x-unit-id': 'u1', 'content-type': 'application/json' }, body: '{}' });
+      const requestId = res.headers.get('x-request-id')!;
+      await res.text();
+      // The copy is still at the shadow (300 ms) when the gateway is told to stop.
+      const stopped = performance.now();
+      await ready.close();
+      expect(performance.now() - stopped).toBeGreaterThanOrEqual(200);
+      expect(shadow.seen).toHaveLength(1);
+
+      const events: Event[] = [];
+      await consumer.run({ eachBatch: async (batch) => void events.push(...batch.map((r) => JSON.parse(r.value) as Event)) });
+      await until(() => events.some((e) => e.type === 'shadow'), 5000, 'the shadow event in the log');
+      expect(events.filter((e) => e.type === 'shadow')).toMatchObject([{ requestId, shadow: { shadow: { status: 200, output: [2] } } }]);
+    } finally {
+      await consumer.close();
+      await primary.close();
+      await shadow.close();
     }
   });
 });

@@ -28,6 +28,8 @@ export interface PrimaryOutcome {
 export class ShadowCalls {
   private inFlight = 0;
   private readonly queued: Copy[] = [];
+  /** Called when the last pending copy settles (set while someone waits for that). */
+  private whenIdle: (() => void) | null = null;
 
   constructor(
     private readonly publisher: EventSink,
@@ -37,6 +39,22 @@ export class ShadowCalls {
 
   get pending(): number {
     return this.inFlight;
+  }
+
+  /**
+   * Resolves once no copy is pending: a gateway stopping waits for them before its event log
+   * closes, so the pairs of requests it answered are written. Each copy ends by its route's
+   * timeout, so the wait does too.
+   */
+  idle(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const before = this.whenIdle;
+      this.whenIdle = () => {
+        before?.();
+        resolve();
+      };
+    });
   }
 
   /** Whether the request is in the route's shadowed share: asked first, so the others cost nothing more. */
@@ -83,6 +101,11 @@ export class ShadowCalls {
         shadow: { paramsJson, status, latencyMs, outputJson: compared(response?.body ?? null, shadow.compare) },
       });
       this.publisher.publishJson(unitId, json);
+      if (this.inFlight === 0 && this.whenIdle !== null) {
+        const idle = this.whenIdle;
+        this.whenIdle = null;
+        idle();
+      }
     });
   }
 }
