@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { asciiJson, bucket } from '@bunryu/core';
+import { asciiJson, hashPrefix, PrefixHasher } from '@bunryu/core';
 import type { EventSink } from '../events/event-publisher.ts';
 import { shadowJson } from '../events/event-json.ts';
 import type { GatewayMetrics } from '../metrics/gateway-metrics.ts';
@@ -8,6 +8,8 @@ import { upstreamPath, type RouteRuntime } from './route-table.ts';
 
 /** The compared field of an answer is kept up to this size (JSON text); larger, it is left out of the event. */
 export const MAX_SHADOW_OUTPUT_BYTES = 16 * 1024;
+/** The request id's bucket is hashed as a unit with no prefix: without TextEncoder's allocation, on every request of the route. */
+const NO_PREFIX = hashPrefix('');
 
 /** What the client was answered, as the shadow event reports it. */
 export interface PrimaryOutcome {
@@ -28,6 +30,7 @@ export interface PrimaryOutcome {
 export class ShadowCalls {
   private inFlight = 0;
   private readonly queued: Copy[] = [];
+  private readonly hasher = new PrefixHasher();
   /** Called when the last pending copy settles (set while someone waits for that). */
   private whenIdle: (() => void) | null = null;
 
@@ -59,7 +62,9 @@ export class ShadowCalls {
 
   /** Whether the request is in the route's shadowed share: asked first, so the others cost nothing more. */
   wants(route: RouteRuntime, requestId: string): boolean {
-    return route.shadow !== null && bucket(requestId) < route.shadow.threshold;
+    if (route.shadow === null) return false;
+    this.hasher.setUnit(requestId);
+    return this.hasher.bucket(NO_PREFIX) < route.shadow.threshold;
   }
 
   /** Queues the copy of `forwarded` (a request `wants` took); it goes out after this turn's answers. */
