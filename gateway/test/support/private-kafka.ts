@@ -59,7 +59,10 @@ export async function startPrivateKafka(dir: string): Promise<PrivateKafka> {
     ].join('\n'),
   );
   const java = (args: string[]) => ['-Xms64m', '-Xmx256m', '-XX:TieredStopAtLevel=1', '-Djava.awt.headless=true', `-Dkafka.logs.dir=${join(dir, 'logs')}`, `-Dlog4j.configuration=file:${LOG4J}`, '-cp', `${LIB}/*`, ...args];
-  const clusterId = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString('base64url');
+  // Kafka's own ids never start with '-': its command line would take one for an option.
+  let clusterId: string;
+  do clusterId = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString('base64url');
+  while (clusterId.startsWith('-'));
   const format = spawnSync('java', java(['kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', props]), { encoding: 'utf8' });
   if (format.status !== 0) throw new Error(`formatting the private broker failed: ${format.stderr}`);
 
