@@ -1,6 +1,6 @@
 import { createError, experimentPhases, sequentialSignPValue, signTest, type Experiment, type Phase } from '@bunryu/core';
 import type { Logger } from '@bunryu/platform/log';
-import { OPEN_END, type ExposureFacts, type InterleavingFacts, type MetricsStore } from '../metrics-store/metrics-store.ts';
+import { OPEN_END, type ExposureFacts, type InterleavingFacts, type MetricsStore, type SeriesQuery } from '../metrics-store/metrics-store.ts';
 import { analyse, correctTogether, standardErrorOf, type AnalysisOptions, type AnalysisPoint, type ExperimentResults, type MetricComparison, type MetricResult, type MetricVariant, type VariantCounts } from './analysis.ts';
 import { formatInterval, planBuckets } from './buckets.ts';
 import { correctedMetrics, experimentMetrics, resolveMetric, type MetricType, type ResolvedMetric } from './experiment-metrics.ts';
@@ -89,8 +89,6 @@ function chosenMetrics(analysed: readonly ResolvedMetric[], only: readonly strin
 /** CUPED's pre-exposure window (SPEC §11: `analysis.preWindowDays`, 14 by default); 0 turns CUPED off. */
 const preWindowMs = (e: Experiment): number => (e.analysis?.cuped === false ? 0 : (e.analysis?.preWindowDays ?? 14) * 86_400_000);
 
-/** Where the store's phases after the first start (ADR 0009). */
-const phaseStarts = (phases: readonly Phase[]): number[] => phases.slice(1).map((p) => p.startedAt);
 
 function phaseCounts(phases: readonly Phase[], point: AnalysisPoint): ExperimentResults['phases'] {
   return phases.map((p, i) => ({
@@ -169,6 +167,11 @@ export class ResultsService {
     });
   }
 
+  /** The phases as the store takes them (ADR 0009): where those after the first start, and how long each settles. */
+  private phasing(phases: readonly Phase[]): Pick<SeriesQuery, 'phaseStarts' | 'phaseSettleMs'> {
+    return { phaseStarts: phases.slice(1).map((p) => p.startedAt), phaseSettleMs: this.options.phaseSettleMs ?? 0 };
+  }
+
   /** Stops the background refreshes. */
   close(): void {
     for (const s of this.served.values()) clearTimeout(s.timer);
@@ -226,7 +229,7 @@ export class ResultsService {
     const pair = experiment.design === 'interleave' && !only && span ? ([experiment.variants[0]!.key, experiment.variants[1]!.key] as const) : undefined;
     const click = clickEvent(experiment, this.definitions.metrics());
     const [rows, facts, interleaved] = await Promise.all([
-      plan ? this.store.series({ experiment: key, metrics: metrics.map((m) => m.spec), ends: plan.ends, phaseStarts: phaseStarts(phases), phaseSettleMs: this.options.phaseSettleMs, preWindowMs: preWindowMs(experiment) }) : [],
+      plan ? this.store.series({ experiment: key, metrics: metrics.map((m) => m.spec), ends: plan.ends, ...this.phasing(phases), preWindowMs: preWindowMs(experiment) }) : [],
       !only && span ? this.store.exposureFacts(key) : undefined,
       pair ? this.store.interleaving(key, pair, click) : undefined,
     ]);
@@ -270,7 +273,7 @@ export class ResultsService {
           experiment: key,
           metrics: metrics.map((m) => m.spec),
           ends: [OPEN_END],
-          phaseStarts: phaseStarts(phases), phaseSettleMs: this.options.phaseSettleMs,
+          ...this.phasing(phases),
           preWindowMs: preWindowMs(experiment),
           slice: { attribute, top: SLICE_VALUES },
         });
@@ -298,7 +301,7 @@ export class ResultsService {
     const phases = experimentPhases(experiment);
     const span = await this.store.span(key);
     const rows = span
-      ? await this.store.series({ experiment: key, metrics: metrics.map((m) => m.spec), ends: [OPEN_END], phaseStarts: phaseStarts(phases), phaseSettleMs: this.options.phaseSettleMs, preWindowMs: preWindowMs(experiment), servedAsAssigned: true })
+      ? await this.store.series({ experiment: key, metrics: metrics.map((m) => m.spec), ends: [OPEN_END], ...this.phasing(phases), preWindowMs: preWindowMs(experiment), servedAsAssigned: true })
       : [];
     const [point] = analyse(experiment, metrics, rows, 1, this.options, phases);
     return {
@@ -319,7 +322,7 @@ export class ResultsService {
     const span = await this.store.span(key);
     const plan = span ? planBuckets(span, step) : undefined;
     const phases = experimentPhases(experiment);
-    const rows = plan ? await this.store.series({ experiment: key, metrics: [metric.spec], ends: plan.ends, phaseStarts: phaseStarts(phases), phaseSettleMs: this.options.phaseSettleMs, preWindowMs: preWindowMs(experiment) }) : [];
+    const rows = plan ? await this.store.series({ experiment: key, metrics: [metric.spec], ends: plan.ends, ...this.phasing(phases), preWindowMs: preWindowMs(experiment) }) : [];
     const points = plan ? analyse(experiment, [metric], rows, plan.ends.length, this.options, phases) : [];
     return {
       experiment: key,

@@ -31,8 +31,8 @@ export class ShadowCalls {
   private inFlight = 0;
   private readonly queued: Copy[] = [];
   private readonly hasher = new PrefixHasher();
-  /** Called when the last pending copy settles (set while someone waits for that). */
-  private whenIdle: (() => void) | null = null;
+  /** Who waits for the last pending copy to settle. */
+  private readonly idleWaiters: (() => void)[] = [];
 
   constructor(
     private readonly publisher: EventSink,
@@ -51,13 +51,7 @@ export class ShadowCalls {
    */
   idle(): Promise<void> {
     if (this.inFlight === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const before = this.whenIdle;
-      this.whenIdle = () => {
-        before?.();
-        resolve();
-      };
-    });
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   /** Whether the request is in the route's shadowed share: asked first, so the others cost nothing more. */
@@ -106,11 +100,7 @@ export class ShadowCalls {
         shadow: { paramsJson, status, latencyMs, outputJson: compared(response?.body ?? null, shadow.compare) },
       });
       this.publisher.publishJson(unitId, json);
-      if (this.inFlight === 0 && this.whenIdle !== null) {
-        const idle = this.whenIdle;
-        this.whenIdle = null;
-        idle();
-      }
+      if (this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
     });
   }
 }
