@@ -30,15 +30,15 @@ export const ConfigSchema = z.object({
    */
   AGGREGATOR_QUERY_MAX_MEMORY_MB: z.coerce.number().int().min(64).max(1_048_576).default(8192),
   /**
-   * How far before its last bound a fold's refresh looks for new rows (ms, ADR 0013): inserts by
-   * other processes writing to the same ClickHouse server that were still running then.
-   */
-  /**
    * How long after a ramp's recorded start first exposures are left out of the analysis (ms, ADR
    * 0009): gateways apply a ramp a moment after the experiment-service records it, and units
    * assigned on the old weights in that moment would count in the new phase as a ratio mismatch.
    */
   AGGREGATOR_PHASE_SETTLE_MS: z.coerce.number().int().min(0).max(600_000).default(5000),
+  /**
+   * How far before its last bound a fold's refresh looks for new rows (ms, ADR 0013): inserts by
+   * other processes writing to the same ClickHouse server that were still running then.
+   */
   AGGREGATOR_FOLD_OVERLAP_MS: z.coerce.number().int().min(0).max(600_000).default(5000),
 });
 export type Config = z.infer<typeof ConfigSchema>;

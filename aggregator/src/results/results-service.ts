@@ -89,7 +89,6 @@ function chosenMetrics(analysed: readonly ResolvedMetric[], only: readonly strin
 /** CUPED's pre-exposure window (SPEC §11: `analysis.preWindowDays`, 14 by default); 0 turns CUPED off. */
 const preWindowMs = (e: Experiment): number => (e.analysis?.cuped === false ? 0 : (e.analysis?.preWindowDays ?? 14) * 86_400_000);
 
-
 function phaseCounts(phases: readonly Phase[], point: AnalysisPoint): ExperimentResults['phases'] {
   return phases.map((p, i) => ({
     startedAt: new Date(p.startedAt).toISOString(),
