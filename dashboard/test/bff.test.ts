@@ -9,9 +9,11 @@ import { buildApp } from '../src/app.ts';
 import { compose } from '../src/compose.ts';
 import { ConfigSchema } from '../src/config.ts';
 import { MemorySessionStore } from '../src/session/session-store.ts';
+import { RedisSessionStore } from '../src/session/redis-session-store.ts';
 import { upstreamPath } from '../src/proxy/proxy-routes.ts';
 import { fakeExperimentService, type Received } from './support/fake-experiment-service.ts';
 import { fakeAggregator } from './support/fake-aggregator.ts';
+import { freePort } from './support/services.ts';
 
 const ADMIN = 'admin-secret-token-1';
 const VIEWER = 'viewer-secret-token-2';
@@ -313,6 +315,33 @@ describe('MemorySessionStore', () => {
     const ids = new Set(await Promise.all(Array.from({ length: 100 }, () => store.create('t', { role: null, name: null }))));
     expect(ids.size).toBe(100);
     for (const id of ids) expect(id).toMatch(/^[A-Za-z0-9_-]{43}$/);
+  });
+});
+
+describe('RedisSessionStore', () => {
+  const identity = { role: 'admin', name: 'ada' } as const;
+
+  it('serves a request made the moment it starts, while its connection is still being made', async () => {
+    const redis = await integrationServer('REDIS_URL', 'redis://127.0.0.1:6379');
+    if (!redis.url) return;
+    const store = new RedisSessionStore({ url: redis.url, prefix: `bunryu-test-${process.pid}-${Date.now()}:`, idleMs: 60_000 });
+    try {
+      const id = await store.create(ADMIN, identity);
+      expect(await store.get(id)).toMatchObject({ token: ADMIN, ...identity });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('refuses with BUNRYU_NOT_READY within about a second when Redis is away', async () => {
+    const store = new RedisSessionStore({ url: `redis://127.0.0.1:${await freePort()}`, prefix: 'bunryu-test:', idleMs: 60_000 });
+    try {
+      const started = performance.now();
+      await expect(store.create(ADMIN, identity)).rejects.toMatchObject({ code: 'BUNRYU_NOT_READY' });
+      expect(performance.now() - started).toBeLessThan(3000);
+    } finally {
+      await store.close();
+    }
   });
 });
 

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { createError } from '@bunryu/core';
+import { redisReady } from '@bunryu/platform/redis';
 import { newSessionId, type Identity, type Session, type SessionStore } from './session-store.ts';
 
 export interface RedisSessionStoreOptions {
@@ -15,13 +16,17 @@ export interface RedisSessionStoreOptions {
  * whose expiry is the idle deadline, moved on each use (GETEX), so Redis forgets idle sessions by
  * itself. Keys hold the SHA-256 of the session id, never the cookie's value.
  */
+const CONNECT_TIMEOUT_MS = 2000;
+/** How long a request waits for a connection being made before it is refused with a 503. */
+const READY_WAIT_MS = 1000;
+
 export class RedisSessionStore implements SessionStore {
   readonly kind = 'redis';
   private readonly client: Redis;
 
   constructor(private readonly options: RedisSessionStoreOptions) {
     // A request fails fast while Redis is away instead of waiting for it.
-    this.client = new Redis(options.url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2000 });
+    this.client = new Redis(options.url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: CONNECT_TIMEOUT_MS });
     this.client.on('error', () => undefined); // reported through ping() and failing commands
   }
 
@@ -57,6 +62,7 @@ export class RedisSessionStore implements SessionStore {
   }
 
   private async run<T>(command: () => Promise<T>): Promise<T> {
+    await redisReady(this.client, READY_WAIT_MS);
     try {
       return await command();
     } catch (err) {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis, type ChainableCommander } from 'ioredis';
 import { BunryuError, createError, type EventDeclaration, type Experiment, type Holdout, type Route } from '@bunryu/core';
+import { redisReady } from '@bunryu/platform/redis';
 import {
   DEFAULT_AUDIT_MAX_ENTRIES,
   StaleWriteError,
@@ -411,23 +412,9 @@ export class RedisExperimentStore implements ExperimentStore {
     throw this.lost;
   }
 
-  /** Waits (at most the command timeout) for a connection being re-established. */
-  private async connected(): Promise<void> {
-    if (this.client.status === 'ready') return;
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.client.off('ready', done);
-        resolve();
-      };
-      const timer = setTimeout(done, this.timeoutMs);
-      this.client.once('ready', done);
-    });
-  }
-
   /** A command failing while Redis is unreachable or stalled is a 503 (try again), not a 500 (a bug). */
   private async call<T>(fn: () => Promise<T>): Promise<T> {
-    await this.connected();
+    await redisReady(this.client, this.timeoutMs);
     try {
       return await fn();
     } catch (err) {
