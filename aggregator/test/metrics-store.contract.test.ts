@@ -26,6 +26,13 @@ if (process.env.CLICKHOUSE_URL) {
   adapters.push(['clickhouse server', () => ClickHouseMetricsStore.open(clickHouseServerClient(url))], ['clickhouse server, no fold', () => ClickHouseMetricsStore.open(clickHouseServerClient(url), { fold: false })]);
 }
 
+/** A shadow event's pair (SPEC §13) as a gateway writes it. */
+const SHADOW_PAIR: NonNullable<Event['shadow']> = {
+  compare: 'scores',
+  primary: { params: { version: 'v1' }, status: 200, latencyMs: 4.5, output: [0.9, 0.1] },
+  shadow: { params: { version: 'v3' }, status: 200, latencyMs: 6.25, output: [0.8, 0.2] },
+};
+
 const runOfFile = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
 
 /** Compares the store's rows of one bucket with the reference, metric by metric. */
@@ -78,7 +85,11 @@ describe.each(adapters)('MetricsStore contract: ClickHouse adapter over %s', (na
     ];
     await put([...inWindow, behaviour(a, 'u1', since - 5000), behaviour(b, 'u1', since - 7000), exposure(`vol-${run}`, since + 40, [])]);
     await put(inWindow.slice(0, 2)); // redelivered
-    const rows = (await store.eventVolume(since)).filter((r) => r.type.startsWith(`vol_${run}`));
+    await put([behaviour('shadow', 'u1', since + 50, { route: 'r', requestId: `vol-${run}`, shadow: SHADOW_PAIR })]);
+    const all = await store.eventVolume(since);
+    expect(all.map((r) => r.type)).not.toContain('exposure');
+    expect(all.map((r) => r.type), 'the gateway writes shadow pairs: they are not behaviour').not.toContain('shadow');
+    const rows = all.filter((r) => r.type.startsWith(`vol_${run}`));
     expect(rows).toEqual([
       { type: a, events: 3, undeclared: 1, invalid: 1, lastTs: since + 30 },
       { type: b, events: 0, undeclared: 0, invalid: 0, lastTs: since - 7000 },

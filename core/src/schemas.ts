@@ -7,6 +7,14 @@ export const EVENT_TYPE_PATTERN = /^[a-z][a-z0-9_]{0,63}$/;
 
 export const Key = z.string().regex(KEY_PATTERN, 'must match ^[a-z0-9][a-z0-9._-]{0,63}$');
 
+/** Event types only the gateway writes: requests answered (SPEC §5) and shadow pairs (SPEC §13). */
+export const GATEWAY_EVENT_TYPES: readonly string[] = ['exposure', 'shadow'];
+/** A behaviour event's type, as a client sends it and the event catalogue declares it. */
+export const BehaviourEventType = z
+  .string()
+  .regex(EVENT_TYPE_PATTERN, 'must match ^[a-z][a-z0-9_]{0,63}$')
+  .refine((t) => !GATEWAY_EVENT_TYPES.includes(t), { error: (issue) => `${String(issue.input)} events are written by the gateway` });
+
 const JsonValue: z.ZodType<unknown> = z.json();
 export const Params = z.record(z.string().min(1).max(128), JsonValue);
 export type Params = z.infer<typeof Params>;
@@ -422,7 +430,7 @@ export type Event = z.infer<typeof Event>;
 /** What a client may send to the gateway's /v1/events; the gateway fills in the rest. */
 export const ClientEvent = z.strictObject({
   eventId: z.string().uuid().optional(),
-  type: z.string().regex(EVENT_TYPE_PATTERN, 'must match ^[a-z][a-z0-9_]{0,63}$').refine((t) => t !== 'exposure', 'exposure events are written by the gateway'),
+  type: BehaviourEventType,
   ts: z.number().int().min(0).optional(),
   unitId: UnitId,
   route: z.string().max(64).optional(),

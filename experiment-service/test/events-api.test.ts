@@ -75,6 +75,7 @@ describe.each(['file', 'redis'] as const)('event catalogue on the %s store', (ki
       const cases: [string, unknown, string][] = [
         ['/v1/events/Click', click, 'type'],
         ['/v1/events/exposure', click, 'type'],
+        ['/v1/events/shadow', click, 'type'],
         ['/v1/events/click', { ...click, owner: '' }, 'owner'],
         ['/v1/events/click', { ...click, description: undefined }, 'description'],
         ['/v1/events/click', { ...click, attributes: { position: { type: 'integer' } } }, 'attributes.position.type'],

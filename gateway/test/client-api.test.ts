@@ -94,12 +94,13 @@ describe('POST /v1/assign and POST /v1/events', () => {
           'not an object',
           { type: 'click', unitId: 'qa-user', route: 'recommend', extra: 1 },
           { type: 'click', unitId: 'qa-user', route: 'recommend' },
+          { type: 'shadow', unitId: 'u-5' },
         ],
       });
       expect(res.status).toBe(202);
       const body = await res.json();
       expect(body.accepted).toBe(3);
-      expect(body.rejected.map((r: { index: number }) => r.index)).toEqual([1, 3, 4, 5, 6, 7]);
+      expect(body.rejected.map((r: { index: number }) => r.index)).toEqual([1, 3, 4, 5, 6, 7, 9]);
       const byIndex = Object.fromEntries(body.rejected.map((r: { index: number; reason: string }) => [r.index, r.reason]));
       expect(byIndex[1]).toMatch(/^events\.1\.type:/);
       expect(byIndex[3]).toMatch(/^events\.3\.type: exposure events are written by the gateway/);
@@ -107,6 +108,7 @@ describe('POST /v1/assign and POST /v1/events', () => {
       expect(byIndex[5]).toBe('events.5.route: unknown route "nope"');
       expect(byIndex[7]).toMatch(/^events\.7/);
       expect(byIndex[7]).toMatch(/extra/);
+      expect(byIndex[9]).toMatch(/^events\.9\.type: shadow events are written by the gateway/);
 
       const events = await logged();
       expect(events.map((e) => e.type).sort()).toEqual(['click', 'click', 'dwell']);

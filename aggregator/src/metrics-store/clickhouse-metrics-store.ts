@@ -1,6 +1,7 @@
 import type { ClickHouseClient } from '@clickhouse/client';
+import { GATEWAY_EVENT_TYPES } from '@bunryu/core';
 import { PERCENTILES, type EventVolume, type ExposureFacts, type InterleavingFacts, type ShadowFacts, type MetricsStore, type SeriesQuery, type SeriesRow, type SliceRows, type StoredEvent } from './metrics-store.ts';
-import { SCHEMA } from './schema.ts';
+import { RETIRED_VIEWS, SCHEMA } from './schema.ts';
 import { buildSeriesQuery } from './series-query.ts';
 import { accumulate, decimalUnits, newSums, type Change, type Sums } from './changes.ts';
 import { DEFAULT_FOLD_OPTIONS, Folds, capped, foldable, type FoldOptions } from './fold.ts';
@@ -42,6 +43,12 @@ export class ClickHouseMetricsStore implements MetricsStore {
 
   static async open(client: ClickHouseClient, options: StoreOptions = {}): Promise<ClickHouseMetricsStore> {
     for (const statement of SCHEMA) await client.command({ query: statement });
+    for (const { view, cleanup } of RETIRED_VIEWS) {
+      const rs = await client.query({ query: 'SELECT count() AS n FROM system.tables WHERE database = currentDatabase() AND name = {view:String}', query_params: { view }, format: 'JSONEachRow' });
+      if (num((await rs.json<{ n: string | number }>())[0]?.n) === 0) continue;
+      await client.command({ query: `DROP VIEW IF EXISTS ${view}` });
+      await client.command({ query: cleanup });
+    }
     return new ClickHouseMetricsStore(client, options.maxQueryMemoryBytes ?? DEFAULT_QUERY_MEMORY_BYTES, options.fold ?? {});
   }
 
@@ -271,16 +278,16 @@ FROM (
     const rs = await this.client.query({
       query: `
 SELECT s.type AS type, s.lastTs AS lastTs, w.n AS n, w.undeclared AS undeclared, w.invalid AS invalid
-FROM (SELECT type, max(lastTs) AS lastTs FROM unit_events WHERE type != 'exposure' GROUP BY type) AS s
+FROM (SELECT type, max(lastTs) AS lastTs FROM unit_events WHERE type NOT IN {gateway:Array(String)} GROUP BY type) AS s
 LEFT JOIN (
   SELECT type, uniqExact(eventId) AS n,
     uniqExactIf(eventId, catalogue = 'undeclared') AS undeclared,
     uniqExactIf(eventId, catalogue = 'invalid') AS invalid
-  FROM events WHERE type != 'exposure' AND ts >= {since:Int64}
+  FROM events WHERE type NOT IN {gateway:Array(String)} AND ts >= {since:Int64}
   GROUP BY type
 ) AS w ON w.type = s.type
 ORDER BY type`,
-      query_params: { since: sinceTs },
+      query_params: { since: sinceTs, gateway: GATEWAY_EVENT_TYPES },
       format: 'JSONEachRow',
     });
     const rows = await rs.json<{ type: string; lastTs: string | number; n: string | number; undeclared: string | number; invalid: string | number }>();

@@ -1,13 +1,10 @@
-import { z } from 'zod';
-import { EVENT_TYPE_PATTERN, EventDeclaration, EventSchemaInput } from '@bunryu/core';
+import { BehaviourEventType, EventDeclaration, EventSchemaInput } from '@bunryu/core';
 import { catalogueDts, catalogueJsonSchema } from '../events/client-definitions.ts';
 import type { EventCatalogue } from '../events/event-catalogue.ts';
 import type { ExperimentStore } from '../store/experiment-store.ts';
 import { EventDeclarationList, NoBody } from '../openapi/schemas.ts';
 import { endpoint, type Endpoint } from './endpoint.ts';
 import { etagOf } from './if-match.ts';
-
-const EventType = z.string().regex(EVENT_TYPE_PATTERN, 'must match ^[a-z][a-z0-9_]{0,63}$').refine((t) => t !== 'exposure', 'exposure events are written by the gateway');
 
 /** SPEC §16: declare, list and approve behaviour events; the client definitions made from them. */
 export function eventEndpoints(catalogue: EventCatalogue, store: ExperimentStore): Endpoint<never>[] {
@@ -18,7 +15,7 @@ export function eventEndpoints(catalogue: EventCatalogue, store: ExperimentStore
       operationId: 'proposeEvent',
       summary: 'Declare a behaviour event or change its declaration (201 created, 200 otherwise); a new or changed declaration is `proposed` until approved, and the last approved one stays in force',
       role: 'editor',
-      params: { type: EventType },
+      params: { type: BehaviourEventType },
       body: EventSchemaInput,
       response: EventDeclaration,
       alsoAnswers: { 201: 'Created' },
@@ -68,7 +65,7 @@ export function eventEndpoints(catalogue: EventCatalogue, store: ExperimentStore
       operationId: 'getEvent',
       summary: 'One declaration; ETag is its version',
       role: 'viewer',
-      params: { type: EventType },
+      params: { type: BehaviourEventType },
       response: EventDeclaration,
       errors: ['BUNRYU_NOT_FOUND'],
       handler: async ({ params, reply }) => {
@@ -83,7 +80,7 @@ export function eventEndpoints(catalogue: EventCatalogue, store: ExperimentStore
       operationId: 'approveEvent',
       summary: 'Approve the proposed declaration (reviewer or admin); with If-Match, only the version the reviewer read',
       role: 'reviewer',
-      params: { type: EventType },
+      params: { type: BehaviourEventType },
       body: NoBody,
       ifMatch: 'optional',
       response: EventDeclaration,
