@@ -94,6 +94,11 @@ export const ShadowSpec = z.strictObject({
   percent: z.number().gt(0).max(100),
   upstream: HttpUrl.optional(),
   compare: z.string().min(1).max(64).default('predictions'),
+  /**
+   * How long a copy may take (default: the route's `timeoutMs`). No client waits for it, so it
+   * may be longer than the route's, to measure a slower model's latency rather than cut it off.
+   */
+  timeoutMs: z.number().int().min(1).max(120_000).optional(),
 });
 export type ShadowSpec = z.infer<typeof ShadowSpec>;
 

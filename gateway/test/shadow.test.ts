@@ -38,6 +38,8 @@ describe.each(['own', 'node'] as const)('shadow traffic (%s HTTP server)', (http
       route('all', primary.url, { defaultParams: { version: 'v1' }, timeoutMs: 2000, shadow: { params: { version: 'v3' }, percent: 100, upstream: shadow.url, compare: 'predictions' } }),
       route('some', primary.url, { defaultParams: { version: 'v1' }, shadow: { params: { version: 'v3' }, percent: 10, upstream: shadow.url, compare: 'predictions' } }),
       route('plain', primary.url, { defaultParams: { version: 'v1' } }),
+      route('hasty', primary.url, { defaultParams: { version: 'v1' }, timeoutMs: 150, shadow: { params: { version: 'v3' }, percent: 100, upstream: shadow.url, compare: 'predictions' } }),
+      route('patient', primary.url, { defaultParams: { version: 'v1' }, timeoutMs: 150, shadow: { params: { version: 'v3' }, percent: 100, upstream: shadow.url, compare: 'predictions', timeoutMs: 2000 } }),
     ];
     ready = await startReadyGateway(snapshot(1, routes), { GATEWAY_HTTP_SERVER: httpServer, GATEWAY_SHADOW_MAX_IN_FLIGHT: String(MAX_IN_FLIGHT) });
     ({ gw, tap } = ready);
@@ -90,6 +92,21 @@ describe.each(['own', 'node'] as const)('shadow traffic (%s HTTP server)', (http
       expect(JSON.parse(String(seen.headers['x-ab-params']))).toEqual({ version: 'v3' });
       expect(seen.headers['x-ab-shadow']).toBe('true');
       expect(seen.headers['x-request-id']).toBe(shadowed.requestId);
+    } finally {
+      shadowBehaviour.delayMs = 0;
+    }
+  });
+
+  it("gives a copy the route's timeout, or the shadow's own when it has one", async () => {
+    shadowBehaviour.delayMs = 400;
+    try {
+      const [hasty, patient] = [await call('hasty'), await call('patient')];
+      const events = await shadowEvents((es) => es.length >= 2);
+      const pair = (requestId: string) => events.find((e) => e.requestId === requestId)!.shadow!.shadow;
+      expect(pair(hasty.requestId)).toMatchObject({ status: 504 });
+      expect(pair(hasty.requestId).latencyMs).toBeLessThan(390);
+      expect(pair(patient.requestId)).toMatchObject({ status: 200, output: [0.3, 0.4] });
+      expect(pair(patient.requestId).latencyMs).toBeGreaterThanOrEqual(390);
     } finally {
       shadowBehaviour.delayMs = 0;
     }

@@ -23,6 +23,8 @@ export interface RouteShadow {
   threshold: number;
   upstream: Upstream;
   compare: string;
+  /** A copy's deadline: the shadow's own, else the route's. */
+  timeoutMs: number;
 }
 
 export function buildRouteTable(snapshot: ConfigSnapshot, pools: UpstreamPools): Map<string, RouteRuntime> {
@@ -40,6 +42,7 @@ export function buildRouteTable(snapshot: ConfigSnapshot, pools: UpstreamPools):
             threshold: Math.round(route.shadow.percent * 100),
             upstream: route.shadow.upstream ? pools.resolve(route.shadow.upstream) : pools.resolve(route.upstream),
             compare: route.shadow.compare ?? 'predictions',
+            timeoutMs: route.shadow.timeoutMs ?? route.timeoutMs,
           }
         : null,
     });

@@ -46,7 +46,7 @@ export class ShadowCalls {
 
   /**
    * Resolves once no copy is pending: a gateway stopping waits for them before its event log
-   * closes, so the pairs of requests it answered are written. Each copy ends by its route's
+   * closes, so the pairs of requests it answered are written. Each copy ends by its shadow's
    * timeout, so the wait does too.
    */
   idle(): Promise<void> {
@@ -85,7 +85,7 @@ export class ShadowCalls {
     headers.push('x-ab-shadow', 'true');
     const copy: ForwardRequest = { ...forwarded, headers, path: upstreamPath(shadow.upstream, route, rest) };
     const started = performance.now();
-    shadow.upstream.client.send(copy, route.timeoutMs, (failure: UpstreamFailure | null, response: UpstreamResponse | null) => {
+    shadow.upstream.client.send(copy, shadow.timeoutMs, (failure: UpstreamFailure | null, response: UpstreamResponse | null) => {
       this.inFlight--;
       const latencyMs = Math.round((performance.now() - started) * 1000) / 1000;
       const status = response !== null ? response.status : failure!.kind === 'timeout' ? 504 : 502;

@@ -172,7 +172,7 @@ export function RoutesPage({ who }) {
             ${(id, ep) => html`<textarea id=${id} class="mono json" rows="4" spellcheck="false" value=${form.fallbackText} onInput=${(e) => set({ fallbackText: e.currentTarget.value })} ...${ep}></textarea>`}
           <//>
         </div>
-        <${Field} name="shadow" label="Shadow (JSON, optional)" error=${errors.shadow} hint='{"params": {"version": "v3"}, "percent": 10, "upstream"?: "http://…", "compare"?: "predictions"}'>
+        <${Field} name="shadow" label="Shadow (JSON, optional)" error=${errors.shadow} hint='{"params": {"version": "v3"}, "percent": 10, "upstream"?: "http://…", "compare"?: "predictions", "timeoutMs"?: 5000}'>
           ${(id, ep) => html`<textarea id=${id} class="mono json" rows="3" spellcheck="false" value=${form.shadowText} onInput=${(e) => set({ shadowText: e.currentTarget.value })} ...${ep}></textarea>`}
         <//>
         <div class="form-actions">
