@@ -62,3 +62,14 @@ it('moves a store made before to the view without shadow pairs, keeping its othe
   const rs = await client.query({ query: "SELECT count() AS n FROM events WHERE type = 'shadow'", format: 'JSONEachRow' });
   expect(Number((await rs.json<{ n: number }>())[0]!.n), 'the pairs themselves stay in events').toBe(3);
 });
+
+it('finishes the move at the next start when the aggregator stopped between the drop and the delete', async () => {
+  const t = 1_800_000_100_000;
+  await client.command({ query: OLD_UNIT_EVENTS_VIEW });
+  await client.insert({ table: 'events', values: [pair('u5', t), behaviour('click', 'u5', t + 1)].map((e) => storedEvent(e).json), format: 'JSONEachRow' });
+  expect((await perType()).shadow).toBe(1);
+  await client.command({ query: 'DROP VIEW unit_events_mv' }); // the stop came here
+
+  await ClickHouseMetricsStore.open(client);
+  await expect.poll(perType, { timeout: 10_000 }).toEqual({ click: 5 });
+});

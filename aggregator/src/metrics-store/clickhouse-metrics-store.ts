@@ -43,11 +43,10 @@ export class ClickHouseMetricsStore implements MetricsStore {
 
   static async open(client: ClickHouseClient, options: StoreOptions = {}): Promise<ClickHouseMetricsStore> {
     for (const statement of SCHEMA) await client.command({ query: statement });
-    for (const { view, cleanup } of RETIRED_VIEWS) {
-      const rs = await client.query({ query: 'SELECT count() AS n FROM system.tables WHERE database = currentDatabase() AND name = {view:String}', query_params: { view }, format: 'JSONEachRow' });
-      if (num((await rs.json<{ n: string | number }>())[0]?.n) === 0) continue;
+    const count = async (query: string) => num((await (await client.query({ query, format: 'JSONEachRow' })).json<{ n: string | number }>())[0]?.n);
+    for (const { view, leftover, cleanup } of RETIRED_VIEWS) {
       await client.command({ query: `DROP VIEW IF EXISTS ${view}` });
-      await client.command({ query: cleanup });
+      if ((await count(leftover)) > 0) await client.command({ query: cleanup });
     }
     return new ClickHouseMetricsStore(client, options.maxQueryMemoryBytes ?? DEFAULT_QUERY_MEMORY_BYTES, options.fold ?? {});
   }
