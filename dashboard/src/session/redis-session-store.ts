@@ -11,15 +11,15 @@ export interface RedisSessionStoreOptions {
   idleMs: number;
 }
 
+const CONNECT_TIMEOUT_MS = 2000;
+/** How long a request waits for a connection being made before it is refused with a 503. */
+const READY_WAIT_MS = 1000;
+
 /**
  * Sessions in Redis, shared by every dashboard replica and kept across restarts. Each is one key
  * whose expiry is the idle deadline, moved on each use (GETEX), so Redis forgets idle sessions by
  * itself. Keys hold the SHA-256 of the session id, never the cookie's value.
  */
-const CONNECT_TIMEOUT_MS = 2000;
-/** How long a request waits for a connection being made before it is refused with a 503. */
-const READY_WAIT_MS = 1000;
-
 export class RedisSessionStore implements SessionStore {
   readonly kind = 'redis';
   private readonly client: Redis;
