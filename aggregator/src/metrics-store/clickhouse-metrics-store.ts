@@ -12,6 +12,13 @@ function num(v: unknown): number {
   return typeof v === 'number' ? v : Number(v);
 }
 
+/** The `n` of a query answering one row. */
+async function count(client: ClickHouseClient, query: string): Promise<number> {
+  const rs = await client.query({ query, format: 'JSONEachRow' });
+  const [row] = await rs.json<{ n: string | number }>();
+  return num(row?.n);
+}
+
 /**
  * The ClickHouse adapter of the MetricsStore port, over any @clickhouse/client connection: chdb
  * in-process (`createChdbConnection`) or a server URL, made by `clickhouse-client.ts` (whose JSON
@@ -43,10 +50,9 @@ export class ClickHouseMetricsStore implements MetricsStore {
 
   static async open(client: ClickHouseClient, options: StoreOptions = {}): Promise<ClickHouseMetricsStore> {
     for (const statement of SCHEMA) await client.command({ query: statement });
-    const count = async (query: string) => num((await (await client.query({ query, format: 'JSONEachRow' })).json<{ n: string | number }>())[0]?.n);
     for (const { view, leftover, cleanup } of RETIRED_VIEWS) {
       await client.command({ query: `DROP VIEW IF EXISTS ${view}` });
-      if ((await count(leftover)) > 0) await client.command({ query: cleanup });
+      if ((await count(client, leftover)) > 0) await client.command({ query: cleanup });
     }
     return new ClickHouseMetricsStore(client, options.maxQueryMemoryBytes ?? DEFAULT_QUERY_MEMORY_BYTES, options.fold ?? {});
   }
@@ -295,9 +301,7 @@ ORDER BY type`,
 
   /** Rows in the raw table (every delivery, before merges drop copies): what the benchmark polls. */
   async countEvents(): Promise<number> {
-    const rs = await this.client.query({ query: 'SELECT count() AS n FROM events', format: 'JSONEachRow' });
-    const [row] = await rs.json<{ n: string }>();
-    return num(row?.n);
+    return count(this.client, 'SELECT count() AS n FROM events');
   }
 
   async ping(): Promise<void> {
